@@ -1,0 +1,46 @@
+"""One call that runs torch on a case, builds the expected gradients, and judges them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from oracles.case import GradCase
+from oracles.gradient_oracle import expected_gradients
+from oracles.render import run_torch
+from oracles.report import derivative_note, failure_message, reproducer
+from oracles.verdict import ElementVerdict, Verdict, judge
+
+
+@dataclass
+class CheckOutcome:
+    case: GradCase
+    verdicts: list[ElementVerdict]
+    device: str = "cpu"
+
+    @property
+    def wrong(self) -> list[ElementVerdict]:
+        return [v for v in self.verdicts if v.verdict is Verdict.WRONG]
+
+
+def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None):
+    """Run the drawn torch program and backpropagate from the sum of its output (exact ones as grad)."""
+    leaves = case.make_leaves(device)
+    out = run_torch(case.expr, leaves, overrides)
+    out.sum().backward()
+    return [leaf.grad for leaf in leaves]
+
+
+def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None) -> CheckOutcome:
+    grads = torch_gradients(case, device, overrides)
+    return CheckOutcome(case, judge(case, grads, expected_gradients(case)), device)
+
+
+def assert_gradients_match(outcome: CheckOutcome) -> None:
+    """Raise an AssertionError naming every wrong element, with the derivative and a reproducer as notes."""
+    __tracebackhide__ = True
+    if outcome.wrong:
+        error = AssertionError(failure_message(outcome.case, outcome.verdicts))
+        error.add_note(derivative_note(outcome.case))
+        error.add_note("Reproduce with:\n" + reproducer(outcome.case, outcome.device))
+        raise error

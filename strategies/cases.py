@@ -1,0 +1,33 @@
+"""Whole test cases: an expression over 1-4 inputs, their broadcastable shapes and exact values."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from hypothesis import strategies as st
+
+from oracles.case import GradCase, numel
+from oracles.dtypes import format_named
+from oracles.expr import Expr
+from strategies.expressions import compositions
+from strategies.shapes import input_shapes
+from strategies.values import leaf_values
+
+MAX_INPUTS = 4
+
+
+@st.composite
+def grad_cases(draw, dtype: str, expressions: Callable[[int], st.SearchStrategy[Expr]] = compositions,
+               max_inputs: int = MAX_INPUTS) -> GradCase:
+    """`expressions(n_inputs)` gives the expression strategy (default: op-table compositions)."""
+    fmt = format_named(dtype)
+    if not 1 <= max_inputs <= MAX_INPUTS:
+        raise ValueError(f"max_inputs must be in 1..{MAX_INPUTS}, got {max_inputs!r}")
+    n_inputs = draw(st.integers(1, max_inputs), label="number of inputs")
+    expr = draw(expressions(n_inputs), label="expression")
+    shapes = draw(input_shapes(n_inputs), label="shapes")
+    values = tuple(
+        tuple(draw(st.lists(leaf_values(fmt), min_size=numel(s), max_size=numel(s)), label=f"x{i} values"))
+        for i, s in enumerate(shapes)
+    )
+    return GradCase(expr, shapes, values, dtype)

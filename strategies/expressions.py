@@ -1,0 +1,114 @@
+"""Random compositions of the op table, with every argument inside its op's domain by construction.
+
+`compositions(n_vars)` draws a tree: each node is an input (shrink target) or an op of the table whose
+arguments are subtrees built for that op's domains:
+- REAL: any subtree;
+- POSITIVE: a subtree passed through a positive-valued wrapper (`e ** 2 + 1`, `torch.cosh(e)`);
+- NONZERO: a POSITIVE subtree, possibly negated;
+- UNIT: `torch.tanh(e) * 0.75` or `torch.sin(e) * 0.5`, inside (-0.9, 0.9) with margin for rounding.
+maximum/minimum compare a subtree with itself plus a NONZERO offset, so they never tie.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from hypothesis import strategies as st
+
+from oracles.expr import Apply, Const, Expr, Var
+from oracles.ops import OPS, Domain, OpSpec
+
+SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)
+POSITIVE_BASES = (2.0, 0.5, 3.0, 1.5, 10.0)
+# pow with a constant exponent, by the base's domain the exponent needs.
+EXPONENTS = {
+    Domain.REAL: (2.0, 3.0, 4.0, 1.0),
+    Domain.NONZERO: (-1.0, -2.0, -3.0),
+    Domain.POSITIVE: (0.5, -0.5, 1.5, 1 / 3, 2 / 3, -1 / 3, 2.5),
+}
+POSITIVE_SHIFTS = (1.0, 0.5, 2.0)
+DEFAULT_DEPTH = 3
+
+
+def _spelling(draw, op: OpSpec, const_first: bool = False, const_second: bool = False) -> int:
+    valid = [
+        i for i, s in enumerate(op.spellings)
+        if (s.const_first or not const_first) and (s.const_second or not const_second)
+    ]
+    return draw(st.sampled_from(valid), label=f"{op.name} spelling")
+
+
+def _apply(draw, name: str, *args: Expr) -> Apply:
+    const_first = isinstance(args[0], Const)
+    const_second = len(args) > 1 and isinstance(args[1], Const)
+    return Apply(name, tuple(args), _spelling(draw, OPS[name], const_first, const_second))
+
+
+def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]) -> Expr:
+    inner = _expr(draw, depth, n_vars, ops)
+    if domain is Domain.REAL:
+        return inner
+    if domain is Domain.UNIT:
+        squash, scale = draw(st.sampled_from([("tanh", 0.75), ("sin", 0.5)]), label="unit wrapper")
+        return _apply(draw, "mul", _apply(draw, squash, inner), Const(scale))
+    kind = draw(st.sampled_from(["square_plus", "cosh"]), label="positive wrapper")
+    if kind == "square_plus":
+        shift = draw(st.sampled_from(POSITIVE_SHIFTS), label="shift")
+        square = draw(st.sampled_from(["pow", "square"]), label="square spelling")
+        squared = _apply(draw, "pow_scalar", inner, Const(2.0)) if square == "pow" else _apply(draw, "square", inner)
+        positive = _apply(draw, "add", squared, Const(shift))
+    else:
+        positive = _apply(draw, "cosh", inner)
+    if domain is Domain.NONZERO and draw(st.booleans(), label="negate"):
+        return _apply(draw, "neg", positive)
+    return positive
+
+
+def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) -> tuple[Expr, ...]:
+    sub = depth - 1
+    if op.operands == "exponent":
+        base_domain = draw(st.sampled_from(list(EXPONENTS)), label="exponent kind")
+        exponent = draw(st.sampled_from(EXPONENTS[base_domain]), label="exponent")
+        return _in_domain(draw, base_domain, sub, n_vars, ops), Const(exponent)
+    if op.operands == "ordered":
+        a = _expr(draw, sub, n_vars, ops)
+        b = _apply(draw, "add", a, _in_domain(draw, Domain.NONZERO, sub, n_vars, ops))
+        return (a, b) if draw(st.booleans(), label="larger first") else (b, a)
+    if op.name == "pow" and draw(st.booleans(), label="constant base"):
+        return Const(draw(st.sampled_from(POSITIVE_BASES), label="base")), _expr(draw, sub, n_vars, ops)
+    if op.operands == "scalar":
+        where = draw(st.sampled_from(["none", "second", "first"]), label="scalar operand")
+        if where != "none":
+            value = draw(st.sampled_from(SCALAR_OPERANDS), label="scalar")
+            other = _in_domain(draw, op.domains[0] if where == "second" else op.domains[1], sub, n_vars, ops)
+            return (other, Const(value)) if where == "second" else (Const(value), other)
+    return tuple(_in_domain(draw, d, sub, n_vars, ops) for d in op.domains)
+
+
+def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = None) -> Expr:
+    if root is None and (depth <= 0 or draw(st.sampled_from(["input", "op"]), label="node") == "input"):
+        return Var(draw(st.integers(0, n_vars - 1), label="input"))
+    name = root or draw(st.sampled_from(ops), label="op")
+    op = OPS[name]
+    args = _arguments(draw, op, depth, n_vars, ops)
+    return Apply(name, args, _spelling(draw, op, isinstance(args[0], Const),
+                                       len(args) > 1 and isinstance(args[1], Const)))
+
+
+def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str] | None = None,
+                 root: str | None = None) -> st.SearchStrategy[Expr]:
+    """Trees over inputs x0..x{n_vars-1}; `root` fixes the top op (to focus a test on one op)."""
+    if n_vars < 1:
+        raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
+    if max_depth < 0:
+        raise ValueError(f"max_depth must be at least 0, got {max_depth!r}")
+    ops = tuple(ops) if ops is not None else tuple(OPS)
+    for name in ops + ((root,) if root else ()):
+        if name not in OPS:
+            raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
+
+    @st.composite
+    def draw_tree(draw):
+        return _expr(draw, max(max_depth, 1) if root else max_depth, n_vars, ops, root)
+
+    return draw_tree()
