@@ -101,6 +101,10 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.Abs: abs,
     sympy.sign: lambda v: arb(_certain_sign(v)),
     sympy.Heaviside: _heaviside,
+    # SymPy writes |f|' as sign(re f)·(re f)' + ... when it cannot prove f real (asin, acos, log);
+    # at our points every value is real (arb returns NaN, i.e. "singular", where it is not).
+    sympy.re: lambda v: v,
+    sympy.im: lambda v: arb(0) if v.is_finite() else arb.nan(),
 }
 
 

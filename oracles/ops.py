@@ -224,18 +224,34 @@ def _atan2_grads(F, args, y):
     return (F.mul(b, recip), -F.mul(a, recip))
 
 
+def _atan2_forward(F, y, x):
+    # The value jumps across the branch cut y = 0, x < 0 (and ±0 pick the side).
+    if y.contains(0) and not x > 0:
+        raise Singular("atan2 on its branch cut")
+    return F.round(arb.atan2(y, x), OPS["atan2"].k)
+
+
+# y bounded away from 0: every quadrant, never the origin nor the branch cut.
 _op("atan2", _binary_spellings("atan2", const_second=False)
     + [Spelling("torch.arctan2({0}, {1})", torch.arctan2, const_second=False)],
-    sympy.atan2, lambda F, a, b: F.round(arb.atan2(a, b), OPS["atan2"].k), _atan2_grads, (R, NZ), ulps=2)
+    sympy.atan2, _atan2_forward, _atan2_grads, (NZ, R), ulps=2)
 # hypot: grad * self / result, grad * other / result
 _op("hypot", _binary_spellings("hypot", const_second=False),
     lambda a, b: sympy.sqrt(a**2 + b**2),
     lambda F, a, b: F.round((a * a + b * b).sqrt(), OPS["hypot"].k),
     lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=1)
+def _logaddexp_forward(F, a, b):
+    # torch: m = max(a, b); m + log1p(exp(-|a - b|)). The final sum can cancel (a = b = -log 2 / 2),
+    # so the kernel is accurate relative to |m| + log1p(...), not to the result.
+    m = a.max(b)
+    tail = F.round(F.round((-abs(F.sub(a, b))).exp(), 2).log1p(), 2)
+    return F.add(m, tail)
+
+
 # logaddexp: grad / (1 + exp(other - self)), grad / (1 + exp(self - other))
 _op("logaddexp", _binary_spellings("logaddexp", const_second=False),
     lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)),
-    lambda F, a, b: F.round((a.exp() + b.exp()).log(), OPS["logaddexp"].k),
+    _logaddexp_forward,
     lambda F, args, y: (F.div(ONE, F.add(ONE, F.round(F.sub(args[1], args[0]).exp(), 2))),
                         F.div(ONE, F.add(ONE, F.round(F.sub(args[0], args[1]).exp(), 2)))),
     (R, R), ulps=2)

@@ -22,18 +22,29 @@ class Singular(Exception):
     """The point is (or, within the rounding model, may be) a kink, tie, pole or branch point."""
 
 
+class Overflow(Exception):
+    """A value torch computes on the way may exceed the dtype's finite range."""
+
+
 class RoundingModel:
     def __init__(self, fmt: FloatFormat):
         self.format = fmt
         self.u = arb(fmt.unit_roundoff)
         self.eta = arb(fmt.min_subnormal)
+        self.limit = arb(fmt.max_finite)
 
     def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:
         """`value` after one operation whose relative error is at most k·u (of `magnitude`, default |value|)."""
         if k == 0:
-            return value
+            return self.in_range(value)
         mag = value.abs_upper() if magnitude is None else magnitude
-        return value + arb(0, k * (self.u * mag + self.eta))
+        return self.in_range(value + arb(0, k * (self.u * mag + self.eta)))
+
+    def in_range(self, value: arb) -> arb:
+        """`value`, unless torch could overflow computing it (then nothing can be said)."""
+        if not value.is_finite() or value.abs_upper() > self.limit:
+            raise Overflow(f"a value may exceed the {self.format.name} range ({value.str(3)})")
+        return value
 
     # Correctly rounded IEEE operations (k = 1). Sums are widened by |a| + |b| rather than |a + b|, so
     # the enclosure does not depend on the order in which torch happens to accumulate terms.

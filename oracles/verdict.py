@@ -1,7 +1,7 @@
 """Judging torch's `.grad` against the expected gradients, element by element.
 
 - verified: torch lies inside the enclosure, and the enclosure is tight enough to say something
-  (narrower than the exact value's magnitude, or the exact value is 0);
+  (its half-width below the exact value's magnitude, or the exact value is 0);
 - wrong: torch lies outside (NaN/inf where a finite value is expected included), or `.grad` has the
   wrong shape/dtype, or is set for an input outside the graph (or missing for one inside);
 - unverified: singular point, possible overflow, or an enclosure too wide to judge. Counted, never passed
@@ -65,7 +65,8 @@ def judge_element(leaf: int, index, torch_value: float, expected) -> ElementVerd
     base = dict(torch_value=torch_value, exact=exact_f, bound=bound)
     if not math.isfinite(torch_value) or not enclosure.contains(arb(torch_value)):
         return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
-    if not exact.is_zero() and not bound < abs(exact_f):
+    # A ball around 0 (radius ~2^-192) is an exact zero for any float comparison: judged absolutely.
+    if not exact.contains(0) and not bound < abs(exact_f):
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, reason="bound wider than the value", **base)
     return ElementVerdict(leaf, index, Verdict.VERIFIED, **base)
 

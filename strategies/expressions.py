@@ -85,8 +85,13 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
     return tuple(_in_domain(draw, d, sub, n_vars, ops) for d in op.domains)
 
 
-def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = None) -> Expr:
-    if root is None and (depth <= 0 or draw(st.sampled_from(["input", "op"]), label="node") == "input"):
+# Below the root, a node is an op twice as often as an input; inputs come first so trees shrink.
+_NODE_KINDS = ("input", "op", "op")
+
+
+def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = None,
+          top: bool = False) -> Expr:
+    if depth <= 0 or (not top and draw(st.sampled_from(_NODE_KINDS), label="node") == "input"):
         return Var(draw(st.integers(0, n_vars - 1), label="input"))
     name = root or draw(st.sampled_from(ops), label="op")
     op = OPS[name]
@@ -97,7 +102,8 @@ def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = 
 
 def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str] | None = None,
                  root: str | None = None) -> st.SearchStrategy[Expr]:
-    """Trees over inputs x0..x{n_vars-1}; `root` fixes the top op (to focus a test on one op)."""
+    """Trees over inputs x0..x{n_vars-1} with an op at the root; `root` fixes which (to focus a test
+    on one op). Arguments are drawn up to `max_depth` levels deep (domain wrappers add a level)."""
     if n_vars < 1:
         raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
     if max_depth < 0:
@@ -108,7 +114,7 @@ def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str]
             raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
 
     @st.composite
-    def draw_tree(draw):
-        return _expr(draw, max(max_depth, 1) if root else max_depth, n_vars, ops, root)
+    def draw_tree(draw):  # the root is always an op: a bare input tests nothing
+        return _expr(draw, max(max_depth, 1), n_vars, ops, root, top=True)
 
     return draw_tree()
