@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+import torch
+
 from oracles.case import GradCase
 from oracles.gradient_oracle import expected_gradients
 from oracles.render import run_torch
@@ -23,17 +25,24 @@ class CheckOutcome:
         return [v for v in self.verdicts if v.verdict is Verdict.WRONG]
 
 
-def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None):
-    """Run the drawn torch program and backpropagate from the sum of its output (exact ones as grad)."""
+def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
+                    upstream: tuple[float, ...] | None = None):
+    """Run the drawn torch program and backpropagate: from the sum of its output (grad of exact ones),
+    or with `gradient=upstream` (row-major over the output shape)."""
     leaves = case.make_leaves(device)
     out = run_torch(case.expr, leaves, overrides)
-    out.sum().backward()
+    if upstream is None:
+        out.sum().backward()
+    else:
+        gradient = torch.tensor(upstream, dtype=torch.float64).reshape(out.shape).to(out)
+        out.backward(gradient=gradient)
     return [leaf.grad for leaf in leaves]
 
 
-def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None) -> CheckOutcome:
-    grads = torch_gradients(case, device, overrides)
-    return CheckOutcome(case, judge(case, grads, expected_gradients(case)), device)
+def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
+               upstream: tuple[float, ...] | None = None) -> CheckOutcome:
+    grads = torch_gradients(case, device, overrides, upstream)
+    return CheckOutcome(case, judge(case, grads, expected_gradients(case, upstream)), device)
 
 
 def assert_gradients_match(outcome: CheckOutcome) -> None:

@@ -89,8 +89,14 @@ def _backward(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[i
         _backward(child, grad, model, into)
 
 
-def expected_gradients(case: GradCase) -> list[ExpectedGrad]:
+def expected_gradients(case: GradCase, upstream: tuple[float, ...] | None = None) -> list[ExpectedGrad]:
+    """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
+    over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
     model = RoundingModel(case.format)
+    out_points = list(all_indices(case.output_shape))
+    if upstream is not None and len(upstream) != len(out_points):
+        raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
     used = case.used
     expected = [
         ExpectedGrad(i, i in used, derivative(case.expr, i) if i in used else None)
@@ -101,11 +107,12 @@ def expected_gradients(case: GradCase) -> list[ExpectedGrad]:
     contributions = {i: [[] for _ in range(numel(case.shapes[i]))] for i in used}
     failures = {i: {} for i in used}
     n_vars = len(case.shapes)
-    for out_index in all_indices(case.output_shape):
+    for out_flat, out_index in enumerate(out_points):
         point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(n_vars))
+        weight = ONE if upstream is None else arb(upstream[out_flat])
         try:
             contributions_here: dict[int, list[arb]] = {}
-            _backward(_forward(case.expr, point, model), ONE, model, contributions_here)
+            _backward(_forward(case.expr, point, model), weight, model, contributions_here)
             status, reason = Status.OK, ""
         except Singular as exc:
             status, reason = Status.SINGULAR, str(exc)
@@ -117,7 +124,7 @@ def expected_gradients(case: GradCase) -> list[ExpectedGrad]:
                 failures[i][flat] = (status, reason)
                 continue
             try:
-                exact = exact_fns[i](point)
+                exact = weight * exact_fns[i](point)
             except Singular as exc:
                 failures[i][flat] = (Status.SINGULAR, f"exact derivative: {exc}")
                 continue
