@@ -12,6 +12,7 @@ import sympy
 import torch
 from hypothesis import HealthCheck, settings
 
+from oracles import run_report
 from oracles.dtypes import FORMATS
 from oracles.verdict import Verdict, VerdictCounts
 
@@ -52,6 +53,9 @@ def pytest_addoption(parser):
     group.addoption("--device", default="cpu", help="torch device to run on: cpu (default) or cuda")
     group.addoption("--examples", default=None,
                     help="override the profile's max_examples for every property test (a positive integer)")
+    group.addoption("--report-json", default=None, metavar="PATH",
+                    help="write the run report (per check x op x dtype: examples, verdicts, worst errors, "
+                         "failures with reproducers, versions) as JSON to PATH")
 
 
 def _parse_dtypes(text: str) -> list[str]:
@@ -95,7 +99,10 @@ def pytest_configure(config):
     if examples is not None:
         settings.register_profile("with-examples", parent=settings(), max_examples=examples)
         settings.load_profile("with-examples")
-    config.gradoracle_counts = defaultdict(VerdictCounts)
+    config.gradoracle_counts = defaultdict(VerdictCounts)  # (check, op, dtype) -> tally
+    report_path = config.getoption("report_json")
+    if report_path is not None:
+        config.gradoracle_report_path = run_report.validate_path(report_path)
 
 
 def pytest_report_header(config):
@@ -118,20 +125,55 @@ def device(request) -> str:
     return request.config.gradoracle_device
 
 
+def _tally_key(item) -> tuple[str, str, str]:
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    return item.originalname, str(params.get("op", "-")), str(params.get("dtype", "-"))
+
+
 @pytest.fixture
 def verdict_log(request):
     """Tallies verdicts over all examples of one test; fails the test if most points were unverified."""
     counts = VerdictCounts()
     yield counts
-    request.config.gradoracle_counts[request.node.originalname].counts.update(counts.counts)
-    request.config.gradoracle_counts[request.node.originalname].reasons.update(counts.reasons)
+    request.config.gradoracle_counts[_tally_key(request.node)].merge(counts)
     if counts.total and counts.unverified_fraction > MAX_UNVERIFIED_FRACTION:
         pytest.fail(f"{counts.unverified_fraction:.0%} of gradient elements were unverified "
                     f"(limit {MAX_UNVERIFIED_FRACTION:.0%}): {counts.summary()}", pytrace=False)
 
 
-# verdict_log accumulates across the examples of one test on purpose.
-FIXTURE_HEALTH = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the (shrunk) failure text, reproducer included, for the run report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and "verdict_log" in getattr(item, "fixturenames", ()):
+        error = call.excinfo.value
+        text = "\n".join([str(error), *getattr(error, "__notes__", [])])
+        item.config.gradoracle_counts[_tally_key(item)].add_failure(text)
+
+
+# pytest-xdist: each worker sends its tallies to the controller, which reports for the whole run.
+def pytest_sessionfinish(session):
+    config = session.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["gradoracle_counts"] = run_report.tallies_to_json(config.gradoracle_counts)
+    elif getattr(config, "gradoracle_report_path", None):
+        run_report.write(config.gradoracle_report_path, config.gradoracle_counts, config)
+
+
+def pytest_testnodedown(node, error):
+    data = getattr(node, "workeroutput", {}).get("gradoracle_counts")
+    if data:
+        for key, counts in run_report.tallies_from_json(data).items():
+            node.config.gradoracle_counts[key].merge(counts)
+
+
+def FIXTURE_HEALTH(test):  # noqa: N802 - reads as a decorator constant
+    """Allow function-scoped fixtures in a @given test: verdict_log accumulates across its examples on
+    purpose. Built when the test module is imported (after the profile is loaded), not here: a settings
+    object made at conftest import would freeze the default profile's max_examples."""
+    return settings(suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -139,11 +181,15 @@ def pytest_terminal_summary(terminalreporter, config):
     if not tallies:
         return
     terminalreporter.section("gradoracle verdicts (gradient elements)")
+    by_check: dict[str, VerdictCounts] = defaultdict(VerdictCounts)
+    for (check, _op, _dtype), counts in tallies.items():
+        by_check[check].merge(counts)
     total = VerdictCounts()
-    for test, counts in sorted(tallies.items()):
-        terminalreporter.write_line(f"{test}: {counts.summary()}")
-        total.counts.update(counts.counts)
-        total.reasons.update(counts.reasons)
+    for check, counts in sorted(by_check.items()):
+        terminalreporter.write_line(f"{check}: {counts.summary()}")
+        total.merge(counts)
     terminalreporter.write_line(
-        f"all: {total.summary()} (unverified {total.unverified_fraction:.2%}, "
-        f"wrong {total.counts[Verdict.WRONG]})")
+        f"all: {total.summary()} (unverified {total.unverified_fraction:.2%}, wrong {total.counts[Verdict.WRONG]})")
+    path = getattr(config, "gradoracle_report_path", None)
+    if path:
+        terminalreporter.write_line(f"run report written to {path}")

@@ -60,9 +60,24 @@ _RELATIONS = {
 }
 
 
-def _condition(cond: sympy.Basic) -> Callable:
-    if cond is sympy.true:
-        return lambda env: True
+def _condition(cond: sympy.Basic) -> Callable[[tuple[arb, ...]], bool]:
+    """A Piecewise condition, decided for every value in the balls; undecidable means the point is on
+    (or, within the balls, near) a branch boundary, which raises `Singular`."""
+    if cond is sympy.true or cond is sympy.false:
+        value = bool(cond)
+        return lambda env: value
+    if isinstance(cond, sympy.Not):
+        inner = _condition(cond.args[0])
+        return lambda env: not inner(env)
+    if isinstance(cond, (sympy.And, sympy.Or)):
+        parts = [_condition(arg) for arg in cond.args]
+        combine = all if isinstance(cond, sympy.And) else any
+        return lambda env: combine(part(env) for part in parts)
+    if isinstance(cond, sympy.ITE):
+        test, then, otherwise = (_condition(arg) for arg in cond.args)
+        return lambda env: then(env) if test(env) else otherwise(env)
+    if type(cond) not in _RELATIONS:
+        raise NotImplementedError(f"the exact evaluator has no rule for the condition {cond}")
     relation = _RELATIONS[type(cond)]
     lhs, rhs = compile_sympy(cond.lhs), compile_sympy(cond.rhs)
 

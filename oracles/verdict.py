@@ -19,6 +19,7 @@ import torch
 from flint import arb
 
 from oracles.case import GradCase, all_indices
+from oracles.dtypes import FloatFormat
 from oracles.gradient_oracle import ExpectedGrad, Status
 
 
@@ -37,6 +38,19 @@ class ElementVerdict:
     exact: float | None = None
     bound: float | None = None  # max distance from the exact value to the enclosure's edge
     reason: str = ""
+    ulp: float | None = None  # spacing of the dtype at the exact value
+
+    @property
+    def error_ulps(self) -> float | None:
+        err = self.abs_error
+        return None if err is None or not self.ulp else err / self.ulp
+
+    @property
+    def error_over_bound(self) -> float | None:
+        err = self.abs_error
+        if err is None or self.bound is None:
+            return None
+        return err / self.bound if self.bound > 0 else (0.0 if err == 0 else math.inf)
 
     @property
     def abs_error(self) -> float | None:
@@ -57,12 +71,20 @@ def _bound(exact: arb, enclosure: arb) -> float:
     return float(max(hi - exact, exact - lo).upper())
 
 
-def judge_element(leaf: int, index, torch_value: float, expected) -> ElementVerdict:
+def ulp_of(value: float, fmt: FloatFormat) -> float:
+    """Spacing of `fmt` near `value` (the subnormal spacing below the normal range)."""
+    smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
+    if value == 0 or abs(value) < smallest_normal or not math.isfinite(value):
+        return fmt.min_subnormal
+    return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
+
+
+def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatFormat) -> ElementVerdict:
     if expected.status is not Status.OK:
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason=expected.status.value)
     exact, enclosure = expected.exact, expected.enclosure
     exact_f, bound = float(exact.mid()), _bound(exact, enclosure)
-    base = dict(torch_value=torch_value, exact=exact_f, bound=bound)
+    base = dict(torch_value=torch_value, exact=exact_f, bound=bound, ulp=ulp_of(exact_f, fmt))
     if not math.isfinite(torch_value) or not enclosure.contains(arb(torch_value)):
         return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
     # A ball around 0 (radius ~2^-192) is an exact zero for any float comparison: judged absolutely.
@@ -91,26 +113,70 @@ def judge(case: GradCase, grads: list[torch.Tensor | None], expected: list[Expec
             continue
         values = grad.detach().to("cpu", torch.float64).reshape(-1).tolist()
         for flat, (index, element) in enumerate(zip(all_indices(shape), exp.elements)):
-            verdicts.append(judge_element(exp.leaf, index, values[flat], element))
+            verdicts.append(judge_element(exp.leaf, index, values[flat], element, case.format))
     return verdicts
 
 
-@dataclass
 class VerdictCounts:
-    """Tally across examples, for the summary line and the unverified-fraction check."""
+    """Tally across the examples of one check: verdict counts, why points were unverified, the worst
+    error seen (in ulps of the dtype and relative to the bound) and failure reports. Mergeable, and
+    JSON-able for the run report and for pytest-xdist workers."""
 
-    counts: Counter
-    reasons: Counter
+    MAX_FAILURES = 5
 
     def __init__(self):
-        self.counts = Counter()
-        self.reasons = Counter()
+        self.examples = 0
+        self.counts: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.worst_ulps = 0.0
+        self.worst_over_bound = 0.0
+        self.failures: list[str] = []
 
     def add(self, verdicts: list[ElementVerdict]) -> None:
+        self.examples += 1
         for v in verdicts:
             self.counts[v.verdict] += 1
             if v.verdict is Verdict.UNVERIFIED:
                 self.reasons[v.reason] += 1
+                continue
+            if v.error_ulps is not None:
+                self.worst_ulps = max(self.worst_ulps, v.error_ulps)
+            if v.error_over_bound is not None:
+                self.worst_over_bound = max(self.worst_over_bound, v.error_over_bound)
+
+    def add_failure(self, text: str) -> None:
+        if len(self.failures) < self.MAX_FAILURES:
+            self.failures.append(text)
+
+    def merge(self, other: "VerdictCounts") -> None:
+        self.examples += other.examples
+        self.counts.update(other.counts)
+        self.reasons.update(other.reasons)
+        self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
+        self.worst_over_bound = max(self.worst_over_bound, other.worst_over_bound)
+        for failure in other.failures:
+            self.add_failure(failure)
+
+    def to_json(self) -> dict:
+        return {
+            "examples": self.examples,
+            **{v.value: self.counts[v] for v in Verdict},
+            "unverified_reasons": dict(self.reasons),
+            "worst_error_ulps": self.worst_ulps,
+            "worst_error_over_bound": self.worst_over_bound,
+            "failures": list(self.failures),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "VerdictCounts":
+        counts = cls()
+        counts.examples = data["examples"]
+        counts.counts = Counter({v: data[v.value] for v in Verdict})
+        counts.reasons = Counter(data["unverified_reasons"])
+        counts.worst_ulps = data["worst_error_ulps"]
+        counts.worst_over_bound = data["worst_error_over_bound"]
+        counts.failures = list(data["failures"])
+        return counts
 
     @property
     def total(self) -> int:
@@ -121,7 +187,9 @@ class VerdictCounts:
         return self.counts[Verdict.UNVERIFIED] / self.total if self.total else 0.0
 
     def summary(self) -> str:
-        parts = [f"{self.counts[v]} {v.value}" for v in Verdict]
+        parts = [f"{self.examples} examples", *(f"{self.counts[v]} {v.value}" for v in Verdict)]
+        if self.total:
+            parts.append(f"worst {self.worst_ulps:.3g} ulp / {self.worst_over_bound:.2g} of bound")
         if self.reasons:
             parts.append("unverified because: " + ", ".join(f"{r} {n}" for r, n in self.reasons.most_common()))
         return "; ".join(parts)
