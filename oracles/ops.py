@@ -115,11 +115,18 @@ _op("neg", [Spelling("-{0}", lambda a: -a), *_unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
     lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,))
 # pow(Tensor, Scalar): grad * exponent * self.pow(exponent - 1); integer, negative and rational exponents
+def _power(base: arb, exponent: arb) -> arb:
+    """base ** exponent; an exact integer exponent needs no logarithm (so 0 ** 2 and (-2) ** 3 work)."""
+    if exponent.is_exact() and exponent.is_integer():
+        return base ** int(exponent.unique_fmpz())
+    return base**exponent
+
+
 _op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow({0}, {1})", torch.pow),
                    Spelling("{0}.pow({1})", lambda a, b: a.pow(b))],
     lambda a, c: a**c,
-    lambda F, a, c: F.round(a**c, 2),
-    lambda F, args, y: (F.mul(args[1], F.round(args[0] ** (args[1] - 1), 2)),),
+    lambda F, a, c: F.round(_power(a, c), 2),
+    lambda F, args, y: (F.mul(args[1], F.round(_power(args[0], args[1] - 1), 2)),),
     (R, R), operands="exponent", ulps=1)
 # pow(Tensor, Tensor): self: grad * exponent * self.pow(exponent - 1); exponent: grad * result * self.log()
 _op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_second=False),

@@ -42,6 +42,8 @@ class RoundingModel:
 
     def in_range(self, value: arb) -> arb:
         """`value`, unless torch could overflow computing it (then nothing can be said)."""
+        if value.is_nan():
+            raise Singular("a value is undefined within the rounding model (outside an op's domain)")
         if not value.is_finite() or value.abs_upper() > self.limit:
             raise Overflow(f"a value may exceed the {self.format.name} range ({value.str(3)})")
         return value

@@ -71,10 +71,12 @@ def _bound(exact: arb, enclosure: arb) -> float:
     return float(max(hi - exact, exact - lo).upper())
 
 
-def ulp_of(value: float, fmt: FloatFormat) -> float:
+def ulp_of(value: float, fmt: FloatFormat) -> float | None:
     """Spacing of `fmt` near `value` (the subnormal spacing below the normal range)."""
     smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
-    if value == 0 or abs(value) < smallest_normal or not math.isfinite(value):
+    if value == 0 or not math.isfinite(value):
+        return None  # an error "in ulps of 0" means nothing; the bound ratio still judges it
+    if abs(value) < smallest_normal:
         return fmt.min_subnormal
     return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
 
