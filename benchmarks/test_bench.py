@@ -1,0 +1,63 @@
+"""Cost of a gradient check, in one run: torch's own forward+backward (the floor), gradoracle's full
+check (SymPy derivation + rigorous evaluation + comparison, caches cleared every round), and
+torch.autograd.gradcheck in slow and fast mode on the same expressions, all float64.
+`tox -e bench` or `python -m pytest benchmarks --benchmark-only`; the ratio table per checked gradient
+entry is printed at the end (benchmarks/conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmarks.expressions import chain_expression, grid
+from oracles.case import GradCase
+from oracles.check import check_case
+from oracles.exact import compile_sympy
+from oracles.render import derivative, run_torch, to_sympy
+
+NODES = (5, 20, 60)
+ELEMENTS = (1, 100, 1000)
+
+
+def _case(nodes: int, elements: int) -> GradCase:
+    return GradCase(chain_expression(nodes), ((elements,),), (grid(elements),), "float64")
+
+
+def _clear_oracle_caches() -> None:
+    for cached in (to_sympy, derivative, compile_sympy):
+        cached.cache_clear()
+
+
+def _torch_fn(case):
+    return lambda x: run_torch(case.expr, [x])
+
+
+def _leaf(case):
+    return case.make_leaves()[0]
+
+
+@pytest.mark.parametrize("elements", ELEMENTS)
+@pytest.mark.parametrize("nodes", NODES)
+@pytest.mark.parametrize("method", ["torch_forward_backward", "gradoracle", "gradcheck_slow", "gradcheck_fast"])
+def test_gradient_check_cost(benchmark, method, nodes, elements, bench_table):
+    case = _case(nodes, elements)
+    if method == "torch_forward_backward":
+        def run():
+            x = _leaf(case)
+            run_torch(case.expr, [x]).sum().backward()
+            return x.grad
+    elif method == "gradoracle":
+        def run():
+            _clear_oracle_caches()
+            outcome = check_case(case)
+            assert not outcome.wrong
+            return outcome
+    else:
+        fast = method == "gradcheck_fast"
+        if not fast and elements > 100:
+            pytest.skip("slow-mode gradcheck builds the full 1000x1000 Jacobian: minutes per round")
+
+        def run():
+            assert torch.autograd.gradcheck(_torch_fn(case), (_leaf(case),), fast_mode=fast)
+    benchmark.pedantic(run, rounds=3 if elements == 1000 else 5, iterations=1, warmup_rounds=1)
+    bench_table.record(method, nodes, elements, benchmark.stats.stats.median)
