@@ -76,9 +76,18 @@ def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
     return sections
 
 
+def _totals(report: dict) -> str:
+    checks = report["checks"]
+    total = {k: sum(c[k] for c in checks) for k in ("examples", "verified", "wrong", "unverified")}
+    return (f"torch {report['versions']['torch']}: {len(checks)} checks, {total['examples']} examples, "
+            f"{total['verified']} verified, {total['wrong']} wrong, {total['unverified']} unverified "
+            f"(profile {report['profile']}, max_examples {report['max_examples']})")
+
+
 def render(old: dict, new: dict, sections: dict[str, list[str]], markdown: bool) -> str:
     head = f"torch {old['versions']['torch']} -> {new['versions']['torch']}"
     lines = [f"## gradoracle: {head}" if markdown else f"gradoracle comparison: {head}"]
+    lines += [f"- {_totals(r)}" if markdown else f"  {_totals(r)}" for r in (old, new)]
     for title, items in sections.items():
         lines.append(f"\n### {title} ({len(items)})" if markdown else f"\n{title.upper()} ({len(items)})")
         lines += [f"- {item}" if markdown else f"  {item}" for item in items] or (["- none"] if markdown else ["  none"])
