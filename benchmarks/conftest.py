@@ -8,6 +8,20 @@ import pytest
 class BenchTable:
     def __init__(self):
         self.medians: dict[tuple[str, int, int], float] = {}
+        self.sensitivity: dict[tuple[str, str], tuple[float | None, bool]] = {}
+
+    def record_sensitivity(self, checker: str, dtype: str, smallest: float | None, false_alarm: bool) -> None:
+        self.sensitivity[(checker, dtype)] = (smallest, false_alarm)
+
+    def sensitivity_lines(self) -> list[str]:
+        out = ["checker         dtype   | smallest planted rel. error caught (every case) | false alarm at 0"]
+        for (checker, dtype), (smallest, alarm) in sorted(self.sensitivity.items()):
+            if alarm:
+                caught = "meaningless: fails on correct gradients"
+            else:
+                caught = f"{smallest:.0e}" if smallest is not None else "none of 1e-1..1e-15"
+            out.append(f"{checker:15s} {dtype:7s} | {caught:>47s} | {'YES' if alarm else 'no'}")
+        return out
 
     def record(self, method: str, nodes: int, elements: int, median: float) -> None:
         self.medians[(method, nodes, elements)] = median
@@ -41,4 +55,8 @@ def pytest_terminal_summary(terminalreporter):
     if _TABLE.medians:
         terminalreporter.section("gradoracle vs gradcheck (float64, medians of one run)")
         for line in _TABLE.lines():
+            terminalreporter.write_line(line)
+    if _TABLE.sensitivity:
+        terminalreporter.section("sensitivity: planted backward errors (20-node chains, 50 points, 3 seeds)")
+        for line in _TABLE.sensitivity_lines():
             terminalreporter.write_line(line)
