@@ -1,12 +1,14 @@
-"""Expected `.grad` of every input: SymPy's exact derivative, and the error model's enclosure around it.
+"""Expected `.grad` of every input: the exact derivative, and the error model's enclosure around it.
 
 Per point of the broadcast output we compute
-- the exact derivative: SymPy's ∂f/∂xᵢ evaluated in arb at the exact inputs, and
-- the model enclosure: forward-mode propagation of torch's own local derivatives over the same tree,
-  every float operation rounded by the `RoundingModel` of the dtype under test.
+- the exact derivative: SymPy's partial derivatives of each op chained exactly in arb at the exact
+  inputs (oracles.chain_rule; the same value as SymPy's whole-tree ∂f/∂xᵢ, which reports print), and
+- the model enclosure: torch's reverse mode replayed with torch's own local derivatives (the op table's
+  derivatives.yaml formulas), every float operation rounded by the `RoundingModel` of the dtype.
 A broadcast input's expected `.grad` is the sum over the points that read each of its elements, done by
-us (exact sum, and a rounded sum for the enclosure). The two derivations are independent; the exact
-value must lie in the enclosure, or the op table itself is wrong (`OracleInconsistency`).
+us (exact sum, and a rounded sum for the enclosure). The two derivations are independent (SymPy's
+calculus vs torch's formulas); the exact value must lie in the enclosure, or the op table itself is
+wrong (`OracleInconsistency`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sympy
 from flint import arb
 
 from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
-from oracles.exact import compile_sympy
+from oracles.chain_rule import exact_gradient
 from oracles.expr import Apply, Const, Expr, Var
 from oracles.ops import OPS
 from oracles.render import derivative
@@ -49,8 +51,13 @@ class ExpectedElement:
 class ExpectedGrad:
     leaf: int
     used: bool  # False: the input is not in the graph, so torch leaves `.grad` None
-    derivative: sympy.Expr | None
+    expr: Expr
     elements: list[ExpectedElement] = field(default_factory=list)  # row-major over the input's shape
+
+    @property
+    def derivative(self) -> sympy.Expr | None:
+        """SymPy's whole-tree ∂expr/∂x_leaf (for reports; derived on demand, it costs O(n²))."""
+        return derivative(self.expr, self.leaf) if self.used else None
 
 
 @dataclass
@@ -98,11 +105,7 @@ def expected_gradients(case: GradCase, upstream: tuple[float, ...] | None = None
     if upstream is not None and len(upstream) != len(out_points):
         raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
     used = case.used
-    expected = [
-        ExpectedGrad(i, i in used, derivative(case.expr, i) if i in used else None)
-        for i in range(len(case.shapes))
-    ]
-    exact_fns = {i: compile_sympy(expected[i].derivative) for i in used}
+    expected = [ExpectedGrad(i, i in used, case.expr) for i in range(len(case.shapes))]
     # contributions[leaf][flat element] -> (exact derivative, torch's grads per occurrence) per point
     contributions = {i: [[] for _ in range(numel(case.shapes[i]))] for i in used}
     failures = {i: {} for i in used}
@@ -118,16 +121,17 @@ def expected_gradients(case: GradCase, upstream: tuple[float, ...] | None = None
             status, reason = Status.SINGULAR, str(exc)
         except Overflow as exc:
             status, reason = Status.OVERFLOW, str(exc)
+        if status is Status.OK:
+            try:
+                exact_here = exact_gradient(case.expr, point, weight)
+            except Singular as exc:
+                status, reason = Status.SINGULAR, f"exact derivative: {exc}"
         for i in used:
             flat = flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))
             if status is not Status.OK:
                 failures[i][flat] = (status, reason)
                 continue
-            try:
-                exact = weight * exact_fns[i](point)
-            except Singular as exc:
-                failures[i][flat] = (Status.SINGULAR, f"exact derivative: {exc}")
-                continue
+            exact = exact_here[i]
             if not exact.is_finite():
                 failures[i][flat] = (Status.SINGULAR, "exact derivative not finite")
                 continue

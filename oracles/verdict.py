@@ -86,7 +86,8 @@ def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatForm
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason=expected.status.value)
     exact, enclosure = expected.exact, expected.enclosure
     exact_f, bound = float(exact.mid()), _bound(exact, enclosure)
-    base = dict(torch_value=torch_value, exact=exact_f, bound=bound, ulp=ulp_of(exact_f, fmt))
+    ulp = None if exact.contains(0) else ulp_of(exact_f, fmt)  # a cancelled-to-zero value has no ulp scale
+    base = dict(torch_value=torch_value, exact=exact_f, bound=bound, ulp=ulp)
     if not math.isfinite(torch_value) or not enclosure.contains(arb(torch_value)):
         return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
     # A ball around 0 (radius ~2^-192) is an exact zero for any float comparison: judged absolutely.
