@@ -1,0 +1,391 @@
+"""The oracle side of backward's semantics (issue 4): what `.grad` must hold after several backward calls,
+after one backward through several outputs, and with respect to an intermediate or past a cut.
+
+- `vjp_terms` / `expected_vjp`: the exact vector-Jacobian product of one or more (expression, gradient)
+  pairs over shared leaves, with the model enclosure taken over *every* contribution torch sums in that one
+  backward pass (the engine adds them in arrival order, interleaving the outputs' contributions, so the
+  per-output enclosures may not simply be added: only the raw contributions give a valid bound).
+- `accumulate`: `.grad += new` across separate backward calls: one rounded addition of two enclosures.
+- Paths into the expression tree, `run_torch_with` (run the program with a hook at chosen subexpressions)
+  and `cut_case` (the subexpression replaced by a fresh input holding torch's value of it): the oracle for
+  retain_grad, tensor hooks, `detach()` and `no_grad()`.
+- Fault injection at the level of torch.autograd: accumulation replaced by overwrite, `gradient=` ignored,
+  the implicit-scalar error removed. Each must be caught by the suite (tests/test_*backward*.py, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Sequence
+
+import torch
+from flint import arb
+from hypothesis import strategies as st
+
+from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
+from oracles.chain_rule import exact_gradient
+from oracles.expr import Apply, Const, Expr, Var, variables
+from oracles.gradient_oracle import (ExpectedElement, ExpectedGrad, OracleInconsistency, Status, _backward,
+                                     _forward)
+from oracles.ops import OPS
+from oracles.render import torch_source
+from oracles.report import describe
+from oracles.rounding import Overflow, RoundingModel, Singular
+from oracles.verdict import ElementVerdict, Verdict
+from strategies import compositions, grad_cases
+
+# The smooth ops of the table: backward's semantics do not depend on the op, and these have no kinks nor
+# step functions, so almost every element is verifiable. (Intersected with OPS: the table may grow.)
+SMOOTH_OPS = tuple(name for name in (
+    "add", "sub", "mul", "div", "neg", "pow_scalar", "pow", "reciprocal", "square", "sqrt", "rsqrt", "exp",
+    "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "asin", "acos", "asinh",
+    "erf", "sigmoid", "softplus", "abs", "atan2", "hypot", "logaddexp", "maximum", "minimum") if name in OPS)
+# Ops whose backward formula (tools/autograd/derivatives.yaml) needs no saved tensor: add and sub pass
+# `grad` (times alpha, a Scalar) through, neg returns -grad. Every other smooth op saves an input or its
+# result; mul and div save even a Python scalar operand (as a wrapped-number tensor).
+SAVES_NO_TENSOR = ("add", "sub", "neg")
+
+
+def smooth(max_depth: int = 2):
+    """The expression strategy of these tests: compositions of the smooth ops."""
+    return lambda n: compositions(n, max_depth=max_depth, ops=SMOOTH_OPS)
+
+
+@st.composite
+def shared_leaf_cases(draw, dtype: str, max_outputs: int = 3, max_inputs: int = 3):
+    """1..max_outputs expressions over the same leaves (shapes and values), each drawn on its own."""
+    base = draw(grad_cases(dtype, smooth(), max_inputs=max_inputs), label="case")
+    n_outputs = draw(st.integers(1, max_outputs), label="number of expressions")
+    extra = [draw(smooth()(len(base.shapes)), label=f"expression y{k}") for k in range(1, n_outputs)]
+    return [base] + [GradCase(e, base.shapes, base.values, dtype) for e in extra]
+
+
+# Gradient (upstream) values exact in every dtype under test and in every integer dtype down to int8:
+# m * 2**e with |m| <= 64 (7 bits: bfloat16 has 8) and -6 <= e <= 0 (float16's normal range starts at 2**-14).
+SIMPLE_UPSTREAM = (1.0, -1.0, 2.0, 0.5, 0.0, 3.0, -0.25)
+
+
+def upstream_values(n: int, integers: bool = False) -> st.SearchStrategy[tuple[float, ...]]:
+    """`n` values for a `gradient=` tensor, exact in every float dtype (and integers when asked)."""
+    if integers:
+        value = st.integers(-64, 64).map(float)
+    else:
+        dyadic = st.builds(lambda m, e: m * 2.0**e, st.integers(-64, 64), st.integers(-6, 0))
+        value = st.one_of(st.sampled_from(SIMPLE_UPSTREAM), dyadic)
+    return st.lists(value, min_size=n, max_size=n).map(tuple)
+
+
+# ------------------------------------------------------------------ expected gradients, before summing
+# This mirrors gradient_oracle.expected_gradients, stopping before the per-element sums, so contributions
+# of several outputs can be summed together; test_vjp checks that one output gives the very same result.
+@dataclass
+class Terms:
+    """What backpropagation contributes to one element of one leaf's gradient in one backward pass."""
+
+    exact: arb = field(default_factory=lambda: arb(0))  # exact sum of the contributions
+    rounded: list[arb] = field(default_factory=list)  # each contribution as torch computes it (model)
+    failure: tuple[Status, str] | None = None  # somewhere on the way: singular or overflow
+
+    def merge(self, other: "Terms") -> "Terms":
+        return Terms(self.exact + other.exact, self.rounded + other.rounded, other.failure or self.failure)
+
+
+@dataclass
+class LeafTerms:
+    leaf: int
+    expr: Expr  # the (first) expression the contributions come from, for reports
+    elements: list[Terms]  # row-major over the leaf's shape
+
+    def merge(self, other: "LeafTerms") -> "LeafTerms":
+        return LeafTerms(self.leaf, self.expr, [a.merge(b) for a, b in zip(self.elements, other.elements)])
+
+
+def vjp_terms(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, LeafTerms]:
+    """Per used input, per element: the contributions of backpropagating `upstream` (row-major over the
+    output; default ones) through `case.expr`, as in `gradient_oracle.expected_gradients` but unsummed."""
+    model = RoundingModel(case.format)
+    out_points = list(all_indices(case.output_shape))
+    if upstream is not None and len(upstream) != len(out_points):
+        raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
+    used = case.used
+    terms = {i: LeafTerms(i, case.expr, [Terms() for _ in range(numel(case.shapes[i]))]) for i in used}
+    for out_flat, out_index in enumerate(out_points):
+        point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(len(case.shapes)))
+        weight = arb(1) if upstream is None else arb(upstream[out_flat])
+        here: dict[int, list[arb]] = {}
+        failure = None
+        try:
+            _backward(_forward(case.expr, point, model), weight, model, here)
+            exact_here = exact_gradient(case.expr, point, weight)
+        except Singular as exc:
+            failure = (Status.SINGULAR, str(exc))
+        except Overflow as exc:
+            failure = (Status.OVERFLOW, str(exc))
+        for i in used:
+            element = terms[i].elements[flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
+            if failure is not None:
+                element.failure = failure
+            elif not exact_here[i].is_finite():
+                element.failure = (Status.SINGULAR, "exact derivative not finite")
+            else:
+                element.exact += exact_here[i]
+                element.rounded.extend(here.get(i, []))
+    return terms
+
+
+def summed(case: GradCase, terms: Mapping[int, LeafTerms]) -> list[ExpectedGrad]:
+    """Expected `.grad` of every input of `case` after one backward pass that made these contributions
+    (summed by torch in any order: n - 1 rounded additions)."""
+    model = RoundingModel(case.format)
+    expected = []
+    for i in range(len(case.shapes)):
+        if i not in terms:
+            expected.append(ExpectedGrad(i, False, case.expr))
+            continue
+        grad = ExpectedGrad(i, True, terms[i].expr)
+        for flat, element in enumerate(terms[i].elements):
+            if element.failure is not None:
+                grad.elements.append(ExpectedElement(element.failure[0], reason=element.failure[1]))
+                continue
+            try:
+                enclosure = model.sum(element.rounded)
+            except Overflow as exc:
+                grad.elements.append(ExpectedElement(Status.OVERFLOW, reason=str(exc)))
+                continue
+            if not enclosure.overlaps(element.exact):
+                raise OracleInconsistency(f"x{i} element {flat}: exact {element.exact.str(20)} outside the "
+                                          f"model enclosure {enclosure.str(20)} for {torch_source(terms[i].expr)}")
+            grad.elements.append(ExpectedElement(Status.OK, element.exact, enclosure))
+        expected.append(grad)
+    return expected
+
+
+def expected_vjp(pairs: Sequence[tuple[GradCase, Sequence[float] | None]]) -> list[ExpectedGrad]:
+    """Expected `.grad` after ONE backward through several outputs over the same leaves:
+    `torch.autograd.backward([y1, y2, ...], [v1, v2, ...])` with y_k = pairs[k] case's expression."""
+    base = pairs[0][0]
+    if any((c.shapes, c.values, c.dtype) != (base.shapes, base.values, base.dtype) for c, _ in pairs):
+        raise ValueError("every output must be computed from the same leaves")
+    merged: dict[int, LeafTerms] = {}
+    for case, upstream in pairs:
+        for i, leaf_terms in vjp_terms(case, upstream).items():
+            merged[i] = merged[i].merge(leaf_terms) if i in merged else leaf_terms
+    return summed(base, merged)
+
+
+# ------------------------------------------------------------------ accumulation across backward calls
+def zeros_expected(leaf: int, shape: tuple[int, ...]) -> ExpectedGrad:
+    """A `.grad` that is exactly 0 everywhere (zeroed in place, or materialized for an unused input)."""
+    zero = arb(0)
+    return ExpectedGrad(leaf, True, Const(0.0), [ExpectedElement(Status.OK, zero, zero)] * numel(shape))
+
+
+def accumulate(model: RoundingModel, held: ExpectedGrad | None, new: ExpectedGrad) -> ExpectedGrad | None:
+    """`.grad` after a backward call contributed `new` to a leaf whose `.grad` was `held` (None: unset).
+    An unset `.grad` takes the new gradient as it is; a set one gets `.grad + new`, one rounded addition."""
+    if not new.used:
+        return held
+    if held is None or not held.used:
+        return new
+    elements = []
+    for a, b in zip(held.elements, new.elements):
+        if a.status is not Status.OK or b.status is not Status.OK:
+            elements.append(a if a.status is not Status.OK else b)
+            continue
+        try:
+            elements.append(ExpectedElement(Status.OK, a.exact + b.exact, model.add(a.enclosure, b.enclosure)))
+        except Overflow as exc:
+            elements.append(ExpectedElement(Status.OVERFLOW, reason=str(exc)))
+    return dataclasses.replace(new, elements=elements)
+
+
+def scaled(model: RoundingModel, expected: ExpectedGrad, factor: float) -> ExpectedGrad:
+    """`expected` times a power of two, -1 or 0: exact in binary floating point unless it overflows."""
+    if factor != 0 and math.frexp(abs(factor))[0] != 0.5:
+        raise ValueError(f"{factor} is not 0 or ± a power of two: the product would round")
+    if not expected.used:
+        return expected
+    elements = []
+    for e in expected.elements:
+        if e.status is not Status.OK:
+            elements.append(e)
+            continue
+        try:
+            elements.append(ExpectedElement(Status.OK, e.exact * factor, model.in_range(e.enclosure * factor)))
+        except Overflow as exc:
+            elements.append(ExpectedElement(Status.OVERFLOW, reason=str(exc)))
+    return dataclasses.replace(expected, elements=elements)
+
+
+# ------------------------------------------------------------------ paths into the expression tree
+Path = tuple[int, ...]
+
+
+def subexpression(expr: Expr, path: Path) -> Expr:
+    for k in path:
+        expr = expr.args[k]
+    return expr
+
+
+def replace(expr: Expr, path: Path, new: Expr) -> Expr:
+    """`expr` with the node at `path` (one occurrence, not every equal subtree) replaced by `new`."""
+    if not path:
+        return new
+    args = list(expr.args)
+    args[path[0]] = replace(args[path[0]], path[1:], new)
+    return Apply(expr.op, tuple(args), expr.spelling)
+
+
+def tensor_paths(expr: Expr, path: Path = ()) -> Iterator[Path]:
+    """Every node torch computes as a tensor (it depends on an input), parents first; the root is ()."""
+    if isinstance(expr, Const) or not variables(expr):
+        return
+    yield path
+    if isinstance(expr, Apply):
+        for k, arg in enumerate(expr.args):
+            yield from tensor_paths(arg, path + (k,))
+
+
+Wrap = Callable[[Callable[[], torch.Tensor]], torch.Tensor]
+
+
+def run_torch_with(expr: Expr, leaves: list[torch.Tensor], wraps: Mapping[Path, Wrap], path: Path = ()):
+    """`render.run_torch`, except that the node at each path of `wraps` is computed as `wraps[path](compute)`:
+    the wrap may call `compute()` under `torch.no_grad()`, detach its result, register hooks on it..."""
+
+    def compute():
+        if isinstance(expr, Var):
+            return leaves[expr.index]
+        if isinstance(expr, Const):
+            return expr.value
+        args = [run_torch_with(arg, leaves, wraps, path + (k,)) for k, arg in enumerate(expr.args)]
+        return OPS[expr.op].spellings[expr.spelling].call(*args)
+
+    wrap = wraps.get(path)
+    return compute() if wrap is None else wrap(compute)
+
+
+def tensor_values(tensor: torch.Tensor) -> tuple[float, ...]:
+    """Row-major exact values of a tensor (every float dtype under test embeds in float64)."""
+    return tuple(tensor.detach().to("cpu", torch.float64).reshape(-1).tolist())
+
+
+def cut_case(case: GradCase, path: Path, value: torch.Tensor) -> GradCase:
+    """`case` with the node at `path` replaced by a fresh input x_n holding `value`, torch's value of that
+    node (exact in the dtype: torch stored it there). ∂f/∂x_n is the derivative with respect to that
+    intermediate; for the other inputs, it is the gradient when that node is a constant (a cut graph)."""
+    n = len(case.shapes)
+    return GradCase(replace(case.expr, path, Var(n)), case.shapes + (tuple(value.shape),),
+                    case.values + (tensor_values(value),), case.dtype)
+
+
+# ------------------------------------------------------------------ reports
+def wrong_report(case: GradCase, verdicts: list[ElementVerdict], context: str, limit: int = 8) -> str | None:
+    """A failure message naming every wrong element, or None when nothing is wrong."""
+    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
+    if not wrong:
+        return None
+    lines = [f"{len(wrong)} gradient element(s) wrong: {context}"] + ["  " + describe(v, case) for v in wrong[:limit]]
+    if len(wrong) > limit:
+        lines.append(f"  ... and {len(wrong) - limit} more")
+    return "\n".join(lines)
+
+
+def assert_none_wrong(case: GradCase, verdicts: list[ElementVerdict], context: str) -> None:
+    __tracebackhide__ = True
+    message = wrong_report(case, verdicts, context)
+    if message is not None:
+        raise AssertionError(message)
+
+
+def sources(cases: Sequence[GradCase]) -> str:
+    return "; ".join(f"y{k} = {torch_source(c.expr)}" for k, c in enumerate(cases))
+
+
+# ------------------------------------------------------------------ fault injection (torch.autograd level)
+# Tensor.backward calls `torch.autograd.backward` through the module attribute, so replacing the attribute
+# changes both spellings. Each fault is a context manager; the fault-injection tests assert that the
+# properties fail under it.
+def _leaves_reached(roots) -> list[torch.Tensor]:
+    """The leaves whose AccumulateGrad nodes a backward from `roots` reaches."""
+    leaves = [r for r in roots if r.grad_fn is None and r.requires_grad]  # a leaf as its own output
+    seen, stack = set(), [r.grad_fn for r in roots if r.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):
+            leaves.append(node.variable)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return leaves
+
+
+def _as_list(tensors) -> list:
+    return [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+
+
+@contextlib.contextmanager
+def _replacing_backward(make: Callable[[Callable], Callable]):
+    real = torch.autograd.backward
+    torch.autograd.backward = make(real)
+    try:
+        yield
+    finally:
+        torch.autograd.backward = real
+
+
+def overwrite_instead_of_accumulate():
+    """Fault: every backward call overwrites `.grad` instead of adding to it, in the same tensor object
+    (`grad.copy_(new)` for `grad += new`), so only the values can tell."""
+
+    def make(real):
+        def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+                     inputs=None):
+            targets = _as_list(inputs) if inputs is not None else _leaves_reached(_as_list(tensors))
+            targets = [tensor for tensor in targets if tensor.is_leaf]  # what AccumulateGrad writes
+            held = [tensor.grad for tensor in targets]
+            for tensor in targets:
+                tensor.grad = None
+            result = real(tensors, grad_tensors, retain_graph, create_graph, grad_variables, inputs=inputs)
+            for tensor, old in zip(targets, held):
+                if old is not None and tensor.grad is None:
+                    tensor.grad = old  # not reached: untouched
+                elif old is not None and not create_graph:
+                    with torch.no_grad():
+                        old.copy_(tensor.grad)
+                    tensor.grad = old
+            return result
+
+        return backward
+
+    return _replacing_backward(make)
+
+
+@contextlib.contextmanager
+def _replacing_make_grads(seed: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor | None]):
+    """Replace the seed gradient of each output before torch.autograd's `_make_grads` (which checks shapes
+    and raises the implicit-scalar error) sees it: both `backward` and `grad` go through it."""
+    real = torch.autograd._make_grads
+
+    def make_grads(outputs, grads, is_grads_batched):
+        return real(outputs, [seed(out, grad) for out, grad in zip(outputs, grads)], is_grads_batched)
+
+    torch.autograd._make_grads = make_grads
+    try:
+        yield
+    finally:
+        torch.autograd._make_grads = real
+
+
+def ignore_gradient_argument():
+    """Fault: `gradient=` / `grad_outputs=` is ignored; every output is seeded with ones (as if summed)."""
+    return _replacing_make_grads(lambda out, grad: torch.ones_like(out))
+
+
+def implicit_gradient_for_any_shape():
+    """Fault: without a gradient, an output of any shape is seeded with ones instead of raising."""
+    return _replacing_make_grads(lambda out, grad: torch.ones_like(out) if grad is None else grad)

@@ -1,0 +1,171 @@
+"""`gradient=` for non-scalar outputs (issue 4, part 2): backward computes the vector-Jacobian product.
+
+For random expressions and random `gradient` tensors V (values exact in every dtype), `leaf.grad` is the
+oracle's VJP Σ_p V[p] · ∂f(p)/∂x summed over the broadcast dimensions; several outputs in one
+`torch.autograd.backward([y1, y2], [v1, v2])` add up (one backward pass: the oracle bounds the sum of all
+their contributions together); an explicit gradient on a scalar output scales every gradient; a `gradient`
+of another real dtype (integer dtypes included) is cast to the output's dtype, and `.grad` keeps the leaf's.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import Phase, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import FIXTURE_HEALTH
+from oracles.case import GradCase, numel
+from oracles.gradient_oracle import expected_gradients
+from oracles.render import run_torch
+from oracles.verdict import judge
+from oracles.vjp import (assert_none_wrong, expected_vjp, ignore_gradient_argument, shared_leaf_cases, smooth,
+                         sources, upstream_values)
+from strategies import grad_cases
+
+# Real dtypes a `gradient` may have; upstream values are drawn exact in each (integers for integer dtypes).
+GRADIENT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16,
+                   torch.int64, torch.int32, torch.int16, torch.int8)
+
+
+@pytest.fixture
+def dtypes(request) -> list[str]:
+    """The run's dtypes (--dtypes), for the tests that draw one per example instead of running per dtype."""
+    return request.config.gradoracle_dtypes
+
+
+def _gradient_tensor(values, shape, dtype, device) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64).reshape(shape).to(device=device, dtype=dtype)
+
+
+@st.composite
+def gradients_for(draw, shape: tuple[int, ...], any_dtype: bool = True):
+    """(values, dtype) of a `gradient` tensor for an output of `shape`."""
+    dtype = draw(st.sampled_from(GRADIENT_DTYPES), label="gradient dtype") if any_dtype else None
+    integers = dtype is not None and not dtype.is_floating_point
+    return draw(upstream_values(numel(shape), integers=integers), label="gradient values"), dtype
+
+
+def check_vjp(case: GradCase, upstream, gradient_dtype: torch.dtype | None, device: str = "cpu"):
+    """`y.backward(gradient=V)`: every `.grad` is the oracle VJP of V, in the leaf's dtype. `gradient_dtype`
+    None: V has the output's dtype."""
+    leaves = case.make_leaves(device)
+    out = run_torch(case.expr, leaves)
+    gradient = _gradient_tensor(upstream, out.shape, gradient_dtype or out.dtype, device)
+    out.backward(gradient=gradient)
+    verdicts = judge(case, [leaf.grad for leaf in leaves], expected_gradients(case, upstream))
+    assert_none_wrong(case, verdicts, f"y.backward(gradient={gradient}) with {sources([case])}")
+    return verdicts
+
+
+def check_scalar_output_scaled(case: GradCase, scale: float, device: str = "cpu"):
+    """`y.sum().backward(gradient=torch.tensor(c))`: c times the plain gradient, i.e. the VJP of c·ones."""
+    leaves = case.make_leaves(device)
+    total = run_torch(case.expr, leaves).sum()
+    total.backward(gradient=_gradient_tensor([scale], (), total.dtype, device))
+    expected = expected_gradients(case, (scale,) * numel(case.output_shape))
+    verdicts = judge(case, [leaf.grad for leaf in leaves], expected)
+    assert_none_wrong(case, verdicts, f"y.sum().backward(gradient=torch.tensor({scale})) with {sources([case])}")
+    return verdicts
+
+
+def check_several_outputs(cases: list[GradCase], upstreams, device: str = "cpu"):
+    """`torch.autograd.backward([y0, y1, ...], [v0, v1, ...])`: each leaf gets the sum of the VJPs."""
+    leaves = cases[0].make_leaves(device)
+    outputs = [run_torch(case.expr, leaves) for case in cases]
+    gradients = [_gradient_tensor(v, out.shape, out.dtype, device) for v, out in zip(upstreams, outputs)]
+    torch.autograd.backward(outputs, gradients)
+    expected = expected_vjp(list(zip(cases, upstreams)))
+    verdicts = judge(cases[0], [leaf.grad for leaf in leaves], expected)
+    assert_none_wrong(cases[0], verdicts, f"torch.autograd.backward([y...], {gradients}) with {sources(cases)}")
+    return verdicts
+
+
+# ------------------------------------------------------------------ tests
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_backward_with_gradient_is_the_vjp(dtype, device, verdict_log, data):
+    case = data.draw(grad_cases(dtype, smooth(3)), label="case")
+    upstream, gradient_dtype = data.draw(gradients_for(case.output_shape), label="gradient")
+    event(f"gradient dtype {gradient_dtype}" + (" (the output's)" if str(gradient_dtype)[6:] == dtype else ""))
+    verdict_log.add(check_vjp(case, upstream, gradient_dtype, device))
+
+
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_explicit_gradient_scales_a_scalar_output(dtypes, device, verdict_log, data):
+    case = data.draw(grad_cases(data.draw(st.sampled_from(dtypes), label="dtype"), smooth()), label="case")
+    (scale,) = data.draw(upstream_values(1), label="scale")
+    verdict_log.add(check_scalar_output_scaled(case, scale, device))
+
+
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_several_outputs_in_one_backward(dtype, device, verdict_log, data):
+    cases = data.draw(shared_leaf_cases(dtype), label="cases")
+    upstreams = [data.draw(upstream_values(numel(c.output_shape)), label=f"v{k}") for k, c in enumerate(cases)]
+    verdict_log.add(check_several_outputs(cases, upstreams, device))
+
+
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_expected_vjp_of_one_output_is_the_core_oracle(dtypes, data):
+    """The multi-output oracle (oracles.vjp) agrees with gradient_oracle.expected_gradients on one output:
+    same statuses, same exact balls, same enclosures."""
+    case = data.draw(grad_cases(data.draw(st.sampled_from(dtypes), label="dtype"), smooth()), label="case")
+    upstream = data.draw(upstream_values(numel(case.output_shape)), label="gradient values")
+    ours, core = expected_vjp([(case, upstream)]), expected_gradients(case, upstream)
+    for mine, theirs in zip(ours, core):
+        assert mine.used == theirs.used
+        for a, b in zip(mine.elements, theirs.elements):
+            assert a.status == b.status, (a, b)
+            if a.exact is not None:
+                assert a.exact.mid() == b.exact.mid() and a.enclosure.mid() == b.enclosure.mid(), (a, b)
+                assert a.enclosure.rad() == b.enclosure.rad(), (a, b)
+
+
+# ------------------------------------------------------------------ fault injection
+FAULT_RUN = settings(max_examples=20, phases=[Phase.explicit, Phase.generate], database=None, derandomize=True,
+                     deadline=None)
+CAUGHT = (AssertionError, pytest.fail.Exception)
+
+
+def _vjp_property(device):
+    @FAULT_RUN
+    @given(data=st.data())
+    def prop(data):
+        case = data.draw(grad_cases("float64", smooth()), label="case")
+        check_vjp(case, data.draw(upstream_values(numel(case.output_shape)), label="gradient values"), None, device)
+
+    return prop
+
+
+def _several_outputs_property(device):
+    @FAULT_RUN
+    @given(data=st.data())
+    def prop(data):
+        cases = data.draw(shared_leaf_cases("float32"), label="cases")
+        upstreams = [data.draw(upstream_values(numel(c.output_shape)), label=f"v{k}") for k, c in enumerate(cases)]
+        check_several_outputs(cases, upstreams, device)
+
+    return prop
+
+
+def _scalar_property(device):
+    @FAULT_RUN
+    @given(data=st.data())
+    def prop(data):
+        case = data.draw(grad_cases("float64", smooth()), label="case")
+        check_scalar_output_scaled(case, data.draw(upstream_values(1), label="scale")[0], device)
+
+    return prop
+
+
+@pytest.mark.parametrize("make", [_vjp_property, _several_outputs_property, _scalar_property],
+                         ids=["vjp", "several outputs", "scalar scaled"])
+def test_ignored_gradient_argument_is_caught(make, device):
+    """With `gradient=` replaced by ones, each of the three properties fails."""
+    prop = make(device)
+    prop()  # passes without the fault
+    with ignore_gradient_argument(), pytest.raises(CAUGHT):
+        prop()
