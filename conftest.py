@@ -125,6 +125,13 @@ def device(request) -> str:
     return request.config.gradoracle_device
 
 
+@pytest.fixture
+def dtypes(request) -> list[str]:
+    """The run's dtypes (--dtypes), for tests whose property does not depend on the dtype: they draw one
+    per example (`data.draw(st.sampled_from(dtypes), label="dtype")`) instead of running once per dtype."""
+    return request.config.gradoracle_dtypes
+
+
 def _tally_key(item) -> tuple[str, str, str]:
     params = getattr(item, "callspec", None)
     params = params.params if params else {}

@@ -5,23 +5,26 @@ Per point of the broadcast output we compute
   inputs (oracles.chain_rule; the same value as SymPy's whole-tree ∂f/∂xᵢ, which reports print), and
 - the model enclosure: torch's reverse mode replayed with torch's own local derivatives (the op table's
   derivatives.yaml formulas), every float operation rounded by the `RoundingModel` of the dtype.
-A broadcast input's expected `.grad` is the sum over the points that read each of its elements, done by
-us (exact sum, and a rounded sum for the enclosure). The two derivations are independent (SymPy's
-calculus vs torch's formulas); the exact value must lie in the enclosure, or the op table itself is
-wrong (`OracleInconsistency`).
+`point_contributions` returns these per-point contributions to every element of every input, before any
+sum (for oracles that combine several backward passes, e.g. oracles.vjp). `expected_gradients` sums them:
+a broadcast input's expected `.grad` is the sum over the points that read each of its elements, done by
+us (`expected_element`: exact sum, and a rounded sum for the enclosure). The two derivations are
+independent (SymPy's calculus vs torch's formulas); the exact value must lie in the enclosure, or the op
+table itself is wrong (`OracleInconsistency`).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Sequence
 
 import sympy
 from flint import arb
 
 from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
 from oracles.chain_rule import exact_gradient
-from oracles.expr import Apply, Const, Expr, Var
+from oracles.expr import Const, Expr, Var
 from oracles.ops import OPS
 from oracles.render import derivative
 from oracles.rounding import Overflow, RoundingModel, Singular
@@ -96,62 +99,97 @@ def _backward(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[i
         _backward(child, grad, model, into)
 
 
-def expected_gradients(case: GradCase, upstream: tuple[float, ...] | None = None) -> list[ExpectedGrad]:
-    """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
-    over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
-    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
+class Term(NamedTuple):
+    """What one point of the output contributes to one element of an input's `.grad`."""
+
+    exact: arb  # ball around upstream[p] · ∂f(p)/∂x (SymPy's partials chained exactly)
+    model: list[arb]  # torch's gradient of each occurrence of x in the tree at p, as the model computes it
+
+
+@dataclass
+class Contributions:
+    """Everything one backward pass contributes to one element of one input's `.grad`, before torch sums it:
+    a term per point of the output that reads the element (one point, or several under broadcasting)."""
+
+    terms: list[Term] = field(default_factory=list)  # the points where nothing failed, in row-major order
+    failure: tuple[Status, str] | None = None  # at some point: singular or overflow; then nothing to judge
+
+    @property
+    def exact(self) -> arb:
+        """The exact sum of the contributions."""
+        return sum((term.exact for term in self.terms), arb(0))
+
+    @property
+    def rounded(self) -> list[arb]:
+        """Every value torch adds up for this element, each as the model computes it."""
+        return [m for term in self.terms for m in term.model]
+
+
+def point_contributions(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, list[Contributions]]:
+    """Per used input, per element (row-major over its shape): the contributions of backpropagating `upstream`
+    (the `gradient=` tensor, row-major over `case.output_shape`, values exact in the dtype; default all ones,
+    as `y.sum().backward()`) through `case.expr`, point by point, before anything is summed."""
     model = RoundingModel(case.format)
     out_points = list(all_indices(case.output_shape))
     if upstream is not None and len(upstream) != len(out_points):
         raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
     used = case.used
-    expected = [ExpectedGrad(i, i in used, case.expr) for i in range(len(case.shapes))]
-    # contributions[leaf][flat element] -> (exact derivative, torch's grads per occurrence) per point
-    contributions = {i: [[] for _ in range(numel(case.shapes[i]))] for i in used}
-    failures = {i: {} for i in used}
+    contributions = {i: [Contributions() for _ in range(numel(case.shapes[i]))] for i in used}
     n_vars = len(case.shapes)
     for out_flat, out_index in enumerate(out_points):
         point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(n_vars))
         weight = ONE if upstream is None else arb(upstream[out_flat])
+        failure = None
         try:
-            contributions_here: dict[int, list[arb]] = {}
-            _backward(_forward(case.expr, point, model), weight, model, contributions_here)
-            status, reason = Status.OK, ""
+            model_here: dict[int, list[arb]] = {}
+            _backward(_forward(case.expr, point, model), weight, model, model_here)
         except Singular as exc:
-            status, reason = Status.SINGULAR, str(exc)
+            failure = (Status.SINGULAR, str(exc))
         except Overflow as exc:
-            status, reason = Status.OVERFLOW, str(exc)
-        if status is Status.OK:
+            failure = (Status.OVERFLOW, str(exc))
+        if failure is None:
             try:
                 exact_here = exact_gradient(case.expr, point, weight)
             except Singular as exc:
-                status, reason = Status.SINGULAR, f"exact derivative: {exc}"
+                failure = (Status.SINGULAR, f"exact derivative: {exc}")
         for i in used:
-            flat = flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))
-            if status is not Status.OK:
-                failures[i][flat] = (status, reason)
-                continue
-            exact = exact_here[i]
-            if not exact.is_finite():
-                failures[i][flat] = (Status.SINGULAR, "exact derivative not finite")
-                continue
-            contributions[i][flat].append((exact, contributions_here.get(i, [])))
-    for i in used:
-        for flat, terms in enumerate(contributions[i]):
-            if flat in failures[i]:
-                status, reason = failures[i][flat]
-                expected[i].elements.append(ExpectedElement(status, reason=reason))
-                continue
-            exact = sum((e for e, _ in terms), arb(0))
-            try:  # torch sums every occurrence at every broadcast point, in some order
-                enclosure = model.sum([m for _, occurrences in terms for m in occurrences])
-            except Overflow as exc:
-                expected[i].elements.append(ExpectedElement(Status.OVERFLOW, reason=str(exc)))
-                continue
-            if not enclosure.overlaps(exact):
-                raise OracleInconsistency(
-                    f"x{i} element {flat}: exact {exact.str(20)} outside the model enclosure "
-                    f"{enclosure.str(20)} for {expected[i].derivative}"
-                )
-            expected[i].elements.append(ExpectedElement(Status.OK, exact, enclosure))
+            element = contributions[i][flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
+            if failure is not None:
+                element.failure = failure
+            elif not exact_here[i].is_finite():
+                element.failure = (Status.SINGULAR, "exact derivative not finite")
+            else:
+                element.terms.append(Term(exact_here[i], model_here.get(i, [])))
+    return contributions
+
+
+def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], failure: tuple[Status, str] | None,
+                     where: str, what: Callable[[], object]) -> ExpectedElement:
+    """One element's expected `.grad` from what backpropagation contributed to it: the exact sum, and the
+    enclosure of torch's rounded sum of the `rounded` values in any order. `where` and `what()` (derived only
+    then) name the element and the derivative in an `OracleInconsistency`."""
+    if failure is not None:
+        return ExpectedElement(failure[0], reason=failure[1])
+    try:  # torch sums every occurrence at every broadcast point, in some order
+        enclosure = model.sum(rounded)
+    except Overflow as exc:
+        return ExpectedElement(Status.OVERFLOW, reason=str(exc))
+    if not enclosure.overlaps(exact):
+        raise OracleInconsistency(
+            f"{where}: exact {exact.str(20)} outside the model enclosure {enclosure.str(20)} for {what()}")
+    return ExpectedElement(Status.OK, exact, enclosure)
+
+
+def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:
+    """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
+    over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
+    contributions = point_contributions(case, upstream)
+    model = RoundingModel(case.format)
+    expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
+    for i, elements in contributions.items():
+        grad = expected[i]
+        grad.elements = [expected_element(model, c.exact, c.rounded, c.failure, f"x{i} element {flat}",
+                                          lambda grad=grad: grad.derivative)
+                         for flat, c in enumerate(elements)]
     return expected

@@ -2,7 +2,8 @@
 after one backward through several outputs, and with respect to an intermediate or past a cut.
 
 - `vjp_terms` / `expected_vjp`: the exact vector-Jacobian product of one or more (expression, gradient)
-  pairs over shared leaves, with the model enclosure taken over *every* contribution torch sums in that one
+  pairs over shared leaves (each pair's contributions from `gradient_oracle.point_contributions`, unsummed),
+  with the model enclosure taken over *every* contribution torch sums in that one
   backward pass (the engine adds them in arrival order, interleaving the outputs' contributions, so the
   per-output enclosures may not simply be added: only the raw contributions give a valid bound).
 - `accumulate`: `.grad += new` across separate backward calls: one rounded addition of two enclosures.
@@ -23,64 +24,27 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from flint import arb
-from hypothesis import strategies as st
 
-from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
-from oracles.chain_rule import exact_gradient
+from oracles.case import GradCase, numel
 from oracles.expr import Apply, Const, Expr, Var, variables
-from oracles.gradient_oracle import (ExpectedElement, ExpectedGrad, OracleInconsistency, Status, _backward,
-                                     _forward)
+from oracles.gradient_oracle import (ExpectedElement, ExpectedGrad, Status, expected_element,
+                                     point_contributions)
 from oracles.ops import OPS
 from oracles.render import torch_source
 from oracles.report import describe
-from oracles.rounding import Overflow, RoundingModel, Singular
+from oracles.rounding import Overflow, RoundingModel
 from oracles.verdict import ElementVerdict, Verdict
-from strategies import compositions, grad_cases
 
-# The smooth ops of the table: backward's semantics do not depend on the op, and these have no kinks nor
-# step functions, so almost every element is verifiable. (Intersected with OPS: the table may grow.)
-SMOOTH_OPS = tuple(name for name in (
-    "add", "sub", "mul", "div", "neg", "pow_scalar", "pow", "reciprocal", "square", "sqrt", "rsqrt", "exp",
-    "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "asin", "acos", "asinh",
-    "erf", "sigmoid", "softplus", "abs", "atan2", "hypot", "logaddexp", "maximum", "minimum") if name in OPS)
 # Ops whose backward formula (tools/autograd/derivatives.yaml) needs no saved tensor: add and sub pass
 # `grad` (times alpha, a Scalar) through, neg returns -grad. Every other smooth op saves an input or its
 # result; mul and div save even a Python scalar operand (as a wrapped-number tensor).
 SAVES_NO_TENSOR = ("add", "sub", "neg")
 
 
-def smooth(max_depth: int = 2):
-    """The expression strategy of these tests: compositions of the smooth ops."""
-    return lambda n: compositions(n, max_depth=max_depth, ops=SMOOTH_OPS)
-
-
-@st.composite
-def shared_leaf_cases(draw, dtype: str, max_outputs: int = 3, max_inputs: int = 3):
-    """1..max_outputs expressions over the same leaves (shapes and values), each drawn on its own."""
-    base = draw(grad_cases(dtype, smooth(), max_inputs=max_inputs), label="case")
-    n_outputs = draw(st.integers(1, max_outputs), label="number of expressions")
-    extra = [draw(smooth()(len(base.shapes)), label=f"expression y{k}") for k in range(1, n_outputs)]
-    return [base] + [GradCase(e, base.shapes, base.values, dtype) for e in extra]
-
-
-# Gradient (upstream) values exact in every dtype under test and in every integer dtype down to int8:
-# m * 2**e with |m| <= 64 (7 bits: bfloat16 has 8) and -6 <= e <= 0 (float16's normal range starts at 2**-14).
-SIMPLE_UPSTREAM = (1.0, -1.0, 2.0, 0.5, 0.0, 3.0, -0.25)
-
-
-def upstream_values(n: int, integers: bool = False) -> st.SearchStrategy[tuple[float, ...]]:
-    """`n` values for a `gradient=` tensor, exact in every float dtype (and integers when asked)."""
-    if integers:
-        value = st.integers(-64, 64).map(float)
-    else:
-        dyadic = st.builds(lambda m, e: m * 2.0**e, st.integers(-64, 64), st.integers(-6, 0))
-        value = st.one_of(st.sampled_from(SIMPLE_UPSTREAM), dyadic)
-    return st.lists(value, min_size=n, max_size=n).map(tuple)
-
-
 # ------------------------------------------------------------------ expected gradients, before summing
-# This mirrors gradient_oracle.expected_gradients, stopping before the per-element sums, so contributions
-# of several outputs can be summed together; test_vjp checks that one output gives the very same result.
+# gradient_oracle.point_contributions gives each output's contributions unsummed, so contributions of
+# several outputs can be summed together; test_vjp checks that one output gives the very same result as
+# gradient_oracle.expected_gradients.
 @dataclass
 class Terms:
     """What backpropagation contributes to one element of one leaf's gradient in one backward pass."""
@@ -105,35 +69,10 @@ class LeafTerms:
 
 def vjp_terms(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, LeafTerms]:
     """Per used input, per element: the contributions of backpropagating `upstream` (row-major over the
-    output; default ones) through `case.expr`, as in `gradient_oracle.expected_gradients` but unsummed."""
-    model = RoundingModel(case.format)
-    out_points = list(all_indices(case.output_shape))
-    if upstream is not None and len(upstream) != len(out_points):
-        raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
-    used = case.used
-    terms = {i: LeafTerms(i, case.expr, [Terms() for _ in range(numel(case.shapes[i]))]) for i in used}
-    for out_flat, out_index in enumerate(out_points):
-        point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(len(case.shapes)))
-        weight = arb(1) if upstream is None else arb(upstream[out_flat])
-        here: dict[int, list[arb]] = {}
-        failure = None
-        try:
-            _backward(_forward(case.expr, point, model), weight, model, here)
-            exact_here = exact_gradient(case.expr, point, weight)
-        except Singular as exc:
-            failure = (Status.SINGULAR, str(exc))
-        except Overflow as exc:
-            failure = (Status.OVERFLOW, str(exc))
-        for i in used:
-            element = terms[i].elements[flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
-            if failure is not None:
-                element.failure = failure
-            elif not exact_here[i].is_finite():
-                element.failure = (Status.SINGULAR, "exact derivative not finite")
-            else:
-                element.exact += exact_here[i]
-                element.rounded.extend(here.get(i, []))
-    return terms
+    output; default ones) through `case.expr` (`gradient_oracle.point_contributions`, summed per element
+    exactly, the rounded values kept apart)."""
+    return {i: LeafTerms(i, case.expr, [Terms(c.exact, c.rounded, c.failure) for c in elements])
+            for i, elements in point_contributions(case, upstream).items()}
 
 
 def summed(case: GradCase, terms: Mapping[int, LeafTerms]) -> list[ExpectedGrad]:
@@ -145,21 +84,11 @@ def summed(case: GradCase, terms: Mapping[int, LeafTerms]) -> list[ExpectedGrad]
         if i not in terms:
             expected.append(ExpectedGrad(i, False, case.expr))
             continue
-        grad = ExpectedGrad(i, True, terms[i].expr)
-        for flat, element in enumerate(terms[i].elements):
-            if element.failure is not None:
-                grad.elements.append(ExpectedElement(element.failure[0], reason=element.failure[1]))
-                continue
-            try:
-                enclosure = model.sum(element.rounded)
-            except Overflow as exc:
-                grad.elements.append(ExpectedElement(Status.OVERFLOW, reason=str(exc)))
-                continue
-            if not enclosure.overlaps(element.exact):
-                raise OracleInconsistency(f"x{i} element {flat}: exact {element.exact.str(20)} outside the "
-                                          f"model enclosure {enclosure.str(20)} for {torch_source(terms[i].expr)}")
-            grad.elements.append(ExpectedElement(Status.OK, element.exact, enclosure))
-        expected.append(grad)
+        expr = terms[i].expr
+        elements = [expected_element(model, e.exact, e.rounded, e.failure, f"x{i} element {flat}",
+                                     lambda expr=expr: torch_source(expr))
+                    for flat, e in enumerate(terms[i].elements)]
+        expected.append(ExpectedGrad(i, True, expr, elements))
     return expected
 
 

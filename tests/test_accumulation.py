@@ -27,18 +27,13 @@ from oracles.gradient_oracle import ExpectedGrad, expected_gradients
 from oracles.render import run_torch
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
-from oracles.vjp import (LeafTerms, accumulate, assert_none_wrong, overwrite_instead_of_accumulate,
-                         shared_leaf_cases, smooth, sources, summed, vjp_terms, zeros_expected)
+from oracles.vjp import (LeafTerms, accumulate, assert_none_wrong, overwrite_instead_of_accumulate, sources, summed,
+                         vjp_terms, zeros_expected)
 from strategies import grad_cases
+from strategies.backward import shared_leaf_cases, smooth
 
 MAX_STEPS = 6
 CREATE_GRAPH_WARNING = "Using backward() with create_graph=True will create a reference cycle"
-
-
-@pytest.fixture
-def dtypes(request) -> list[str]:
-    """The run's dtypes (--dtypes), for the tests that draw one per example instead of running per dtype."""
-    return request.config.gradoracle_dtypes
 
 
 # ------------------------------------------------------------------ plans of backward calls and resets

@@ -28,17 +28,10 @@ from oracles.gradient_oracle import ExpectedGrad, expected_gradients
 from oracles.render import run_torch
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
-from oracles.vjp import (SAVES_NO_TENSOR, accumulate, assert_none_wrong, implicit_gradient_for_any_shape,
-                         shared_leaf_cases, smooth, sources)
+from oracles.vjp import SAVES_NO_TENSOR, accumulate, assert_none_wrong, implicit_gradient_for_any_shape, sources
 from strategies import compositions, grad_cases
+from strategies.backward import shared_leaf_cases, smooth
 from strategies.shapes import input_shapes
-
-
-@pytest.fixture
-def dtypes(request) -> list[str]:
-    """The dtypes of the run (--dtypes). These properties do not depend on the dtype, so each test draws
-    one per example instead of running once per dtype."""
-    return request.config.gradoracle_dtypes
 
 
 def _dtype(data, dtypes: list[str]) -> str:

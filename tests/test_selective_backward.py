@@ -33,9 +33,9 @@ from oracles.render import run_torch, torch_source
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
 from oracles.vjp import (accumulate, assert_none_wrong, cut_case, overwrite_instead_of_accumulate, replace,
-                         run_torch_with, scaled, shared_leaf_cases, smooth, sources, subexpression, tensor_paths,
-                         tensor_values, upstream_values, zeros_expected)
+                         run_torch_with, scaled, sources, subexpression, tensor_paths, tensor_values, zeros_expected)
 from strategies import grad_cases
+from strategies.backward import shared_leaf_cases, smooth, upstream_values
 
 NON_LEAF_GRAD = ("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
                  "won't be populated during autograd.backward(). If you indeed want the .grad field to be populated "
@@ -47,12 +47,6 @@ NON_LEAF_POST_HOOK = "post accumulate grad hooks cannot be registered on non-lea
 def unused_message(position: int) -> str:
     return (f"The differentiated Tensor at index {position} appears to not have been used in the graph. "
             "Set allow_unused=True if this is the desired behavior.")
-
-
-@pytest.fixture
-def dtypes(request) -> list[str]:
-    """The run's dtypes (--dtypes): these properties do not depend on the dtype, so each example draws one."""
-    return request.config.gradoracle_dtypes
 
 
 def _case(data, dtypes, expressions=None, max_inputs: int = 4) -> GradCase:

@@ -19,19 +19,13 @@ from oracles.case import GradCase, numel
 from oracles.gradient_oracle import expected_gradients
 from oracles.render import run_torch
 from oracles.verdict import judge
-from oracles.vjp import (assert_none_wrong, expected_vjp, ignore_gradient_argument, shared_leaf_cases, smooth,
-                         sources, upstream_values)
+from oracles.vjp import assert_none_wrong, expected_vjp, ignore_gradient_argument, sources
 from strategies import grad_cases
+from strategies.backward import shared_leaf_cases, smooth, upstream_values
 
 # Real dtypes a `gradient` may have; upstream values are drawn exact in each (integers for integer dtypes).
 GRADIENT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16,
                    torch.int64, torch.int32, torch.int16, torch.int8)
-
-
-@pytest.fixture
-def dtypes(request) -> list[str]:
-    """The run's dtypes (--dtypes), for the tests that draw one per example instead of running per dtype."""
-    return request.config.gradoracle_dtypes
 
 
 def _gradient_tensor(values, shape, dtype, device) -> torch.Tensor:
