@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from oracles import run_report
 from oracles.dtypes import FORMATS
+from oracles.findings import apply_findings
 from oracles.verdict import Verdict, VerdictCounts
 
 # ------------------------------------------------------------------ Hypothesis profiles
@@ -113,6 +114,12 @@ def pytest_report_header(config):
         f"gradoracle: profile {profile!r} (max_examples={settings().max_examples}), "
         f"dtypes {','.join(config.gradoracle_dtypes)}, device {config.gradoracle_device}",
     ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Registered findings (findings.toml) become strict xfails; registry ids matching no test warn."""
+    apply_findings(items, config)
 
 
 def pytest_generate_tests(metafunc):

@@ -30,9 +30,8 @@ class BenchTable:
         keys = sorted({(n, e) for _, n, e in self.medians})
         out = ["nodes elements | per .grad entry: ours | ours/floor | gradcheck slow/ours | gradcheck fast/ours"]
         for nodes, elements in keys:
-            get = lambda m: self.medians.get((m, nodes, elements))  # noqa: E731
-            ours, floor = get("gradoracle"), get("torch_forward_backward")
-            slow, fast = get("gradcheck_slow"), get("gradcheck_fast")
+            ours, floor, slow, fast = (self.medians.get((m, nodes, elements)) for m in (
+                "gradoracle", "torch_forward_backward", "gradcheck_slow", "gradcheck_fast"))
 
             def ratio(a, b):
                 return f"{a / b:10.3g}" if a and b else f"{'-':>10}"

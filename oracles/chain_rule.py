@@ -29,7 +29,7 @@ class OpProgram:
     partials: tuple[Evaluator | None, ...]  # ∂op/∂arg for each tensor argument (None for a constant)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def op_program(name: str, constants: tuple[Fraction | None, ...]) -> OpProgram:
     """The op with its constant arguments fixed (`constants[i]` is None for a tensor argument), and its
     exact partial derivatives, derived by SymPy and compiled."""

@@ -90,7 +90,8 @@ def render(old: dict, new: dict, sections: dict[str, list[str]], markdown: bool)
     lines += [f"- {_totals(r)}" if markdown else f"  {_totals(r)}" for r in (old, new)]
     for title, items in sections.items():
         lines.append(f"\n### {title} ({len(items)})" if markdown else f"\n{title.upper()} ({len(items)})")
-        lines += [f"- {item}" if markdown else f"  {item}" for item in items] or (["- none"] if markdown else ["  none"])
+        bullet = "- " if markdown else "  "
+        lines += [f"{bullet}{item}" for item in items] or [f"{bullet}none"]
     return "\n".join(lines)
 
 

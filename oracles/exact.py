@@ -10,12 +10,13 @@ Kinks, ties and branch points raise `Singular`.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 from flint import arb, fmpq
 
-from oracles.rounding import Singular
+from oracles.rounding import Singular, int_power
+from oracles.sympy_functions import Ceil, Floor, RoundHalfEven, Trunc
 
 Evaluator = Callable[[tuple[arb, ...]], arb]
 
@@ -93,6 +94,51 @@ def _heaviside(value: arb) -> arb:
     return arb(1 if sign > 0 else 0)
 
 
+def _dirac_delta(value: arb) -> arb:
+    """DiracDelta as a derivative of a step: 0 away from the jump, `Singular` on it."""
+    if _certain_sign(value) == 0:
+        raise Singular("on a jump of a piecewise-constant function")
+    return arb(0)
+
+
+def _exact_step(value: arb) -> arb:
+    if not value.is_exact():
+        raise Singular("a step function's argument straddles a jump")
+    return value
+
+
+def _trunc(value: arb) -> arb:
+    if value > 0:
+        return _exact_step(value.floor())
+    if value < 0:
+        return _exact_step(value.ceil())
+    if abs(value) < 1:
+        return arb(0)
+    raise Singular("trunc's argument straddles a jump")
+
+
+def _round_half_even(value: arb) -> arb:
+    if value.is_exact() and value.floor() == value:  # an integer (all large floats are)
+        return value
+    nearest = (value.mid() + arb(0.5)).floor()
+    offset = value - nearest
+    if abs(offset) < arb(0.5):
+        return nearest
+    if offset.is_exact() and offset == arb(-0.5):  # a tie (mid + 0.5 was the integer above): to even
+        below = nearest - 1
+        return nearest if (nearest / 2).floor() * 2 == nearest else below
+    raise Singular("round's argument straddles a jump")
+
+
+# floor, ceil, trunc, round of a ball: exact values, `Singular` where the ball straddles a jump (the op
+# table's rounding model uses these too).
+STEP_EVALUATORS: dict[type, Callable[[arb], arb]] = {
+    Floor: lambda v: _exact_step(v.floor()),
+    Ceil: lambda v: _exact_step(v.ceil()),
+    Trunc: _trunc,
+    RoundHalfEven: _round_half_even,
+}
+
 _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.exp: arb.exp,
     sympy.log: arb.log,
@@ -110,6 +156,9 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.Abs: abs,
     sympy.sign: lambda v: arb(_certain_sign(v)),
     sympy.Heaviside: _heaviside,
+    sympy.DiracDelta: _dirac_delta,
+    sympy.atanh: arb.atanh,
+    **{fn: evaluate for fn, evaluate in STEP_EVALUATORS.items()},
     # SymPy writes |f|' as sign(re f)·(re f)' + ... when it cannot prove f real (asin, acos, log);
     # at our points every value is real (arb returns NaN, i.e. "singular", where it is not).
     sympy.re: lambda v: v,
@@ -152,7 +201,7 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Step:
     if isinstance(expr, sympy.Pow):
         if expr.exp.is_Integer:
             n, base = int(expr.exp), kids[0]
-            return lambda vals, env: vals[base] ** n
+            return lambda vals, env: int_power(vals[base], n)
         base, exponent = kids
         return lambda vals, env: _checked_power(vals[base], vals[exponent])
     if isinstance(expr, sympy.Piecewise):

@@ -6,9 +6,9 @@ drawn while SymPy sees the same mathematics (see DESIGN.md: never lambdify SymPy
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, Union
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class Apply:
     """`op` (a key of ops.OPS) applied to `args`, written with spelling number `spelling`."""
 
     op: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     spelling: int = 0
 
 
-Expr = Union[Var, Const, Apply]
+Expr = Var | Const | Apply
 
 
 def walk(expr: Expr) -> Iterator[Expr]:

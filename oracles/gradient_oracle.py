@@ -16,8 +16,9 @@ table itself is wrong (`OracleInconsistency`).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import sympy
 from flint import arb
@@ -69,7 +70,7 @@ class _Evaluated:
 
     expr: Expr
     value: arb
-    children: list["_Evaluated"]
+    children: list[_Evaluated]
     local_grads: tuple[arb, ...] = ()
 
 

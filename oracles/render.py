@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import sympy
 import torch
 
-from oracles.expr import Apply, Const, Expr, Var
+from oracles.expr import Const, Expr, Var
 from oracles.ops import OPS
 
 # Python precedence of the operator spellings; calls and names bind tightest (ATOM).

@@ -18,6 +18,22 @@ WORKING_PRECISION_BITS = 192
 ctx.prec = WORKING_PRECISION_BITS
 
 
+def int_power(base: arb, n: int) -> arb:
+    """base ** n by repeated squaring. python-flint 0.9's `arb ** n` returns NaN for a ball whose midpoint
+    is exactly 0 but whose radius is not (e.g. sin(0) in the rounding model), which would silently turn
+    such points into "singular" ones."""
+    if n < 0:
+        return 1 / int_power(base, -n)
+    result = arb(1)
+    while n:
+        if n & 1:
+            result *= base
+        n >>= 1
+        if n:
+            base = base * base
+    return result
+
+
 class Singular(Exception):
     """The point is (or, within the rounding model, may be) a kink, tie, pole or branch point."""
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from flint import arb
 
 from oracles.case import GradCase, numel
 from oracles.expr import Apply, Const, Expr, Var, variables
-from oracles.gradient_oracle import (ExpectedElement, ExpectedGrad, Status, expected_element,
-                                     point_contributions)
+from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, Status, expected_element, point_contributions
 from oracles.ops import OPS
 from oracles.render import torch_source
 from oracles.report import describe
@@ -53,7 +52,7 @@ class Terms:
     rounded: list[arb] = field(default_factory=list)  # each contribution as torch computes it (model)
     failure: tuple[Status, str] | None = None  # somewhere on the way: singular or overflow
 
-    def merge(self, other: "Terms") -> "Terms":
+    def merge(self, other: Terms) -> Terms:
         return Terms(self.exact + other.exact, self.rounded + other.rounded, other.failure or self.failure)
 
 
@@ -63,7 +62,7 @@ class LeafTerms:
     expr: Expr  # the (first) expression the contributions come from, for reports
     elements: list[Terms]  # row-major over the leaf's shape
 
-    def merge(self, other: "LeafTerms") -> "LeafTerms":
+    def merge(self, other: LeafTerms) -> LeafTerms:
         return LeafTerms(self.leaf, self.expr, [a.merge(b) for a, b in zip(self.elements, other.elements)])
 
 

@@ -5,13 +5,14 @@ arguments are subtrees built for that op's domains:
 - REAL: any subtree;
 - POSITIVE: a subtree passed through a positive-valued wrapper (`e ** 2 + 1`, `torch.cosh(e)`);
 - NONZERO: a POSITIVE subtree, possibly negated;
-- UNIT: `torch.tanh(e) * 0.75` or `torch.sin(e) * 0.5`, inside (-0.9, 0.9) with margin for rounding.
+- UNIT: `torch.tanh(e) * 0.75` or `torch.sin(e) * 0.5`, inside (-0.9, 0.9) with margin for rounding;
+- BOUNDED: `torch.tanh(e) * 3` or `torch.sin(e) * 2.5`, so exp/sinh/cosh never overflow.
 maximum/minimum compare a subtree with itself plus a NONZERO offset, so they never tie.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
@@ -27,6 +28,9 @@ EXPONENTS = {
     Domain.POSITIVE: (0.5, -0.5, 1.5, 1 / 3, 2 / 3, -1 / 3, 2.5),
 }
 POSITIVE_SHIFTS = (1.0, 0.5, 2.0)
+_SQUASHES = {Domain.UNIT: (("tanh", 0.75), ("sin", 0.5)), Domain.BOUNDED: (("tanh", 3.0), ("sin", 2.5))}
+# floor/ceil/trunc/frac jump at integers, round at half-integers: `tanh(e) * 0.375 + centre` stays 1/8 off.
+STEP_CENTRES = {Domain.OFF_INTEGERS: (0.5, 1.5, -0.5, 2.5), Domain.OFF_HALF_INTEGERS: (0.0, 1.0, -1.0, 2.0)}
 DEFAULT_DEPTH = 3
 
 
@@ -48,8 +52,12 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
     inner = _expr(draw, depth, n_vars, ops)
     if domain is Domain.REAL:
         return inner
-    if domain is Domain.UNIT:
-        squash, scale = draw(st.sampled_from([("tanh", 0.75), ("sin", 0.5)]), label="unit wrapper")
+    if domain in (Domain.OFF_INTEGERS, Domain.OFF_HALF_INTEGERS):
+        centres = STEP_CENTRES[domain]
+        centre = draw(st.sampled_from(centres), label="centre between jumps")
+        return _apply(draw, "add", _apply(draw, "mul", _apply(draw, "tanh", inner), Const(0.375)), Const(centre))
+    if domain in _SQUASHES:
+        squash, scale = draw(st.sampled_from(_SQUASHES[domain]), label=f"{domain.name.lower()} wrapper")
         return _apply(draw, "mul", _apply(draw, squash, inner), Const(scale))
     kind = draw(st.sampled_from(["square_plus", "cosh"]), label="positive wrapper")
     if kind == "square_plus":
@@ -58,7 +66,8 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
         squared = _apply(draw, "pow_scalar", inner, Const(2.0)) if square == "pow" else _apply(draw, "square", inner)
         positive = _apply(draw, "add", squared, Const(shift))
     else:
-        positive = _apply(draw, "cosh", inner)
+        squash, scale = draw(st.sampled_from(_SQUASHES[Domain.BOUNDED]), label="bounded wrapper")
+        positive = _apply(draw, "cosh", _apply(draw, "mul", _apply(draw, squash, inner), Const(scale)))
     if domain is Domain.NONZERO and draw(st.booleans(), label="negate"):
         return _apply(draw, "neg", positive)
     return positive
@@ -74,6 +83,13 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
         a = _expr(draw, sub, n_vars, ops)
         b = _apply(draw, "add", a, _in_domain(draw, Domain.NONZERO, sub, n_vars, ops))
         return (a, b) if draw(st.booleans(), label="larger first") else (b, a)
+    if op.operands == "parameters":
+        parameters = draw(st.sampled_from(op.parameters), label="parameters")
+        if op.domains[0] is Domain.OFF_PARAMETERS:
+            first = _off_parameters(draw, sorted(parameters), sub, n_vars, ops)
+        else:
+            first = _in_domain(draw, op.domains[0], sub, n_vars, ops)
+        return (first,) + tuple(Const(p) for p in parameters)
     if op.name == "pow" and draw(st.booleans(), label="constant base"):
         return Const(draw(st.sampled_from(POSITIVE_BASES), label="base")), _expr(draw, sub, n_vars, ops)
     if op.operands == "scalar":
@@ -83,6 +99,23 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
             other = _in_domain(draw, op.domains[0] if where == "second" else op.domains[1], sub, n_vars, ops)
             return (other, Const(value)) if where == "second" else (Const(value), other)
     return tuple(_in_domain(draw, d, sub, n_vars, ops) for d in op.domains)
+
+
+def _off_parameters(draw, bounds: list[float], depth: int, n_vars: int, ops: Sequence[str]) -> Expr:
+    """A subtree bounded away from every bound (clamp's kinks): below the lowest (the bound minus a
+    POSITIVE subtree, at least 1/2 off), above the highest, or inside a gap (its middle plus
+    tanh(e) times 3/8 of the gap)."""
+    regions = ["below", "above"] + [f"gap {i}" for i in range(len(bounds) - 1)]
+    region = draw(st.sampled_from(regions), label="region between the bounds")
+    if region in ("below", "above"):
+        offset = _in_domain(draw, Domain.POSITIVE, depth, n_vars, ops)
+        bound = bounds[0] if region == "below" else bounds[-1]
+        if region == "below":
+            return _apply(draw, "neg", offset) if bound == 0 else _apply(draw, "sub", Const(bound), offset)
+        return offset if bound == 0 else _apply(draw, "add", offset, Const(bound))
+    lo, hi = bounds[int(region.split()[1])], bounds[int(region.split()[1]) + 1]
+    squashed = _apply(draw, "mul", _apply(draw, "tanh", _expr(draw, depth, n_vars, ops)), Const(0.375 * (hi - lo)))
+    return _apply(draw, "add", squashed, Const((lo + hi) / 2))
 
 
 # Below the root, a node is an op twice as often as an input; inputs come first so trees shrink.

@@ -27,8 +27,16 @@ from oracles.gradient_oracle import ExpectedGrad, expected_gradients
 from oracles.render import run_torch
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
-from oracles.vjp import (LeafTerms, accumulate, assert_none_wrong, overwrite_instead_of_accumulate, sources, summed,
-                         vjp_terms, zeros_expected)
+from oracles.vjp import (
+    LeafTerms,
+    accumulate,
+    assert_none_wrong,
+    overwrite_instead_of_accumulate,
+    sources,
+    summed,
+    vjp_terms,
+    zeros_expected,
+)
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth
 

@@ -32,8 +32,20 @@ from oracles.gradient_oracle import ExpectedGrad, expected_gradients
 from oracles.render import run_torch, torch_source
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
-from oracles.vjp import (accumulate, assert_none_wrong, cut_case, overwrite_instead_of_accumulate, replace,
-                         run_torch_with, scaled, sources, subexpression, tensor_paths, tensor_values, zeros_expected)
+from oracles.vjp import (
+    accumulate,
+    assert_none_wrong,
+    cut_case,
+    overwrite_instead_of_accumulate,
+    replace,
+    run_torch_with,
+    scaled,
+    sources,
+    subexpression,
+    tensor_paths,
+    tensor_values,
+    zeros_expected,
+)
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth, upstream_values
 

@@ -1,0 +1,101 @@
+"""torch's conventions at kinks, poles, boundaries and saturation, pinned from the op table.
+
+- test_pinned: at each exact point, every spelling gives the pinned value (NaN, ±inf and the sign of
+  zero compared exactly), so a change of convention fails naming the op, the point, old and new;
+- test_follows_rule: torch agrees with its documented rule; the deviations are the known findings of
+  findings.toml, strict xfails here, so a torch that fixes one XPASSes and fails the run;
+- test_approach: generated points 1-8 ulps off each point, on each side the op is defined, pass the core
+  oracle and tend to the pinned one-sided limit.
+Ids are `op@point` (`abs@0`, `clamp@0,lo=0,hi=1`), then the side (`:x0+`) and the dtype.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oracles import findings
+from oracles.check import assert_gradients_match, check_case
+from oracles.pinning import (
+    all_pinned,
+    approach_case,
+    approach_point,
+    cases,
+    exact_gradients,
+    limit_mismatches,
+    pinned_mismatches,
+    rule_mismatches,
+    table_problems,
+)
+
+MAX_APPROACH_ULPS = 8
+# A few points per side and dtype: ~300 approach tests share the run's time (`thorough` keeps 6 too,
+# more ulps is what the explorer's near mode is for). `device` is the same for every example.
+APPROACH_EXAMPLES = min(settings().max_examples, 6)
+
+
+REGISTERED = findings.registered_nodes(findings.load())
+
+
+def _marks(test: str, node_param: str) -> list:
+    """A registered finding's test is a strict xfail (conftest's hook marks it too; both agree)."""
+    finding = REGISTERED.get(f"tests/test_conventions.py::{test}[{node_param}]")
+    return [pytest.mark.xfail(strict=True, raises=AssertionError, reason=finding.reason)] if finding else []
+
+
+def pytest_generate_tests(metafunc):
+    dtypes = metafunc.config.gradoracle_dtypes
+    if "pinned_case" in metafunc.fixturenames:
+        params = []
+        for pinned, dtype in cases(dtypes):
+            if metafunc.function.__name__ == "test_approach":
+                for approach in pinned.convention.approaches:
+                    node = f"{pinned.id}:{approach.label}-{dtype}"
+                    params.append(pytest.param((pinned, approach, dtype), id=node,
+                                               marks=_marks("test_approach", node)))
+            else:
+                node = f"{pinned.id}-{dtype}"
+                params.append(pytest.param((pinned, dtype), id=node, marks=_marks(metafunc.function.__name__, node)))
+        metafunc.parametrize("pinned_case", params)
+
+
+def test_table_is_consistent():
+    """Points representable in their dtypes, one pinned gradient per tensor argument, approaches that
+    move a tensor argument, an open expected value only for the UNDEFINED clause."""
+    assert table_problems() == []
+
+
+def test_every_op_with_a_kink_is_pinned():
+    pinned_ops = {p.op for p in all_pinned()}
+    kinked = {"abs", "relu", "clamp", "clamp_min", "clamp_max", "hardtanh", "leaky_relu", "elu", "maximum",
+              "minimum", "fmax", "fmin", "sign", "floor", "ceil", "trunc", "round", "frac", "sqrt", "rsqrt",
+              "log", "log1p", "reciprocal", "pow", "pow_scalar", "asin", "acos", "atanh", "atan2", "hypot",
+              "sinc", "tanh", "sigmoid", "softplus", "logaddexp", "amax", "max", "max_dim", "vector_norm"}
+    assert kinked <= pinned_ops, f"no conventions pinned for {sorted(kinked - pinned_ops)}"
+
+
+def test_pinned(pinned_case, device):
+    pinned, dtype = pinned_case
+    mismatches = pinned_mismatches(pinned, dtype, device=device)
+    assert not mismatches, "convention changed:\n" + "\n".join(mismatches)
+
+
+def test_follows_rule(pinned_case, device):
+    pinned, dtype = pinned_case
+    mismatches = rule_mismatches(pinned, dtype, device=device)
+    assert not mismatches, "\n".join(mismatches)
+
+
+@settings(max_examples=APPROACH_EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_approach(pinned_case, device, data):
+    pinned, approach, dtype = pinned_case
+    k = data.draw(st.integers(1, MAX_APPROACH_ULPS), label="ulps off the point")
+    spelling = data.draw(st.integers(0, len(pinned.spec.spellings) - 1), label="spelling")
+    case = approach_case(pinned, approach_point(pinned, approach, k, dtype), dtype, spelling)
+    outcome = check_case(case, device)
+    assert_gradients_match(outcome)
+    got = tuple(v.torch_value for v in outcome.verdicts)
+    mismatches = limit_mismatches(pinned, approach, k, dtype, got, exact_gradients(case))
+    assert not mismatches, "one-sided limit changed:\n" + "\n".join(mismatches)
