@@ -46,6 +46,8 @@ _TORCH_RANDOM = _TorchRandom()  # register_random keeps a weak reference: hold i
 hypothesis.register_random(_TORCH_RANDOM)
 
 
+_CONFIG: dict = {}  # the session's config, for hooks that are not handed it (pytest_runtest_logreport)
+
 # ------------------------------------------------------------------ options
 def pytest_addoption(parser):
     group = parser.getgroup("gradoracle")
@@ -101,6 +103,8 @@ def pytest_configure(config):
         settings.register_profile("with-examples", parent=settings(), max_examples=examples)
         settings.load_profile("with-examples")
     config.gradoracle_counts = defaultdict(VerdictCounts)  # (check, op, dtype) -> tally
+    config.gradoracle_test_outcomes = {}  # node id -> failed / xfailed / xpassed (strict)
+    _CONFIG["config"] = config
     report_path = config.getoption("report_json")
     if report_path is not None:
         config.gradoracle_report_path = run_report.validate_path(report_path)
@@ -120,6 +124,20 @@ def pytest_report_header(config):
 def pytest_collection_modifyitems(config, items):
     """Registered findings (findings.toml) become strict xfails; registry ids matching no test warn."""
     apply_findings(items, config)
+
+
+def pytest_runtest_logreport(report):
+    """For the run report: every failing test, and the outcome of every registered finding's test (a
+    strict xfail that passes means torch changed there). Under xdist this runs on the controller."""
+    config = _CONFIG.get("config")
+    if config is None or hasattr(config, "workerinput"):
+        return
+    outcomes = config.gradoracle_test_outcomes
+    if hasattr(report, "wasxfail") and report.skipped:
+        outcomes[report.nodeid] = "xfailed"
+    elif report.failed:
+        strict_xpass = "XPASS(strict)" in str(report.longrepr)
+        outcomes[report.nodeid] = "xpassed (strict)" if strict_xpass else "failed"
 
 
 def pytest_generate_tests(metafunc):

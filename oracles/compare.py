@@ -2,7 +2,8 @@
 
     python -m oracles.compare OLD.json NEW.json [--markdown] [--shift-factor 2]
 
-Exit status 1 when the new run has wrong verdicts the old one did not (a regression), else 0.
+Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, else 0.
+A registered finding whose strict xfail passes in the new run (torch changed there) is listed on its own.
 """
 
 from __future__ import annotations
@@ -53,9 +54,27 @@ def _name(key) -> str:
     return " ".join(part for part in (check, op if op != "-" else "", dtype if dtype != "-" else "") if part)
 
 
+def _compare_tests(old: dict, new: dict, sections: dict[str, list[str]]) -> None:
+    """Registered findings whose tests changed outcome, and other tests failing on one side only."""
+    old_findings, new_findings = old.get("findings", {}), new.get("findings", {})
+    for finding in sorted(old_findings.keys() | new_findings.keys()):
+        was, now = old_findings.get(finding, {}), new_findings.get(finding, {})
+        changed = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
+        if changed:
+            sections["registered findings changed"].append(
+                f"{finding}: {len(changed)} test(s) {was[changed[0]]} -> {now[changed[0]]} (e.g. {changed[0]})")
+    registered = {n for tests in (*old_findings.values(), *new_findings.values()) for n in tests}
+    old_failed = {n for n, o in old.get("test_outcomes", {}).items() if o == "failed"} - registered
+    new_failed = {n for n, o in new.get("test_outcomes", {}).items() if o == "failed"} - registered
+    sections["tests failing only in new"] += sorted(new_failed - old_failed)
+    sections["tests failing only in old"] += sorted(old_failed - new_failed)
+
+
 def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {"regressed": [], "fixed": [], "accuracy shifts": [],
-                                      "only in old": [], "only in new": []}
+    sections: dict[str, list[str]] = {"regressed": [], "fixed": [], "registered findings changed": [],
+                                      "tests failing only in new": [], "tests failing only in old": [],
+                                      "accuracy shifts": [], "only in old": [], "only in new": []}
+    _compare_tests(old, new, sections)
     for row in _rows(old, new):
         name = _name(row.key)
         if row.new is None:
@@ -111,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     sections = compare(old, new, args.shift_factor)
     print(render(old, new, sections, args.markdown))
-    return 1 if sections["regressed"] else 0
+    return 1 if sections["regressed"] or sections["tests failing only in new"] else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,18 @@ def tallies_from_json(rows: list[dict]) -> dict:
     return {(row["check"], row["op"], row["dtype"]): VerdictCounts.from_json(row) for row in rows}
 
 
+def finding_outcomes(outcomes: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Per registered finding, the outcome of each of its tests that ran (xfailed: torch still shows
+    it; xpassed (strict): torch no longer does)."""
+    from oracles.findings import load, registered_nodes
+
+    per_finding: dict[str, dict[str, str]] = {}
+    for node, finding in registered_nodes(load()).items():
+        if node in outcomes:
+            per_finding.setdefault(finding.id, {})[node] = outcomes[node]
+    return per_finding
+
+
 def versions() -> dict:
     return {
         "torch": torch.__version__,
@@ -59,5 +71,7 @@ def write(path: Path, tallies: dict, config) -> None:
         "device": config.gradoracle_device,
         "dtypes": config.gradoracle_dtypes,
         "checks": tallies_to_json(tallies),
+        "test_outcomes": dict(sorted(getattr(config, "gradoracle_test_outcomes", {}).items())),
+        "findings": finding_outcomes(getattr(config, "gradoracle_test_outcomes", {})),
     }
     path.write_text(json.dumps(report, indent=1) + "\n")
