@@ -140,9 +140,12 @@ class VerdictCounts:
         self.reasons: Counter = Counter()
         self.worst_ulps = 0.0
         self.worst_over_bound = 0.0
+        self.worst_case = ""
         self.failures: list[str] = []
 
-    def add(self, verdicts: list[ElementVerdict]) -> None:
+    def add(self, verdicts: list[ElementVerdict], case: GradCase | None = None) -> None:
+        """Tally one example; with its `case`, the element behind the worst error/bound ratio is kept
+        (`worst_case`), so the statistic can be traced back to an expression and inputs."""
         self.examples += 1
         for v in verdicts:
             self.counts[v.verdict] += 1
@@ -151,8 +154,12 @@ class VerdictCounts:
                 continue
             if v.error_ulps is not None:
                 self.worst_ulps = max(self.worst_ulps, v.error_ulps)
-            if v.error_over_bound is not None:
-                self.worst_over_bound = max(self.worst_over_bound, v.error_over_bound)
+            if v.error_over_bound is not None and v.error_over_bound > self.worst_over_bound:
+                self.worst_over_bound = v.error_over_bound
+                if case is not None:
+                    from oracles.report import describe  # report imports this module
+
+                    self.worst_case = f"{describe(v, case)}; inputs {list(case.values)}"
 
     def add_failure(self, text: str) -> None:
         if len(self.failures) < self.MAX_FAILURES:
@@ -163,7 +170,8 @@ class VerdictCounts:
         self.counts.update(other.counts)
         self.reasons.update(other.reasons)
         self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
-        self.worst_over_bound = max(self.worst_over_bound, other.worst_over_bound)
+        if other.worst_over_bound > self.worst_over_bound:
+            self.worst_over_bound, self.worst_case = other.worst_over_bound, other.worst_case
         for failure in other.failures:
             self.add_failure(failure)
 
@@ -174,6 +182,7 @@ class VerdictCounts:
             "unverified_reasons": dict(self.reasons),
             "worst_error_ulps": self.worst_ulps,
             "worst_error_over_bound": self.worst_over_bound,
+            "worst_case": self.worst_case,
             "failures": list(self.failures),
         }
 
@@ -185,6 +194,7 @@ class VerdictCounts:
         counts.reasons = Counter(data["unverified_reasons"])
         counts.worst_ulps = data["worst_error_ulps"]
         counts.worst_over_bound = data["worst_error_over_bound"]
+        counts.worst_case = data.get("worst_case", "")
         counts.failures = list(data["failures"])
         return counts
 

@@ -17,7 +17,7 @@ from strategies import compositions, grad_cases, polynomials
 def _check(data, verdict_log, device, cases):
     case = data.draw(cases, label="case")
     outcome = check_case(case, device)
-    verdict_log.add(outcome.verdicts)
+    verdict_log.add(outcome.verdicts, case)
     for reason in sorted({v.reason for v in outcome.verdicts if v.verdict is Verdict.UNVERIFIED}):
         event(f"some elements unverified: {reason}")  # shown by --hypothesis-show-statistics
     assert_gradients_match(outcome)
