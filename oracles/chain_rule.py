@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
-from flint import arb
+from flint import arb, ctx
 
 from oracles.exact import Evaluator, compile_sympy
 from oracles.expr import Apply, Const, Expr, Var
@@ -77,4 +77,30 @@ def exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, a
         for arg, partial in zip(node.args, program.partials):
             if partial is not None:
                 stack.append((arg, adjoint * partial(args)))
+    return gradient
+
+
+# SymPy's forms can cancel at tiny arguments (expm1 is exp(x) - 1: at x = 1e-193, 192 bits leave a ball
+# around 0). Such a result is evaluated again at higher precision until it is resolved.
+RESOLVED_BITS = 70
+MAX_PRECISION_BITS = 4096
+
+
+def _resolved(value: arb) -> bool:
+    if value.is_exact():
+        return True
+    return not value.contains(0) and value.rad() <= abs(value.mid()) * 2.0**-RESOLVED_BITS
+
+
+def resolved_exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, arb]:
+    """`exact_gradient`, re-evaluated at 4x the precision (up to 4096 bits) while any entry is an
+    unresolved ball; a gradient that is truly 0 stays a (tiny) ball around 0 after the last attempt."""
+    gradient = exact_gradient(expr, point, seed)
+    working = ctx.prec
+    try:
+        while not all(_resolved(g) for g in gradient.values()) and ctx.prec < MAX_PRECISION_BITS:
+            ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
+            gradient = exact_gradient(expr, point, seed)
+    finally:
+        ctx.prec = working
     return gradient

@@ -24,7 +24,7 @@ import sympy
 from flint import arb
 
 from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
-from oracles.chain_rule import exact_gradient
+from oracles.chain_rule import resolved_exact_gradient
 from oracles.expr import Const, Expr, Var
 from oracles.ops import OPS
 from oracles.render import derivative
@@ -150,7 +150,7 @@ def point_contributions(case: GradCase, upstream: Sequence[float] | None = None)
             failure = (Status.OVERFLOW, str(exc))
         if failure is None:
             try:
-                exact_here = exact_gradient(case.expr, point, weight)
+                exact_here = resolved_exact_gradient(case.expr, point, weight)
             except Singular as exc:
                 failure = (Status.SINGULAR, f"exact derivative: {exc}")
         for i in used:
