@@ -1,0 +1,58 @@
+"""Fault injection for issue 6: bugs a first-derivative suite cannot see.
+
+- `wrong_second_derivative(op, rel)`: an override for a unary op (for `render.run_torch`'s `overrides`)
+  whose forward and first derivative are torch's own, bit for bit, but whose *second* derivative is torch's
+  times (1 + rel). Its backward returns grad · f'(x), with f'(x) recomputed by torch (create_graph) and
+  passed through an identity whose backward scales by (1 + rel): the value of f' is untouched, the
+  derivative of f' is not.
+- `reduction_backward_on_wrong_axis()` (oracles.tensor_ops) is the tensor-op counterpart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from oracles.ops import op_named
+
+
+class _ScaledBackward(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by `factor`."""
+
+    @staticmethod
+    def forward(ctx, tensor, factor):
+        ctx.factor = factor
+        return tensor.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor, None
+
+
+def wrong_second_derivative(op_name: str, rel_error: float) -> Callable:
+    """An override for unary `op_name`: same value and first derivative, second derivative × (1 + rel_error)."""
+    op = op_named(op_name)
+    if op.arity != 1:
+        raise ValueError(f"{op_name} is not unary")
+    call = op.spellings[0].call
+
+    class _WrongSecond(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return call(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            with torch.enable_grad():
+                base = x if x.requires_grad else x.detach().requires_grad_()
+                (local,) = torch.autograd.grad(call(base), base, torch.ones_like(base), create_graph=True)
+            return grad * _ScaledBackward.apply(local, 1 + rel_error)
+
+    def faulty(x):
+        return _WrongSecond.apply(x)
+
+    faulty.__name__ = f"{op_name}_with_second_derivative_error_{rel_error:g}"
+    return faulty

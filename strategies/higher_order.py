@@ -1,0 +1,61 @@
+"""Expressions for the higher-derivative tests (issue 6): compositions of the ops whose second derivative
+the oracle models (torch's backward formulas differentiated on jets, oracles.higher_order), and linear
+expressions (whose gradient torch returns without a grad_fn)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from oracles.case import GradCase
+from oracles.dtypes import format_named
+from oracles.expr import Apply, Const, Expr, Var
+from oracles.ops import OPS
+from strategies.expressions import SCALAR_OPERANDS, compositions
+from strategies.values import leaf_values
+
+# Every op of the table whose torch backward formula is itself differentiated by torch (double backward),
+# and whose `local_grads` the jet model evaluates. Kinked ops are in: their second derivative is 0 away
+# from the kink, and the kink itself is Singular (unverified). (Intersected with OPS: the table may grow.)
+SECOND_ORDER_OPS = tuple(name for name in (
+    "add", "sub", "mul", "div", "neg", "pow_scalar", "pow", "reciprocal", "square", "sqrt", "rsqrt", "exp",
+    "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "asin", "acos", "asinh",
+    "atanh", "erf", "sigmoid", "softplus", "abs", "atan2", "hypot", "logaddexp", "maximum", "minimum",
+    "fmax", "fmin", "relu", "clamp", "clamp_min", "clamp_max", "hardtanh", "leaky_relu", "elu", "sinc",
+    "gelu") if name in OPS)
+
+
+def second_order(max_depth: int = 2, ops=SECOND_ORDER_OPS, root: str | None = None):
+    """The expression strategy of the higher-derivative tests (an `expressions` argument of grad_cases)."""
+    return lambda n: compositions(n, max_depth=max_depth, ops=ops, root=root)
+
+
+LINEAR_OPS = ("add", "sub", "neg", "mul", "div")
+
+
+def linear_expressions(n_vars: int, max_leaves: int = 6) -> st.SearchStrategy[Expr]:
+    """Affine expressions: sums and differences of inputs, negations, products and quotients by a Python
+    scalar. Their gradient is a constant, which torch computes without a grad_fn."""
+
+    def extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
+        scalar = st.sampled_from(SCALAR_OPERANDS).map(Const)
+        return st.one_of(
+            st.tuples(children, children).map(lambda ab: Apply("add", ab, 0)),
+            st.tuples(children, children).map(lambda ab: Apply("sub", ab, 0)),
+            children.map(lambda a: Apply("neg", (a,), 0)),
+            st.tuples(children, scalar).map(lambda ac: Apply("mul", ac, 0)),
+            st.tuples(scalar, children).map(lambda ca: Apply("mul", ca, 0)),
+            st.tuples(children, scalar).map(lambda ac: Apply("div", ac, 0)),
+        )
+
+    leaves = st.integers(0, n_vars - 1).map(Var)
+    return extend(st.recursive(leaves, extend, max_leaves=max_leaves))  # an op at the root
+
+
+@st.composite
+def scalar_cases(draw, dtype: str, expressions=None, max_inputs: int = 3) -> GradCase:
+    """A case whose inputs are all 0-d tensors: one point, so each second derivative is one number."""
+    fmt = format_named(dtype)
+    n_inputs = draw(st.integers(1, max_inputs), label="number of inputs")
+    expr = draw((expressions or second_order())(n_inputs), label="expression")
+    values = tuple((draw(leaf_values(fmt), label=f"x{i} value"),) for i in range(n_inputs))
+    return GradCase(expr, ((),) * n_inputs, values, dtype)
