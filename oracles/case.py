@@ -28,6 +28,13 @@ class GradCase:
         return variables(self.expr)
 
     @property
+    def source(self) -> str:
+        """The torch program as Python source (reports)."""
+        from oracles.render import torch_source  # render imports the op table, which needs nothing of this
+
+        return torch_source(self.expr)
+
+    @property
     def output_shape(self) -> tuple[int, ...]:
         return tuple(torch.broadcast_shapes(*(self.shapes[i] for i in self.used)))
 

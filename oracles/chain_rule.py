@@ -57,6 +57,11 @@ def _value(expr: Expr, point: tuple[arb, ...], values: dict[int, arb]) -> arb:
     return value
 
 
+def exact_value(expr: Expr, point: tuple[arb, ...]) -> arb:
+    """The exact value of `expr` at `point` (a ball of radius ~2^-190 for exact inputs)."""
+    return _value(expr, point, {})
+
+
 def exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, arb]:
     """seed · ∂expr/∂x_i at `point` for every input i in the expression, exactly (radius ~2^-190).
     Raises `Singular` at kinks, ties and branch points of any op on the way."""

@@ -5,7 +5,8 @@
   times (1 + rel). Its backward returns grad · f'(x), with f'(x) recomputed by torch (create_graph) and
   passed through an identity whose backward scales by (1 + rel): the value of f' is untouched, the
   derivative of f' is not.
-- `reduction_backward_on_wrong_axis()` (oracles.tensor_ops) is the tensor-op counterpart.
+- `reduction_backward_on_wrong_axis()`: an override of the tensor op `sum` (oracles.tensor_program) whose
+  backward broadcasts the gradient along the wrong axis of a square matrix.
 """
 
 from __future__ import annotations
@@ -55,4 +56,33 @@ def wrong_second_derivative(op_name: str, rel_error: float) -> Callable:
         return _WrongSecond.apply(x)
 
     faulty.__name__ = f"{op_name}_with_second_derivative_error_{rel_error:g}"
+    return faulty
+
+
+class _SumOnWrongAxis(torch.autograd.Function):
+    """x.sum(dim) of a square matrix whose backward broadcasts the gradient along the other axis: the
+    shapes still agree, so nothing raises; every element gets the gradient of the wrong row or column."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return x.sum(dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        wrong = 1 - ctx.dim % 2
+        return grad.unsqueeze(wrong).expand(grad.shape[0], grad.shape[0]), None
+
+
+def reduction_backward_on_wrong_axis():
+    """An override of the tensor op `sum` (for `tensor_program.run_program`'s `overrides`) on 2-D square
+    inputs reduced over one dim without keepdim: torch's forward, the backward expanded along the wrong axis."""
+
+    def faulty(args, params):
+        (x,) = args
+        if x.dim() != 2 or x.shape[0] != x.shape[1] or params.dim is None or params.keepdim:
+            raise ValueError(f"the planted fault needs a square matrix and one dim without keepdim, got shape "
+                             f"{tuple(x.shape)} and {params}")
+        return _SumOnWrongAxis.apply(x, params.dim)
+
     return faulty

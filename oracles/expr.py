@@ -70,3 +70,12 @@ def size(expr: Expr) -> int:
 
 def ops_used(expr: Expr) -> frozenset[str]:
     return frozenset(node.op for node in walk(expr) if isinstance(node, Apply))
+
+
+def renamed(expr: Expr, mapping: dict[int, int]) -> Expr:
+    """`expr` with input i renamed to input mapping[i] (inputs not in `mapping` keep their index)."""
+    if isinstance(expr, Var):
+        return Var(mapping.get(expr.index, expr.index))
+    if isinstance(expr, Const):
+        return expr
+    return Apply(expr.op, tuple(renamed(a, mapping) for a in expr.args), expr.spelling)

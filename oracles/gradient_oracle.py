@@ -100,6 +100,17 @@ def _backward(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[i
         _backward(child, grad, model, into)
 
 
+def model_vjp_at_point(expr: Expr, point: tuple[arb, ...], adjoint: arb | None,
+                       model: RoundingModel) -> tuple[arb, dict[int, list[arb]]]:
+    """torch's value of `expr` at `point` (balls) and, unless `adjoint` is None, what backpropagating
+    `adjoint` contributes to each input: one ball per occurrence, before torch sums them."""
+    evaluated = _forward(expr, point, model)
+    contributions: dict[int, list[arb]] = {}
+    if adjoint is not None:
+        _backward(evaluated, adjoint, model, contributions)
+    return evaluated.value, contributions
+
+
 class Term(NamedTuple):
     """What one point of the output contributes to one element of an input's `.grad`."""
 

@@ -41,16 +41,17 @@ def _slot_needs_parens(template: str, slot: int, child: int) -> bool:
     return child < parent if slot == 0 else child <= parent
 
 
-def torch_source(expr: Expr) -> str:
-    """Python source that computes `expr` with exactly the drawn spellings, e.g. `torch.sin(x0) * x1`."""
+def torch_source(expr: Expr, names=None) -> str:
+    """Python source that computes `expr` with exactly the drawn spellings, e.g. `torch.sin(x0) * x1`;
+    `names[i]` (atomic source text) replaces the name of input i (oracles.tensor_program)."""
     if isinstance(expr, Var):
-        return expr.name
+        return expr.name if names is None else names[expr.index]
     if isinstance(expr, Const):
         return expr.literal
     template = OPS[expr.op].spellings[expr.spelling].template
     parts = []
     for slot, arg in enumerate(expr.args):
-        text = torch_source(arg)
+        text = torch_source(arg, names)
         if _slot_needs_parens(template, slot, _precedence(arg)):
             text = f"({text})"
         parts.append(text)

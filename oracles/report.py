@@ -12,8 +12,9 @@ def _index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]" if index else ""
 
 
-def describe(v: ElementVerdict, case: GradCase) -> str:
-    where = f"{torch_source(case.expr)}, {case.dtype}"
+def describe(v: ElementVerdict, case) -> str:
+    """One element's verdict in words; `case`: a GradCase or a TensorCase (anything with source and dtype)."""
+    where = f"{case.source}, {case.dtype}"
     if v.exact is None:
         return f"{v.reason} for {where}"
     rel = f"rel err {v.rel_error:.2g}, " if v.rel_error is not None else ""

@@ -1,0 +1,103 @@
+"""Tensor programs (oracles.tensor_program): elementwise compositions fed into a tensor op of the tensor-op
+table, optionally followed by an elementwise composition of its result and a second tensor op.
+
+Everything is valid by construction: shapes are drawn for the op (matmul's inner sizes agree, views get
+parameters that fit the shape, reductions a dim the tensor has), elementwise parts come from
+`compositions` (arguments inside each op's domain), and inputs hold values exact in the dtype, with the
+simple values (0, ties) first so products with zeros and tied maxima are drawn often.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from oracles.case import numel
+from oracles.dtypes import format_named
+from oracles.expr import renamed, variables
+from oracles.tensor_ops import TENSOR_OPS
+from oracles.tensor_program import Input, Map, Node, Tensor, TensorCase, shape_of
+from strategies.backward import SMOOTH_OPS, upstream_values
+from strategies.expressions import compositions
+from strategies.values import leaf_values
+
+SIDES = st.integers(1, 3)
+# The second stage: ops that take any tensor of rank >= 1 (matmul needs a partner; it is a first stage).
+SECOND_STAGE = tuple(name for name, op in TENSOR_OPS.items() if op.arity == 1)
+
+
+def shapes_for(op_name: str) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
+    """Argument shapes for a first-stage op: matmul's (m, k) @ (k, n), k-vectors on either side; others
+    rank 1 or 2 with sides 1..3."""
+    if TENSOR_OPS[op_name].arity == 2:
+        return st.tuples(SIDES, SIDES, SIDES, st.booleans(), st.booleans()).map(
+            lambda d: ((d[0], d[1]) if d[3] else (d[1],), (d[1], d[2]) if d[4] else (d[1],)))
+    return st.lists(SIDES, min_size=1, max_size=2).map(lambda s: (tuple(s),))
+
+
+@st.composite
+def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str], label: str):
+    """An argument of the given shape: an input itself (most readable, and where zeros and ties stay exact),
+    or an elementwise composition over one or two inputs (the second broadcast from a smaller shape)."""
+    kind = draw(st.sampled_from(["input", "map"]), label=f"{label}: kind")
+    if kind == "input":
+        return Input(first_input), [shape]
+    n = draw(st.integers(1, 2), label=f"{label}: inputs")
+    shapes = [shape] + ([draw(st.sampled_from([shape, shape[-1:], (1,) * len(shape), ()]),
+                               label=f"{label}: second input shape")] if n == 2 else [])
+    expr = draw(compositions(n, max_depth=draw(st.integers(1, 2), label=f"{label}: depth"), ops=ops),
+                label=f"{label}: expression")
+    if n == 2 and 0 not in variables(expr):  # only the second input is read: it takes the argument's shape
+        expr, n, shapes = renamed(expr, {1: 0}), 1, [shape]
+    return Map(expr, tuple(Input(first_input + k) for k in range(n))), shapes
+
+
+@st.composite
+def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: str) -> Tensor:
+    op = TENSOR_OPS[op_name]
+    params = draw(op.params(arg_shapes), label=f"{label}: parameters")
+    spelling = draw(st.sampled_from(op.spellings_for(arg_shapes, params)), label=f"{label}: spelling")
+    return Tensor(op_name, args, params, spelling)
+
+
+@st.composite
+def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_OPS, stages: int = 2,
+                    tensor_ops: Sequence[str] | None = None):
+    """(program, input shapes). `root`: the first stage's tensor op (else drawn from `tensor_ops`, default the
+    whole table); `stages` = 2 allows an elementwise map and a second tensor op after it."""
+    names = tuple(tensor_ops) if tensor_ops is not None else tuple(TENSOR_OPS)
+    op_name = root or draw(st.sampled_from(names), label="tensor op")
+    arg_shapes = draw(shapes_for(op_name), label="argument shapes")
+    args, shapes = [], []
+    for k, shape in enumerate(arg_shapes):
+        arg, used = draw(_argument(shape, len(shapes), ops, f"argument {k}"), label=f"argument {k}")
+        args.append(arg)
+        shapes.extend(used)
+    shapes = tuple(shapes)
+    node: Node = draw(_tensor_node(op_name, tuple(args), tuple(arg_shapes), "first stage"), label="first stage")
+    if stages >= 2:
+        after = draw(st.sampled_from(["none", "map", "map and op", "op"]), label="after the tensor op")
+        if after.startswith("map"):
+            expr = draw(compositions(1, max_depth=1, ops=ops), label="elementwise of the result")
+            node = Map(expr, (node,))
+        out = shape_of(node, shapes)
+        if after.endswith("op") and out:
+            second = draw(st.sampled_from([n for n in SECOND_STAGE if n in names] or ["sum"]), label="second op")
+            node = draw(_tensor_node(second, (node,), (out,), "second stage"), label="second stage")
+    return node, shapes
+
+
+@st.composite
+def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, upstream: bool = True,
+                 tensor_ops: Sequence[str] | None = None) -> TensorCase:
+    """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=."""
+    fmt = format_named(dtype)
+    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops), label="program")
+    values = tuple(tuple(draw(st.lists(leaf_values(fmt), min_size=numel(s), max_size=numel(s)),
+                              label=f"x{i} values")) for i, s in enumerate(shapes))
+    gradient = None
+    if upstream and draw(st.booleans(), label="explicit gradient="):
+        gradient = draw(upstream_values(numel(shape_of(program, shapes))), label="gradient")
+    return TensorCase(program, shapes, values, dtype, gradient)
+

@@ -1,0 +1,344 @@
+"""Non-diagonal Jacobians (issue 6, part 3): reductions, cumulative ops, softmax, matmul and views, composed
+with the elementwise expressions, against SymPy's exact Jacobian of per-element symbols.
+
+- every tensor op at the root of a program, with and without `gradient=` (oracles.tensor_oracle);
+- random two-stage programs (elementwise -> tensor op -> elementwise -> tensor op);
+- torch.func.jacrev of programs: the whole Jacobian, row by row;
+- the chained exact VJP equals the Jacobian SymPy takes of the whole program at once;
+- pinned cases worked by hand: prod and cumprod with zeros, amax with ties, the norm at 0, repeated indices;
+- the rendered source is the program that runs; a reduction whose backward broadcasts along the wrong
+  axis is caught.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from flint import arb
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import FIXTURE_HEALTH
+from oracles.derivative_faults import reduction_backward_on_wrong_axis
+from oracles.exact import compile_sympy
+from oracles.expr import Apply, Var
+from oracles.gradient_oracle import ExpectedElement, Status
+from oracles.rounding import Singular
+from oracles.tensor_check import assert_tensor_gradients_match, check_tensor_case, tensor_reproducer
+from oracles.tensor_ops import TENSOR_OPS, Params
+from oracles.tensor_oracle import exact_vjp, expected_tensor_gradients, program_sympy
+from oracles.tensor_program import Input, Map, Tensor, TensorCase, run_program
+from oracles.verdict import Verdict, judge_element
+from strategies.backward import upstream_values
+from strategies.expressions import compositions
+from strategies.tensor_programs import tensor_cases
+from strategies.values import leaf_values
+
+CI_EXAMPLES = 40
+
+
+def scaled(examples: int) -> settings:
+    """`examples` under the ci profile, scaled with the active profile (thorough, --examples N)."""
+    return settings(max_examples=max(1, examples * settings().max_examples // CI_EXAMPLES),
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _record(verdict_log, verdicts, case):
+    verdict_log.add(verdicts, case)
+    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
+        event(f"some elements unverified: {reason}")
+
+
+def check(case: TensorCase, device: str, verdict_log, overrides=None):
+    __tracebackhide__ = True
+    verdicts = check_tensor_case(case, device, overrides)
+    _record(verdict_log, verdicts, case)
+    assert_tensor_gradients_match(case, verdicts, device)
+
+
+# ------------------------------------------------------------------ random programs
+@pytest.mark.parametrize("op", list(TENSOR_OPS))
+@scaled(10)
+@given(data=st.data())
+def test_tensor_op_gradient(op, dtype, device, verdict_log, data):
+    """`op` on elementwise compositions of the inputs (or the inputs themselves), maybe followed by an
+    elementwise map and a second tensor op; `y.sum().backward()` or `y.backward(gradient=...)`."""
+    check(data.draw(tensor_cases(dtype, root=op), label="case"), device, verdict_log)
+
+
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_tensor_program_gradient(dtype, device, verdict_log, data):
+    """Any first-stage op, any second stage: non-diagonal Jacobians chained through each other."""
+    check(data.draw(tensor_cases(dtype), label="case"), device, verdict_log)
+
+
+def _one_hot(n: int, k: int) -> tuple[float, ...]:
+    return tuple(1.0 if i == k else 0.0 for i in range(n))
+
+
+@scaled(20)
+@given(data=st.data())
+def test_jacrev_of_tensor_programs(dtype, device, verdict_log, data):
+    """torch.func.jacrev: J[o, a] for every output o and input element a, each row the exact VJP with a
+    one-hot gradient (and its enclosure: jacrev runs the same backward formulas, batched)."""
+    import torch.func as tf
+
+    case = data.draw(tensor_cases(dtype, upstream=False), label="case")
+    used = list(case.used)
+    leaves = [leaf.detach() for leaf in case.make_leaves(device)]
+
+    def f(*xs):
+        full = list(leaves)
+        for i, x in zip(used, xs):
+            full[i] = x
+        return run_program(case.program, full)
+
+    jacobians = tf.jacrev(f, argnums=tuple(range(len(used))))(*(leaves[i] for i in used))
+    out_shape, n_out = case.output_shape, int(np.prod(case.output_shape, dtype=int))
+    verdicts = []
+    rows = [expected_tensor_gradients(TensorCase(case.program, case.shapes, case.values, dtype, _one_hot(n_out, o)))
+            for o in range(n_out)]
+    for k, i in enumerate(used):
+        jac = jacobians[k]
+        expected_shape = out_shape + case.shapes[i]
+        if tuple(jac.shape) != expected_shape or jac.dtype != case.format.torch_dtype:
+            verdicts.append(_wrong(i, f"jacrev wrt x{i} has shape {tuple(jac.shape)} and dtype {jac.dtype}, "
+                                      f"expected {expected_shape} and {case.format.torch_dtype}"))
+            continue
+        values = jac.detach().to("cpu", torch.float64).reshape(n_out, -1).tolist()
+        for o in range(n_out):
+            for a, element in enumerate(rows[o][i].elements):
+                verdicts.append(judge_element(i, (o, a), values[o][a], element, case.format))
+    _record(verdict_log, verdicts, case)
+    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
+    assert not wrong, (f"{len(wrong)} Jacobian entries wrong for jacrev of {case.source} ({dtype}): "
+                       + "; ".join(f"x{v.leaf} [output {v.index[0]}, element {v.index[1]}]: torch "
+                                   f"{v.torch_value!r}, exact {v.exact!r}, bound {v.bound!r} {v.reason}"
+                                   for v in wrong[:6]))
+
+
+def _wrong(leaf, reason):
+    from oracles.verdict import ElementVerdict
+
+    return ElementVerdict(leaf, (), Verdict.WRONG, reason=reason)
+
+
+# ------------------------------------------------------------------ the exact side checks itself
+@scaled(15)
+@given(data=st.data())
+def test_chained_exact_vjp_is_sympys_whole_program_jacobian(data):
+    """The exact VJP (per-op Jacobians chained in arb) equals uᵀ J with J = SymPy's Jacobian of the whole
+    program in per-element symbols (sympy.Matrix.jacobian), at the exact inputs."""
+    case = data.draw(tensor_cases("float64", stages=2), label="case")
+    out, symbols = program_sympy(case)
+    flat_out = [sympy.sympify(e) for e in out.reshape(-1)]
+    upstream = case.upstream or (1.0,) * len(flat_out)
+    loss = sympy.Add(*(sympy.Rational(u) * e for u, e in zip(upstream, flat_out)))
+    jacobian = sympy.Matrix([loss]).jacobian(symbols)
+    env = tuple(arb(v) for values in case.values for v in values)
+    try:
+        exact = exact_vjp(case)
+        whole = [compile_sympy(jacobian[0, j])(env) for j in range(len(symbols))]
+    except Singular as exc:  # a tie or a zero norm: SymPy's Jacobian does not exist there
+        event(f"singular: {exc}")
+        return
+    offset = 0
+    for i, shape in enumerate(case.shapes):
+        size = int(np.prod(shape, dtype=int))
+        for a, index in enumerate(np.ndindex(*shape)):
+            expected = whole[offset + a]
+            if i in exact:
+                assert exact[i][index].overlaps(expected), (
+                    f"x{i}{list(index)}: chained {exact[i][index].str(15)}, SymPy {expected.str(15)} for {case.source}")
+            else:
+                assert expected.contains(0), f"x{i} unused but SymPy's derivative is {expected.str(10)}"
+        offset += size
+
+
+@scaled(20)
+@given(data=st.data())
+def test_rendered_source_is_the_program(data):
+    """The source a failure report prints computes exactly what the suite ran (same values, bit for bit)."""
+    case = data.draw(tensor_cases("float64", upstream=False), label="case")
+    leaves = case.make_leaves()
+    names = {f"x{i}": leaf for i, leaf in enumerate(leaves)} | {"torch": torch}
+    from_source = eval(compile(case.source, "<program>", "eval"), {}, names)  # our own generated text
+    assert torch.equal(from_source, run_program(case.program, leaves)), case.source
+
+
+def test_every_spelling_is_reachable():
+    """Each spelling of each tensor op applies to some parameters of a small shape (none is dead)."""
+    shapes = {1: [((3,),), ((2, 3),), ((1, 3),)], 2: [((2, 3), (3, 2)), ((2, 3), (3,)), ((3,), (3, 2)), ((3,), (3,))]}
+    for name, op in TENSOR_OPS.items():
+        reached = set()
+        for arg_shapes in shapes[op.arity]:
+            for example in _params_examples(op, arg_shapes):
+                reached.update(op.spellings_for(arg_shapes, example))
+        assert reached == set(range(len(op.spellings))), f"{name}: spellings {set(range(len(op.spellings))) - reached}"
+
+
+def _params_examples(op, arg_shapes) -> list[Params]:
+    found = []
+
+    @settings(max_examples=60, database=None, derandomize=True, phases=[Phase.generate])
+    @given(op.params(arg_shapes))
+    def collect(p):
+        found.append(p)
+
+    collect()
+    return found
+
+
+# ------------------------------------------------------------------ pinned cases, worked by hand
+def _grads(node, shapes, values, upstream=None, dtype="float64"):
+    case = TensorCase(node, shapes, values, dtype, upstream)
+    expected = expected_tensor_gradients(case)
+    from oracles.tensor_check import torch_gradients
+
+    grads = torch_gradients(case)
+    return case, expected, grads
+
+
+def _assert_pinned(node, shapes, values, by_hand, upstream=None, dtypes=("float64", "float32")):
+    """The oracle's exact value is the one worked out by hand (to float64's last bit), and torch's .grad
+    lies in the model's enclosure around it (verified) in each dtype."""
+    for dtype in dtypes:
+        case, expected, grads = _grads(node, shapes, values, upstream, dtype)
+        for i, hand in by_hand.items():
+            exact = [float(e.exact.mid()) if e.status is Status.OK else e.reason for e in expected[i].elements]
+            assert exact == pytest.approx(list(hand), rel=2**-52, abs=0), (
+                f"oracle for x{i} of {case.source}: {exact}, by hand {list(hand)}")
+            torch_values = grads[i].to(torch.float64).reshape(-1).tolist()
+            verdicts = [judge_element(i, (), v, e, case.format) for v, e in zip(torch_values, expected[i].elements)]
+            assert all(v.verdict is Verdict.VERIFIED for v in verdicts), (
+                f"torch for x{i} of {case.source} ({dtype}): {torch_values}, by hand {list(hand)}\n"
+                + tensor_reproducer(case))
+
+
+X = Input(0)
+
+
+@pytest.mark.parametrize("spelling", [0, 1])
+def test_prod_with_one_zero(spelling):
+    """d/dx_i Π x = product of the others: at the zero, the product of the rest; elsewhere 0."""
+    node = Tensor("prod", (X,), Params(dim=1), spelling)
+    _assert_pinned(node, ((2, 3),), ((2.0, 0.0, 3.0, 1.5, 2.0, -1.0),), {0: (0.0, 6.0, 0.0, -2.0, -1.5, 3.0)})
+
+
+def test_prod_with_two_zeros_is_zero_everywhere():
+    node = Tensor("prod", (X,), Params(), 2)  # torch.prod(x0): full reduction
+    _assert_pinned(node, ((4,),), ((0.0, 2.0, 0.0, 3.0),), {0: (0.0, 0.0, 0.0, 0.0)})
+
+
+def test_prod_with_zeros_and_gradient():
+    node = Tensor("prod", (X,), Params(dim=0, keepdim=True), 0)
+    _assert_pinned(node, ((2, 2),), ((0.0, 2.0, 3.0, 0.0),), {0: (6.0, 0.0, 0.0, -4.0)}, upstream=(2.0, -2.0))
+
+
+def test_cumprod_with_zeros():
+    """y = cumprod([2, 0, 3, 0.5]) = [2, 0, 0, 0]; ∂y_j/∂x_k = Π_{i<=j, i != k} x_i, so with gradient g:
+    x0: g0 + g1*0 + ... = g0; x1: g1*2 + g2*2*3 + g3*2*3*0.5; x2, x3: every term holds x1 = 0."""
+    node = Tensor("cumprod", (X,), Params(dim=0), 0)
+    g = (1.0, 2.0, -1.0, 4.0)
+    _assert_pinned(node, ((4,),), ((2.0, 0.0, 3.0, 0.5),), {0: (1.0, 2 * 2.0 - 1.0 * 6.0 + 4.0 * 3.0, 0.0, 0.0)},
+                   upstream=g)
+
+
+@pytest.mark.parametrize("spelling", [0, 1])
+def test_amax_ties_share_the_gradient_evenly(spelling):
+    """At a tie amax has no derivative; torch gives each tied maximum 1/k of the gradient, the
+    minimum-norm subgradient (derivatives.yaml: scale_grad_by_count)."""
+    node = Tensor("amax", (X,), Params(dim=1), spelling)
+    _assert_pinned(node, ((2, 4),), ((3.0, 1.0, 3.0, -3.0, 2.0, 2.0, 2.0, 2.0),),
+                   {0: (0.5, 0.0, 0.5, 0.0, 0.25, 0.25, 0.25, 0.25)})
+
+
+def test_max_of_everything_shares_ties_like_amax():
+    node = Tensor("amax", (X,), Params(), 2)  # torch.amax(x0)
+    _assert_pinned(node, ((2, 2),), ((1.0, 4.0, 4.0, -4.0),), {0: (0.0, 0.5, 0.5, 0.0)})
+
+
+def test_norm_at_zero_has_gradient_zero():
+    """The 2-norm is not differentiable at 0; torch's norm_backward masks the division by 0 to give 0,
+    the minimum-norm subgradient. Away from 0: x / |x|."""
+    node = Tensor("norm", (X,), Params(dim=1), 0)
+    _assert_pinned(node, ((2, 2),), ((0.0, 0.0, 3.0, -4.0),), {0: (0.0, 0.0, 0.6, -0.8)})
+
+
+def test_repeated_indices_accumulate():
+    """x[[0, 0, 2]] reads x0 twice: its gradient is the sum of both (index_put_ with accumulate)."""
+    node = Tensor("index", (X,), Params(index=("take", 0, (0, 0, 2))), 0)
+    _assert_pinned(node, ((3,),), ((1.0, 2.0, 3.0),), {0: (3.0, 0.0, 0.25)}, upstream=(1.0, 2.0, 0.25))
+
+
+def test_expand_sums_over_the_expanded_dims():
+    node = Tensor("expand", (X,), Params(shape=(2, 3)), 0)
+    _assert_pinned(node, ((1, 3),), ((1.0, 2.0, 3.0),), {0: (1.5, 2.0, -1.0)}, upstream=(1.0, 1.0, 1.0, 0.5, 1.0, -2.0))
+
+
+def test_softmax_gradient_of_the_sum_is_zero():
+    """Σ softmax(x) = 1 for every x, so the gradient of y.sum() is exactly 0 (torch: up to rounding)."""
+    node = Tensor("softmax", (X,), Params(dim=0), 0)
+    case, expected, grads = _grads(node, ((3,),), ((1.0, 2.0, -0.5),))
+    for element, value in zip(expected[0].elements, grads[0].tolist()):
+        assert element.exact.contains(0) and element.exact.rad() < 1e-50
+        assert judge_element(0, (), value, element, case.format).verdict is Verdict.VERIFIED
+
+
+# ------------------------------------------------------------------ fault injection
+FAULT_RUN = settings(max_examples=30, phases=[Phase.explicit, Phase.generate], database=None, derandomize=True,
+                     deadline=None)
+
+
+@st.composite
+def square_sums(draw):
+    """f(x.sum(dim)) for a square x (n = 2, 3), f elementwise: the gradient reaching the sum differs from
+    row to row, so broadcasting it along the wrong axis changes .grad."""
+    n = draw(st.integers(2, 3), label="n")
+    dim = draw(st.sampled_from([0, 1, -1]), label="dim")
+    outer = draw(compositions(1, max_depth=1), label="f")
+    node = Map(outer, (Tensor("sum", (X,), Params(dim=dim), 1),))
+    values = tuple(draw(st.lists(leaf_values(_fmt("float64")), min_size=n * n, max_size=n * n), label="x0"))
+    upstream = draw(st.one_of(st.none(), upstream_values(n)), label="gradient")
+    return TensorCase(node, ((n, n),), (values,), "float64", upstream)
+
+
+def _fmt(name):
+    from oracles.dtypes import format_named
+
+    return format_named(name)
+
+
+def test_reduction_backward_on_the_wrong_axis_is_caught(device):
+    """The planted sum runs torch's forward and broadcasts the gradient along the wrong axis: the same
+    property passes on torch's own sum and fails on the planted one."""
+
+    def prop(overrides):
+        @FAULT_RUN
+        @given(data=st.data())
+        def run(data):
+            case = data.draw(square_sums(), label="case")
+            assert_tensor_gradients_match(case, check_tensor_case(case, device, overrides), device)
+
+        return run
+
+    prop(None)()
+    with pytest.raises(AssertionError):
+        prop({"sum": reduction_backward_on_wrong_axis()})()
+
+
+def test_planted_fault_refuses_shapes_it_cannot_fake():
+    with pytest.raises(ValueError, match=r"square matrix.*\(2, 3\)"):
+        reduction_backward_on_wrong_axis()([torch.zeros(2, 3)], Params(dim=0))
+
+
+def test_oracle_knows_when_it_cannot_say():
+    """sin(x) for x = 0 is not exactly 0 in the model, so prod's backward path (zero or not) is undecidable:
+    unverified with its reason, never judged."""
+    node = Tensor("prod", (Map(Apply("sin", (Var(0),), 0), (X,)),), Params(dim=0), 0)
+    case = TensorCase(node, ((2,),), ((0.0, 1.0),), "float64")
+    expected = expected_tensor_gradients(case)
+    assert all(isinstance(e, ExpectedElement) and e.status is Status.SINGULAR for e in expected[0].elements)
