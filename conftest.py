@@ -143,6 +143,22 @@ def pytest_runtest_logreport(report):
 def pytest_generate_tests(metafunc):
     if "dtype" in metafunc.fixturenames:
         metafunc.parametrize("dtype", metafunc.config.gradoracle_dtypes)
+    if "point_dtype" in metafunc.fixturenames:
+        metafunc.parametrize("point_dtype", [(label, d) for label in metafunc.function.points
+                                             for d in metafunc.config.gradoracle_dtypes],
+                             ids=[f"{label}-{d}" for label in metafunc.function.points
+                                  for d in metafunc.config.gradoracle_dtypes])
+
+
+def at_points(*labels: str):
+    """For a test pinning torch at named points, in every dtype of the run: its `point_dtype` argument is
+    (label, dtype) and its ids read `test[label-dtype]`, the form findings.toml registers."""
+
+    def mark(test):
+        test.points = labels
+        return test
+
+    return mark
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@
 
 Each op x dtype x mode gets an equal slice of the time. "domain" draws the op's arguments anywhere in
 its domain over the dtype's whole range; "near" starts from the op's pinned convention points
-(kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. Within a slice
+(kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. The tensor ops (sum,
+softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random programs rooted
+at the op, zeros and ties among the simple values drawn first (oracles.explore_tensor). Within a slice
 Hypothesis generates, then hill-climbs (`hypothesis.target`) on the error in ulps and on the error
 relative to the rounding model's bound. Every sample is classified (oracles.explore_eval): wrong,
 inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of a pinned point), ok, or an
@@ -26,8 +28,11 @@ from hypothesis import strategies as st
 
 from oracles.dtypes import FORMATS, format_named
 from oracles.explore_eval import SEVERITY, Sample, evaluate
+from oracles.explore_tensor import evaluate_tensor
 from oracles.ops import OPS
+from oracles.tensor_ops import TENSOR_OPS
 from strategies.points import domain_points, near_conventions, near_points
+from strategies.tensor_programs import tensor_cases
 
 MODES = ("domain", "near")
 CALIBRATION_EXAMPLES = 25
@@ -82,6 +87,8 @@ def _rank(sample: Sample) -> tuple[int, float]:
 
 
 def _point_strategy(op: str, dtype: str, mode: str):
+    if op in TENSOR_OPS:
+        return tensor_cases(dtype, root=op, stages=1).map(lambda case: (case, None, None, {}))
     spec, fmt = OPS[op], format_named(dtype)
     spelling = st.integers(0, len(spec.spellings) - 1)
     if mode == "domain":
@@ -101,9 +108,13 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
             raise _TimeUp
         point, spelling, convention, moved = drawn
         try:
-            sample = evaluate(op, dtype, point, spelling, convention, moved)
+            if op in TENSOR_OPS:
+                sample = evaluate_tensor(op, point)  # the drawn "point" is a whole TensorCase
+            else:
+                sample = evaluate(op, dtype, point, spelling, convention, moved)
         except Exception as exc:  # noqa: BLE001 - a crash (torch's or ours) is a result, not the end of the run
-            sample = Sample(op, dtype, point, spelling, classification="oracle", convention=convention,
+            where = (tuple(v for vals in point.values for v in vals), 0) if op in TENSOR_OPS else (point, spelling)
+            sample = Sample(op, dtype, *where, classification="oracle", convention=convention,
                             moved=moved, note=f"evaluation raised {type(exc).__name__}: {exc}")
         result.record(sample)
         by_ulps, by_bound = sample.scores()
@@ -144,7 +155,7 @@ def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str,
     for dtype in dtypes:
         for op in ops:
             for mode in modes:
-                if mode == "near" and not near_conventions(OPS[op], dtype):
+                if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
                     continue
                 slices.append((op, dtype, mode))
     return slices
@@ -187,14 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     from oracles.explore_report import write_reports
 
     parser = argparse.ArgumentParser(prog="python -m oracles.explore", description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", default="all", help="comma-separated op names of the table, or all")
+    parser.add_argument("--ops", default="all", help="comma-separated op names of the op table or the tensor-op "
+                                                     "table, or all")
     parser.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes (default float64,float32)")
     parser.add_argument("--modes", default="domain,near", help="domain, near or both (default)")
     parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
     parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
-    ops = _parse_list(args.ops, list(OPS), "ops", parser)
+    ops = _parse_list(args.ops, list(OPS) + list(TENSOR_OPS), "ops", parser)
     dtypes = _parse_list(args.dtypes, list(FORMATS), "dtypes", parser)
     modes = _parse_list(args.modes, list(MODES), "modes", parser)
     out = Path(args.out)

@@ -96,7 +96,8 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
     if not _ID.match(raw["id"]):
         raise RegistryError(f"{where}: id must be lower-case letters, digits, '-', '_' or '.'")
     if raw["op"] not in known_ops:
-        raise RegistryError(f"{where}: op {raw['op']!r} is neither in the op table nor pinned-only")
+        raise RegistryError(f"{where}: op {raw['op']!r} is not in the op table, the tensor-op table or "
+                            f"the pinned-only conventions")
     if raw["kind"] not in KINDS:
         raise RegistryError(f"{where}: kind must be one of {', '.join(KINDS)}, got {raw['kind']!r}")
     bad = [d for d in raw["dtypes"] if d not in FORMATS]
@@ -158,6 +159,7 @@ def _region(raw: dict, where: str) -> Region:
 def load(path: Path = REGISTRY) -> list[Finding]:
     from oracles.ops import OPS
     from oracles.reduction_conventions import PINNED_ONLY
+    from oracles.tensor_ops import TENSOR_OPS
 
     try:
         data = tomllib.loads(path.read_text())
@@ -169,7 +171,8 @@ def load(path: Path = REGISTRY) -> list[Finding]:
     if extra:
         raise RegistryError(f"{path.name}: unknown top-level key(s) {', '.join(sorted(extra))}; "
                             f"entries are [[finding]] tables")
-    findings = [_entry(raw, i, set(OPS) | set(PINNED_ONLY)) for i, raw in enumerate(data.get("finding", []))]
+    known = set(OPS) | set(PINNED_ONLY) | set(TENSOR_OPS)
+    findings = [_entry(raw, i, known) for i, raw in enumerate(data.get("finding", []))]
     seen: dict[str, str] = {}
     for finding in findings:
         if finding.id in seen:

@@ -45,7 +45,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_cli_exit_status_and_markdown(tmp_path):
+def test_cli_exit_status_and_markdown(tmp_path, capsys):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
     old.write_text(json.dumps(_report("2.13.0", 0, 1.0)))
     new.write_text(json.dumps(_report("2.14.1", 1, 1.0)))
@@ -53,10 +53,19 @@ def test_cli_exit_status_and_markdown(tmp_path):
     assert result.returncode == 1
     assert "## gradoracle: torch 2.13.0 -> 2.14.1" in result.stdout
     assert "### regressed (1)" in result.stdout
-    assert _cli(str(old), str(old)).returncode == 0
+    assert _main(str(old), str(old), capsys=capsys)[0] == 0
 
 
-def test_cli_names_bad_inputs(tmp_path):
+def _main(*args: str, capsys) -> tuple[int, str]:
+    """The command line in this process (the subprocess test above covers `python -m`): exit status, stderr."""
+    try:
+        status = compare.main(list(args))
+    except SystemExit as exc:
+        status = exc.code
+    return status, capsys.readouterr().err
+
+
+def test_cli_names_bad_inputs(tmp_path, capsys):
     not_json = tmp_path / "x.json"
     not_json.write_text("hello")
     other = tmp_path / "other.json"
@@ -65,7 +74,7 @@ def test_cli_names_bad_inputs(tmp_path):
                           ((str(not_json), str(not_json)), "x.json' is not JSON"),
                           ((str(other), str(other)), "is not a gradoracle run report"),
                           ((str(not_json), str(not_json), "--shift-factor", "0.5"), "--shift-factor must be")]:
-        result = _cli(*args)
-        assert result.returncode == 2
-        assert message in result.stderr
-        assert "Traceback" not in result.stderr
+        status, err = _main(*args, capsys=capsys)
+        assert status == 2
+        assert message in err
+        assert "Traceback" not in err

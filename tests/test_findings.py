@@ -22,6 +22,7 @@ from oracles.pinning import (
     single_op_case,
     torch_gradients,
 )
+from tests import test_forward_ad, test_higher_order
 from tests.test_known_findings import ERF_POINTS
 
 REGISTRY = findings.load()
@@ -73,6 +74,10 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_findings.py::test_region[{f.id}-{d}]" for f in REGISTRY if f.region for d in f.dtypes}
     possible |= {f"tests/test_known_findings.py::test_erf_keeps_relative_accuracy_near_zero[{name}-{d}]"
                  for name in ERF_POINTS for d in FORMATS}
+    for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
+        for name, test in vars(module).items():
+            possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"
+                         for label in getattr(test, "points", ()) for d in FORMATS}
     unknown = sorted(set(findings.registered_nodes(REGISTRY)) - possible)
     assert not unknown, f"findings.toml names tests that do not exist: {unknown}"
 
@@ -99,7 +104,7 @@ tests = ["tests/test_conventions.py::test_follows_rule[abs@0]"]
 
 
 @pytest.mark.parametrize("change, message", [
-    (("op = \"abs\"", "op = \"absolute\""), "op 'absolute' is neither"),
+    (("op = \"abs\"", "op = \"absolute\""), "op 'absolute' is not in the op table"),
     (("kind = \"deviation\"", "kind = \"bug\""), "kind must be one of"),
     (("dtypes = [\"float64\"]", "dtypes = [\"float8\"]"), "dtypes ['float8']"),
     (("upstream = \"none found\"", "upstream = \"see slack\""), "upstream must be a GitHub URL"),

@@ -18,8 +18,9 @@ from flint import arb
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from conftest import FIXTURE_HEALTH, at_points
 from oracles.case import GradCase, numel
+from oracles.dtypes import format_named
 from oracles.expr import Apply, Var
 from oracles.functional import expected_jvp, judge_tensor, tensor_of
 from oracles.higher_order import expected_nested, point_jets
@@ -114,26 +115,32 @@ def test_maximum_forward_derivative_cancels():
     assert element.exact.contains(arb(1e-20)), "the exact tangent is self_t"
 
 
-@pytest.mark.xfail(strict=True, reason="torch 2.13: jvp of maximum(a, b) at a > b is other_t + (self_t - other_t), "
-                                       "which loses self_t next to a large other_t (1e-20 becomes 0)")
-def test_maximum_forward_derivative_is_exact():
-    x, y = torch.tensor(2.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+@at_points("self_t=u/4,other_t=1")
+def test_maximum_forward_derivative_is_exact(point_dtype):
+    """jvp of maximum(2, 1) with tangents (u/4, 1), u the dtype's unit roundoff: exactly u/4 (self wins).
+    torch 2.13 computes other_t + (self_t - other_t) = 1 + (-1) = 0 (registered: maximum-jvp-cancels)."""
+    dtype = point_dtype[1]
+    fmt = format_named(dtype)
+    small = fmt.unit_roundoff / 4
+    x, y = (torch.tensor(v, dtype=fmt.torch_dtype) for v in (2.0, 1.0))
     with fwAD.dual_level():
-        out = torch.maximum(fwAD.make_dual(x, torch.tensor(1e-20, dtype=torch.float64)),
-                            fwAD.make_dual(y, torch.tensor(1.0, dtype=torch.float64)))
-        assert fwAD.unpack_dual(out).tangent.item() == 1e-20
+        out = torch.maximum(fwAD.make_dual(x, torch.tensor(small, dtype=fmt.torch_dtype)),
+                            fwAD.make_dual(y, torch.tensor(1.0, dtype=fmt.torch_dtype)))
+        tangent = fwAD.unpack_dual(out).tangent.item()
+    assert tangent == small, f"jvp of maximum(2, 1) with tangents ({small}, 1), {dtype}: {tangent}, exact {small}"
 
 
-@pytest.mark.xfail(strict=True, reason="torch 2.13: torch.func.jvp of a 0-d float32 tensor plus a Python float "
-                                       "returns a float64 tangent (pytorch#90065, #160513)")
-@pytest.mark.parametrize("api", ["torch.func.jvp", "torch.func.jacfwd"])
-def test_func_forward_mode_keeps_the_dtype(api):
-    """The tangent of x + 2.5 for a 0-d float32 x should be float32, as torch.autograd.forward_ad gives it."""
-    x = torch.tensor(1.0, dtype=torch.float32)
+@at_points("torch.func.jvp", "torch.func.jacfwd")
+def test_func_forward_mode_keeps_the_dtype(point_dtype):
+    """The tangent of x + 2.5 for a 0-d x keeps x's dtype, as torch.autograd.forward_ad gives it; torch 2.13's
+    torch.func returns float64 for the lower precisions (registered: func-forward-mode-upcast)."""
+    api, dtype = point_dtype
+    fmt = format_named(dtype)
+    x = torch.tensor(1.0, dtype=fmt.torch_dtype)
     with fwAD.dual_level():
-        assert fwAD.unpack_dual(fwAD.make_dual(x, torch.ones_like(x)) + 2.5).tangent.dtype == torch.float32
+        assert fwAD.unpack_dual(fwAD.make_dual(x, torch.ones_like(x)) + 2.5).tangent.dtype == fmt.torch_dtype
     if api == "torch.func.jvp":
         result = tf.jvp(lambda a: a + 2.5, (x,), (torch.ones_like(x),))[1]
     else:
         result = tf.jacfwd(lambda a: (a + 2.5).sin())(x)
-    assert result.dtype == torch.float32, f"{api} returned {result.dtype}"
+    assert result.dtype == fmt.torch_dtype, f"{api} returned {result.dtype} for {dtype}"

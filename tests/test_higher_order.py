@@ -18,16 +18,24 @@ import warnings
 
 import pytest
 import torch
+from flint import arb
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from conftest import FIXTURE_HEALTH, at_points
 from oracles.case import GradCase, numel
 from oracles.check import assert_gradients_match, check_case
 from oracles.derivative_faults import wrong_second_derivative
 from oracles.expr import Apply, Var
 from oracles.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.higher_order import expected_nested, expected_terms, point_jets, structurally_zero
+from oracles.higher_order import (
+    KNOWN_DEVIATION,
+    exact_jet,
+    expected_nested,
+    expected_terms,
+    point_jets,
+    structurally_zero,
+)
 from oracles.nested import check_nested, nested_reproducer, weights_tensor
 from oracles.render import run_torch, torch_source
 from oracles.rounding import RoundingModel
@@ -273,20 +281,25 @@ def test_nonlinear_gradient_has_a_grad_fn():
 
 
 # ------------------------------------------------------------------ torch findings
-@pytest.mark.xfail(strict=True, reason="torch 2.13: pow_backward_self masks exponent == 0 with where(...), so the "
-                                       "mixed second derivative of a ** b at b = 0 is 0, not 1/a (cf. pytorch#89757)")
-def test_pow_mixed_second_derivative_at_exponent_zero():
-    """∂²(a ** b)/∂b∂a at a = 2, b = 0 is a^(b-1)(1 + b log a) = 1/2, which the oracle gives; torch returns 0
-    through grad(grad(y, a), b), but 1/2 through grad(grad(y, b), a) (torch.func.hessian is asymmetric).
-    The random properties count such points as unverified ("known torch deviation"); this strict xfail
-    says when torch fixes it, so that HIGHER_ORDER_DEVIATIONS can lose its entry."""
-    case = GradCase(Apply("pow", (Var(0), Var(1)), 2), ((), ()), ((2.0,), (0.0,)), "float64")
-    exact = point_jets(case, 2)[()].exact.derivative((0, 1))
+@at_points("a=2,b=0")
+def test_pow_mixed_second_derivative(point_dtype):
+    """∂²(a ** b)/∂b∂a at a = 2, b = 0 is a^(b-1)(1 + b log a) = 1/2, which the oracle gives; torch 2.13 returns
+    0 through grad(grad(y, a), b), but 1/2 through grad(grad(y, b), a) (torch.func.hessian is asymmetric).
+    The random properties count such points as unverified ("known torch deviation"); findings.toml makes
+    this a strict xfail (pow-double-backward-exponent-zero), so a torch that fixes it fails the run and
+    HIGHER_ORDER_DEVIATIONS can lose its entry."""
+    point, dtype = point_dtype
+    a_value, b_value = (float(part.split("=")[1]) for part in point.split(","))
+    case = GradCase(Apply("pow", (Var(0), Var(1)), 2), ((), ()), ((a_value,), (b_value,)), dtype)
+    assert point_jets(case, 2)[()].failure[1].startswith(KNOWN_DEVIATION), "the properties leave it unjudged"
+    exact = exact_jet(case.expr, (arb(a_value), arb(b_value)), (0, 1), 2).derivative((0, 1))
     assert exact.contains(0.5) and exact.is_exact()
     a, b = case.make_leaves()
+    (gb,) = torch.autograd.grad(a.pow(b), b, create_graph=True)
+    assert torch.autograd.grad(gb, a)[0].item() == 0.5, "the other order of differentiation"
     (ga,) = torch.autograd.grad(a.pow(b), a, create_graph=True)
     (mixed,) = torch.autograd.grad(ga, b)
-    assert mixed.item() == 0.5, f"torch: ∂²(a ** b)/∂b∂a = {mixed.item()} at a = 2, b = 0; exact 1/2"
+    assert mixed.item() == 0.5, f"torch: ∂²(a ** b)/∂b∂a = {mixed.item()} at a = 2, b = 0 ({dtype}); exact 1/2"
 
 
 # ------------------------------------------------------------------ fault injection

@@ -1,12 +1,12 @@
 """The suite's own command-line options, as a user meets them: a bad value is a usage error that names
 it, and the report header says what was tested (versions, profile, dtypes, device).
 
-Each test runs pytest in a subprocess at the repository root (conftest.py's options only exist there),
-collecting a single small module, so no test actually runs inside."""
+pytest runs at the repository root (conftest.py's options only exist there), collecting a single small
+module, so no test actually runs inside: one subprocess runs it once per option set (`_BATCH_SCRIPT`)."""
 
 from __future__ import annotations
 
-import os
+import json
 import platform
 import subprocess
 import sys
@@ -24,46 +24,38 @@ USAGE_ERROR = pytest.ExitCode.USAGE_ERROR  # 4
 BAD_VALUES = [("--dtypes", "float64,float8"), ("--device", "tpu"), ("--examples", "0"), ("--examples", "abc")]
 HEADER_RUN = ("--dtypes", "float32,float64")
 CUDA_RUN = ("--device", "cuda", "-q")
-_RUNS: dict[tuple[str, ...], subprocess.Popen] = {}
+_BATCH = {}  # options -> CompletedProcess-like result, once this module's batch has run
+
+# One interpreter runs pytest once per option set (each run costs seconds of imports: torch, sympy), with
+# stdout and stderr captured per run, exactly as a user's shell would see them.
+_BATCH_SCRIPT = r"""
+import contextlib, io, json, sys
+import pytest
+results = []
+for options in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = pytest.main(["-p", "no:cacheprovider", "--collect-only", *options, sys.argv[2]])
+    results.append([int(code), out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
 
 
-def _start(options: tuple[str, ...]) -> None:
-    if options not in _RUNS:
-        _RUNS[options] = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", *options, TARGET],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _run_of(item) -> tuple[str, ...] | None:
-    """The pytest options a selected test of this module will run."""
-    if item.originalname == "test_bad_option_value_is_a_usage_error_naming_it":
-        return (item.callspec.params["option"], item.callspec.params["value"], "-q")
-    return {"test_device_cuda_without_cuda_is_a_usage_error": None if torch.cuda.is_available() else CUDA_RUN,
-            "test_report_header_names_versions_profile_and_configuration": HEADER_RUN}.get(item.originalname)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _start_selected_runs(request):
-    """Each run costs seconds of imports (torch, sympy): start those of the selected tests at once, to
-    use every core, unless pytest-xdist already spreads the tests over workers."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        for item in request.session.items:
-            if item.module is request.module and (options := _run_of(item)) is not None:
-                _start(options)
-    yield
-    for process in _RUNS.values():  # only processes this module started
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    _RUNS.clear()
+def _all_runs() -> list[tuple[str, ...]]:
+    runs = [(option, value, "-q") for option, value in BAD_VALUES] + [HEADER_RUN]
+    return runs + ([] if torch.cuda.is_available() else [CUDA_RUN])
 
 
 def _pytest(*options: str) -> subprocess.CompletedProcess:
     """pytest at the repository root with `options`, collecting TARGET only."""
-    _start(options)
-    process = _RUNS[options]
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    if not _BATCH:
+        runs = _all_runs()
+        done = subprocess.run([sys.executable, "-c", _BATCH_SCRIPT, json.dumps(runs), TARGET], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = json.loads(done.stdout.strip().splitlines()[-1])
+        _BATCH.update({run: subprocess.CompletedProcess(run, *result) for run, result in zip(runs, results)})
+    return _BATCH[tuple(options)]
 
 
 @pytest.mark.parametrize("option, value", BAD_VALUES)
