@@ -6,7 +6,7 @@ An entry says, like an entry of oracles.ops:
   which SymPy derives the exact Jacobian for the shape at hand (oracles.tensor_oracle);
 - how torch computes it and its backward (`forward`, `backward`: numpy object arrays of balls, every float
   operation rounded by the `RoundingModel`), after torch's formulas (tools/autograd/derivatives.yaml and
-  FunctionsManual.cpp, cited per op);
+  FunctionsManual.cpp, cited per op in oracles.tensor_formulas, where these three are written);
 - which parameters it takes for a given input shape (`params`: a Hypothesis strategy, valid by construction).
 Views (transpose, reshape, expand, indexing) copy elements; one entry gives their index map, from which the
 forward (a copy), the backward (a scatter-add: repeated indices and expanded dims sum) and the SymPy side
@@ -22,20 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import sympy
 import torch
-from flint import arb
 from hypothesis import strategies as st
 
-from oracles.rounding import RoundingModel, Singular
-
-ZERO = arb(0)
-
-# Accuracy of the exp/log inside softmax, log_softmax and logsumexp, in half-ulps: their CPU kernels use
-# SLEEF's vectorised exp (1 ulp; some torch versions a faster 2-ulp variant) and log; 4 ulps is a margin
-# that holds for both and for CUDA's expf/logf (2 ulp).
-K_EXP = 8
-K_LOG = 8
+from oracles import tensor_formulas as formula
 
 
 @dataclass(frozen=True)
@@ -75,412 +65,6 @@ class TensorOp:
 
     def spellings_for(self, shapes, p: Params) -> list[int]:
         return [i for i, s in enumerate(self.spellings) if s.applies(shapes, p)]
-
-
-# ------------------------------------------------------------------ slices along a dim
-def _obj(shape) -> np.ndarray:
-    return np.empty(shape, dtype=object)
-
-
-def slices(shape: tuple[int, ...], dim: int | None):
-    """(full indices of the slice's elements in order along `dim`, index of the slice in the keepdim output)
-    for every slice; `dim` None: one slice of every element, row-major."""
-    if dim is None:
-        return [(list(np.ndindex(*shape)), tuple(0 for _ in shape))]
-    dim = dim % len(shape)
-    rest = [range(n) if d != dim else range(1) for d, n in enumerate(shape)]
-    out = []
-    for base in np.ndindex(*[len(r) for r in rest]):
-        members = [base[:dim] + (k,) + base[dim + 1:] for k in range(shape[dim])]
-        out.append((members, base))
-    return out
-
-
-def reduced_shape(shape, p: Params) -> tuple[int, ...]:
-    if p.dim is None:
-        return tuple(1 for _ in shape) if p.keepdim else ()
-    dim = p.dim % len(shape)
-    return tuple(1 if d == dim else n for d, n in enumerate(shape)) if p.keepdim else \
-        tuple(n for d, n in enumerate(shape) if d != dim)
-
-
-def _out_index(kept: tuple[int, ...], shape, p: Params) -> tuple[int, ...]:
-    """Index into the (maybe squeezed) reduction output from the keepdim index of the slice."""
-    if p.keepdim:
-        return kept
-    if p.dim is None:
-        return ()
-    dim = p.dim % len(shape)
-    return kept[:dim] + kept[dim + 1:]
-
-
-def reduction(per_slice: Callable) -> Callable:
-    """A reduction's math or forward from a function of one slice's element list."""
-
-    def apply(*args):
-        *head, arrays, p = args
-        a = arrays[0]
-        out = _obj(reduced_shape(a.shape, p))
-        for members, kept in slices(a.shape, p.dim):
-            out[_out_index(kept, a.shape, p)] = per_slice(*head, [a[m] for m in members])
-        return out
-
-    return apply
-
-
-def reduction_backward(per_slice: Callable) -> Callable:
-    """A reduction's backward from (F, slice values, slice result, slice grad) -> grads of the slice."""
-
-    def backward(F, arrays, out, grad, p):
-        a = arrays[0]
-        result = _obj(a.shape)
-        for members, kept in slices(a.shape, p.dim):
-            index = _out_index(kept, a.shape, p)
-            grads = per_slice(F, [a[m] for m in members], out[index], grad[index])
-            for m, g in zip(members, grads):
-                result[m] = g
-        return (result,)
-
-    return backward
-
-
-def dimwise(per_slice: Callable) -> Callable:
-    """A shape-preserving op along `dim` (cumsum, softmax) from a function of one slice's list."""
-
-    def apply(*args):
-        *head, arrays, p = args
-        a = arrays[0]
-        out = _obj(a.shape)
-        for members, _ in slices(a.shape, p.dim):
-            for m, v in zip(members, per_slice(*head, [a[m] for m in members])):
-                out[m] = v
-        return out
-
-    return apply
-
-
-def dimwise_backward(per_slice: Callable) -> Callable:
-    def backward(F, arrays, out, grad, p):
-        a = arrays[0]
-        result = _obj(a.shape)
-        for members, _ in slices(a.shape, p.dim):
-            grads = per_slice(F, [a[m] for m in members], [out[m] for m in members], [grad[m] for m in members])
-            for m, g in zip(members, grads):
-                result[m] = g
-        return (result,)
-
-    return backward
-
-
-# ------------------------------------------------------------------ rounding-model helpers
-def product(F: RoundingModel, values: list[arb]) -> arb:
-    """A product of n factors in any order: n - 1 roundings, each by u of the result (relative errors
-    compose), plus underflow: an intermediate product may lose η, scaled by the factors after it."""
-    if not values:
-        return arb(1)
-    exact = arb(1)
-    scale = arb(1)
-    for v in values:
-        exact *= v
-        scale *= max(arb(v.abs_upper()), arb(1))
-    k = len(values) - 1
-    if k == 0:
-        return values[0]
-    return F.in_range(exact + arb(0, k * (F.u * exact.abs_upper() + F.eta * scale)))
-
-
-def _is_zero(value: arb) -> bool:
-    return value.is_exact() and value.is_zero()
-
-
-def mul(F: RoundingModel, a: arb, b: arb) -> arb:
-    """a * b, exactly 0 when a factor is exactly 0 (IEEE: 0 times a finite float is ±0, no rounding), so
-    zeros stay decidable (the norm of a zero slice, prod's zero path)."""
-    if _is_zero(a) or _is_zero(b):
-        return ZERO
-    return F.mul(a, b)
-
-
-def sum_any(F: RoundingModel, values: list[arb]) -> arb:
-    """Sum in any order; exact zeros are left out (adding an exact 0 is exact)."""
-    terms = [v for v in values if not (v.is_exact() and v.is_zero())]
-    if not terms:
-        return ZERO
-    return F.sum(terms)
-
-
-def maximum(values: list[arb]) -> tuple[arb, list[int]]:
-    """The largest value and the positions torch sees as equal to it. Exact equal balls tie (torch compares
-    the same floats); balls that may or may not be the largest leave the point undecidable."""
-    best = max(range(len(values)), key=lambda i: values[i].upper())
-    top = values[best]
-    ties = []
-    for i, v in enumerate(values):
-        if i == best or v < top:
-            if i == best:
-                ties.append(i)
-            continue
-        if v.is_exact() and top.is_exact() and v == top:
-            ties.append(i)
-            continue
-        raise Singular("the maximum may tie within the rounding model")
-    return top, ties
-
-
-def hull_maximum(values: list[arb]) -> arb:
-    """A ball containing max(values) for every choice of values within their balls (softmax's shift)."""
-    lo = max(v.lower() for v in values)
-    hi = max(v.upper() for v in values)
-    return arb((lo + hi) / 2, (hi - lo) / 2)
-
-
-def _exp(F, x, k=K_EXP):
-    return F.round(x.exp(), k)
-
-
-def _log(F, x, k=K_LOG):
-    if not x > 0:
-        raise Singular("log of a value that may be <= 0")
-    return F.round(x.log(), k)
-
-
-# ------------------------------------------------------------------ the reductions
-def _sum_backward(F, a, y, g):
-    return [g] * len(a)  # sum_backward: grad expanded, an exact copy
-
-
-def _mean_forward(F, a):
-    return F.div(F.sum(a), arb(len(a)))  # at::mean = sum(...).div_(n)
-
-
-def _mean_backward(F, a, y, g):
-    return [F.div(g, arb(len(a)))] * len(a)  # mean_backward: sum_backward(grad, ...).div_(n)
-
-
-def _prod_backward(F, a, y, g):
-    """prod_backward (FunctionsManual.cpp): grad * (result / input) without zeros, else
-    prod_safe_zeros_backward: grad * (exclusive cumprod from the left * exclusive cumprod from the right)."""
-    exactly_zero = [v.is_exact() and v.is_zero() for v in a]
-    if any(v.contains(0) and not z for v, z in zip(a, exactly_zero)):
-        raise Singular("a factor of prod may be 0 within the rounding model (which backward torch takes)")
-    if len(a) == 1:
-        return [g]
-    if not any(exactly_zero):
-        return [mul(F, g, F.div(y, v)) for v in a]
-    out = []
-    for i in range(len(a)):
-        left, right = product(F, a[:i]), product(F, a[i + 1:])
-        out.append(mul(F, g, mul(F, left, right)))
-    return out
-
-
-def _amax_backward(F, a, y, g):
-    """scale_grad_by_count: (grad / count) * (input == result): ties share the gradient evenly."""
-    _, ties = maximum(a)
-    share = g if len(ties) == 1 else F.div(g, arb(len(ties)))
-    return [share if i in ties else ZERO for i in range(len(a))]
-
-
-def _logsumexp_forward(F, a):
-    """logsumexp_out_impl: m = amax; log(sum(exp(x - m))) + m."""
-    m = hull_maximum(a)
-    s = F.sum([_exp(F, F.sub(v, m)) for v in a])
-    return F.add(_log(F, s), m)
-
-
-def _logsumexp_backward(F, a, y, g):
-    return [mul(F, g, _exp(F, F.sub(v, y))) for v in a]  # logsumexp_backward: grad * (self - result).exp()
-
-
-def _norm_forward(F, a):
-    s = sum_any(F, [mul(F, v, v) for v in a])
-    if s.is_exact() and s.is_zero():
-        return ZERO
-    if not s > 0:
-        raise Singular("the norm may be 0 within the rounding model")
-    return F.round(s.sqrt(), 1)
-
-
-def _norm_backward(F, a, y, g):
-    """norm_backward, p = 2: self * (grad / norm).masked_fill_(norm == 0, 0)."""
-    if y.is_exact() and y.is_zero():
-        return [ZERO] * len(a)
-    if y.contains(0):
-        raise Singular("the norm may be 0 within the rounding model")
-    scale = F.div(g, y)
-    return [mul(F, v, scale) for v in a]
-
-
-# ------------------------------------------------------------------ cumulative ops and softmax
-def _prefix_sums(F, a):
-    return [sum_any(F, a[:i + 1]) for i in range(len(a))]
-
-
-def _reversed_cumsum(F, w):
-    """reversed_cumsum(w) = w.flip(dim).cumsum(dim).flip(dim), element i: Σ_{j >= i} w_j. Widened by the
-    magnitude of the whole slice, not of the suffix: some torch versions compute it without flips as
-    sum - cumsum + w, which errs by u times the whole slice."""
-    total = arb(0)
-    for v in w:
-        total += arb(v.abs_upper())
-    out = []
-    for i in range(len(w)):
-        exact = arb(0)
-        for v in w[i:]:
-            exact += v
-        out.append(F.round(exact, 3 * max(len(w) - 1, 1), total))
-    return out
-
-
-def _cumsum_backward(F, a, y, g):
-    return [g[0]] if len(a) == 1 else _reversed_cumsum(F, g)  # cumsum_backward
-
-
-def _prefix_products(F, a):
-    return [product(F, a[:i + 1]) for i in range(len(a))]
-
-
-def _cumprod_backward(F, a, y, g):
-    """cumprod_backward (ReduceOps.cpp), first order: without zeros reversed_cumsum(output * grad) / input;
-    with zeros, before the first zero z1 the same on the masked slice, at z1
-    sum(cumprod(input on (z1, z2)) * grad on [z1, z2)) * output[z1 - 1], after it 0."""
-    exactly_zero = [v.is_exact() and v.is_zero() for v in a]
-    if any(v.contains(0) and not z for v, z in zip(a, exactly_zero)):
-        raise Singular("a factor of cumprod may be 0 within the rounding model (which backward torch takes)")
-    n = len(a)
-    if n == 1:
-        return [g[0]]
-    w = [mul(F, yj, gj) for yj, gj in zip(y, g)]
-    if not any(exactly_zero):
-        return [F.div(s, v) for s, v in zip(_reversed_cumsum(F, w), a)]
-    z1 = exactly_zero.index(True)
-    later = [i for i in range(z1 + 1, n) if exactly_zero[i]]
-    z2 = later[0] if later else n
-    before = [ZERO if i >= z1 else w[i] for i in range(n)]
-    out = [ZERO] * n
-    for i, s in enumerate(_reversed_cumsum(F, before)[:z1]):
-        out[i] = F.div(s, a[i])
-    chain = [product(F, a[z1 + 1:j + 1]) for j in range(z1, z2)]  # cumprod of the masked input
-    at_zero = sum_any(F, [mul(F, c, g[j]) for c, j in zip(chain, range(z1, z2))])
-    out[z1] = at_zero if z1 == 0 else mul(F, at_zero, y[z1 - 1])
-    return out
-
-
-def _softmax_forward(F, a):
-    """exp(x - max) / sum: the CPU kernel multiplies by 1 / sum (two roundings) or divides (one)."""
-    m = hull_maximum(a)
-    e = [_exp(F, F.sub(v, m)) for v in a]
-    s = F.sum(e)
-    return [F.round(v / s, 2) for v in e]
-
-
-def _softmax_backward(F, a, y, g):
-    """_softmax_backward_data: output * (grad - sum(grad * output))."""
-    s = sum_any(F, [mul(F, gj, yj) for gj, yj in zip(g, y)])
-    return [mul(F, yi, F.sub(gi, s)) for yi, gi in zip(y, g)]
-
-
-def _log_softmax_forward(F, a):
-    """x - max - log(sum(exp(x - max))), associated either way: (x - max) - lse or x - (max + lse)."""
-    m = hull_maximum(a)
-    s = F.sum([_exp(F, F.sub(v, m)) for v in a])
-    lse = _log(F, s)
-    return [F.round(v - m - lse, 2, arb(v.abs_upper()) + m.abs_upper() + lse.abs_upper()) for v in a]
-
-
-def _log_softmax_backward(F, a, y, g):
-    """_log_softmax_backward_data: grad - exp(output) * sum(grad)."""
-    s = sum_any(F, list(g))
-    return [F.sub(gi, mul(F, _exp(F, yi), s)) for gi, yi in zip(g, y)]
-
-
-# ------------------------------------------------------------------ the SymPy side
-def _sym_softmax(a):
-    e = [sympy.exp(v) for v in a]
-    total = sympy.Add(*e)
-    return [v / total for v in e]
-
-
-def _sym_log_softmax(a):
-    lse = sympy.log(sympy.Add(*(sympy.exp(v) for v in a)))
-    return [v - lse for v in a]
-
-
-def _sym_cumprod(a):
-    return [sympy.Mul(*a[:i + 1]) for i in range(len(a))]
-
-
-# ------------------------------------------------------------------ matmul
-def _sym_matmul(arrays, p):
-    a, b = arrays
-    out = np.matmul(a, b) if a.ndim and b.ndim and not (a.ndim == 1 and b.ndim == 1) else None
-    if out is None:  # 1-D @ 1-D: a 0-d dot product
-        return np.array(sympy.Add(*(x * y for x, y in zip(a, b))), dtype=object)
-    return np.asarray(out, dtype=object)
-
-
-def _as_matrices(a, b):
-    """matmul's 1-D operands as a row (left) or a column (right), as torch documents."""
-    return (a.reshape(1, -1) if a.ndim == 1 else a), (b.reshape(-1, 1) if b.ndim == 1 else b)
-
-
-def _matmul_forward(F, arrays, p):
-    a, b = arrays
-    A, B = _as_matrices(a, b)
-    out = _obj((A.shape[0], B.shape[1]))
-    for i in range(A.shape[0]):
-        for j in range(B.shape[1]):
-            out[i, j] = sum_any(F, [mul(F, A[i, k], B[k, j]) for k in range(A.shape[1])])
-    return out.reshape(_matmul_out(a.shape, b.shape))
-
-
-def _matmul_out(sa, sb):
-    if len(sa) == 1 and len(sb) == 1:
-        return ()
-    if len(sa) == 1:
-        return (sb[1],)
-    if len(sb) == 1:
-        return (sa[0],)
-    return (sa[0], sb[1])
-
-
-def _matmul_backward(F, arrays, out, grad, p):
-    """matmul's backward: grad @ other^T and self^T @ grad (each entry a dot product, any order)."""
-    a, b = arrays
-    A, B = _as_matrices(a, b)
-    G = grad.reshape(A.shape[0], B.shape[1])
-    ga, gb = _obj(A.shape), _obj(B.shape)
-    for i in range(A.shape[0]):
-        for k in range(A.shape[1]):
-            ga[i, k] = sum_any(F, [mul(F, G[i, j], B[k, j]) for j in range(B.shape[1])])
-    for k in range(B.shape[0]):
-        for j in range(B.shape[1]):
-            gb[k, j] = sum_any(F, [mul(F, A[i, k], G[i, j]) for i in range(A.shape[0])])
-    return ga.reshape(a.shape), gb.reshape(b.shape)
-
-
-# ------------------------------------------------------------------ views
-def view(index_map: Callable[[np.ndarray, Params], np.ndarray]):
-    """forward, backward and SymPy of a view from `index_map` (numpy array -> the same view of it)."""
-
-    def sympy_side(arrays, p):
-        return np.asarray(index_map(arrays[0], p), dtype=object)
-
-    def forward(F, arrays, p):
-        return np.asarray(index_map(arrays[0], p), dtype=object)
-
-    def backward(F, arrays, out, grad, p):
-        a = arrays[0]
-        sources = np.asarray(index_map(np.arange(a.size).reshape(a.shape), p))
-        collected: list[list[arb]] = [[] for _ in range(a.size)]
-        for o in np.ndindex(*sources.shape):
-            collected[int(sources[o])].append(grad[o])
-        grads = _obj(a.shape)  # index_put_(accumulate=True) / sum_to_size: repeats and expanded dims add up
-        for flat, index in enumerate(np.ndindex(*a.shape)):
-            grads[index] = sum_any(F, collected[flat])
-        return (grads,)
-
-    return sympy_side, forward, backward
 
 
 def _numpy_index(spec: tuple):
@@ -687,49 +271,37 @@ def _transpose(a, p):
 
 
 _VIEWS = {
-    "transpose": (view(_transpose), _transpose_spellings, transpose_params),
-    "reshape": (view(lambda a, p: a.reshape(p.shape)), _reshape_spellings, reshape_params),
-    "expand": (view(_expand), _expand_spellings, expand_params),
-    "index": (view(lambda a, p: a[_numpy_index(p.index)]), _index_spellings, index_params),
+    "transpose": (formula.view(_transpose), _transpose_spellings, transpose_params),
+    "reshape": (formula.view(lambda a, p: a.reshape(p.shape)), _reshape_spellings, reshape_params),
+    "expand": (formula.view(_expand), _expand_spellings, expand_params),
+    "index": (formula.view(lambda a, p: a[_numpy_index(p.index)]), _index_spellings, index_params),
 }
+
+_F = torch.nn.functional
 
 TENSOR_OPS: dict[str, TensorOp] = {
     op.name: op for op in [
-        _entry("sum", 1, _reduce_spellings("sum", torch.sum, "sum"), reduction(lambda a: sympy.Add(*a)),
-               reduction(sum_any), reduction_backward(_sum_backward), reduce_params()),
-        _entry("mean", 1, _reduce_spellings("mean", torch.mean, "mean"),
-               reduction(lambda a: sympy.Add(*a) / len(a)), reduction(_mean_forward),
-               reduction_backward(_mean_backward), reduce_params()),
-        _entry("prod", 1, _reduce_spellings("prod", torch.prod, "prod", none_dim=False),
-               reduction(lambda a: sympy.Mul(*a)),
-               reduction(product), reduction_backward(_prod_backward), reduce_params(keepdim_without_dim=False),
+        _entry("sum", 1, _reduce_spellings("sum", torch.sum, "sum"), *formula.SUM, reduce_params()),
+        _entry("mean", 1, _reduce_spellings("mean", torch.mean, "mean"), *formula.MEAN, reduce_params()),
+        _entry("prod", 1, _reduce_spellings("prod", torch.prod, "prod", none_dim=False), *formula.PROD,
+               reduce_params(keepdim_without_dim=False),
                zero_rule="the product of the other factors (prod_safe_zeros_backward)"),
-        _entry("amax", 1, _reduce_spellings("amax", torch.amax, "amax"), reduction(lambda a: sympy.Max(*a)),
-               reduction(lambda F, a: maximum(a)[0]), reduction_backward(_amax_backward), reduce_params(),
+        _entry("amax", 1, _reduce_spellings("amax", torch.amax, "amax"), *formula.AMAX, reduce_params(),
                ties="ties share the gradient evenly (the minimum-norm subgradient)"),
         _entry("logsumexp", 1, _reduce_spellings("logsumexp", torch.logsumexp, "logsumexp", dim_required=True,
-                                                  none_dim=False),
-               reduction(lambda a: sympy.log(sympy.Add(*(sympy.exp(v) for v in a)))),
-               reduction(_logsumexp_forward), reduction_backward(_logsumexp_backward), reduce_params(False)),
-        _entry("norm", 1, _norm_spellings(), reduction(lambda a: sympy.sqrt(sympy.Add(*(v**2 for v in a)))),
-               reduction(_norm_forward), reduction_backward(_norm_backward), reduce_params(),
+                                                  none_dim=False), *formula.LOGSUMEXP, reduce_params(False)),
+        _entry("norm", 1, _norm_spellings(), *formula.NORM, reduce_params(),
                ties="at a zero vector the gradient is 0 (the minimum-norm subgradient)"),
-        _entry("cumsum", 1, _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]),
-               dimwise(lambda a: [sympy.Add(*a[:i + 1]) for i in range(len(a))]), dimwise(_prefix_sums),
-               dimwise_backward(_cumsum_backward), dim_params),
-        _entry("cumprod", 1, _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), dimwise(_sym_cumprod),
-               dimwise(_prefix_products), dimwise_backward(_cumprod_backward), dim_params,
-               zero_rule="cumprod_backward's first-zero formula"),
+        _entry("cumsum", 1, _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), *formula.CUMSUM, dim_params),
+        _entry("cumprod", 1, _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), *formula.CUMPROD,
+               dim_params, zero_rule="cumprod_backward's first-zero formula"),
         _entry("softmax", 1, _dim_spellings("softmax", [("torch.softmax", torch.softmax),
-                                                        ("torch.nn.functional.softmax", torch.nn.functional.softmax)]),
-               dimwise(_sym_softmax), dimwise(_softmax_forward), dimwise_backward(_softmax_backward), dim_params),
-        _entry("log_softmax", 1, _dim_spellings("log_softmax", [
-            ("torch.log_softmax", torch.log_softmax), ("torch.nn.functional.log_softmax",
-                                                       torch.nn.functional.log_softmax)]),
-               dimwise(_sym_log_softmax), dimwise(_log_softmax_forward), dimwise_backward(_log_softmax_backward),
-               dim_params),
-        _entry("matmul", 2, _matmul_spellings, _sym_matmul, _matmul_forward, _matmul_backward,
-               lambda shapes: st.just(Params())),
+                                                        ("torch.nn.functional.softmax", _F.softmax)]),
+               *formula.SOFTMAX, dim_params),
+        _entry("log_softmax", 1, _dim_spellings("log_softmax", [("torch.log_softmax", torch.log_softmax),
+                                                                ("torch.nn.functional.log_softmax", _F.log_softmax)]),
+               *formula.LOG_SOFTMAX, dim_params),
+        _entry("matmul", 2, _matmul_spellings, *formula.MATMUL, lambda shapes: st.just(Params())),
         *(_entry(name, 1, spellings, *functions, params) for name, (functions, spellings, params) in _VIEWS.items()),
     ]
 }

@@ -29,7 +29,8 @@ from oracles.exact import compile_sympy
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
 from oracles.render import symbol
 from oracles.rounding import Overflow, RoundingModel, Singular
-from oracles.tensor_ops import TENSOR_OPS, Params, _out_index, slices, sum_any
+from oracles.tensor_formulas import out_index, slices, sum_any
+from oracles.tensor_ops import TENSOR_OPS, Params
 from oracles.tensor_program import Input, Map, Node, TensorCase, live_args, shape_of
 
 ZERO = arb(0)
@@ -166,7 +167,7 @@ class _Exact:
         out = _filled(arg.shape, ZERO)
         for members, kept in slices(arg.shape, node.params.dim):
             values = [arg[m] for m in members]
-            g = adjoint[_out_index(kept, arg.shape, node.params)]
+            g = adjoint[out_index(kept, arg.shape, node.params)]
             if node.op == "norm":
                 if all(v.is_exact() and v.is_zero() for v in values):
                     continue
@@ -187,7 +188,7 @@ def _norms(arg: np.ndarray, params: Params) -> np.ndarray:
     """The 2-norm of every slice, directly in arb (0 for a zero slice)."""
     out = _obj(TENSOR_OPS["norm"].out_shape((arg.shape,), params))
     for members, kept in slices(arg.shape, params.dim):
-        out[_out_index(kept, arg.shape, params)] = sum((arg[m] * arg[m] for m in members), ZERO).sqrt()
+        out[out_index(kept, arg.shape, params)] = sum((arg[m] * arg[m] for m in members), ZERO).sqrt()
     return out
 
 
