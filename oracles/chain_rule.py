@@ -91,7 +91,8 @@ RESOLVED_BITS = 70
 MAX_PRECISION_BITS = 4096
 
 
-def _resolved(value: arb) -> bool:
+def is_resolved(value: arb) -> bool:
+    """Exact, or a ball that excludes 0 and holds RESOLVED_BITS correct bits of its value."""
     if value.is_exact():
         return True
     return not value.contains(0) and value.rad() <= abs(value.mid()) * 2.0**-RESOLVED_BITS
@@ -103,7 +104,7 @@ def resolved_exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> di
     gradient = exact_gradient(expr, point, seed)
     working = ctx.prec
     try:
-        while not all(_resolved(g) for g in gradient.values()) and ctx.prec < MAX_PRECISION_BITS:
+        while not all(is_resolved(g) for g in gradient.values()) and ctx.prec < MAX_PRECISION_BITS:
             ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
             gradient = exact_gradient(expr, point, seed)
     finally:

@@ -29,6 +29,7 @@ import sympy
 from flint import arb, ctx
 
 from oracles.case import GradCase, all_indices, broadcast_source, flat_index, numel
+from oracles.chain_rule import MAX_PRECISION_BITS, is_resolved
 from oracles.exact import Evaluator, compile_sympy
 from oracles.expr import Apply, Const, Expr, Var
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status
@@ -95,16 +96,6 @@ def _exact_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
     return result
 
 
-RESOLVED_BITS = 70
-MAX_PRECISION_BITS = 4096
-
-
-def _resolved(value: arb) -> bool:
-    if value.is_exact():
-        return True
-    return not value.contains(0) and value.rad() <= abs(value.mid()) * 2.0**-RESOLVED_BITS
-
-
 def exact_jet(expr: Expr, point: tuple[arb, ...], variables: Sequence[int], order: int) -> Jet:
     """Taylor coefficients of `expr` at `point` up to `order` in the inputs `variables` (slot k is input
     variables[k]), exactly (balls of radius ~2^-190, re-evaluated at up to 4096 bits where a coefficient is
@@ -114,7 +105,7 @@ def exact_jet(expr: Expr, point: tuple[arb, ...], variables: Sequence[int], orde
     jet = _exact_jet(expr, point, slot, n, order)
     working = ctx.prec
     try:
-        while not all(_resolved(c) for c in jet.c) and ctx.prec < MAX_PRECISION_BITS:
+        while not all(is_resolved(c) for c in jet.c) and ctx.prec < MAX_PRECISION_BITS:
             ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
             jet = _exact_jet(expr, point, slot, n, order)
     finally:

@@ -24,7 +24,7 @@ import numpy as np
 import sympy
 from flint import arb, ctx
 
-from oracles.chain_rule import exact_gradient, exact_value
+from oracles.chain_rule import MAX_PRECISION_BITS, exact_gradient, exact_value, is_resolved
 from oracles.exact import compile_sympy
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
 from oracles.render import symbol
@@ -53,6 +53,16 @@ def _filled(shape, value) -> np.ndarray:
     for index in np.ndindex(*shape):
         out[index] = value
     return out
+
+
+def map_values(node: Map, args: list[np.ndarray], value_at) -> np.ndarray:
+    """A Map's value at every element of its broadcast shape: `value_at(expr, point)` of the arguments'
+    elements that broadcasting reads there."""
+    shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live_args(node))))
+    result = _obj(shape)
+    for index in np.ndindex(*shape):
+        result[index] = value_at(node.expr, tuple(a[_broadcast_index(a.shape, index)] for a in args))
+    return result
 
 
 def _broadcast_index(shape: tuple[int, ...], out_index: tuple[int, ...]) -> tuple[int, ...]:
@@ -106,12 +116,7 @@ class _Exact:
             shape = self.case.shapes[node.index]
             result = _array([arb(v) for v in self.case.values[node.index]], shape)
         elif isinstance(node, Map):
-            args = [self.forward(a) for a in node.args]
-            shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live_args(node))))
-            result = _obj(shape)
-            for index in np.ndindex(*shape):
-                point = tuple(a[_broadcast_index(a.shape, index)] for a in args)
-                result[index] = exact_value(node.expr, point)
+            result = map_values(node, [self.forward(a) for a in node.args], exact_value)
         else:
             args = [self.forward(a) for a in node.args]
             jac = op_jacobian(node.op, node.params, tuple(a.shape for a in args))
@@ -192,16 +197,6 @@ def _norms(arg: np.ndarray, params: Params) -> np.ndarray:
     return out
 
 
-RESOLVED_BITS = 70
-MAX_PRECISION_BITS = 4096
-
-
-def _resolved(value: arb) -> bool:
-    if value.is_exact():
-        return True
-    return not value.contains(0) and value.rad() <= abs(value.mid()) * 2.0**-RESOLVED_BITS
-
-
 def exact_vjp(case: TensorCase) -> dict[int, np.ndarray]:
     """Σ_o upstream[o] ∂y_o/∂x_i for every used input, exactly; re-evaluated at up to 4096 bits while an
     entry is an unresolved ball. Raises `Singular` where the derivative does not exist."""
@@ -212,7 +207,7 @@ def exact_vjp(case: TensorCase) -> dict[int, np.ndarray]:
             out = exact.forward(case.program)
             into: dict[int, np.ndarray] = {}
             exact.backward(case.program, _upstream(case, out.shape, lambda v: arb(v)), into)
-            if all(_resolved(v) for g in into.values() for v in g.reshape(-1)) or ctx.prec >= MAX_PRECISION_BITS:
+            if all(is_resolved(v) for g in into.values() for v in g.reshape(-1)) or ctx.prec >= MAX_PRECISION_BITS:
                 return into
             ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
     finally:
@@ -241,12 +236,8 @@ class _Model:
             shape = self.case.shapes[node.index]
             result = _array([arb(v) for v in self.case.values[node.index]], shape)
         elif isinstance(node, Map):
-            args = [self.forward(a) for a in node.args]
-            shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live_args(node))))
-            result = _obj(shape)
-            for index in np.ndindex(*shape):
-                point = tuple(a[_broadcast_index(a.shape, index)] for a in args)
-                result[index], _ = model_vjp_at_point(node.expr, point, None, F)
+            result = map_values(node, [self.forward(a) for a in node.args],
+                                lambda expr, point: model_vjp_at_point(expr, point, None, F)[0])
         else:
             args = [self.forward(a) for a in node.args]
             result = np.asarray(TENSOR_OPS[node.op].forward(F, args, node.params), dtype=object)

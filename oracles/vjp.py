@@ -30,9 +30,7 @@ from oracles.expr import Apply, Const, Expr, Var, variables
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, Status, expected_element, point_contributions
 from oracles.ops import OPS
 from oracles.render import torch_source
-from oracles.report import describe
 from oracles.rounding import Overflow, RoundingModel
-from oracles.verdict import ElementVerdict, Verdict
 
 # Ops whose backward formula (tools/autograd/derivatives.yaml) needs no saved tensor: add and sub pass
 # `grad` (times alpha, a Scalar) through, neg returns -grad. Every other smooth op saves an input or its
@@ -208,25 +206,6 @@ def cut_case(case: GradCase, path: Path, value: torch.Tensor) -> GradCase:
     n = len(case.shapes)
     return GradCase(replace(case.expr, path, Var(n)), case.shapes + (tuple(value.shape),),
                     case.values + (tensor_values(value),), case.dtype)
-
-
-# ------------------------------------------------------------------ reports
-def wrong_report(case: GradCase, verdicts: list[ElementVerdict], context: str, limit: int = 8) -> str | None:
-    """A failure message naming every wrong element, or None when nothing is wrong."""
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    if not wrong:
-        return None
-    lines = [f"{len(wrong)} gradient element(s) wrong: {context}"] + ["  " + describe(v, case) for v in wrong[:limit]]
-    if len(wrong) > limit:
-        lines.append(f"  ... and {len(wrong) - limit} more")
-    return "\n".join(lines)
-
-
-def assert_none_wrong(case: GradCase, verdicts: list[ElementVerdict], context: str) -> None:
-    __tracebackhide__ = True
-    message = wrong_report(case, verdicts, context)
-    if message is not None:
-        raise AssertionError(message)
 
 
 def sources(cases: Sequence[GradCase]) -> str:

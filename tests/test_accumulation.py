@@ -24,13 +24,13 @@ from conftest import FIXTURE_HEALTH
 from oracles.case import GradCase
 from oracles.expr import Apply, Var, walk
 from oracles.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.outcomes import assert_none_wrong
 from oracles.render import run_torch
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
 from oracles.vjp import (
     LeafTerms,
     accumulate,
-    assert_none_wrong,
     overwrite_instead_of_accumulate,
     sources,
     summed,

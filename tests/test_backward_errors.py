@@ -25,10 +25,11 @@ from conftest import FIXTURE_HEALTH
 from oracles.case import GradCase, numel
 from oracles.expr import Apply, walk
 from oracles.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.outcomes import assert_none_wrong
 from oracles.render import run_torch
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
-from oracles.vjp import SAVES_NO_TENSOR, accumulate, assert_none_wrong, implicit_gradient_for_any_shape, sources
+from oracles.vjp import SAVES_NO_TENSOR, accumulate, implicit_gradient_for_any_shape, sources
 from strategies import compositions, grad_cases
 from strategies.backward import shared_leaf_cases, smooth
 from strategies.shapes import input_shapes

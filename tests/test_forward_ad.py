@@ -15,7 +15,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.func as tf
 from flint import arb
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, at_points
@@ -24,27 +24,13 @@ from oracles.dtypes import format_named
 from oracles.expr import Apply, Var
 from oracles.functional import expected_jvp, judge_tensor, tensor_of
 from oracles.higher_order import expected_nested, point_jets
-from oracles.render import run_torch, torch_source
-from oracles.verdict import Verdict
+from oracles.outcomes import record_and_check
+from oracles.render import run_torch
 from strategies import grad_cases
 from strategies.backward import upstream_values
 from strategies.higher_order import second_order
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-
-def _finish(case: GradCase, verdicts, verdict_log, what: str):
-    __tracebackhide__ = True
-    verdict_log.add(verdicts, case)
-    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
-        event(f"some elements unverified: {reason}")
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    if wrong:
-        lines = [f"  [{v.leaf}]{list(v.index)}: torch {v.torch_value!r}, exact {v.exact!r}, bound {v.bound!r} "
-                 f"({v.reason})" if v.exact is not None else f"  {v.reason}" for v in wrong[:8]]
-        inputs = ", ".join(f"x{i}: {list(case.values[i])} shape {case.shapes[i]}" for i in range(len(case.shapes)))
-        raise AssertionError(f"{len(wrong)} element(s) of {what} wrong for y = {torch_source(case.expr)} "
-                             f"({case.dtype}); {inputs}\n" + "\n".join(lines))
 
 
 def _tangents(data, case: GradCase, label: str = "t") -> dict[int, tuple[float, ...]]:
@@ -72,8 +58,8 @@ def test_dual_number_tangent(dtype, device, verdict_log, data):
     assert torch.equal(primal, plain) or (primal.isnan() == plain.isnan()).all() and torch.equal(
         primal.nan_to_num(), plain.nan_to_num()), "forward AD changed the primal value"
     expected = expected_jvp(case, point_jets(case, 1, forward_ad=True), tangents)
-    _finish(case, judge_tensor(case, -1, tangent, case.output_shape, expected, "the tangent"), verdict_log,
-            "forward_ad tangent")
+    verdicts = judge_tensor(case, -1, tangent, case.output_shape, expected, "the tangent")
+    record_and_check(verdict_log, verdicts, case, "forward_ad tangent")
 
 
 @FIXTURE_HEALTH
@@ -97,7 +83,7 @@ def test_forward_over_reverse_hessian_vector_product(dtype, device, verdict_log,
         if h is None:  # no tangent: torch says the gradient does not depend on the inputs
             h = torch.zeros(case.shapes[i], dtype=case.format.torch_dtype)
         verdicts += judge_tensor(case, i, h, case.shapes[i], expected[i].elements, f"H·t for x{i}")
-    _finish(case, verdicts, verdict_log, "forward-over-reverse H·t")
+    record_and_check(verdict_log, verdicts, case, "forward-over-reverse H·t")
 
 
 # ------------------------------------------------------------------ pinned torch behaviour

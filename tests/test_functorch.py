@@ -33,8 +33,7 @@ from oracles.functional import (
 )
 from oracles.gradient_oracle import expected_gradients
 from oracles.higher_order import expected_nested, expected_terms, point_jets
-from oracles.render import torch_source
-from oracles.verdict import Verdict
+from oracles.outcomes import record_and_check
 from strategies import grad_cases
 from strategies.backward import upstream_values
 from strategies.higher_order import second_order
@@ -52,21 +51,6 @@ def scaled(examples: int) -> settings:
 
 def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3):
     return grad_cases(dtype, second_order(max_depth=max_depth), max_inputs=max_inputs)
-
-
-def _finish(case: GradCase, verdicts, verdict_log, what: str):
-    __tracebackhide__ = True
-    verdict_log.add(verdicts, case)
-    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
-        event(f"some elements unverified: {reason}")
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    if wrong:
-        lines = [f"  [{v.leaf}]{list(v.index)}: torch {v.torch_value!r}, exact {v.exact!r}, bound {v.bound!r} "
-                 f"({v.reason})" if v.exact is not None else f"  {v.reason}" for v in wrong[:8]]
-        inputs = ", ".join(f"x{i}: shape {shape} values {list(values)}"
-                           for i, (shape, values) in enumerate(zip(case.shapes, case.values)))
-        raise AssertionError(f"{len(wrong)} element(s) of {what} wrong for y = {torch_source(case.expr)} "
-                             f"({case.dtype}); inputs {inputs}\n" + "\n".join(lines))
 
 
 def _upcast(case: GradCase, result: torch.Tensor) -> bool:
@@ -93,7 +77,7 @@ def test_func_grad(dtype, device, verdict_log, data):
     verdicts = []
     for i, g in zip(case.used, grads):
         verdicts += judge_tensor(case, i, g, case.shapes[i], expected[i].elements, f"grad wrt x{i}")
-    _finish(case, verdicts, verdict_log, "torch.func.grad")
+    record_and_check(verdict_log, verdicts, case, "torch.func.grad")
 
 
 @FIXTURE_HEALTH
@@ -109,7 +93,7 @@ def test_func_vjp(dtype, device, verdict_log, data):
     verdicts = []
     for i, g in zip(case.used, grads):
         verdicts += judge_tensor(case, i, g, case.shapes[i], expected[i].elements, f"vjp wrt x{i}")
-    _finish(case, verdicts, verdict_log, "torch.func.vjp")
+    record_and_check(verdict_log, verdicts, case, "torch.func.vjp")
 
 
 @FIXTURE_HEALTH
@@ -121,8 +105,8 @@ def test_func_jvp(dtype, device, verdict_log, data):
     f, xs = as_function(case, device)
     _, tangent_out = tf.jvp(f, tuple(xs), tuple(tensor_of(tangents[i], x.shape, x) for i, x in zip(case.used, xs)))
     expected = expected_jvp(case, point_jets(case, 1, forward_ad=True), tangents)
-    _finish(case, judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp", _upcast(case, tangent_out)),
-            verdict_log, "torch.func.jvp")
+    verdicts = judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp", _upcast(case, tangent_out))
+    record_and_check(verdict_log, verdicts, case, "torch.func.jvp")
 
 
 @FIXTURE_HEALTH
@@ -134,8 +118,8 @@ def test_autograd_functional_jvp(dtype, device, verdict_log, data):
     f, xs = as_function(case, device)
     _, tangent_out = taf.jvp(f, tuple(xs), tuple(tensor_of(tangents[i], x.shape, x) for i, x in zip(case.used, xs)))
     expected = expected_jvp(case, point_jets(case, 1), tangents)
-    _finish(case, judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp"), verdict_log,
-            "torch.autograd.functional.jvp")
+    verdicts = judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp")
+    record_and_check(verdict_log, verdicts, case, "torch.autograd.functional.jvp")
 
 
 @pytest.mark.parametrize("mode", ["jacrev", "jacfwd"])
@@ -151,7 +135,7 @@ def test_func_jacobian(mode, dtype, device, verdict_log, data):
     for i, block in zip(case.used, jacobian):
         verdicts += judge_tensor(case, i, block, case.output_shape + case.shapes[i], expected_jacobian(case, jets, i),
                                  f"{mode} block for x{i}", mode == "jacfwd" and _upcast(case, block))
-    _finish(case, verdicts, verdict_log, f"torch.func.{mode}")
+    record_and_check(verdict_log, verdicts, case, f"torch.func.{mode}")
 
 
 # ------------------------------------------------------------------ second order
@@ -170,7 +154,7 @@ def test_func_hessian(dtype, device, verdict_log, data):
             verdicts += judge_tensor(case, i, hessian[a][b], case.shapes[i] + case.shapes[j],
                                      expected_hessian_block(case, jets, i, j), f"hessian block ({i}, {j})",
                                      _upcast(case, hessian[a][b]))
-    _finish(case, verdicts, verdict_log, "torch.func.hessian")
+    record_and_check(verdict_log, verdicts, case, "torch.func.hessian")
 
 
 @FIXTURE_HEALTH
@@ -186,7 +170,7 @@ def test_autograd_functional_hessian(dtype, device, verdict_log, data):
         for b, j in enumerate(case.used):
             verdicts += judge_tensor(case, i, hessian[a][b], case.shapes[i] + case.shapes[j],
                                      expected_hessian_block(case, jets, i, j), f"hessian block ({i}, {j})")
-    _finish(case, verdicts, verdict_log, "torch.autograd.functional.hessian")
+    record_and_check(verdict_log, verdicts, case, "torch.autograd.functional.hessian")
 
 
 @pytest.mark.parametrize("mode", ["jvp(grad)", "autograd.functional.hvp"])
@@ -210,7 +194,7 @@ def test_hessian_vector_product(mode, dtype, device, verdict_log, data):
     for i, r in zip(case.used, result):
         verdicts += judge_tensor(case, i, r, case.shapes[i], expected[i].elements, f"H·v for x{i}",
                                  mode == "jvp(grad)" and _upcast(case, r))
-    _finish(case, verdicts, verdict_log, mode)
+    record_and_check(verdict_log, verdicts, case, mode)
 
 
 @FIXTURE_HEALTH
@@ -228,8 +212,8 @@ def test_jvp_of_jvp(dtype, device, verdict_log, data):
     expected = [expected_terms(case, jets, [(p, (i, j), s[i][source(case, i, p)] * t[j][source(case, j, p)])
                                             for i in case.used for j in case.used], f"d²f at {list(p)}")
                 for p in all_indices(case.output_shape)]
-    _finish(case, judge_tensor(case, -1, result, case.output_shape, expected, "jvp of jvp", _upcast(case, result)),
-            verdict_log, "jvp of jvp")
+    verdicts = judge_tensor(case, -1, result, case.output_shape, expected, "jvp of jvp", _upcast(case, result))
+    record_and_check(verdict_log, verdicts, case, "jvp of jvp")
 
 
 # ------------------------------------------------------------------ vmap
@@ -273,4 +257,4 @@ def test_vmap_grad(dtype, device, verdict_log, data):
         for i, g in zip(used, grads):
             verdicts += judge_tensor(sample, i, g[b], per_sample.shapes[i], expected[i].elements,
                                      f"per-sample grad {b} wrt x{i}")
-    _finish(batched, verdicts, verdict_log, "vmap(grad)")
+    record_and_check(verdict_log, verdicts, batched, "vmap(grad)")

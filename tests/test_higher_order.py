@@ -37,10 +37,11 @@ from oracles.higher_order import (
     structurally_zero,
 )
 from oracles.nested import check_nested, nested_reproducer, weights_tensor
+from oracles.outcomes import assert_none_wrong, record
 from oracles.render import run_torch, torch_source
 from oracles.rounding import RoundingModel
 from oracles.verdict import ElementVerdict, Verdict, judge, judge_element
-from oracles.vjp import accumulate, assert_none_wrong
+from oracles.vjp import accumulate
 from strategies import grad_cases, polynomials
 from strategies.backward import upstream_values
 from strategies.higher_order import SECOND_ORDER_OPS, linear_expressions, scalar_cases, second_order
@@ -72,33 +73,13 @@ def level_weights(draw, case: GradCase, label: str):
     return weights
 
 
-def _raise_wrong(case, verdicts, what: str, reproducer: str | None = None):
-    __tracebackhide__ = True
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    if not wrong:
-        return
-    lines = [f"  x{v.leaf}{list(v.index)}: torch {v.torch_value!r}, exact {v.exact!r}, bound {v.bound!r} "
-             f"({v.reason})" if v.exact is not None else f"  {v.reason}" for v in wrong[:8]]
-    error = AssertionError(f"{len(wrong)} element(s) wrong: {what} for y = {torch_source(case.expr)} "
-                           f"({case.dtype})\n" + "\n".join(lines))
-    if reproducer:
-        error.add_note("Reproduce with:\n" + reproducer)
-    raise error
-
-
-def _record(verdict_log, verdicts, case):
-    verdict_log.add(verdicts, case)
-    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
-        event(f"some elements unverified: {reason}")
-
-
 def check_hvp(case, upstream, levels, device="cpu", materialize=False, overrides=None):
     """Nested grads against the oracle; raises on any wrong element. Returns the verdicts."""
     __tracebackhide__ = True
     verdicts, run = check_nested(case, upstream, levels, device, materialize, overrides)
     if any(run.constant):
         event("a derivative without grad_fn")
-    _raise_wrong(case, verdicts, f"order-{len(levels) + 1} derivative (nested torch.autograd.grad)",
+    assert_none_wrong(case, verdicts, f"order-{len(levels) + 1} derivative (nested torch.autograd.grad)",
                  nested_reproducer(case, upstream, levels, device))
     return verdicts
 
@@ -113,7 +94,7 @@ def test_hessian_vector_products(dtype, device, verdict_log, data):
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     levels = [data.draw(level_weights(case, "V"), label="V")]
     materialize = data.draw(st.booleans(), label="materialize_grads")
-    _record(verdict_log, check_hvp(case, upstream, levels, device, materialize), case)
+    record(verdict_log, check_hvp(case, upstream, levels, device, materialize), case)
 
 
 # (op, dtype) pairs where most second derivatives are unverifiable, so the per-op property would only
@@ -133,7 +114,7 @@ def test_op_second_derivative(op, dtype, device, verdict_log, data):
         pytest.skip(LOOSE_AT_SECOND_ORDER[(op, dtype)])
     case = data.draw(grad_cases(dtype, second_order(max_depth=1, root=op), max_inputs=2), label="case")
     levels = [data.draw(level_weights(case, "V"), label="V")]
-    _record(verdict_log, check_hvp(case, None, levels, device), case)
+    record(verdict_log, check_hvp(case, None, levels, device), case)
 
 
 # ------------------------------------------------------------------ Hessian entries, mixed partials
@@ -169,8 +150,8 @@ def hessian_entries(case: GradCase, device: str = "cpu") -> list[ElementVerdict]
 def test_hessian_entries_and_mixed_partials(dtype, device, verdict_log, data):
     case = data.draw(scalar_cases(dtype), label="case")
     verdicts = hessian_entries(case, device)
-    _record(verdict_log, verdicts, case)
-    _raise_wrong(case, verdicts, "Hessian entries ∂²y/∂x_i∂x_j")
+    record(verdict_log, verdicts, case)
+    assert_none_wrong(case, verdicts, "Hessian entries ∂²y/∂x_i∂x_j")
 
 
 # ------------------------------------------------------------------ third derivatives
@@ -183,7 +164,7 @@ def test_third_derivatives_of_polynomials(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, polynomials, max_inputs=3), label="case")
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     levels = [data.draw(level_weights(case, "V"), label="V"), data.draw(level_weights(case, "W"), label="W")]
-    _record(verdict_log, check_hvp(case, upstream, levels, device), case)
+    record(verdict_log, check_hvp(case, upstream, levels, device), case)
 
 
 # ------------------------------------------------------------------ accumulation of double backward
@@ -228,8 +209,8 @@ def test_double_backward_accumulates_into_grad(dtype, device, verdict_log, data)
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     weights = data.draw(level_weights(case, "V"), label="V")
     verdicts = double_backward_into_grad(case, upstream, weights, device)
-    _record(verdict_log, verdicts, case)
-    _raise_wrong(case, verdicts, "x.grad after backward(create_graph=True) and backward of x.grad")
+    record(verdict_log, verdicts, case)
+    assert_none_wrong(case, verdicts, "x.grad after backward(create_graph=True) and backward of x.grad")
 
 
 def test_double_backward_accumulates_in_the_same_tensor():
@@ -267,7 +248,7 @@ def test_gradient_of_a_linear_function_has_no_grad_fn(dtypes, device, verdict_lo
             torch.autograd.grad(g.sum(), leaves[i], allow_unused=True)
     verdicts = judge(case, [None if i not in used else grads[used.index(i)] for i in range(len(case.shapes))],
                      expected_gradients(case))
-    _record(verdict_log, verdicts, case)
+    record(verdict_log, verdicts, case)
     assert_none_wrong(case, verdicts, "gradient of a linear function")
 
 

@@ -25,12 +25,13 @@ from oracles.derivative_faults import reduction_backward_on_wrong_axis
 from oracles.exact import compile_sympy
 from oracles.expr import Apply, Var
 from oracles.gradient_oracle import ExpectedElement, Status
+from oracles.outcomes import record, record_and_check
 from oracles.rounding import Singular
 from oracles.tensor_check import assert_tensor_gradients_match, check_tensor_case, tensor_reproducer
 from oracles.tensor_ops import TENSOR_OPS, Params
 from oracles.tensor_oracle import exact_vjp, expected_tensor_gradients, program_sympy
 from oracles.tensor_program import Input, Map, Tensor, TensorCase, run_program
-from oracles.verdict import Verdict, judge_element
+from oracles.verdict import ElementVerdict, Verdict, judge_element
 from strategies.backward import upstream_values
 from strategies.expressions import compositions
 from strategies.tensor_programs import tensor_cases
@@ -45,16 +46,10 @@ def scaled(examples: int) -> settings:
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _record(verdict_log, verdicts, case):
-    verdict_log.add(verdicts, case)
-    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
-        event(f"some elements unverified: {reason}")
-
-
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
     __tracebackhide__ = True
     verdicts = check_tensor_case(case, device, overrides)
-    _record(verdict_log, verdicts, case)
+    record(verdict_log, verdicts, case)
     assert_tensor_gradients_match(case, verdicts, device)
 
 
@@ -105,25 +100,15 @@ def test_jacrev_of_tensor_programs(dtype, device, verdict_log, data):
         jac = jacobians[k]
         expected_shape = out_shape + case.shapes[i]
         if tuple(jac.shape) != expected_shape or jac.dtype != case.format.torch_dtype:
-            verdicts.append(_wrong(i, f"jacrev wrt x{i} has shape {tuple(jac.shape)} and dtype {jac.dtype}, "
-                                      f"expected {expected_shape} and {case.format.torch_dtype}"))
+            reason = (f"jacrev wrt x{i} has shape {tuple(jac.shape)} and dtype {jac.dtype}, expected "
+                      f"{expected_shape} and {case.format.torch_dtype}")
+            verdicts.append(ElementVerdict(i, (), Verdict.WRONG, reason=reason))
             continue
         values = jac.detach().to("cpu", torch.float64).reshape(n_out, -1).tolist()
         for o in range(n_out):
             for a, element in enumerate(rows[o][i].elements):
                 verdicts.append(judge_element(i, (o, a), values[o][a], element, case.format))
-    _record(verdict_log, verdicts, case)
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    assert not wrong, (f"{len(wrong)} Jacobian entries wrong for jacrev of {case.source} ({dtype}): "
-                       + "; ".join(f"x{v.leaf} [output {v.index[0]}, element {v.index[1]}]: torch "
-                                   f"{v.torch_value!r}, exact {v.exact!r}, bound {v.bound!r} {v.reason}"
-                                   for v in wrong[:6]))
-
-
-def _wrong(leaf, reason):
-    from oracles.verdict import ElementVerdict
-
-    return ElementVerdict(leaf, (), Verdict.WRONG, reason=reason)
+    record_and_check(verdict_log, verdicts, case, f"torch.func.jacrev (index: [output, element]) of {case.source}")
 
 
 # ------------------------------------------------------------------ the exact side checks itself

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from conftest import FIXTURE_HEALTH
 from oracles.case import GradCase, numel
 from oracles.gradient_oracle import expected_gradients
+from oracles.outcomes import assert_none_wrong
 from oracles.render import run_torch
 from oracles.verdict import judge
-from oracles.vjp import assert_none_wrong, expected_vjp, ignore_gradient_argument, sources
+from oracles.vjp import expected_vjp, ignore_gradient_argument, sources
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth, upstream_values
 
