@@ -86,3 +86,31 @@ def reduction_backward_on_wrong_axis():
         return _SumOnWrongAxis.apply(x, params.dim)
 
     return faulty
+
+
+def planted_tensor_backward_error(op_name: str, rel_error: float):
+    """An override of a tensor op (oracles.tensor_program's `overrides`): torch's forward and backward,
+    the backward's result times (1 + rel_error) (the sensitivity benchmark's fault)."""
+    from oracles.tensor_ops import TENSOR_OPS
+
+    op = TENSOR_OPS[op_name]
+
+    class _Planted(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, call, params, *args):
+            ctx.call, ctx.params = call, params
+            ctx.save_for_backward(*args)
+            return call(args, params)
+
+        @staticmethod
+        def backward(ctx, grad):
+            args = [a.detach().requires_grad_() for a in ctx.saved_tensors]
+            with torch.enable_grad():
+                grads = torch.autograd.grad(ctx.call(args, ctx.params), args, grad, allow_unused=True)
+            return (None, None, *(None if g is None else g * (1 + rel_error) for g in grads))
+
+    def faulty(args, params):
+        spelling = op.spellings[op.spellings_for(tuple(tuple(a.shape) for a in args), params)[0]]
+        return _Planted.apply(spelling.call, params, *args)
+
+    return faulty
