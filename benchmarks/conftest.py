@@ -9,6 +9,24 @@ class BenchTable:
     def __init__(self):
         self.medians: dict[tuple[str, int, int], float] = {}
         self.sensitivity: dict[tuple[str, str], tuple[float | None, bool]] = {}
+        self.tensor_medians: dict[tuple[str, str], float] = {}  # (method, program) -> seconds
+
+    def record_tensor(self, method: str, program: str, median: float) -> None:
+        self.tensor_medians[(method, program)] = median
+
+    def tensor_lines(self) -> list[str]:
+        out = ["program (ours: cold / warm)               | ours/floor | gradcheck slow/ours | gradcheck fast/ours"]
+        for program in sorted({p for _, p in self.tensor_medians}):
+            cold, warm, floor, slow, fast = (self.tensor_medians.get((m, program)) for m in (
+                "gradoracle", "gradoracle_warm", "torch_forward_backward", "gradcheck_slow", "gradcheck_fast"))
+
+            def ratio(a, b):
+                return f"{a / b:10.3g}" if a and b else f"{'-':>10}"
+
+            for label, ours in (("cold", cold), ("warm", warm)):
+                out.append(f"{program[:35]:35s} {label} | {ratio(ours, floor)} | {ratio(slow, ours):>19} | "
+                           f"{ratio(fast, ours):>19}")
+        return out
 
     def record_sensitivity(self, checker: str, dtype: str, smallest: float | None, false_alarm: bool) -> None:
         self.sensitivity[(checker, dtype)] = (smallest, false_alarm)
@@ -54,6 +72,10 @@ def pytest_terminal_summary(terminalreporter):
     if _TABLE.medians:
         terminalreporter.section("gradoracle vs gradcheck (float64, medians of one run)")
         for line in _TABLE.lines():
+            terminalreporter.write_line(line)
+    if _TABLE.tensor_medians:
+        terminalreporter.section("tensor ops: gradoracle vs gradcheck (float64, medians of one run)")
+        for line in _TABLE.tensor_lines():
             terminalreporter.write_line(line)
     if _TABLE.sensitivity:
         terminalreporter.section("sensitivity: planted backward errors (20-node chains, 50 points, 3 seeds; "

@@ -80,3 +80,40 @@ def test_smallest_planted_tensor_error_caught(checker, precision, bench_table):
     if checker == "gradoracle":
         assert not false_alarm, "gradoracle flagged a correct gradient"
         assert smallest is not None
+
+
+# ------------------------------------------------------------------ cost, in the same run as the floor
+def _clear_caches() -> None:
+    """Cold start: the per-shape exact Jacobians and compiled SymPy programs are derived again."""
+    import sympy
+
+    from oracles.exact import compile_sympy
+    from oracles.tensor_oracle import op_jacobian
+
+    op_jacobian.cache_clear()
+    compile_sympy.cache_clear()
+    sympy.core.cache.clear_cache()
+
+
+@pytest.mark.parametrize("index", range(len(PROGRAMS)))
+@pytest.mark.parametrize("method", ["torch_forward_backward", "gradoracle", "gradoracle_warm", "gradcheck_slow",
+                                    "gradcheck_fast"])
+def test_tensor_check_cost(benchmark, method, index, bench_table):
+    case = _cases("float64")[index]
+    if method == "torch_forward_backward":
+        def run():
+            leaves = case.make_leaves()
+            run_program(case.program, leaves).backward(torch.tensor(case.upstream, dtype=torch.float64)
+                                                       .reshape(case.output_shape))
+    elif method.startswith("gradoracle"):
+        cold = method == "gradoracle"
+
+        def run():  # warm: a shape seen before (a property test draws the same few shapes again and again)
+            if cold:
+                _clear_caches()
+            assert not any(v.verdict is Verdict.WRONG for v in check_tensor_case(case))
+    else:
+        def run():
+            assert not _gradcheck_catches(case, 0.0, fast=method == "gradcheck_fast")
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    bench_table.record_tensor(method, case.source, benchmark.stats.stats.median)
