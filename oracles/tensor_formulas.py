@@ -162,17 +162,14 @@ def maximum(values: list[arb]) -> tuple[arb, list[int]]:
     the same floats); balls that may or may not be the largest leave the point undecidable."""
     best = max(range(len(values)), key=lambda i: values[i].upper())
     top = values[best]
-    ties = []
+    ties = [best]
     for i, v in enumerate(values):
         if i == best or v < top:
-            if i == best:
-                ties.append(i)
             continue
-        if v.is_exact() and top.is_exact() and v == top:
-            ties.append(i)
-            continue
-        raise Singular("the maximum may tie within the rounding model")
-    return top, ties
+        if not (v.is_exact() and top.is_exact() and v == top):
+            raise Singular("the maximum may tie within the rounding model")
+        ties.append(i)
+    return top, sorted(ties)
 
 
 def hull_maximum(values: list[arb]) -> arb:

@@ -7,7 +7,7 @@ of balls, one ball per tensor element:
   exact values of its arguments; elementwise parts chain SymPy's per-op partials (oracles.chain_rule).
   All in arb at 192 bits, again at higher precision where a result is unresolved. Where SymPy's derivative
   does not exist (amax at a tie, the norm at 0), the op's minimum-norm subgradient is used, the rule of
-  torch's autograd notes for convex kinks (`_subgradient`).
+  torch's autograd notes for convex kinks (`_Exact._subgradient_vjp`).
 - model: torch's forward and backward formulas of every op (the tensor-op table, and the op table for the
   elementwise parts), every float operation rounded by the `RoundingModel` of the dtype; gradients that
   torch adds up (an input used twice, broadcasting, repeated indices) are summed in any order.
@@ -29,7 +29,7 @@ from oracles.exact import compile_sympy
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
 from oracles.render import symbol
 from oracles.rounding import Overflow, RoundingModel, Singular
-from oracles.tensor_formulas import out_index, slices, sum_any
+from oracles.tensor_formulas import maximum, out_index, slices, sum_any
 from oracles.tensor_ops import TENSOR_OPS, Params
 from oracles.tensor_program import Input, Map, Node, TensorCase, live_args, shape_of
 
@@ -180,12 +180,9 @@ class _Exact:
                 for m, v in zip(members, values):
                     out[m] = g * v / norm
                 continue
-            top = max(values, key=lambda v: v.upper())
-            if not all(v < top or (v.is_exact() and top.is_exact() and v == top) for v in values):
-                raise Singular("amax's arguments may tie (not provably equal)")
-            tied = [m for m, v in zip(members, values) if v.is_exact() and v == top]
-            for m in tied:
-                out[m] = g / len(tied)
+            _, tied = maximum(values)  # Singular where a tie is possible but not certain
+            for position in tied:
+                out[members[position]] = g / len(tied)
         return out
 
 

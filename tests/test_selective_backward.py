@@ -29,12 +29,12 @@ from conftest import FIXTURE_HEALTH
 from oracles.case import GradCase, numel
 from oracles.expr import Const, Var, variables
 from oracles.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.outcomes import assert_none_wrong
 from oracles.render import run_torch, torch_source
 from oracles.rounding import RoundingModel
 from oracles.verdict import judge
 from oracles.vjp import (
     accumulate,
-    assert_none_wrong,
     cut_case,
     overwrite_instead_of_accumulate,
     replace,
