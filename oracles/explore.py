@@ -6,7 +6,9 @@ Each op x dtype x mode gets an equal slice of the time. "domain" draws the op's 
 its domain over the dtype's whole range; "near" starts from the op's pinned convention points
 (kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. The tensor ops (sum,
 softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random programs rooted
-at the op, zeros and ties among the simple values drawn first (oracles.explore_tensor). Within a slice
+at the op, zeros and ties among the simple values drawn first (oracles.explore_tensor). "second" (not in
+the default modes) draws as "domain" and judges torch's double backward instead (oracles.explore_higher),
+for the ops whose second derivative the oracle models. Within a slice
 Hypothesis generates, then hill-climbs (`hypothesis.target`) on the error in ulps and on the error
 relative to the rounding model's bound. Every sample is classified (oracles.explore_eval): wrong,
 inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of a pinned point), ok, or an
@@ -28,13 +30,15 @@ from hypothesis import strategies as st
 
 from oracles.dtypes import FORMATS, format_named
 from oracles.explore_eval import SEVERITY, Sample, evaluate
+from oracles.explore_higher import evaluate_second
 from oracles.explore_tensor import evaluate_tensor
 from oracles.ops import OPS
 from oracles.tensor_ops import TENSOR_OPS
+from strategies.higher_order import SECOND_ORDER_OPS
 from strategies.points import domain_points, near_conventions, near_points
 from strategies.tensor_programs import tensor_cases
 
-MODES = ("domain", "near")
+MODES = ("domain", "near", "second")
 CALIBRATION_EXAMPLES = 25
 MAX_ROUNDS = 4  # a calibration round, then searches sized to the time left (the first ones run slow)
 
@@ -87,11 +91,11 @@ def _rank(sample: Sample) -> tuple[int, float]:
 
 
 def _point_strategy(op: str, dtype: str, mode: str):
-    if op in TENSOR_OPS:
+    if op in TENSOR_OPS:  # (mode "domain": plan() gives tensor ops no other)
         return tensor_cases(dtype, root=op, stages=1).map(lambda case: (case, None, None, {}))
     spec, fmt = OPS[op], format_named(dtype)
     spelling = st.integers(0, len(spec.spellings) - 1)
-    if mode == "domain":
+    if mode in ("domain", "second"):
         return st.tuples(domain_points(spec, fmt), spelling).map(lambda p: (p[0], p[1], None, {}))
     return st.tuples(near_points(spec, fmt), spelling).map(lambda p: (p[0][0], p[1], p[0][1], p[0][2]))
 
@@ -108,7 +112,9 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
             raise _TimeUp
         point, spelling, convention, moved = drawn
         try:
-            if op in TENSOR_OPS:
+            if mode == "second":
+                sample = evaluate_second(op, dtype, point, spelling)
+            elif op in TENSOR_OPS:
                 sample = evaluate_tensor(op, point)  # the drawn "point" is a whole TensorCase
             else:
                 sample = evaluate(op, dtype, point, spelling, convention, moved)
@@ -157,6 +163,8 @@ def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str,
             for mode in modes:
                 if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
                     continue
+                if mode == "second" and op not in SECOND_ORDER_OPS:
+                    continue
                 slices.append((op, dtype, mode))
     return slices
 
@@ -201,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ops", default="all", help="comma-separated op names of the op table or the tensor-op "
                                                      "table, or all")
     parser.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes (default float64,float32)")
-    parser.add_argument("--modes", default="domain,near", help="domain, near or both (default)")
+    parser.add_argument("--modes", default="domain,near",
+                        help="domain, near, second (double backward), comma-separated (default domain,near)")
     parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
     parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -214,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out: {args.out!r} exists and is not a directory")
     slices = plan(ops, dtypes, modes)
     if not slices:
-        parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes")
+        parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes, "
+                     "the second mode ops with a modelled second derivative, tensor ops the domain mode")
     out.mkdir(parents=True, exist_ok=True)
     per_slice = args.minutes * 60 / len(slices)
     print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "

@@ -44,13 +44,14 @@ def evaluate_tensor(op: str, case: TensorCase) -> Sample:
         sample.elements.append({"leaf": v.leaf, "index": list(v.index), "verdict": v.verdict.value,
                                 "reason": v.reason, "torch": v.torch_value, "exact": exact_value,
                                 "bound": v.bound, "ulps": ulps, "over_bound": _finite_or_inf(v.error_over_bound)})
-    sample.classification = _classify(sample)
+    sample.classification = classify_judged(sample)
     if sample.classification != "ok":
         sample.reproducer = tensor_reproducer(case)
     return sample
 
 
-def _classify(sample: Sample) -> str:
+def classify_judged(sample: Sample) -> str:
+    """wrong, inaccurate (beyond BAND_ULPS where the model declines to judge) or ok."""
     if any(e["verdict"] == Verdict.WRONG.value for e in sample.elements):
         return "wrong"
     unjudged = [e["ulps"] for e in sample.elements if e["verdict"] == Verdict.UNVERIFIED.value and e["ulps"]]

@@ -79,3 +79,30 @@ def test_markdown_re_renders_from_json(tmp_path, capsys):
     assert (tmp_path / "report.md").read_text() == first
     assert explore_report.main([str(tmp_path / "missing.json")]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_tensor_ops_and_second_derivatives_are_explored(tmp_path, capsys):
+    """Tensor ops take the domain mode only (random programs rooted at the op); the second mode judges
+    torch's double backward, for ops with a modelled second derivative."""
+    assert explore.main(["--ops", "softmax,tanh", "--dtypes", "float64", "--modes", "domain,near,second",
+                         "--minutes", "0.05", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    slices = {(s["op"], s["mode"]): s for s in report["slices"]}
+    assert set(slices) == {("softmax", "domain"), ("tanh", "domain"), ("tanh", "near"), ("tanh", "second")}
+    assert all(s["examples"] > 0 and not s["errors"] for s in slices.values())
+    assert slices["softmax", "domain"]["classification"] != "oracle", slices["softmax", "domain"]
+
+
+def test_tensor_and_second_samples_are_classified():
+    from oracles.explore_higher import evaluate_second
+    from oracles.explore_tensor import evaluate_tensor
+    from oracles.tensor_ops import Params
+    from oracles.tensor_program import Input, Tensor, TensorCase
+
+    case = TensorCase(Tensor("prod", (Input(0),), Params(dim=0), 0), ((3,),), ((2.0, 0.0, 3.0),), "float64")
+    sample = evaluate_tensor("prod", case)
+    assert sample.classification == "ok" and [e["exact"] for e in sample.elements] == [0.0, 6.0, 0.0]
+    assert evaluate_second("sin", "float64", (1.0,)).classification == "ok"
+    # tanh'' = -2 tanh (1 - tanh²) at 20: torch's 1 - y*y is 0 where the exact value is ~ -1.7e-17
+    saturated = evaluate_second("tanh", "float64", (20.0,))
+    assert saturated.classification == "inaccurate" and "import torch" in saturated.reproducer
