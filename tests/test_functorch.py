@@ -44,6 +44,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 CI_EXAMPLES = 40
 
 
+# The costliest APIs (whole Jacobians and Hessians, nested forward mode: many jets per example) run this
+# many of the ci profile's 40 examples, scaled with the active profile (thorough: 625).
+HEAVY_EXAMPLES = 25
+
+
 def scaled(examples: int) -> settings:
     return settings(max_examples=max(1, examples * settings().max_examples // CI_EXAMPLES),
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -123,7 +128,7 @@ def test_autograd_functional_jvp(dtype, device, verdict_log, data):
 
 
 @pytest.mark.parametrize("mode", ["jacrev", "jacfwd"])
-@FIXTURE_HEALTH
+@scaled(HEAVY_EXAMPLES)
 @given(data=st.data())
 def test_func_jacobian(mode, dtype, device, verdict_log, data):
     """jacrev/jacfwd(f, argnums=all): block i has shape out + shape of x_i; exact 0 off the diagonal."""
@@ -139,7 +144,7 @@ def test_func_jacobian(mode, dtype, device, verdict_log, data):
 
 
 # ------------------------------------------------------------------ second order
-@FIXTURE_HEALTH
+@scaled(HEAVY_EXAMPLES)
 @given(data=st.data())
 def test_func_hessian(dtype, device, verdict_log, data):
     """torch.func.hessian(lambda *xs: f(*xs).sum(), argnums=all): every block against SymPy's second
@@ -157,7 +162,7 @@ def test_func_hessian(dtype, device, verdict_log, data):
     record_and_check(verdict_log, verdicts, case, "torch.func.hessian")
 
 
-@FIXTURE_HEALTH
+@scaled(HEAVY_EXAMPLES)
 @given(data=st.data())
 def test_autograd_functional_hessian(dtype, device, verdict_log, data):
     """torch.autograd.functional.hessian (reverse over reverse), the same blocks."""
@@ -174,7 +179,7 @@ def test_autograd_functional_hessian(dtype, device, verdict_log, data):
 
 
 @pytest.mark.parametrize("mode", ["jvp(grad)", "autograd.functional.hvp"])
-@FIXTURE_HEALTH
+@scaled(HEAVY_EXAMPLES)
 @given(data=st.data())
 def test_hessian_vector_product(mode, dtype, device, verdict_log, data):
     """H·v of Σ f: forward-over-reverse (torch.func.jvp of torch.func.grad) and the double-backward
@@ -197,7 +202,7 @@ def test_hessian_vector_product(mode, dtype, device, verdict_log, data):
     record_and_check(verdict_log, verdicts, case, mode)
 
 
-@FIXTURE_HEALTH
+@scaled(HEAVY_EXAMPLES)
 @given(data=st.data())
 def test_jvp_of_jvp(dtype, device, verdict_log, data):
     """torch.func.jvp(lambda *xs: jvp(f, xs, s)[1], xs, t)[1]: the directional second derivative

@@ -106,7 +106,7 @@ LOOSE_AT_SECOND_ORDER = {("sinc", "bfloat16"): "sinc's backward formula cancels 
 
 
 @pytest.mark.parametrize("op", SECOND_ORDER_OPS)
-@scaled(8)
+@scaled(5)
 @given(data=st.data())
 def test_op_second_derivative(op, dtype, device, verdict_log, data):
     """`op` at the root of a small composition: its double backward against SymPy's second derivative."""
