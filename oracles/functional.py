@@ -24,7 +24,7 @@ from oracles.gradient_oracle import ExpectedElement, Status
 from oracles.higher_order import PointJets, expected_terms
 from oracles.nested import judged
 from oracles.render import run_torch
-from oracles.verdict import ElementVerdict
+from oracles.verdict import ElementVerdict, float64_values
 
 EXACT_ZERO = ExpectedElement(Status.OK, arb(0), arb(0))
 
@@ -84,7 +84,7 @@ def judge_tensor(case: GradCase, label: int, tensor: torch.Tensor, shape: tuple[
         return [ElementVerdict(label, (), Verdict.WRONG, reason=(
             f"{what} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}, expected {tuple(shape)} and "
             f"{case.format.torch_dtype}"))]
-    values = tensor.detach().to("cpu", torch.float64).reshape(-1).tolist()
+    values = float64_values(tensor)
     return [judged(label, index, value, element, case)
             for index, value, element in zip(all_indices(shape), values, expected)]
 

@@ -22,7 +22,7 @@ from oracles.gradient_oracle import ExpectedGrad
 from oracles.higher_order import KNOWN_DEVIATION, PointJets, expected_nested, point_jets, structurally_zero
 from oracles.render import run_torch, torch_source
 from oracles.report import _tensor_literal
-from oracles.verdict import ElementVerdict, Verdict, judge_element
+from oracles.verdict import ElementVerdict, Verdict, float64_values, judge_element
 
 
 def weights_tensor(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,7 @@ def judge_nested(case: GradCase, run: NestedRun, expected: list[ExpectedGrad],
                 verdicts.append(ElementVerdict(exp.leaf, (), Verdict.WRONG, reason=(
                     f"result for x{exp.leaf} has shape {tuple(result.shape)} and dtype {result.dtype}")))
                 continue
-            values = result.detach().to("cpu", torch.float64).reshape(-1).tolist()
+            values = float64_values(result)
         for flat, (index, element) in enumerate(zip(all_indices(shape), exp.elements)):
             verdicts.append(judged(exp.leaf, index, values[flat], element, case))
     return verdicts

@@ -103,6 +103,15 @@ def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatForm
     return ElementVerdict(leaf, index, Verdict.VERIFIED, **base)
 
 
+def float64_values(tensor: torch.Tensor) -> list[float]:
+    """Row-major float64 values of a result torch returned. A double backward may hand out an "efficient
+    zero tensor" (torch's ZeroTensor, no storage: `.tolist()` raises); its values are zeros (registered:
+    abs-double-backward-zerotensor)."""
+    if tensor._is_zerotensor():
+        return [0.0] * tensor.numel()
+    return tensor.detach().to("cpu", torch.float64).reshape(-1).tolist()
+
+
 def judge(case: GradCase, grads: list[torch.Tensor | None], expected: list[ExpectedGrad]) -> list[ElementVerdict]:
     verdicts = []
     for exp, grad in zip(expected, grads):
@@ -121,7 +130,7 @@ def judge(case: GradCase, grads: list[torch.Tensor | None], expected: list[Expec
                 reason=f"x{exp.leaf}.grad has shape {tuple(grad.shape)} and dtype {grad.dtype}, "
                        f"expected {shape} and {case.format.torch_dtype}"))
             continue
-        values = grad.detach().to("cpu", torch.float64).reshape(-1).tolist()
+        values = float64_values(grad)
         for flat, (index, element) in enumerate(zip(all_indices(shape), exp.elements)):
             verdicts.append(judge_element(exp.leaf, index, values[flat], element, case.format))
     return verdicts

@@ -26,7 +26,9 @@ from conftest import FIXTURE_HEALTH, at_points
 from oracles.case import GradCase, numel
 from oracles.check import assert_gradients_match, check_case
 from oracles.derivative_faults import wrong_second_derivative
+from oracles.dtypes import format_named
 from oracles.expr import Apply, Var
+from oracles.floats import error_in_ulps
 from oracles.gradient_oracle import ExpectedGrad, expected_gradients
 from oracles.higher_order import (
     KNOWN_DEVIATION,
@@ -315,3 +317,33 @@ def test_wrong_second_derivative_is_caught(device):
     with pytest.raises(CAUGHT):
         second_order_property(overrides)()
 
+
+
+@at_points("x=20")
+def test_softplus_second_derivative_at_the_threshold(point_dtype):
+    """softplus(x) (beta 1, threshold 20) at x = 20: the forward and the first derivative take the smooth
+    branch (x > threshold is false), so the second derivative is σ(20)(1 - σ(20)) = 2.06e-9, the oracle's
+    exact value; torch 2.13's softplus_double_backward masks with x < threshold instead and returns 0
+    (registered: softplus-double-backward-threshold). float16 holds nothing that small: 0 is right there."""
+    dtype = point_dtype[1]
+    case = GradCase(Apply("softplus", (Var(0),), 0), ((),), ((20.0,),), dtype)
+    exact = exact_jet(case.expr, (arb(20.0),), (0,), 2).derivative((0, 0))
+    assert float(exact.mid()) == pytest.approx(2.0611536879193953e-09, rel=1e-15)
+    (x,) = case.make_leaves()
+    (g,) = torch.autograd.grad(torch.nn.functional.softplus(x), x, create_graph=True)
+    (h,) = torch.autograd.grad(g, x)
+    ulps = error_in_ulps(h.item(), float(exact.mid()), case.format)
+    assert ulps <= 4, f"softplus'' at 20 ({dtype}): torch {h.item()}, exact {float(exact.mid())} ({ulps:.3g} ulp)"
+
+
+@at_points("x=1.5")
+def test_double_backward_of_abs_is_a_readable_tensor(point_dtype):
+    """abs'' = 0 away from 0, and torch gets the value right, but torch 2.13 returns it as an efficient
+    ZeroTensor without storage: `.tolist()` and `.numpy()` raise (registered: abs-double-backward-zerotensor;
+    the suite reads such results as zeros, oracles.verdict.float64_values)."""
+    dtype = point_dtype[1]
+    x = torch.tensor(1.5, dtype=format_named(dtype).torch_dtype, requires_grad=True)
+    (g,) = torch.autograd.grad(x.abs(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g, x)
+    assert float(h) == 0.0
+    assert not h._is_zerotensor(), "torch returned an efficient ZeroTensor: h.tolist() and h.numpy() raise"
