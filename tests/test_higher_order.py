@@ -328,7 +328,7 @@ def test_softplus_second_derivative_at_the_threshold(point_dtype):
     dtype = point_dtype[1]
     case = GradCase(Apply("softplus", (Var(0),), 0), ((),), ((20.0,),), dtype)
     exact = exact_jet(case.expr, (arb(20.0),), (0,), 2).derivative((0, 0))
-    assert float(exact.mid()) == pytest.approx(2.0611536879193953e-09, rel=1e-15)
+    assert float(exact.mid()) == pytest.approx(2.061153613941849e-09, rel=1e-15, abs=0)
     (x,) = case.make_leaves()
     (g,) = torch.autograd.grad(torch.nn.functional.softplus(x), x, create_graph=True)
     (h,) = torch.autograd.grad(g, x)
