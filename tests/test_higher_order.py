@@ -22,7 +22,7 @@ from flint import arb
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH, at_points
+from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points
 from oracles.case import GradCase, numel
 from oracles.check import assert_gradients_match, check_case
 from oracles.derivative_faults import wrong_second_derivative
@@ -48,7 +48,6 @@ from strategies import grad_cases, polynomials
 from strategies.backward import upstream_values
 from strategies.higher_order import SECOND_ORDER_OPS, linear_expressions, scalar_cases, second_order
 
-CREATE_GRAPH_WARNING = "Using backward() with create_graph=True will create a reference cycle"
 CI_EXAMPLES = 40
 
 
