@@ -26,6 +26,7 @@ import torch
 from hypothesis import strategies as st
 
 from oracles import tensor_formulas as formula
+from strategies.cached import choice
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,17 @@ def _factorizations(n: int) -> list[tuple[int, ...]]:
 
 def reshape_params(shapes):
     n = math.prod(shapes[0])
-    return st.sampled_from(_factorizations(n)).map(lambda s: Params(shape=s))
+    return choice(_factorizations(n)).map(lambda s: Params(shape=s))
 
 
 def transpose_params(shapes):
     rank = len(shapes[0])
-    return st.sampled_from([(0, 1), (1, 0), (-1, -2)] if rank >= 2 else [(0, 0)]).map(lambda d: Params(dims=d))
+    return choice([(0, 1), (1, 0), (-1, -2)] if rank >= 2 else [(0, 0)]).map(lambda d: Params(dims=d))
 
 
 def expand_params(shapes):
     shape = shapes[0]
-    return st.tuples(st.sampled_from([(), (2,)]), st.lists(st.sampled_from([2, 3]), min_size=len(shape),
+    return st.tuples(choice([(), (2,)]), st.lists(choice([2, 3]), min_size=len(shape),
                                                           max_size=len(shape))).map(
         lambda lead_sizes: Params(shape=lead_sizes[0] + tuple(s if n == 1 else n for n, s in
                                                                zip(shape, lead_sizes[1]))))
@@ -146,12 +147,12 @@ def _index_spec(draw, shapes):
     shape = shapes[0]
     dim = draw(st.integers(0, len(shape) - 1), label="index dim")
     n = shape[dim]
-    kind = draw(st.sampled_from(["take", "select", "slice"]), label="index kind")
+    kind = draw(choice(["take", "select", "slice"]), label="index kind")
     if kind == "select":
         return Params(index=("select", dim, draw(st.integers(-n, n - 1), label="index")))
     if kind == "slice":
-        start = draw(st.sampled_from([None, 0] + ([1] if n > 1 else [])), label="start")
-        step = draw(st.sampled_from([None, 2]), label="step")
+        start = draw(choice([None, 0] + ([1] if n > 1 else [])), label="start")
+        step = draw(choice([None, 2]), label="step")
         return Params(index=("slice", dim, start, None, step))
     # advanced indexing with repeats: its backward accumulates (index_put_ with accumulate=True)
     idx = tuple(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4), label="indices"))

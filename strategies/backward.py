@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from oracles.case import GradCase
 from oracles.ops import OPS
+from strategies.cached import choice
 from strategies.cases import grad_cases
 from strategies.expressions import compositions
 
@@ -44,5 +45,5 @@ def upstream_values(n: int, integers: bool = False) -> st.SearchStrategy[tuple[f
         value = st.integers(-64, 64).map(float)
     else:
         dyadic = st.builds(lambda m, e: m * 2.0**e, st.integers(-64, 64), st.integers(-6, 0))
-        value = st.one_of(st.sampled_from(SIMPLE_UPSTREAM), dyadic)
+        value = st.one_of(choice(SIMPLE_UPSTREAM), dyadic)
     return st.lists(value, min_size=n, max_size=n).map(tuple)

@@ -11,7 +11,7 @@ from oracles.dtypes import format_named
 from oracles.expr import Expr
 from strategies.expressions import compositions
 from strategies.shapes import input_shapes
-from strategies.values import leaf_values
+from strategies.values import leaf_value_lists
 
 MAX_INPUTS = 4
 
@@ -27,7 +27,7 @@ def grad_cases(draw, dtype: str, expressions: Callable[[int], st.SearchStrategy[
     expr = draw(expressions(n_inputs), label="expression")
     shapes = draw(input_shapes(n_inputs), label="shapes")
     values = tuple(
-        tuple(draw(st.lists(leaf_values(fmt), min_size=numel(s), max_size=numel(s)), label=f"x{i} values"))
+        tuple(draw(leaf_value_lists(fmt, numel(s)), label=f"x{i} values"))
         for i, s in enumerate(shapes)
     )
     return GradCase(expr, shapes, values, dtype)

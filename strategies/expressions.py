@@ -13,11 +13,13 @@ maximum/minimum compare a subtree with itself plus a NONZERO offset, so they nev
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from hypothesis import strategies as st
 
 from oracles.expr import Apply, Const, Expr, Var
 from oracles.ops import OPS, Domain, OpSpec
+from strategies.cached import choice
 
 SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)
 POSITIVE_BASES = (2.0, 0.5, 3.0, 1.5, 10.0)
@@ -39,7 +41,7 @@ def _spelling(draw, op: OpSpec, const_first: bool = False, const_second: bool = 
         i for i, s in enumerate(op.spellings)
         if (s.const_first or not const_first) and (s.const_second or not const_second)
     ]
-    return draw(st.sampled_from(valid), label=f"{op.name} spelling")
+    return draw(choice(valid), label=f"{op.name} spelling")
 
 
 def _apply(draw, name: str, *args: Expr) -> Apply:
@@ -54,19 +56,19 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
         return inner
     if domain in (Domain.OFF_INTEGERS, Domain.OFF_HALF_INTEGERS):
         centres = STEP_CENTRES[domain]
-        centre = draw(st.sampled_from(centres), label="centre between jumps")
+        centre = draw(choice(centres), label="centre between jumps")
         return _apply(draw, "add", _apply(draw, "mul", _apply(draw, "tanh", inner), Const(0.375)), Const(centre))
     if domain in _SQUASHES:
-        squash, scale = draw(st.sampled_from(_SQUASHES[domain]), label=f"{domain.name.lower()} wrapper")
+        squash, scale = draw(choice(_SQUASHES[domain]), label=f"{domain.name.lower()} wrapper")
         return _apply(draw, "mul", _apply(draw, squash, inner), Const(scale))
-    kind = draw(st.sampled_from(["square_plus", "cosh"]), label="positive wrapper")
+    kind = draw(choice(["square_plus", "cosh"]), label="positive wrapper")
     if kind == "square_plus":
-        shift = draw(st.sampled_from(POSITIVE_SHIFTS), label="shift")
-        square = draw(st.sampled_from(["pow", "square"]), label="square spelling")
+        shift = draw(choice(POSITIVE_SHIFTS), label="shift")
+        square = draw(choice(["pow", "square"]), label="square spelling")
         squared = _apply(draw, "pow_scalar", inner, Const(2.0)) if square == "pow" else _apply(draw, "square", inner)
         positive = _apply(draw, "add", squared, Const(shift))
     else:
-        squash, scale = draw(st.sampled_from(_SQUASHES[Domain.BOUNDED]), label="bounded wrapper")
+        squash, scale = draw(choice(_SQUASHES[Domain.BOUNDED]), label="bounded wrapper")
         positive = _apply(draw, "cosh", _apply(draw, "mul", _apply(draw, squash, inner), Const(scale)))
     if domain is Domain.NONZERO and draw(st.booleans(), label="negate"):
         return _apply(draw, "neg", positive)
@@ -76,26 +78,26 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
 def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) -> tuple[Expr, ...]:
     sub = depth - 1
     if op.operands == "exponent":
-        base_domain = draw(st.sampled_from(list(EXPONENTS)), label="exponent kind")
-        exponent = draw(st.sampled_from(EXPONENTS[base_domain]), label="exponent")
+        base_domain = draw(choice(list(EXPONENTS)), label="exponent kind")
+        exponent = draw(choice(EXPONENTS[base_domain]), label="exponent")
         return _in_domain(draw, base_domain, sub, n_vars, ops), Const(exponent)
     if op.operands == "ordered":
         a = _expr(draw, sub, n_vars, ops)
         b = _apply(draw, "add", a, _in_domain(draw, Domain.NONZERO, sub, n_vars, ops))
         return (a, b) if draw(st.booleans(), label="larger first") else (b, a)
     if op.operands == "parameters":
-        parameters = draw(st.sampled_from(op.parameters), label="parameters")
+        parameters = draw(choice(op.parameters), label="parameters")
         if op.domains[0] is Domain.OFF_PARAMETERS:
             first = _off_parameters(draw, sorted(parameters), sub, n_vars, ops)
         else:
             first = _in_domain(draw, op.domains[0], sub, n_vars, ops)
         return (first,) + tuple(Const(p) for p in parameters)
     if op.name == "pow" and draw(st.booleans(), label="constant base"):
-        return Const(draw(st.sampled_from(POSITIVE_BASES), label="base")), _expr(draw, sub, n_vars, ops)
+        return Const(draw(choice(POSITIVE_BASES), label="base")), _expr(draw, sub, n_vars, ops)
     if op.operands == "scalar":
-        where = draw(st.sampled_from(["none", "second", "first"]), label="scalar operand")
+        where = draw(choice(["none", "second", "first"]), label="scalar operand")
         if where != "none":
-            value = draw(st.sampled_from(SCALAR_OPERANDS), label="scalar")
+            value = draw(choice(SCALAR_OPERANDS), label="scalar")
             other = _in_domain(draw, op.domains[0] if where == "second" else op.domains[1], sub, n_vars, ops)
             return (other, Const(value)) if where == "second" else (Const(value), other)
     return tuple(_in_domain(draw, d, sub, n_vars, ops) for d in op.domains)
@@ -106,7 +108,7 @@ def _off_parameters(draw, bounds: list[float], depth: int, n_vars: int, ops: Seq
     POSITIVE subtree, at least 1/2 off), above the highest, or inside a gap (its middle plus
     tanh(e) times 3/8 of the gap)."""
     regions = ["below", "above"] + [f"gap {i}" for i in range(len(bounds) - 1)]
-    region = draw(st.sampled_from(regions), label="region between the bounds")
+    region = draw(choice(regions), label="region between the bounds")
     if region in ("below", "above"):
         offset = _in_domain(draw, Domain.POSITIVE, depth, n_vars, ops)
         bound = bounds[0] if region == "below" else bounds[-1]
@@ -124,9 +126,9 @@ _NODE_KINDS = ("input", "op", "op")
 
 def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = None,
           top: bool = False) -> Expr:
-    if depth <= 0 or (not top and draw(st.sampled_from(_NODE_KINDS), label="node") == "input"):
+    if depth <= 0 or (not top and draw(choice(_NODE_KINDS), label="node") == "input"):
         return Var(draw(st.integers(0, n_vars - 1), label="input"))
-    name = root or draw(st.sampled_from(ops), label="op")
+    name = root or draw(choice(ops), label="op")
     op = OPS[name]
     args = _arguments(draw, op, depth, n_vars, ops)
     return Apply(name, args, _spelling(draw, op, isinstance(args[0], Const),
@@ -145,7 +147,11 @@ def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str]
     for name in ops + ((root,) if root else ()):
         if name not in OPS:
             raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
+    return _compositions(n_vars, max_depth, ops, root)
 
+
+@cache  # one strategy object per configuration: see strategies/cached.py
+def _compositions(n_vars: int, max_depth: int, ops: tuple[str, ...], root: str | None) -> st.SearchStrategy[Expr]:
     @st.composite
     def draw_tree(draw):  # the root is always an op: a bare input tests nothing
         return _expr(draw, max(max_depth, 1), n_vars, ops, root, top=True)

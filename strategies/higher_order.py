@@ -10,6 +10,7 @@ from oracles.case import GradCase
 from oracles.dtypes import format_named
 from oracles.expr import Apply, Const, Expr, Var
 from oracles.ops import OPS
+from strategies.cached import choice
 from strategies.expressions import SCALAR_OPERANDS, compositions
 from strategies.values import leaf_values
 
@@ -37,7 +38,7 @@ def linear_expressions(n_vars: int, max_leaves: int = 6) -> st.SearchStrategy[Ex
     scalar. Their gradient is a constant, which torch computes without a grad_fn."""
 
     def extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
-        scalar = st.sampled_from(SCALAR_OPERANDS).map(Const)
+        scalar = choice(SCALAR_OPERANDS).map(Const)
         return st.one_of(
             st.tuples(children, children).map(lambda ab: Apply("add", ab, 0)),
             st.tuples(children, children).map(lambda ab: Apply("sub", ab, 0)),

@@ -17,6 +17,7 @@ from oracles.conventions import Convention
 from oracles.dtypes import FloatFormat
 from oracles.floats import to_ordinal, ulp_step
 from oracles.ops import Domain, OpSpec
+from strategies.cached import choice
 
 # pow's constant exponents by the base's domain (as strategies.expressions.EXPONENTS, a few more).
 EXPLORE_EXPONENTS = {
@@ -46,7 +47,7 @@ def domain_values(domain: Domain, fmt: FloatFormat) -> st.SearchStrategy[float]:
     if domain is Domain.POSITIVE:
         return positive
     if domain is Domain.NONZERO:
-        return st.tuples(st.sampled_from([1.0, -1.0]), positive).map(lambda sv: sv[0] * sv[1])
+        return st.tuples(choice([1.0, -1.0]), positive).map(lambda sv: sv[0] * sv[1])
     if domain is Domain.UNIT:
         below_one = ulp_step(1.0, -1, fmt)
         return _finite(fmt, -below_one, below_one)
@@ -57,11 +58,11 @@ def domain_values(domain: Domain, fmt: FloatFormat) -> st.SearchStrategy[float]:
 def domain_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[float, ...]:
     """The op's arguments anywhere in its domain (constants from the table's choices)."""
     if op.operands == "exponent":
-        base_domain = draw(st.sampled_from(list(EXPLORE_EXPONENTS)), label="exponent kind")
-        exponent = draw(st.sampled_from(EXPLORE_EXPONENTS[base_domain]), label="exponent")
+        base_domain = draw(choice(list(EXPLORE_EXPONENTS)), label="exponent kind")
+        exponent = draw(choice(EXPLORE_EXPONENTS[base_domain]), label="exponent")
         return draw(domain_values(base_domain, fmt), label="base"), exponent
     if op.operands == "parameters":
-        params = draw(st.sampled_from(op.parameters), label="parameters")
+        params = draw(choice(op.parameters), label="parameters")
         return (draw(domain_values(op.domains[0], fmt), label="x0"),) + tuple(params)
     return tuple(draw(domain_values(d, fmt), label=f"x{i}") for i, d in enumerate(op.domains))
 
@@ -112,8 +113,8 @@ def near_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[tuple[float, ...], 
     """A convention point of `op` with one tensor argument moved off it, 1 to 2^62 ulps (log-uniform)
     along one of the convention's approaches and within the op's domain: (point, convention id,
     {argument: signed ulps moved})."""
-    convention = draw(st.sampled_from(near_conventions(op, fmt.name)), label="convention")
-    arg, direction = draw(st.sampled_from(_moves(op, convention)), label="move")
+    convention = draw(choice(near_conventions(op, fmt.name)), label="convention")
+    arg, direction = draw(choice(_moves(op, convention)), label="move")
     domain = op.domains[arg] if op.operands != "exponent" else Domain.REAL
     at = list(convention.at)
     max_k = room(at[arg], direction, domain, fmt)

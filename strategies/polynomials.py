@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import cache
 
 from hypothesis import strategies as st
 
 from oracles.expr import Apply, Const, Expr, Var
 from oracles.ops import OPS
+from strategies.cached import choice
 
 MAX_DEGREE = 5
 MAX_TERMS = 4
@@ -21,14 +23,14 @@ def _spelled(draw, name, *args):
     valid = [i for i, s in enumerate(OPS[name].spellings)
              if (s.const_first or not isinstance(args[0], Const))
              and (s.const_second or len(args) < 2 or not isinstance(args[1], Const))]
-    return Apply(name, args, draw(st.sampled_from(valid), label=f"{name} spelling"))
+    return Apply(name, args, draw(choice(valid), label=f"{name} spelling"))
 
 
 def _power(draw, var: int, exponent: int) -> Expr:
     x = Var(var)
     if exponent == 1:
         return x
-    form = draw(st.sampled_from(["pow", "repeated mul", "square"] if exponent == 2 else ["pow", "repeated mul"]),
+    form = draw(choice(["pow", "repeated mul", "square"] if exponent == 2 else ["pow", "repeated mul"]),
                 label="power form")
     if form == "pow":
         return _spelled(draw, "pow_scalar", x, Const(float(exponent)))
@@ -49,8 +51,8 @@ def _monomial(draw, exponents: dict[int, int]) -> Expr:
 
 
 def _coefficient(draw) -> Fraction:
-    numerator = draw(st.sampled_from([1, 2, -1, 3, -2, 5, -3, 4, -4, -5]), label="numerator")
-    denominator = draw(st.sampled_from([1, 1, 2, 3, 7]), label="denominator")
+    numerator = draw(choice([1, 2, -1, 3, -2, 5, -3, 4, -4, -5]), label="numerator")
+    denominator = draw(choice([1, 1, 2, 3, 7]), label="denominator")
     return Fraction(numerator, denominator)
 
 
@@ -78,7 +80,11 @@ def polynomials(n_vars: int, max_degree: int = MAX_DEGREE, max_terms: int = MAX_
         raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
     if max_degree < 1 or max_terms < 1:
         raise ValueError(f"max_degree and max_terms must be at least 1, got {max_degree!r}, {max_terms!r}")
+    return _polynomials(n_vars, max_degree, max_terms)
 
+
+@cache  # one strategy object per configuration: see strategies/cached.py
+def _polynomials(n_vars: int, max_degree: int, max_terms: int) -> st.SearchStrategy[Expr]:
     @st.composite
     def draw_polynomial(draw):
         n_terms = draw(st.integers(1, max_terms), label="terms")

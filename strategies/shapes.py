@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
@@ -9,6 +11,7 @@ MAX_DIMS = 3
 MAX_SIDE = 3
 
 
+@cache  # one strategy object per count: see strategies/cached.py
 def input_shapes(n_inputs: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     return mutually_broadcastable_shapes(
         num_shapes=n_inputs, min_dims=0, max_dims=MAX_DIMS, min_side=1, max_side=MAX_SIDE

@@ -19,8 +19,9 @@ from oracles.expr import renamed, variables
 from oracles.tensor_ops import TENSOR_OPS
 from oracles.tensor_program import Input, Map, Node, Tensor, TensorCase, shape_of
 from strategies.backward import SMOOTH_OPS, upstream_values
+from strategies.cached import choice
 from strategies.expressions import compositions
-from strategies.values import leaf_values
+from strategies.values import leaf_value_lists
 
 SIDES = st.integers(1, 3)
 # The second stage: ops that take any tensor of rank >= 1 (matmul needs a partner; it is a first stage).
@@ -40,11 +41,11 @@ def shapes_for(op_name: str) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
 def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str], label: str):
     """An argument of the given shape: an input itself (most readable, and where zeros and ties stay exact),
     or an elementwise composition over one or two inputs (the second broadcast from a smaller shape)."""
-    kind = draw(st.sampled_from(["input", "map"]), label=f"{label}: kind")
+    kind = draw(choice(["input", "map"]), label=f"{label}: kind")
     if kind == "input":
         return Input(first_input), [shape]
     n = draw(st.integers(1, 2), label=f"{label}: inputs")
-    shapes = [shape] + ([draw(st.sampled_from([shape, shape[-1:], (1,) * len(shape), ()]),
+    shapes = [shape] + ([draw(choice([shape, shape[-1:], (1,) * len(shape), ()]),
                                label=f"{label}: second input shape")] if n == 2 else [])
     expr = draw(compositions(n, max_depth=draw(st.integers(1, 2), label=f"{label}: depth"), ops=ops),
                 label=f"{label}: expression")
@@ -57,7 +58,7 @@ def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str]
 def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: str) -> Tensor:
     op = TENSOR_OPS[op_name]
     params = draw(op.params(arg_shapes), label=f"{label}: parameters")
-    spelling = draw(st.sampled_from(op.spellings_for(arg_shapes, params)), label=f"{label}: spelling")
+    spelling = draw(choice(op.spellings_for(arg_shapes, params)), label=f"{label}: spelling")
     return Tensor(op_name, args, params, spelling)
 
 
@@ -67,7 +68,7 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     """(program, input shapes). `root`: the first stage's tensor op (else drawn from `tensor_ops`, default the
     whole table); `stages` = 2 allows an elementwise map and a second tensor op after it."""
     names = tuple(tensor_ops) if tensor_ops is not None else tuple(TENSOR_OPS)
-    op_name = root or draw(st.sampled_from(names), label="tensor op")
+    op_name = root or draw(choice(names), label="tensor op")
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []
     for k, shape in enumerate(arg_shapes):
@@ -77,13 +78,13 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     shapes = tuple(shapes)
     node: Node = draw(_tensor_node(op_name, tuple(args), tuple(arg_shapes), "first stage"), label="first stage")
     if stages >= 2:
-        after = draw(st.sampled_from(["none", "map", "map and op", "op"]), label="after the tensor op")
+        after = draw(choice(["none", "map", "map and op", "op"]), label="after the tensor op")
         if after.startswith("map"):
             expr = draw(compositions(1, max_depth=1, ops=ops), label="elementwise of the result")
             node = Map(expr, (node,))
         out = shape_of(node, shapes)
         if after.endswith("op") and out:
-            second = draw(st.sampled_from([n for n in SECOND_STAGE if n in names] or ["sum"]), label="second op")
+            second = draw(choice([n for n in SECOND_STAGE if n in names] or ["sum"]), label="second op")
             node = draw(_tensor_node(second, (node,), (out,), "second stage"), label="second stage")
     return node, shapes
 
@@ -94,7 +95,7 @@ def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, ups
     """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=."""
     fmt = format_named(dtype)
     program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops), label="program")
-    values = tuple(tuple(draw(st.lists(leaf_values(fmt), min_size=numel(s), max_size=numel(s)),
+    values = tuple(tuple(draw(leaf_value_lists(fmt, numel(s)),
                               label=f"x{i} values")) for i, s in enumerate(shapes))
     gradient = None
     if upstream and draw(st.booleans(), label="explicit gradient="):

@@ -230,14 +230,14 @@ def batched_cases(draw, dtype: str):
     batch = draw(st.integers(1, MAX_SIDE), label="batch size")
     shared = draw(st.sampled_from([None, *per_sample.used]), label="shared input") if len(per_sample.used) > 1 else None
     from oracles.dtypes import format_named
-    from strategies.values import leaf_values
+    from strategies.values import leaf_value_lists
 
     fmt = format_named(dtype)
     shapes, values = [], []
     for i, shape in enumerate(per_sample.shapes):
         full = shape if i == shared else (batch,) + shape
         shapes.append(full)
-        values.append(tuple(draw(st.lists(leaf_values(fmt), min_size=numel(full), max_size=numel(full)),
+        values.append(tuple(draw(leaf_value_lists(fmt, numel(full)),
                                  label=f"x{i} values")))
     return GradCase(per_sample.expr, tuple(shapes), tuple(values), dtype), per_sample, shared, batch
 

@@ -35,7 +35,7 @@ from oracles.verdict import ElementVerdict, Verdict, judge_element
 from strategies.backward import upstream_values
 from strategies.expressions import compositions
 from strategies.tensor_programs import tensor_cases
-from strategies.values import leaf_values
+from strategies.values import leaf_value_lists
 
 CI_EXAMPLES = 40
 
@@ -286,7 +286,7 @@ def square_sums(draw):
     dim = draw(st.sampled_from([0, 1, -1]), label="dim")
     outer = draw(compositions(1, max_depth=1), label="f")
     node = Map(outer, (Tensor("sum", (X,), Params(dim=dim), 1),))
-    values = tuple(draw(st.lists(leaf_values(_fmt("float64")), min_size=n * n, max_size=n * n), label="x0"))
+    values = tuple(draw(leaf_value_lists(_fmt("float64"), n * n), label="x0"))
     upstream = draw(st.one_of(st.none(), upstream_values(n)), label="gradient")
     return TensorCase(node, ((n, n),), (values,), "float64", upstream)
 
