@@ -21,7 +21,8 @@ from oracles.verdict import Verdict, VerdictCounts
 # ------------------------------------------------------------------ Hypothesis profiles
 _COMMON = dict(deadline=None, print_blob=True)  # torch's first call of a kernel is slow; machines are noisy
 settings.register_profile("dev", max_examples=10, **_COMMON)
-settings.register_profile("ci", max_examples=40, derandomize=True, database=None, **_COMMON)
+CI_EXAMPLES = 40  # the default profile's examples per property test
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
 settings.load_profile("ci")  # the default; `--hypothesis-profile` overrides it
 
@@ -238,6 +239,19 @@ def FIXTURE_HEALTH(test):  # noqa: N802 - reads as a decorator constant
     purpose. Built when the test module is imported (after the profile is loaded), not here: a settings
     object made at conftest import would freeze the default profile's max_examples."""
     return settings(suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
+
+
+def scaled_examples(examples: int) -> int:
+    """`examples` under the ci profile, scaled with the active one (dev 10, thorough 1000, --examples N):
+    the expensive properties run fewer examples than the cheap ones, in every profile. Read when called:
+    at a test module's import, after the profile and --examples are applied."""
+    return max(1, examples * settings().max_examples // CI_EXAMPLES)
+
+
+def scaled(examples: int) -> settings:
+    """FIXTURE_HEALTH with `scaled_examples(examples)` examples, as a decorator."""
+    return settings(max_examples=scaled_examples(examples),
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -16,10 +16,10 @@ import pytest
 import torch
 import torch.autograd.functional as taf
 import torch.func as tf
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from conftest import FIXTURE_HEALTH, scaled
 from oracles.case import GradCase, all_indices, numel
 from oracles.functional import (
     as_function,
@@ -41,17 +41,13 @@ from strategies.shapes import MAX_SIDE
 
 # torch.func's forward AD calls a torch.jit.script-decorated helper on first use (torch 2.13).
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-CI_EXAMPLES = 40
 
 
-# The costliest APIs (whole Jacobians and Hessians, nested forward mode: many jets per example) run this
-# many of the ci profile's 40 examples, scaled with the active profile (thorough: 625).
-HEAVY_EXAMPLES = 25
+# The costliest APIs (whole Jacobians and Hessians, nested forward mode: many jets per example) could run
+# fewer of the ci profile's examples, scaled with the active profile; since strategies are built once
+# (strategies/cached.py) CI affords them all.
+HEAVY_EXAMPLES = 40
 
-
-def scaled(examples: int) -> settings:
-    return settings(max_examples=max(1, examples * settings().max_examples // CI_EXAMPLES),
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3):

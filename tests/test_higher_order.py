@@ -19,10 +19,10 @@ import warnings
 import pytest
 import torch
 from flint import arb
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points
+from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points, scaled
 from oracles.case import GradCase, numel
 from oracles.check import assert_gradients_match, check_case
 from oracles.derivative_faults import wrong_second_derivative
@@ -47,15 +47,6 @@ from oracles.vjp import accumulate
 from strategies import grad_cases, polynomials
 from strategies.backward import upstream_values
 from strategies.higher_order import SECOND_ORDER_OPS, linear_expressions, scalar_cases, second_order
-
-CI_EXAMPLES = 40
-
-
-def scaled(examples: int) -> settings:
-    """FIXTURE_HEALTH with `examples` under the ci profile, scaled with the active one (thorough,
-    --examples N): the expensive properties run fewer examples than the cheap ones, in every profile."""
-    return settings(max_examples=max(1, examples * settings().max_examples // CI_EXAMPLES),
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @st.composite
@@ -107,7 +98,7 @@ LOOSE_AT_SECOND_ORDER = {("sinc", "bfloat16"): "sinc's backward formula cancels 
 
 
 @pytest.mark.parametrize("op", SECOND_ORDER_OPS)
-@scaled(5)
+@scaled(10)
 @given(data=st.data())
 def test_op_second_derivative(op, dtype, device, verdict_log, data):
     """`op` at the root of a small composition: its double backward against SymPy's second derivative."""

@@ -20,6 +20,7 @@ from flint import arb, ctx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import scaled_examples
 from oracles import sensitivity
 from oracles.case import GradCase, all_indices, broadcast_source, flat_index
 from oracles.check import torch_gradients
@@ -36,19 +37,13 @@ REPO = Path(__file__).resolve().parent.parent
 EXPRESSIONS = {"compositions": compositions, "polynomials": polynomials}
 
 
-CI_EXAMPLES = 40  # max_examples of the ci profile, the default
 
-
-def scaled(examples: int) -> int:
-    """`examples` under the ci profile, scaled with the active one (dev 10, thorough 1000, --examples N):
-    expensive properties run fewer examples than the cheap ones, in every profile."""
-    return max(1, examples * settings().max_examples // CI_EXAMPLES)
 
 
 def inner_settings(examples: int) -> settings:
     """For a property run inside a test that also judges a tally afterwards: the active profile (read
-    when the test runs) with `scaled(examples)` examples."""
-    return settings(settings(), max_examples=scaled(examples))
+    when the test runs) with `scaled_examples(examples)` examples."""
+    return settings(settings(), max_examples=scaled_examples(examples))
 
 
 # ===================================================================== a. known derivatives
@@ -363,7 +358,7 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("kind", list(EXPRESSIONS))
-@settings(max_examples=scaled(25))
+@settings(max_examples=scaled_examples(25))
 @given(data=st.data())
 def test_enclosure_contains_exact_and_source_text_runs_the_same_program(kind, dtype, data):
     """Every OK element's exact derivative lies inside its enclosure (expected_gradients also checks
@@ -419,7 +414,7 @@ def test_planted_backward_error_is_caught(op, dtype_name):
 
 
 @pytest.mark.parametrize("op", FAULT_OPS)
-@settings(max_examples=scaled(10))
+@settings(max_examples=scaled_examples(10))
 @given(data=st.data())
 def test_fault_wrapper_is_transparent_without_error(op, dtype, data):
     """With rel_error = 0 the wrapper's forward and backward are bitwise torch's own, so what the test

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A few checks with many examples each, named by node id (`-k polynomial` matches every test of that module).
 SELECTION = ["tests/test_first_derivatives.py::test_polynomial_gradient",
              *(f"tests/test_first_derivatives.py::test_op_gradient[{dtype}-{op}]"
-               for dtype in ("float64", "float32") for op in ("hypot",))]
+               for dtype in ("float64", "float32") for op in ("sinh", "hypot"))]
 
 
 def _run(tmp_path: Path, name: str, *extra: str) -> dict:

@@ -17,10 +17,10 @@ import pytest
 import sympy
 import torch
 from flint import arb
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from conftest import FIXTURE_HEALTH, scaled
 from oracles.derivative_faults import reduction_backward_on_wrong_axis
 from oracles.exact import compile_sympy
 from oracles.expr import Apply, Var
@@ -36,14 +36,6 @@ from strategies.backward import upstream_values
 from strategies.expressions import compositions
 from strategies.tensor_programs import tensor_cases
 from strategies.values import leaf_value_lists
-
-CI_EXAMPLES = 40
-
-
-def scaled(examples: int) -> settings:
-    """`examples` under the ci profile, scaled with the active profile (thorough, --examples N)."""
-    return settings(max_examples=max(1, examples * settings().max_examples // CI_EXAMPLES),
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
