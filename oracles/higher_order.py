@@ -35,6 +35,7 @@ from oracles.expr import Apply, Const, Expr, Var
 from oracles.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status
 from oracles.jets import Jet, JetModel, check_peaks, factorial_of, monomials
 from oracles.jets import _factor as peak_factor
+from oracles.jets import _factor_or_one as peak_factor_or_one
 from oracles.ops import OPS
 from oracles.render import symbol, torch_source
 from oracles.rounding import Overflow, RoundingModel, Singular
@@ -158,13 +159,13 @@ def _passes_through(local) -> bool:
 
 
 def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int, order: int,
-               F: RoundingModel, JF: JetModel, forward_ad: bool):
+               F: RoundingModel, JF: JetModel, forward_ad: bool, first: int | None = None):
     if isinstance(expr, Var):
         return Jet.variable(point[expr.index], slot[expr.index], n, order, tracked=True)
     if isinstance(expr, Const):
         return F.const(expr.value)
     op = OPS[expr.op]
-    kids = [_model_jet(a, point, slot, n, order, F, JF, forward_ad) for a in expr.args]
+    kids = [_model_jet(a, point, slot, n, order, F, JF, forward_ad, first) for a in expr.args]
     values = [k.value if isinstance(k, Jet) else k for k in kids]
     y = Jet.constant(F.in_range(op.forward(F, *values)), n, order, tracked=True)
     tensor = [(k, kid) for k, (arg, kid) in enumerate(zip(expr.args, kids)) if not isinstance(arg, Const)]
@@ -179,8 +180,13 @@ def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
             lowered = [kid.truncated(r - 1) if isinstance(kid, Jet) else kid for kid in kids]
             local = op.local_grads(JF, lowered, y.truncated(r - 1))
         rule = FORWARD_AD_RULES.get(expr.op) if forward_ad and r == 1 else None
+        # A mixed partial has a route per distinct variable in it: torch's backward formula of that one
+        # first, then derivatives of the formula (∂/∂x0 of atan2's g_1 is -recip + 2x0²recip², ∂/∂x1 of
+        # g_0 is recip - 2x1²recip²: the same value from different terms, rounded differently). `first`
+        # (a variable slot) takes that route where the key has it; otherwise the model encloses every route.
+        routed = set()
         for var in range(n):
-            targets = [(i, key) for i, key in enumerate(keys) if len(key) == r and key[0] == var]
+            targets = [(i, key) for i, key in enumerate(keys) if len(key) == r and var in key]
             if not targets:
                 continue
             if rule is not None:
@@ -192,33 +198,50 @@ def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
                     terms.append(step * local[k] if _passes_through(local[k]) else JF.mul(local[k], step))
                 total = JF.sum(terms) if len(terms) > 1 else terms[0]
             for i, key in targets:
-                rest = key[1:]
+                if first is not None and first in key and var != first:
+                    continue
+                rest = list(key)
+                rest.remove(var)
                 count = key.count(var)
-                y.c[i] = total.coefficient(rest) / count
-                y.m[i] = total.magnitude(rest) / count
-                y.p[i] = total.peak(rest) / count
+                c, m, p = (total.coefficient(rest) / count, total.magnitude(rest) / count,
+                           total.peak(rest) / count)
+                if i in routed:
+                    c, m, p = y.c[i].union(c), max(y.m[i], m), max(y.p[i], p)
+                routed.add(i)
+                y.c[i], y.m[i], y.p[i] = c, m, p
     return JF.in_range(y)
 
 
 def model_jet(expr: Expr, point: tuple[arb, ...], variables: Sequence[int], order: int,
-              fmt_model: RoundingModel, forward_ad: bool = False) -> Jet:
+              fmt_model: RoundingModel, forward_ad: bool = False, first: int | None = None) -> Jet:
     """torch's value and derivatives up to `order` as the rounding model encloses them (see module doc);
-    `forward_ad`: first derivatives by forward-mode AD's formulas (FORWARD_AD_RULES) where they differ."""
+    `forward_ad`: first derivatives by forward-mode AD's formulas (FORWARD_AD_RULES) where they differ;
+    `first`: mixed partials as torch computes them from the first backward's gradient for that variable
+    slot (default: enclosing every order of differentiation)."""
     slot = {v: k for k, v in enumerate(variables)}
-    return _model_jet(expr, point, slot, len(variables), order, fmt_model, JetModel(fmt_model), forward_ad)
+    return _model_jet(expr, point, slot, len(variables), order, fmt_model, JetModel(fmt_model), forward_ad,
+                      first)
 
 
 # ------------------------------------------------------------------ per point
 @dataclass
 class PointJets:
     exact: Jet | None
-    model: Jet | None
+    model: Jet | None  # every route of a mixed partial enclosed
     failure: tuple[Status, str] | None = None
+    routes: dict[int, Jet] | None = None  # variable slot differentiated first -> its route's model jet
+
+    def model_from(self, first: int) -> Jet:
+        """The model of derivatives taken first (by torch's backward formulas) for variable slot `first`."""
+        return self.model if self.routes is None else self.routes[first]
 
 
-def point_jets(case: GradCase, order: int, forward_ad: bool = False) -> dict[tuple[int, ...], PointJets]:
+def point_jets(case: GradCase, order: int, forward_ad: bool = False,
+               routes: bool = False) -> dict[tuple[int, ...], PointJets]:
     """Exact and model jets of `case.expr` at every point of the broadcast output (variables: case.used);
-    `forward_ad` for what torch computes with forward-mode AD (jvp, jacfwd, forward-over-reverse)."""
+    `forward_ad` for what torch computes with forward-mode AD (jvp, jacfwd, forward-over-reverse);
+    `routes`: also a model per variable differentiated first, for nested reverse-mode grads
+    (`expected_nested`), whose order of differentiation is known."""
     model = RoundingModel(case.format)
     used = case.used
     out = {}
@@ -226,6 +249,10 @@ def point_jets(case: GradCase, order: int, forward_ad: bool = False) -> dict[tup
         point = tuple(arb(case.value_at(i, index)) if i in used else arb(0) for i in range(len(case.shapes)))
         try:
             model_here = model_jet(case.expr, point, used, order, model, forward_ad)
+            by_route = None
+            if routes and order >= 2 and len(used) > 1:
+                by_route = {first: model_jet(case.expr, point, used, order, model, forward_ad, first)
+                            for first in range(len(used))}
             exact_here = exact_jet(case.expr, point, used, order)
         except Singular as exc:  # KnownDeviation included: its reason says so
             out[index] = PointJets(None, None, (Status.SINGULAR, str(exc)))
@@ -236,7 +263,7 @@ def point_jets(case: GradCase, order: int, forward_ad: bool = False) -> dict[tup
         if not all(c.is_finite() for c in exact_here.c):
             out[index] = PointJets(None, None, (Status.SINGULAR, "exact derivative not finite"))
             continue
-        out[index] = PointJets(exact_here, model_here)
+        out[index] = PointJets(exact_here, model_here, routes=by_route)
     return out
 
 
@@ -278,7 +305,9 @@ class Accumulator:
             return ExpectedElement(self.failure[0], reason=self.failure[1])
         try:
             check_peaks([self.peak], model.limit, model.format.name)
-            enclosure = model.round(self.ball, max(self.operations, 0), self.magnitude)
+            # an underflow in a partial product errs by eta times the factors still to come (oracles.jets)
+            underflow = arb(0, self.operations * model.eta * peak_factor_or_one(self.peak))
+            enclosure = model.round(self.ball + underflow, max(self.operations, 0), self.magnitude)
         except Overflow as exc:
             return ExpectedElement(Status.OVERFLOW, reason=str(exc))
         if not enclosure.overlaps(self.exact):
@@ -301,7 +330,7 @@ def expected_nested(case: GradCase, levels: Sequence[Sequence[Sequence[float] | 
     reading each element of x_k."""
     order = len(levels) + 1
     if jets is None:
-        jets = point_jets(case, order)
+        jets = point_jets(case, order, routes=True)
     model = RoundingModel(case.format)
     used = case.used
     slot = {v: k for k, v in enumerate(used)}
@@ -335,9 +364,11 @@ def expected_nested(case: GradCase, levels: Sequence[Sequence[Sequence[float] | 
                 key = _derivative_key([slot[i] for i, _ in combo] + [slot[k]])
                 factor = factorial_of(key)
                 exact = here.exact.coefficient(key) * factor
-                ball = here.model.coefficient(key) * factor
-                magnitude = here.model.magnitude(key) * factor
-                peak = here.model.peak(key) * factor
+                # the first grad's gradient for combo[0] is differentiated further
+                model_jet_here = here.model_from(slot[combo[0][0]]) if combo else here.model
+                ball = model_jet_here.coefficient(key) * factor
+                magnitude = model_jet_here.magnitude(key) * factor
+                peak = model_jet_here.peak(key) * factor
                 acc.add(exact * weight, ball * weight, magnitude * abs(weight), peak * peak_weight,
                         operations=len(combo) + 1)
     expected = []

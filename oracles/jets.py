@@ -82,6 +82,13 @@ def _abs(value: arb) -> arb:
     return arb(value.abs_upper())
 
 
+def _factor_or_one(peak: arb) -> arb:
+    """An underflow's absolute error scale: a partial product torch forms may round to a subnormal (or 0),
+    an absolute error of up to eta that the factors still to come multiply, by at most the peak
+    (atan'' at 5e82 in float64: (1/(1 + x²))² is 0, times 2x, where the exact value is 1.7e-248)."""
+    return peak if peak > 1 else ONE
+
+
 def _factor(peak: arb) -> arb:
     """A factor's size in a peak bound: 0 stays 0 (no term), anything else counts at least 1, so a product
     of such factors bounds every partial product of the same factors."""
@@ -229,6 +236,12 @@ class Jet:
     def __pow__(self, exponent) -> Jet:
         if isinstance(exponent, Jet):
             return (exponent * self.log()).exp()
+        return self.power(exponent)
+
+    def power(self, exponent, lower=None) -> Jet:
+        """self ** exponent for a constant exponent. `lower(e)` gives the exponent of the next derivative,
+        e - 1 unless given: torch differentiates x.pow(e) as e * x.pow(e - 1) with e - 1 rounded to a
+        double at every order, and x ** e moves by (its error) * log x, up to 1e2 ulps at x = 1e118."""
         exponent = arb(exponent)
         if exponent.is_exact() and exponent.is_integer():
             n = int(exponent.unique_fmpz())
@@ -236,10 +249,11 @@ class Jet:
         if not self.c[0] > 0:
             raise Singular("non-integer power of a base that may be <= 0")
         coefficients = []
-        binomial = ONE
+        factor = ONE  # e_0 · e_1 ⋯ e_{k-1} / k!
         for k in range(self.order + 1):
-            coefficients.append(binomial * self.c[0] ** (exponent - k))
-            binomial = binomial * (exponent - k) / (k + 1)
+            coefficients.append(factor * self.c[0] ** exponent)
+            factor = factor * exponent / (k + 1)
+            exponent = exponent - 1 if lower is None else lower(exponent)
         return self.compose(coefficients)
 
     # -------------------------------------------------------------- comparisons: on the value
@@ -408,7 +422,7 @@ class JetModel:
     formulas, evaluated on jets, give torch's derivatives of its own backward formulas.
 
     The constant coefficient is rounded as `RoundingModel` rounds values. Every other coefficient is
-    widened by (k + DERIVATIVE_SLACK)·(u·magnitude + η): torch computes that coefficient by the backward
+    widened by (k + DERIVATIVE_SLACK)·(u·magnitude + η·max(peak, 1)): torch computes that coefficient by the backward
     of the same formula, a product or sum of the same factors, each rounded (`DERIVATIVE_SLACK` covers
     the multiplication by the incoming gradient and the accumulation torch adds to each)."""
 
@@ -426,7 +440,7 @@ class JetModel:
         if jet.m is not None:
             kk = k + self.slack
             for t in range(1, len(c)):
-                c[t] = c[t] + arb(0, kk * (self.u * jet.m[t] + self.eta))
+                c[t] = c[t] + arb(0, kk * (self.u * jet.m[t] + self.eta * _factor_or_one(jet.p[t])))
         return self.in_range(Jet(jet.n, jet.order, c, jet.m, jet.p))
 
     def round(self, value, k: float = 1, magnitude=None):

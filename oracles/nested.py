@@ -126,7 +126,7 @@ def judged(leaf: int, index, value: float, element, case: GradCase) -> ElementVe
 def check_nested(case: GradCase, upstream, levels, device: str = "cpu", materialize: bool = False,
                  overrides=None) -> tuple[list[ElementVerdict], NestedRun]:
     run = nested_grads(case, upstream, levels, device, materialize, overrides)
-    jets = point_jets(case, len(levels) + 1)
+    jets = point_jets(case, len(levels) + 1, routes=True)
     expected = expected_nested(case, effective_levels(case, levels, run), upstream, jets)
     return judge_nested(case, run, expected, jets), run
 

@@ -146,7 +146,10 @@ _op("neg", [Spelling("-{0}", lambda a: -a), *_unary_spellings("neg")[0:2],
     lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,))
 # pow(Tensor, Scalar): grad * exponent * self.pow(exponent - 1); integer, negative and rational exponents
 def _power(base: arb, exponent: arb) -> arb:
-    """base ** exponent; an exact integer exponent needs no logarithm (so 0 ** 2 and (-2) ** 3 work)."""
+    """base ** exponent; an exact integer exponent needs no logarithm (so 0 ** 2 and (-2) ** 3 work). On a
+    jet (the second-order model), each further derivative's exponent is rounded as torch rounds it."""
+    if hasattr(base, "power"):  # an oracles.jets.Jet (not imported: jets imports this table's module)
+        return base.power(exponent, lower=_double_minus_one)
     if exponent.is_exact() and exponent.is_integer():
         return int_power(base, int(exponent.unique_fmpz()))
     return base**exponent

@@ -77,7 +77,7 @@ def test_registered_ids_name_real_tests():
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"
-                         for label in getattr(test, "points", ()) for d in FORMATS}
+                         for label, only in getattr(test, "points", ()) for d in (only or FORMATS)}
     unknown = sorted(set(findings.registered_nodes(REGISTRY)) - possible)
     assert not unknown, f"findings.toml names tests that do not exist: {unknown}"
 
