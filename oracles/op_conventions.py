@@ -122,11 +122,24 @@ CONVENTIONS = {
              "as maximum: the minimum-norm subgradient at a tie is (1/2, 1/2). torch's fmax backward sends "
              "grad to self where self >= other (or other is NaN), to other elsewhere: the tie goes to self.",
              approaches=(side(0, 1, 1.0, 0.0), side(0, -1, 0.0, 1.0))),
+        conv((1.0, NAN), (1.0, 0.0), (GRADIENT, UNDEFINED), (1.0, None),
+             "fmax ignores a NaN operand: fmax(a, NaN) = a for every a, so the gradient for a is 1; a NaN is no "
+             "point of the real line, so the clause for it is 'undefined' (the output does not move with it: "
+             "torch 2.13 gives 0). torch: the mask self >= other or other is NaN sends grad to self only.",
+             label="1,nan"),
+        conv((NAN, 1.0), (0.0, 1.0), (UNDEFINED, GRADIENT), (None, 1.0),
+             "fmax(NaN, b) = b for every b: the gradient for b is 1, the NaN's clause 'undefined' (torch 2.13: 0).",
+             label="nan,1"),
     ),
     "fmin": (
         conv((1.0, 1.0), (1.0, 0.0), SUPER, (0.5, 0.5),
              "as minimum: (1/2, 1/2) at a tie. torch's fmin backward sends grad to self where self <= other: "
              "the tie goes to self.", approaches=(side(0, 1, 0.0, 1.0), side(0, -1, 1.0, 0.0))),
+        conv((1.0, NAN), (1.0, 0.0), (GRADIENT, UNDEFINED), (1.0, None),
+             "fmin ignores a NaN operand: fmin(a, NaN) = a, gradient 1 for a; the NaN's clause is 'undefined' "
+             "(torch 2.13: 0, its mask self <= other or other is NaN).", label="1,nan"),
+        conv((NAN, 1.0), (0.0, 1.0), (UNDEFINED, GRADIENT), (None, 1.0),
+             "fmin(NaN, b) = b: gradient 1 for b; the NaN's clause 'undefined' (torch 2.13: 0).", label="nan,1"),
     ),
     # ------------------------------------------------------------------ steps: jumps, derivative 0 around
     "sign": (
