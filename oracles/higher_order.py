@@ -248,11 +248,13 @@ def point_jets(case: GradCase, order: int, forward_ad: bool = False,
     for index in all_indices(case.output_shape):
         point = tuple(arb(case.value_at(i, index)) if i in used else arb(0) for i in range(len(case.shapes)))
         try:
-            model_here = model_jet(case.expr, point, used, order, model, forward_ad)
             by_route = None
             if routes and order >= 2 and len(used) > 1:
                 by_route = {first: model_jet(case.expr, point, used, order, model, forward_ad, first)
                             for first in range(len(used))}
+                model_here = Jet.hull(list(by_route.values()))  # every route, without a model of its own
+            else:
+                model_here = model_jet(case.expr, point, used, order, model, forward_ad)
             exact_here = exact_jet(case.expr, point, used, order)
         except Singular as exc:  # KnownDeviation included: its reason says so
             out[index] = PointJets(None, None, (Status.SINGULAR, str(exc)))

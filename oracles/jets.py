@@ -140,6 +140,17 @@ class Jet:
     def tracked(self) -> bool:
         return self.m is not None
 
+    @staticmethod
+    def hull(jets: Sequence[Jet]) -> Jet:
+        """One model jet enclosing each of `jets` (model jets of one function, e.g. one per route of its
+        mixed partials): coefficient balls united, magnitudes and peaks the largest."""
+        first = jets[0]
+        c, m, p = list(first.c), list(first.m), list(first.p)
+        for jet in jets[1:]:
+            for t in range(len(c)):
+                c[t], m[t], p[t] = c[t].union(jet.c[t]), max(m[t], jet.m[t]), max(p[t], jet.p[t])
+        return Jet(first.n, first.order, c, m, p)
+
     def truncated(self, order: int) -> Jet:
         k = size(self.n, order)
         if self.m is None:
@@ -241,7 +252,7 @@ class Jet:
     def power(self, exponent, lower=None) -> Jet:
         """self ** exponent for a constant exponent. `lower(e)` gives the exponent of the next derivative,
         e - 1 unless given: torch differentiates x.pow(e) as e * x.pow(e - 1) with e - 1 rounded to a
-        double at every order, and x ** e moves by (its error) * log x, up to 1e2 ulps at x = 1e118."""
+        double at every order, and x ** e moves by (its error) * log x: 589 ulps at x = 3.7e118."""
         exponent = arb(exponent)
         if exponent.is_exact() and exponent.is_integer():
             n = int(exponent.unique_fmpz())
