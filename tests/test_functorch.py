@@ -49,7 +49,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 HEAVY_EXAMPLES = 40
 
 
-
 def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3):
     return grad_cases(dtype, second_order(max_depth=max_depth), max_inputs=max_inputs)
 

@@ -310,7 +310,6 @@ def test_wrong_second_derivative_is_caught(device):
         second_order_property(overrides)()
 
 
-
 @at_points("x=20")
 def test_softplus_second_derivative_at_the_threshold(point_dtype):
     """softplus(x) (beta 1, threshold 20) at x = 20: the forward and the first derivative take the smooth

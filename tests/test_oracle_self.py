@@ -37,9 +37,6 @@ REPO = Path(__file__).resolve().parent.parent
 EXPRESSIONS = {"compositions": compositions, "polynomials": polynomials}
 
 
-
-
-
 def inner_settings(examples: int) -> settings:
     """For a property run inside a test that also judges a tally afterwards: the active profile (read
     when the test runs) with `scaled_examples(examples)` examples."""
