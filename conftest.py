@@ -13,10 +13,10 @@ import sympy
 import torch
 from hypothesis import HealthCheck, settings
 
-from oracles import run_report
-from oracles.dtypes import FORMATS
-from oracles.findings import apply_findings
-from oracles.verdict import Verdict, VerdictCounts
+from oracles.core.verdict import Verdict, VerdictCounts
+from oracles.numerics.dtypes import FORMATS
+from oracles.reports import run_report
+from oracles.reports.findings import apply_findings
 
 # ------------------------------------------------------------------ Hypothesis profiles
 _COMMON = dict(deadline=None, print_blob=True)  # torch's first call of a kernel is slow; machines are noisy

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from oracles.expr import Apply, Expr, Var, size
+from oracles.core.expr import Apply, Expr, Var, size
 
 SMOOTH_UNARY = ("sin", "cos", "tanh", "atan", "sigmoid", "erf", "asinh")
 WITH_INPUT = ("mul", "add")

@@ -11,10 +11,10 @@ import sympy
 import torch
 
 from benchmarks.expressions import chain_expression, grid
-from oracles.case import GradCase
-from oracles.check import check_case
-from oracles.exact import compile_sympy
-from oracles.render import derivative, run_torch, to_sympy
+from oracles.core.case import GradCase
+from oracles.core.check import check_case
+from oracles.core.render import derivative, run_torch, to_sympy
+from oracles.numerics.exact import compile_sympy
 
 NODES = (5, 20, 60)
 ELEMENTS = (1, 100, 1000)
@@ -26,7 +26,7 @@ def _case(nodes: int, elements: int) -> GradCase:
 
 def _clear_oracle_caches() -> None:
     """Every round starts cold: our caches and SymPy's global cache are emptied, except the op table's
-    per-op partial derivatives (oracles.chain_rule.op_program), derived once per session like a table."""
+    per-op partial derivatives (oracles.core.chain_rule.op_program), derived once per session like a table."""
     for cached in (to_sympy, derivative, compile_sympy):
         cached.cache_clear()
     sympy.core.cache.clear_cache()

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from benchmarks.expressions import chain_expression, grid
-from oracles.case import GradCase
-from oracles.check import check_case
-from oracles.faults import planted_backward_error
-from oracles.render import run_torch
+from oracles.core.case import GradCase
+from oracles.core.check import check_case
+from oracles.core.render import run_torch
+from oracles.faults.planted import planted_backward_error
 
 PLANTED = tuple(10.0**-k for k in range(1, 16))  # 1e-1 ... 1e-15
 SEEDS = (0, 1, 2)

@@ -1,5 +1,5 @@
 """Sensitivity on ops with non-diagonal Jacobians: the smallest relative error planted in a tensor op's
-backward (softmax, logsumexp, prod, matmul, cumsum; oracles.derivative_faults.planted_tensor_backward_error)
+backward (softmax, logsumexp, prod, matmul, cumsum; oracles.faults.derivatives.planted_tensor_backward_error)
 that each checker catches on every program, and the false-alarm check at zero, float64 and float32.
 Rows "... (tensor ops)" of the sensitivity table printed at the end of the benchmark run."""
 
@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from benchmarks.expressions import grid
-from oracles.case import numel
-from oracles.derivative_faults import planted_tensor_backward_error
-from oracles.expr import Apply, Var
-from oracles.tensor_check import check_tensor_case
-from oracles.tensor_ops import Params
-from oracles.tensor_program import Input, Map, Tensor, TensorCase, run_program, shape_of
-from oracles.verdict import Verdict
+from oracles.core.case import numel
+from oracles.core.expr import Apply, Var
+from oracles.core.verdict import Verdict
+from oracles.faults.derivatives import planted_tensor_backward_error
+from oracles.table.tensor_ops import Params
+from oracles.tensor.check import check_tensor_case
+from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program, shape_of
 
 PLANTED = tuple(10.0**-k for k in range(1, 16))
 SIN = Apply("sin", (Var(0),), 0)
@@ -87,8 +87,8 @@ def _clear_caches() -> None:
     """Cold start: the per-shape exact Jacobians and compiled SymPy programs are derived again."""
     import sympy
 
-    from oracles.exact import compile_sympy
-    from oracles.tensor_oracle import op_jacobian
+    from oracles.numerics.exact import compile_sympy
+    from oracles.tensor.oracle import op_jacobian
 
     op_jacobian.cache_clear()
     compile_sympy.cache_clear()

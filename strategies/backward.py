@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from oracles.case import GradCase
-from oracles.ops import OPS
+from oracles.core.case import GradCase
+from oracles.table.ops import OPS
 from strategies.cached import choice
 from strategies.cases import grad_cases
 from strategies.expressions import compositions

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
-from oracles.case import GradCase, numel
-from oracles.dtypes import format_named
-from oracles.expr import Expr
+from oracles.core.case import GradCase, numel
+from oracles.core.expr import Expr
+from oracles.numerics.dtypes import format_named
 from strategies.expressions import compositions
 from strategies.shapes import input_shapes
 from strategies.values import leaf_value_lists

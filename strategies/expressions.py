@@ -17,8 +17,8 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from oracles.expr import Apply, Const, Expr, Var
-from oracles.ops import OPS, Domain, OpSpec
+from oracles.core.expr import Apply, Const, Expr, Var
+from oracles.table.ops import OPS, Domain, OpSpec
 from strategies.cached import choice
 
 SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)

@@ -1,15 +1,15 @@
 """Expressions for the higher-derivative tests (issue 6): compositions of the ops whose second derivative
-the oracle models (torch's backward formulas differentiated on jets, oracles.higher_order), and linear
+the oracle models (torch's backward formulas differentiated on jets, oracles.higher.higher_order), and linear
 expressions (whose gradient torch returns without a grad_fn)."""
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from oracles.case import GradCase
-from oracles.dtypes import format_named
-from oracles.expr import Apply, Const, Expr, Var
-from oracles.ops import OPS
+from oracles.core.case import GradCase
+from oracles.core.expr import Apply, Const, Expr, Var
+from oracles.numerics.dtypes import format_named
+from oracles.table.ops import OPS
 from strategies.cached import choice
 from strategies.expressions import SCALAR_OPERANDS, compositions
 from strategies.values import leaf_values

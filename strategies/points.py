@@ -13,10 +13,10 @@ import math
 
 from hypothesis import strategies as st
 
-from oracles.conventions import Convention
-from oracles.dtypes import FloatFormat
-from oracles.floats import to_ordinal, ulp_step
-from oracles.ops import Domain, OpSpec
+from oracles.numerics.dtypes import FloatFormat
+from oracles.numerics.floats import to_ordinal, ulp_step
+from oracles.table.conventions import Convention
+from oracles.table.ops import Domain, OpSpec
 from strategies.cached import choice
 
 # pow's constant exponents by the base's domain (as strategies.expressions.EXPONENTS, a few more).

@@ -11,8 +11,8 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from oracles.expr import Apply, Const, Expr, Var
-from oracles.ops import OPS
+from oracles.core.expr import Apply, Const, Expr, Var
+from oracles.table.ops import OPS
 from strategies.cached import choice
 
 MAX_DEGREE = 5

@@ -1,4 +1,4 @@
-"""Tensor programs (oracles.tensor_program): elementwise compositions fed into a tensor op of the tensor-op
+"""Tensor programs (oracles.tensor.program): elementwise compositions fed into a tensor op of the tensor-op
 table, optionally followed by an elementwise composition of its result and a second tensor op.
 
 Everything is valid by construction: shapes are drawn for the op (matmul's inner sizes agree, views get
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from oracles.case import numel
-from oracles.dtypes import format_named
-from oracles.expr import renamed, variables
-from oracles.tensor_ops import TENSOR_OPS
-from oracles.tensor_program import Input, Map, Node, Tensor, TensorCase, shape_of
+from oracles.core.case import numel
+from oracles.core.expr import renamed, variables
+from oracles.numerics.dtypes import format_named
+from oracles.table.tensor_ops import TENSOR_OPS
+from oracles.tensor.program import Input, Map, Node, Tensor, TensorCase, shape_of
 from strategies.backward import SMOOTH_OPS, upstream_values
 from strategies.cached import choice
 from strategies.expressions import compositions

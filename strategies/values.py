@@ -6,7 +6,7 @@ from functools import cache
 
 from hypothesis import strategies as st
 
-from oracles.dtypes import FloatFormat
+from oracles.numerics.dtypes import FloatFormat
 from strategies.cached import choice
 
 # Shrink targets first: small integers and halves make counterexamples readable.

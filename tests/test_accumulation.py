@@ -20,14 +20,13 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH
-from oracles.case import GradCase
-from oracles.expr import Apply, Var, walk
-from oracles.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.outcomes import assert_none_wrong
-from oracles.render import run_torch
-from oracles.rounding import RoundingModel
-from oracles.verdict import judge
-from oracles.vjp import (
+from oracles.core.case import GradCase
+from oracles.core.expr import Apply, Var, walk
+from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.outcomes import assert_none_wrong
+from oracles.core.render import run_torch
+from oracles.core.verdict import judge
+from oracles.higher.vjp import (
     LeafTerms,
     accumulate,
     overwrite_instead_of_accumulate,
@@ -36,6 +35,7 @@ from oracles.vjp import (
     vjp_terms,
     zeros_expected,
 )
+from oracles.numerics.rounding import RoundingModel
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth
 

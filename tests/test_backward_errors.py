@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH
-from oracles.case import GradCase, numel
-from oracles.expr import Apply, walk
-from oracles.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.outcomes import assert_none_wrong
-from oracles.render import run_torch
-from oracles.rounding import RoundingModel
-from oracles.verdict import judge
-from oracles.vjp import SAVES_NO_TENSOR, accumulate, implicit_gradient_for_any_shape, sources
+from oracles.core.case import GradCase, numel
+from oracles.core.expr import Apply, walk
+from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.outcomes import assert_none_wrong
+from oracles.core.render import run_torch
+from oracles.core.verdict import judge
+from oracles.higher.vjp import SAVES_NO_TENSOR, accumulate, implicit_gradient_for_any_shape, sources
+from oracles.numerics.rounding import RoundingModel
 from strategies import compositions, grad_cases
 from strategies.backward import shared_leaf_cases, smooth
 from strategies.shapes import input_shapes

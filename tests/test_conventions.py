@@ -15,9 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracles import findings
-from oracles.check import assert_gradients_match, check_case
-from oracles.pinning import (
+from oracles.core.check import assert_gradients_match, check_case
+from oracles.core.pinning import (
     all_pinned,
     approach_case,
     approach_point,
@@ -28,6 +27,7 @@ from oracles.pinning import (
     rule_mismatches,
     table_problems,
 )
+from oracles.reports import findings
 
 MAX_APPROACH_ULPS = 8
 # A few points per side and dtype: ~300 approach tests share the run's time (`thorough` keeps 6 too,

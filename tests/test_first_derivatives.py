@@ -8,9 +8,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH
-from oracles.check import assert_gradients_match, check_case
-from oracles.ops import OPS
-from oracles.verdict import Verdict
+from oracles.core.check import assert_gradients_match, check_case
+from oracles.core.verdict import Verdict
+from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
 
 

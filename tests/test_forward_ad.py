@@ -1,7 +1,7 @@
 """Forward-mode AD with torch.autograd.forward_ad dual numbers (issue 6, part 2), against the exact oracle.
 
 - the tangent of f(make_dual(x, t)) is J·t at every output point, in the forward-mode rounding model
-  (derivatives.yaml's forward formulas: oracles.higher_order.FORWARD_AD_RULES), and the primal is what f
+  (derivatives.yaml's forward formulas: oracles.higher.higher_order.FORWARD_AD_RULES), and the primal is what f
   computes on plain tensors, bit for bit;
 - forward over reverse: the tangent of torch.autograd.grad(f(dual).sum(), x, create_graph=True) is the
   Hessian-vector product H·t, against SymPy's second derivatives;
@@ -19,13 +19,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, at_points
-from oracles.case import GradCase, numel
-from oracles.dtypes import format_named
-from oracles.expr import Apply, Var
-from oracles.functional import expected_jvp, judge_tensor, tensor_of
-from oracles.higher_order import expected_nested, point_jets
-from oracles.outcomes import record_and_check
-from oracles.render import run_torch
+from oracles.core.case import GradCase, numel
+from oracles.core.expr import Apply, Var
+from oracles.core.outcomes import record_and_check
+from oracles.core.render import run_torch
+from oracles.higher.functional import expected_jvp, judge_tensor, tensor_of
+from oracles.higher.higher_order import expected_nested, point_jets
+from oracles.numerics.dtypes import format_named
 from strategies import grad_cases
 from strategies.backward import upstream_values
 from strategies.higher_order import second_order

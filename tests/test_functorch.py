@@ -20,8 +20,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, scaled
-from oracles.case import GradCase, all_indices, numel
-from oracles.functional import (
+from oracles.core.case import GradCase, all_indices, numel
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.outcomes import record_and_check
+from oracles.higher.functional import (
     as_function,
     expected_hessian_block,
     expected_jacobian,
@@ -31,9 +33,7 @@ from oracles.functional import (
     source,
     tensor_of,
 )
-from oracles.gradient_oracle import expected_gradients
-from oracles.higher_order import expected_nested, expected_terms, point_jets
-from oracles.outcomes import record_and_check
+from oracles.higher.higher_order import expected_nested, expected_terms, point_jets
 from strategies import grad_cases
 from strategies.backward import upstream_values
 from strategies.higher_order import second_order
@@ -54,7 +54,7 @@ def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3):
 
 
 def _upcast(case: GradCase, result: torch.Tensor) -> bool:
-    """The known float64 upcast of torch.func's forward mode (oracles.functional), recorded as an event."""
+    """The known float64 upcast of torch.func's forward mode (oracles.higher.functional), recorded as an event."""
     if forward_ad_may_upcast(case, result) and result.dtype == torch.float64:
         event("known torch deviation: forward-mode tangent upcast to float64 (pytorch#90065)")
         return True
@@ -224,7 +224,7 @@ def batched_cases(draw, dtype: str):
     per_sample = draw(cases(dtype), label="per-sample case")
     batch = draw(st.integers(1, MAX_SIDE), label="batch size")
     shared = draw(st.sampled_from([None, *per_sample.used]), label="shared input") if len(per_sample.used) > 1 else None
-    from oracles.dtypes import format_named
+    from oracles.numerics.dtypes import format_named
     from strategies.values import leaf_value_lists
 
     fmt = format_named(dtype)

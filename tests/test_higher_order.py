@@ -1,6 +1,6 @@
 """Higher derivatives (issue 6, part 1): `create_graph=True` and grad again, against SymPy's exact second
 and third derivatives, with torch's own backward formulas differentiated in the rounding model
-(oracles.higher_order; torch's side in oracles.nested).
+(oracles.higher.higher_order; torch's side in oracles.higher.nested).
 
 - Hessian-vector products: g = grad(y, xs, U, create_graph=True); h = grad(g, xs, V), for random
   compositions and for every op of SECOND_ORDER_OPS at the root;
@@ -23,14 +23,15 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points, scaled
-from oracles.case import GradCase, numel
-from oracles.check import assert_gradients_match, check_case
-from oracles.derivative_faults import wrong_second_derivative
-from oracles.dtypes import format_named
-from oracles.expr import Apply, Const, Var
-from oracles.floats import error_in_ulps
-from oracles.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.higher_order import (
+from oracles.core.case import GradCase, numel
+from oracles.core.check import assert_gradients_match, check_case
+from oracles.core.expr import Apply, Const, Var
+from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.outcomes import assert_none_wrong, record
+from oracles.core.render import run_torch, torch_source
+from oracles.core.verdict import ElementVerdict, Verdict, judge, judge_element
+from oracles.faults.derivatives import wrong_second_derivative
+from oracles.higher.higher_order import (
     KNOWN_DEVIATION,
     exact_jet,
     expected_nested,
@@ -39,13 +40,12 @@ from oracles.higher_order import (
     point_jets,
     structurally_zero,
 )
-from oracles.jets import Jet
-from oracles.nested import check_nested, nested_reproducer, weights_tensor
-from oracles.outcomes import assert_none_wrong, record
-from oracles.render import run_torch, torch_source
-from oracles.rounding import RoundingModel
-from oracles.verdict import ElementVerdict, Verdict, judge, judge_element
-from oracles.vjp import accumulate
+from oracles.higher.jets import Jet
+from oracles.higher.nested import check_nested, nested_reproducer, weights_tensor
+from oracles.higher.vjp import accumulate
+from oracles.numerics.dtypes import format_named
+from oracles.numerics.floats import error_in_ulps
+from oracles.numerics.rounding import RoundingModel
 from strategies import grad_cases, polynomials
 from strategies.backward import upstream_values
 from strategies.higher_order import SECOND_ORDER_OPS, linear_expressions, scalar_cases, second_order
@@ -331,7 +331,7 @@ def test_softplus_second_derivative_at_the_threshold(point_dtype):
 def test_double_backward_of_abs_is_a_readable_tensor(point_dtype):
     """abs'' = 0 away from 0, and torch gets the value right, but torch 2.13 returns it as an efficient
     ZeroTensor without storage: `.tolist()` and `.numpy()` raise (registered: abs-double-backward-zerotensor;
-    the suite reads such results as zeros, oracles.verdict.float64_values)."""
+    the suite reads such results as zeros, oracles.core.verdict.float64_values)."""
     dtype = point_dtype[1]
     x = torch.tensor(1.5, dtype=format_named(dtype).torch_dtype, requires_grad=True)
     (g,) = torch.autograd.grad(x.abs(), x, create_graph=True)

@@ -7,7 +7,7 @@ import mpmath as mp
 import pytest
 import torch
 
-from oracles.dtypes import format_named
+from oracles.numerics.dtypes import format_named
 
 mp.mp.dps = 50
 ULPS_ALLOWED = 8  # far beyond a faithful erf; the failure is by factors, not ulps

@@ -13,12 +13,12 @@ import pytest
 import torch
 from flint import arb, fmpq
 
-from oracles.case import GradCase
-from oracles.check import check_case
-from oracles.expr import Apply, Const, Var
-from oracles.gradient_oracle import Status, expected_gradients
-from oracles.render import torch_source
-from oracles.verdict import Verdict
+from oracles.core.case import GradCase
+from oracles.core.check import check_case
+from oracles.core.expr import Apply, Const, Var
+from oracles.core.gradient_oracle import Status, expected_gradients
+from oracles.core.render import torch_source
+from oracles.core.verdict import Verdict
 
 FLOAT32_U = Fraction(1, 2**24)  # unit roundoff of float32
 

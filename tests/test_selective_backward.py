@@ -26,14 +26,13 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH
-from oracles.case import GradCase, numel
-from oracles.expr import Const, Var, variables
-from oracles.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.outcomes import assert_none_wrong
-from oracles.render import run_torch, torch_source
-from oracles.rounding import RoundingModel
-from oracles.verdict import judge
-from oracles.vjp import (
+from oracles.core.case import GradCase, numel
+from oracles.core.expr import Const, Var, variables
+from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.outcomes import assert_none_wrong
+from oracles.core.render import run_torch, torch_source
+from oracles.core.verdict import judge
+from oracles.higher.vjp import (
     accumulate,
     cut_case,
     overwrite_instead_of_accumulate,
@@ -46,6 +45,7 @@ from oracles.vjp import (
     tensor_values,
     zeros_expected,
 )
+from oracles.numerics.rounding import RoundingModel
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth, upstream_values
 

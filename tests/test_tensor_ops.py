@@ -1,7 +1,7 @@
 """Non-diagonal Jacobians (issue 6, part 3): reductions, cumulative ops, softmax, matmul and views, composed
 with the elementwise expressions, against SymPy's exact Jacobian of per-element symbols.
 
-- every tensor op at the root of a program, with and without `gradient=` (oracles.tensor_oracle);
+- every tensor op at the root of a program, with and without `gradient=` (oracles.tensor.oracle);
 - random two-stage programs (elementwise -> tensor op -> elementwise -> tensor op);
 - torch.func.jacrev of programs: the whole Jacobian, row by row;
 - the chained exact VJP equals the Jacobian SymPy takes of the whole program at once;
@@ -21,17 +21,17 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, scaled
-from oracles.derivative_faults import reduction_backward_on_wrong_axis
-from oracles.exact import compile_sympy
-from oracles.expr import Apply, Var
-from oracles.gradient_oracle import ExpectedElement, Status
-from oracles.outcomes import record, record_and_check
-from oracles.rounding import Singular
-from oracles.tensor_check import assert_tensor_gradients_match, check_tensor_case, tensor_reproducer
-from oracles.tensor_ops import TENSOR_OPS, Params
-from oracles.tensor_oracle import exact_vjp, expected_tensor_gradients, program_sympy
-from oracles.tensor_program import Input, Map, Tensor, TensorCase, run_program
-from oracles.verdict import ElementVerdict, Verdict, judge_element
+from oracles.core.expr import Apply, Var
+from oracles.core.gradient_oracle import ExpectedElement, Status
+from oracles.core.outcomes import record, record_and_check
+from oracles.core.verdict import ElementVerdict, Verdict, judge_element
+from oracles.faults.derivatives import reduction_backward_on_wrong_axis
+from oracles.numerics.exact import compile_sympy
+from oracles.numerics.rounding import Singular
+from oracles.table.tensor_ops import TENSOR_OPS, Params
+from oracles.tensor.check import assert_tensor_gradients_match, check_tensor_case, tensor_reproducer
+from oracles.tensor.oracle import exact_vjp, expected_tensor_gradients, program_sympy
+from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program
 from strategies.backward import upstream_values
 from strategies.expressions import compositions
 from strategies.tensor_programs import tensor_cases
@@ -173,7 +173,7 @@ def _params_examples(op, arg_shapes) -> list[Params]:
 def _grads(node, shapes, values, upstream=None, dtype="float64"):
     case = TensorCase(node, shapes, values, dtype, upstream)
     expected = expected_tensor_gradients(case)
-    from oracles.tensor_check import torch_gradients
+    from oracles.tensor.check import torch_gradients
 
     grads = torch_gradients(case)
     return case, expected, grads
@@ -284,7 +284,7 @@ def square_sums(draw):
 
 
 def _fmt(name):
-    from oracles.dtypes import format_named
+    from oracles.numerics.dtypes import format_named
 
     return format_named(name)
 

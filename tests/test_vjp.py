@@ -15,12 +15,12 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH
-from oracles.case import GradCase, numel
-from oracles.gradient_oracle import expected_gradients
-from oracles.outcomes import assert_none_wrong
-from oracles.render import run_torch
-from oracles.verdict import judge
-from oracles.vjp import expected_vjp, ignore_gradient_argument, sources
+from oracles.core.case import GradCase, numel
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.outcomes import assert_none_wrong
+from oracles.core.render import run_torch
+from oracles.core.verdict import judge
+from oracles.higher.vjp import expected_vjp, ignore_gradient_argument, sources
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth, upstream_values
 
@@ -105,7 +105,7 @@ def test_several_outputs_in_one_backward(dtype, device, verdict_log, data):
 @FIXTURE_HEALTH
 @given(data=st.data())
 def test_expected_vjp_of_one_output_is_the_core_oracle(dtypes, data):
-    """The multi-output oracle (oracles.vjp) agrees with gradient_oracle.expected_gradients on one output:
+    """The multi-output oracle (oracles.higher.vjp) agrees with gradient_oracle.expected_gradients on one output:
     same statuses, same exact balls, same enclosures."""
     case = data.draw(grad_cases(data.draw(st.sampled_from(dtypes), label="dtype"), smooth()), label="case")
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="gradient values")

@@ -1,0 +1,133 @@
+"""Compare two run reports (e.g. torch 2.13.0 vs 2.14.1): what regressed, what was fixed, accuracy shifts.
+
+    python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2]
+
+Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, else 0.
+A registered finding whose strict xfail passes in the new run (torch changed there) is listed on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from oracles.reports.run_report import SCHEMA
+
+
+@dataclass(frozen=True)
+class Row:
+    key: tuple[str, str, str]
+    old: dict | None
+    new: dict | None
+
+
+class ReportError(ValueError):
+    pass
+
+
+def load(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ReportError(f"{path!r} is not a file")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path!r} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ReportError(f"{path!r} is not a gradoracle run report (expected schema {SCHEMA!r})")
+    return data
+
+
+def _rows(old: dict, new: dict) -> list[Row]:
+    def index(report):
+        return {(c["check"], c["op"], c["dtype"]): c for c in report["checks"]}
+
+    a, b = index(old), index(new)
+    return [Row(key, a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys())]
+
+
+def _name(key) -> str:
+    check, op, dtype = key
+    return " ".join(part for part in (check, op if op != "-" else "", dtype if dtype != "-" else "") if part)
+
+
+def _compare_tests(old: dict, new: dict, sections: dict[str, list[str]]) -> None:
+    """Registered findings whose tests changed outcome, and other tests failing on one side only."""
+    old_findings, new_findings = old.get("findings", {}), new.get("findings", {})
+    for finding in sorted(old_findings.keys() | new_findings.keys()):
+        was, now = old_findings.get(finding, {}), new_findings.get(finding, {})
+        changed = sorted(n for n in was.keys() & now.keys() if was[n] != now[n])
+        if changed:
+            sections["registered findings changed"].append(
+                f"{finding}: {len(changed)} test(s) {was[changed[0]]} -> {now[changed[0]]} (e.g. {changed[0]})")
+    registered = {n for tests in (*old_findings.values(), *new_findings.values()) for n in tests}
+    old_failed = {n for n, o in old.get("test_outcomes", {}).items() if o == "failed"} - registered
+    new_failed = {n for n, o in new.get("test_outcomes", {}).items() if o == "failed"} - registered
+    sections["tests failing only in new"] += sorted(new_failed - old_failed)
+    sections["tests failing only in old"] += sorted(old_failed - new_failed)
+
+
+def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {"regressed": [], "fixed": [], "registered findings changed": [],
+                                      "tests failing only in new": [], "tests failing only in old": [],
+                                      "accuracy shifts": [], "only in old": [], "only in new": []}
+    _compare_tests(old, new, sections)
+    for row in _rows(old, new):
+        name = _name(row.key)
+        if row.new is None:
+            sections["only in old"].append(name)
+            continue
+        if row.old is None:
+            sections["only in new"].append(name)
+            continue
+        if row.new["wrong"] and not row.old["wrong"]:
+            first = row.new["failures"][0].splitlines()[0] if row.new["failures"] else "(no failure text)"
+            sections["regressed"].append(f"{name}: {row.new['wrong']} wrong (was 0) - {first}")
+        elif row.old["wrong"] and not row.new["wrong"]:
+            sections["fixed"].append(f"{name}: 0 wrong (was {row.old['wrong']})")
+        was, now = row.old["worst_error_ulps"], row.new["worst_error_ulps"]
+        if was > 0 and now > 0 and (now / was >= shift_factor or was / now >= shift_factor):
+            direction = "worse" if now > was else "better"
+            sections["accuracy shifts"].append(f"{name}: worst error {was:.3g} -> {now:.3g} ulp ({direction})")
+    return sections
+
+
+def _totals(report: dict) -> str:
+    checks = report["checks"]
+    total = {k: sum(c[k] for c in checks) for k in ("examples", "verified", "wrong", "unverified")}
+    return (f"torch {report['versions']['torch']}: {len(checks)} checks, {total['examples']} examples, "
+            f"{total['verified']} verified, {total['wrong']} wrong, {total['unverified']} unverified "
+            f"(profile {report['profile']}, max_examples {report['max_examples']})")
+
+
+def render(old: dict, new: dict, sections: dict[str, list[str]], markdown: bool) -> str:
+    head = f"torch {old['versions']['torch']} -> {new['versions']['torch']}"
+    lines = [f"## gradoracle: {head}" if markdown else f"gradoracle comparison: {head}"]
+    lines += [f"- {_totals(r)}" if markdown else f"  {_totals(r)}" for r in (old, new)]
+    for title, items in sections.items():
+        lines.append(f"\n### {title} ({len(items)})" if markdown else f"\n{title.upper()} ({len(items)})")
+        bullet = "- " if markdown else "  "
+        lines += [f"{bullet}{item}" for item in items] or [f"{bullet}none"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradoracle compare", description=__doc__.splitlines()[0])
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--markdown", action="store_true", help="markdown for a PR comment")
+    parser.add_argument("--shift-factor", type=float, default=2.0,
+                        help="report worst-error changes by at least this factor (default 2)")
+    args = parser.parse_args(argv)
+    if not args.shift_factor > 1:
+        parser.error(f"--shift-factor must be greater than 1, got {args.shift_factor!r}")
+    try:
+        old, new = load(args.old), load(args.new)
+    except ReportError as exc:
+        parser.error(str(exc))
+    sections = compare(old, new, args.shift_factor)
+    print(render(old, new, sections, args.markdown))
+    return 1 if sections["regressed"] or sections["tests failing only in new"] else 0
+

@@ -1,0 +1,241 @@
+"""The explorer: per op and dtype, a Hypothesis targeted search for torch's worst gradient error.
+
+    python -m gradoracle explore --ops all --dtypes float64,float32 --minutes 20 --out reports/explore
+
+Each op x dtype x mode gets an equal slice of the time. "domain" draws the op's arguments anywhere in
+its domain over the dtype's whole range; "near" starts from the op's pinned convention points
+(kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. The tensor ops (sum,
+softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random programs rooted
+at the op, zeros and ties among the simple values drawn first (gradoracle.explore_tensor). "second" (not in
+the default modes) draws as "domain" and judges torch's double backward instead (gradoracle.explore_higher),
+for the ops whose second derivative the oracle models. Within a slice
+Hypothesis generates, then hill-climbs (`hypothesis.target`) on the error in ulps and on the error
+relative to the rounding model's bound. Every sample is classified (gradoracle.explore_eval): wrong,
+inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of a pinned point), ok, or an
+oracle problem. A progress line per slice; at the end `report.md` (tables, reproducers) and
+`report.json` in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
+from hypothesis import strategies as st
+
+from gradoracle.explore_eval import SEVERITY, Sample, evaluate
+from gradoracle.explore_higher import evaluate_second
+from gradoracle.explore_report import write_reports
+from gradoracle.explore_tensor import evaluate_tensor
+from oracles.numerics.dtypes import FORMATS, format_named
+from oracles.table.ops import OPS
+from oracles.table.tensor_ops import TENSOR_OPS
+from strategies.higher_order import SECOND_ORDER_OPS
+from strategies.points import domain_points, near_conventions, near_points
+from strategies.tensor_programs import tensor_cases
+
+MODES = ("domain", "near", "second")
+CALIBRATION_EXAMPLES = 25
+MAX_ROUNDS = 4  # a calibration round, then searches sized to the time left (the first ones run slow)
+
+
+class _TimeUp(Exception):
+    pass
+
+
+@dataclass
+class SliceResult:
+    op: str
+    dtype: str
+    mode: str
+    seconds: float = 0.0
+    examples: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {c: 0 for c in SEVERITY})
+    worst_by_ulps: Sample | None = None
+    worst_by_bound: Sample | None = None
+    first_by_class: dict[str, Sample] = field(default_factory=dict)  # the worst example of each non-ok class
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, sample: Sample) -> None:
+        self.examples += 1
+        self.counts[sample.classification] += 1
+        if self.worst_by_ulps is None or _rank(sample) > _rank(self.worst_by_ulps):
+            self.worst_by_ulps = sample
+        if self.worst_by_bound is None or sample.worst_over_bound > self.worst_by_bound.worst_over_bound:
+            self.worst_by_bound = sample
+        if sample.classification != "ok":
+            best = self.first_by_class.get(sample.classification)
+            if best is None or sample.worst_ulps > best.worst_ulps:
+                self.first_by_class[sample.classification] = sample
+
+    @property
+    def classification(self) -> str:
+        """The most severe class seen."""
+        return next((c for c in SEVERITY if self.counts[c]), "ok")
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "dtype": self.dtype, "mode": self.mode, "seconds": round(self.seconds, 2),
+                "examples": self.examples, "counts": self.counts, "classification": self.classification,
+                "worst_by_ulps": self.worst_by_ulps.to_json() if self.worst_by_ulps else None,
+                "worst_by_bound": self.worst_by_bound.to_json() if self.worst_by_bound else None,
+                "by_class": {c: s.to_json() for c, s in self.first_by_class.items()}, "errors": self.errors}
+
+
+def _rank(sample: Sample) -> tuple[int, float]:
+    """Order samples: more severe class first, then larger error."""
+    return (-SEVERITY.index(sample.classification), sample.worst_ulps)
+
+
+def _point_strategy(op: str, dtype: str, mode: str):
+    if op in TENSOR_OPS:  # (mode "domain": plan() gives tensor ops no other)
+        return tensor_cases(dtype, root=op, stages=1).map(lambda case: (case, None, None, {}))
+    spec, fmt = OPS[op], format_named(dtype)
+    spelling = st.integers(0, len(spec.spellings) - 1)
+    if mode in ("domain", "second"):
+        return st.tuples(domain_points(spec, fmt), spelling).map(lambda p: (p[0], p[1], None, {}))
+    return st.tuples(near_points(spec, fmt), spelling).map(lambda p: (p[0][0], p[1], p[0][1], p[0][2]))
+
+
+def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: int, deadline: float,
+            random_seed: int) -> None:
+    @seed(random_seed)
+    @settings(max_examples=max_examples, phases=[Phase.generate, Phase.target], database=None,
+              deadline=None, derandomize=False, verbosity=Verbosity.quiet, report_multiple_bugs=False,
+              suppress_health_check=list(HealthCheck))
+    @given(drawn=_point_strategy(op, dtype, mode))
+    def search(drawn):
+        if time.monotonic() > deadline:
+            raise _TimeUp
+        point, spelling, convention, moved = drawn
+        try:
+            if mode == "second":
+                sample = evaluate_second(op, dtype, point, spelling)
+            elif op in TENSOR_OPS:
+                sample = evaluate_tensor(op, point)  # the drawn "point" is a whole TensorCase
+            else:
+                sample = evaluate(op, dtype, point, spelling, convention, moved)
+        except Exception as exc:  # noqa: BLE001 - a crash (torch's or ours) is a result, not the end of the run
+            where = (tuple(v for vals in point.values for v in vals), 0) if op in TENSOR_OPS else (point, spelling)
+            sample = Sample(op, dtype, *where, classification="oracle", convention=convention,
+                            moved=moved, note=f"evaluation raised {type(exc).__name__}: {exc}")
+        result.record(sample)
+        by_ulps, by_bound = sample.scores()
+        target(by_ulps, label="log2(1 + error in ulps)")
+        target(by_bound, label="error / bound")
+
+    try:
+        search()
+    except _TimeUp:
+        pass
+    except Exception as exc:  # noqa: BLE001 - Hypothesis gave up (e.g. a health check): keep what was found
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: int) -> SliceResult:
+    """Search one op x dtype x mode for `seconds`: a short calibration run sets how many examples fit,
+    so Hypothesis's targeting phase (after half the examples of a run) gets its share of the time."""
+    result = SliceResult(op, dtype, mode)
+    start = time.monotonic()
+    deadline = start + seconds
+    examples = CALIBRATION_EXAMPLES
+    for round_ in range(MAX_ROUNDS):
+        before, round_start = result.examples, time.monotonic()
+        _search(op, dtype, mode, result, examples, deadline, random_seed * MAX_ROUNDS + round_)
+        now = time.monotonic()
+        rate = (result.examples - before) / max(now - round_start, 1e-3)
+        remaining = deadline - now
+        if remaining < 0.5 or result.examples == before:
+            break
+        examples = max(CALIBRATION_EXAMPLES, int(rate * remaining * 0.95))
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str, str, str]]:
+    """Every op x dtype x mode that can run (near needs a convention point pinned for the dtype)."""
+    slices = []
+    for dtype in dtypes:
+        for op in ops:
+            for mode in modes:
+                if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
+                    continue
+                if mode == "second" and op not in SECOND_ORDER_OPS:
+                    continue
+                slices.append((op, dtype, mode))
+    return slices
+
+
+def progress_line(i: int, n: int, r: SliceResult) -> str:
+    worst = r.worst_by_ulps
+    where = ""
+    if worst is not None and worst.classification != "ok":
+        where = f" at {', '.join(repr(v) for v in worst.point)}"
+    ulps = worst.worst_ulps if worst else 0.0
+    bound = r.worst_by_bound.worst_over_bound if r.worst_by_bound else 0.0
+    return (f"[{i}/{n}] {r.op:<11} {r.dtype:<8} {r.mode:<6} {r.examples:>6} examples {r.seconds:5.1f}s  "
+            f"worst {ulps:.3g} ulp, {bound:.3g} x bound: {r.classification}{where}")
+
+
+# ------------------------------------------------------------------ command line
+def _parse_list(text: str, known, what: str, parser) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if text.strip() == "all":
+        return list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        parser.error(f"--{what}: unknown {what[:-1]} {', '.join(map(repr, unknown)) or repr(text)}; "
+                     f"choose from all, {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"minutes must be positive and finite, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradoracle explore", description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", default="all", help="comma-separated op names of the op table or the tensor-op "
+                                                     "table, or all")
+    parser.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes (default float64,float32)")
+    parser.add_argument("--modes", default="domain,near",
+                        help="domain, near, second (double backward), comma-separated (default domain,near)")
+    parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
+    parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    ops = _parse_list(args.ops, list(OPS) + list(TENSOR_OPS), "ops", parser)
+    dtypes = _parse_list(args.dtypes, list(FORMATS), "dtypes", parser)
+    modes = _parse_list(args.modes, list(MODES), "modes", parser)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out: {args.out!r} exists and is not a directory")
+    slices = plan(ops, dtypes, modes)
+    if not slices:
+        parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes, "
+                     "the second mode ops with a modelled second derivative, tensor ops the domain mode")
+    out.mkdir(parents=True, exist_ok=True)
+    per_slice = args.minutes * 60 / len(slices)
+    print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "
+          f"{args.minutes:g} min in all; reports in {out}/", flush=True)
+    started = time.time()
+    results = []
+    for i, (op, dtype, mode) in enumerate(slices, 1):
+        result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i)
+        results.append(result)
+        print(progress_line(i, len(slices), result), flush=True)
+    settings_used = {"ops": ops, "dtypes": dtypes, "modes": modes, "minutes": args.minutes, "seed": args.seed,
+                     "seconds_per_slice": per_slice, "wall_seconds": round(time.time() - started, 1)}
+    md, js = write_reports(out, results, settings_used)
+    print(f"wrote {md} and {js}", flush=True)
+    return 0
+

@@ -1,0 +1,28 @@
+"""docs/conventions.md is generated from the op table and the registry: it must be current."""
+
+from __future__ import annotations
+
+from gradoracle import conventions_doc
+
+
+def test_document_is_current(capsys):
+    assert conventions_doc.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_stale_document_is_reported(tmp_path, capsys):
+    stale = tmp_path / "conventions.md"
+    stale.write_text(conventions_doc.render().replace("| abs |", "| abs (edited) |", 1) + "\n")
+    assert conventions_doc.main(["--check", "--path", str(stale)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert conventions_doc.main(["--check", "--path", str(tmp_path / "missing.md")]) == 1
+
+
+def test_document_covers_every_convention_and_finding():
+    text = conventions_doc.render()
+    from oracles.core.pinning import all_pinned
+    from oracles.reports import findings
+
+    for pinned in all_pinned():
+        assert f"`{pinned.id}`" in text
+    for finding in findings.load():
+        assert f"### finding-{finding.id}" in text

@@ -1,0 +1,108 @@
+"""The explorer: argument checking, classification of known cases, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradoracle import explore
+from gradoracle.explore_eval import BAND_ULPS, evaluate
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ops", "abs,absolute"], "--ops: unknown op 'absolute'"),
+    (["--dtypes", "float8"], "--dtypes: unknown dtype 'float8'"),
+    (["--modes", "far"], "--modes: unknown mode 'far'"),
+    (["--minutes", "0"], "minutes must be positive"),
+    (["--minutes", "-1"], "minutes must be positive"),
+    (["--minutes", "soon"], "expected a number of minutes, got 'soon'"),
+    (["--minutes", "nan"], "minutes must be positive"),
+])
+def test_bad_arguments_are_reported_by_name(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        explore.main(argv + ["--out", "/nonexistent/never-written"])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_must_be_a_directory(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("")
+    with pytest.raises(SystemExit):
+        explore.main(["--ops", "abs", "--minutes", "0.01", "--out", str(target)])
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_near_mode_needs_conventions(capsys):
+    with pytest.raises(SystemExit):
+        explore.main(["--ops", "add", "--modes", "near", "--minutes", "0.01", "--out", "/nonexistent/x"])
+    assert "nothing to explore" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("op, case_dtype, point, convention, moved, expected", [
+    ("abs", "float64", (1.5,), None, {}, "ok"),
+    ("asinh", "float64", (2.0 ** 520,), None, {}, "inaccurate"),  # the square overflows: 0 for 2^-520
+    ("atan2", "float64", (2.0 ** -540, 2.0 ** -540), None, {}, "inaccurate"),
+    ("tanh", "float64", (20.0,), "tanh@20", {0: 3}, "convention"),  # saturation, 3 ulps off a pinned point
+    ("tanh", "float64", (20.0,), "tanh@20", {0: 1000}, "inaccurate"),
+    ("hypot", "float64", (1.7976931348623155e308, 4e305), None, {}, "range"),  # hypot itself overflows
+])
+def test_classification(op, case_dtype, point, convention, moved, expected):
+    sample = evaluate(op, case_dtype, point, 0, convention, moved)
+    assert sample.classification == expected, sample.to_json()
+    if expected != "ok":
+        assert sample.worst_ulps > BAND_ULPS and "import torch" in sample.reproducer
+
+
+def test_a_short_run_writes_both_reports(tmp_path, capsys):
+    assert explore.main(["--ops", "abs,atan2", "--dtypes", "float64", "--minutes", "0.05",
+                         "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "[1/4] abs" in out and "wrote" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["schema"] == "gradoracle-explore-report/1"
+    assert {(s["op"], s["mode"]) for s in report["slices"]} == {("abs", "domain"), ("abs", "near"),
+                                                                ("atan2", "domain"), ("atan2", "near")}
+    assert all(s["examples"] > 0 for s in report["slices"])
+    assert "| op | dtype | mode |" in (tmp_path / "report.md").read_text()
+
+
+def test_markdown_re_renders_from_json(tmp_path, capsys):
+    from gradoracle import explore_report
+
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.02",
+                         "--out", str(tmp_path)]) == 0
+    first = (tmp_path / "report.md").read_text()
+    (tmp_path / "report.md").unlink()
+    assert explore_report.main([str(tmp_path / "report.json")]) == 0
+    assert (tmp_path / "report.md").read_text() == first
+    assert explore_report.main([str(tmp_path / "missing.json")]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_tensor_ops_and_second_derivatives_are_explored(tmp_path, capsys):
+    """Tensor ops take the domain mode only (random programs rooted at the op); the second mode judges
+    torch's double backward, for ops with a modelled second derivative."""
+    assert explore.main(["--ops", "softmax,tanh", "--dtypes", "float64", "--modes", "domain,near,second",
+                         "--minutes", "0.05", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    slices = {(s["op"], s["mode"]): s for s in report["slices"]}
+    assert set(slices) == {("softmax", "domain"), ("tanh", "domain"), ("tanh", "near"), ("tanh", "second")}
+    assert all(s["examples"] > 0 and not s["errors"] for s in slices.values())
+    assert slices["softmax", "domain"]["classification"] != "oracle", slices["softmax", "domain"]
+
+
+def test_tensor_and_second_samples_are_classified():
+    from gradoracle.explore_higher import evaluate_second
+    from gradoracle.explore_tensor import evaluate_tensor
+    from oracles.table.tensor_ops import Params
+    from oracles.tensor.program import Input, Tensor, TensorCase
+
+    case = TensorCase(Tensor("prod", (Input(0),), Params(dim=0), 0), ((3,),), ((2.0, 0.0, 3.0),), "float64")
+    sample = evaluate_tensor("prod", case)
+    assert sample.classification == "ok" and [e["exact"] for e in sample.elements] == [0.0, 6.0, 0.0]
+    assert evaluate_second("sin", "float64", (1.0,)).classification == "ok"
+    # tanh'' = -2 tanh (1 - tanh²) at 20: torch's 1 - y*y is 0 where the exact value is ~ -1.7e-17
+    saturated = evaluate_second("tanh", "float64", (20.0,))
+    assert saturated.classification == "inaccurate" and "import torch" in saturated.reproducer

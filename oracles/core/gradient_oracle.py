@@ -1,0 +1,207 @@
+"""Expected `.grad` of every input: the exact derivative, and the error model's enclosure around it.
+
+Per point of the broadcast output we compute
+- the exact derivative: SymPy's partial derivatives of each op chained exactly in arb at the exact
+  inputs (oracles.core.chain_rule; the same value as SymPy's whole-tree ∂f/∂xᵢ, which reports print), and
+- the model enclosure: torch's reverse mode replayed with torch's own local derivatives (the op table's
+  derivatives.yaml formulas), every float operation rounded by the `RoundingModel` of the dtype.
+`point_contributions` returns these per-point contributions to every element of every input, before any
+sum (for oracles that combine several backward passes, e.g. oracles.higher.vjp). `expected_gradients` sums them:
+a broadcast input's expected `.grad` is the sum over the points that read each of its elements, done by
+us (`expected_element`: exact sum, and a rounded sum for the enclosure). The two derivations are
+independent (SymPy's calculus vs torch's formulas); the exact value must lie in the enclosure, or the op
+table itself is wrong (`OracleInconsistency`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import sympy
+from flint import arb
+
+from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index, numel
+from oracles.core.chain_rule import resolved_exact_gradient
+from oracles.core.expr import Const, Expr, Var
+from oracles.core.render import derivative
+from oracles.numerics.rounding import Overflow, RoundingModel, Singular
+from oracles.table.ops import OPS
+
+ONE = arb(1)
+
+
+class OracleInconsistency(AssertionError):
+    """SymPy's exact derivative lies outside the enclosure derived from the op table: a bug of ours."""
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    SINGULAR = "singular"  # kink, tie or pole within the rounding model: nothing to judge
+    OVERFLOW = "overflow"
+
+
+@dataclass
+class ExpectedElement:
+    status: Status
+    exact: arb | None = None  # ball around the exact derivative (tiny radius)
+    enclosure: arb | None = None  # every value a torch with the modelled per-op accuracy may return
+    reason: str = ""
+
+
+@dataclass
+class ExpectedGrad:
+    leaf: int
+    used: bool  # False: the input is not in the graph, so torch leaves `.grad` None
+    expr: Expr
+    elements: list[ExpectedElement] = field(default_factory=list)  # row-major over the input's shape
+
+    @property
+    def derivative(self) -> sympy.Expr | None:
+        """SymPy's whole-tree ∂expr/∂x_leaf (for reports; derived on demand, it costs O(n²))."""
+        return derivative(self.expr, self.leaf) if self.used else None
+
+
+@dataclass
+class _Evaluated:
+    """A tree node after torch's forward pass in the rounding model: its value and local derivatives."""
+
+    expr: Expr
+    value: arb
+    children: list[_Evaluated]
+    local_grads: tuple[arb, ...] = ()
+
+
+def _forward(expr: Expr, point: tuple[arb, ...], model: RoundingModel) -> _Evaluated:
+    if isinstance(expr, Var):
+        return _Evaluated(expr, point[expr.index], [])
+    if isinstance(expr, Const):
+        return _Evaluated(expr, model.const(expr.value), [])
+    op = OPS[expr.op]
+    children = [_forward(arg, point, model) for arg in expr.args]
+    values = [child.value for child in children]
+    result = model.in_range(op.forward(model, *values))
+    return _Evaluated(expr, result, children, tuple(op.local_grads(model, values, result)))
+
+
+def _backward(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[int, list[arb]]) -> None:
+    """Reverse mode as torch runs it: each child's grad is the parent's times the local derivative,
+    range-checked, so an overflow inside torch's backward formulas is seen too."""
+    if isinstance(node.expr, Var):
+        into.setdefault(node.expr.index, []).append(adjoint)
+        return
+    for local, child in zip(node.local_grads, node.children):
+        if isinstance(child.expr, Const):
+            continue  # torch computes no gradient for a Python scalar
+        passes_through = local.is_exact() and abs(local) == 1  # add/sub/neg: exact
+        grad = model.in_range(adjoint * local) if passes_through else model.mul(adjoint, local)
+        _backward(child, grad, model, into)
+
+
+def model_vjp_at_point(expr: Expr, point: tuple[arb, ...], adjoint: arb | None,
+                       model: RoundingModel) -> tuple[arb, dict[int, list[arb]]]:
+    """torch's value of `expr` at `point` (balls) and, unless `adjoint` is None, what backpropagating
+    `adjoint` contributes to each input: one ball per occurrence, before torch sums them."""
+    evaluated = _forward(expr, point, model)
+    contributions: dict[int, list[arb]] = {}
+    if adjoint is not None:
+        _backward(evaluated, adjoint, model, contributions)
+    return evaluated.value, contributions
+
+
+class Term(NamedTuple):
+    """What one point of the output contributes to one element of an input's `.grad`."""
+
+    exact: arb  # ball around upstream[p] · ∂f(p)/∂x (SymPy's partials chained exactly)
+    model: list[arb]  # torch's gradient of each occurrence of x in the tree at p, as the model computes it
+
+
+@dataclass
+class Contributions:
+    """Everything one backward pass contributes to one element of one input's `.grad`, before torch sums it:
+    a term per point of the output that reads the element (one point, or several under broadcasting)."""
+
+    terms: list[Term] = field(default_factory=list)  # the points where nothing failed, in row-major order
+    failure: tuple[Status, str] | None = None  # at some point: singular or overflow; then nothing to judge
+
+    @property
+    def exact(self) -> arb:
+        """The exact sum of the contributions."""
+        return sum((term.exact for term in self.terms), arb(0))
+
+    @property
+    def rounded(self) -> list[arb]:
+        """Every value torch adds up for this element, each as the model computes it."""
+        return [m for term in self.terms for m in term.model]
+
+
+def point_contributions(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, list[Contributions]]:
+    """Per used input, per element (row-major over its shape): the contributions of backpropagating `upstream`
+    (the `gradient=` tensor, row-major over `case.output_shape`, values exact in the dtype; default all ones,
+    as `y.sum().backward()`) through `case.expr`, point by point, before anything is summed."""
+    model = RoundingModel(case.format)
+    out_points = list(all_indices(case.output_shape))
+    if upstream is not None and len(upstream) != len(out_points):
+        raise ValueError(f"upstream has {len(upstream)} values, the output has {len(out_points)} elements")
+    used = case.used
+    contributions = {i: [Contributions() for _ in range(numel(case.shapes[i]))] for i in used}
+    n_vars = len(case.shapes)
+    for out_flat, out_index in enumerate(out_points):
+        point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(n_vars))
+        weight = ONE if upstream is None else arb(upstream[out_flat])
+        failure = None
+        try:
+            model_here: dict[int, list[arb]] = {}
+            _backward(_forward(case.expr, point, model), weight, model, model_here)
+        except Singular as exc:
+            failure = (Status.SINGULAR, str(exc))
+        except Overflow as exc:
+            failure = (Status.OVERFLOW, str(exc))
+        if failure is None:
+            try:
+                exact_here = resolved_exact_gradient(case.expr, point, weight)
+            except Singular as exc:
+                failure = (Status.SINGULAR, f"exact derivative: {exc}")
+        for i in used:
+            element = contributions[i][flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
+            if failure is not None:
+                element.failure = failure
+            elif not exact_here[i].is_finite():
+                element.failure = (Status.SINGULAR, "exact derivative not finite")
+            else:
+                element.terms.append(Term(exact_here[i], model_here.get(i, [])))
+    return contributions
+
+
+def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], failure: tuple[Status, str] | None,
+                     where: str, what: Callable[[], object]) -> ExpectedElement:
+    """One element's expected `.grad` from what backpropagation contributed to it: the exact sum, and the
+    enclosure of torch's rounded sum of the `rounded` values in any order. `where` and `what()` (derived only
+    then) name the element and the derivative in an `OracleInconsistency`."""
+    if failure is not None:
+        return ExpectedElement(failure[0], reason=failure[1])
+    try:  # torch sums every occurrence at every broadcast point, in some order
+        enclosure = model.sum(rounded)
+    except Overflow as exc:
+        return ExpectedElement(Status.OVERFLOW, reason=str(exc))
+    if not enclosure.overlaps(exact):
+        raise OracleInconsistency(
+            f"{where}: exact {exact.str(20)} outside the model enclosure {enclosure.str(20)} for {what()}")
+    return ExpectedElement(Status.OK, exact, enclosure)
+
+
+def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:
+    """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
+    over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
+    contributions = point_contributions(case, upstream)
+    model = RoundingModel(case.format)
+    expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
+    for i, elements in contributions.items():
+        grad = expected[i]
+        grad.elements = [expected_element(model, c.exact, c.rounded, c.failure, f"x{i} element {flat}",
+                                          lambda grad=grad: grad.derivative)
+                         for flat, c in enumerate(elements)]
+    return expected

@@ -1,0 +1,235 @@
+"""Judging torch's `.grad` against the expected gradients, element by element.
+
+- verified: torch lies inside the enclosure, and the enclosure is tight enough to say something
+  (its half-width below the exact value's magnitude, or the exact value is 0);
+- wrong: torch lies outside (NaN/inf where a finite value is expected included), or `.grad` has the
+  wrong shape/dtype, or is set for an input outside the graph (or missing for one inside);
+- unverified: singular point, possible overflow, or an enclosure too wide to judge. Counted, never passed
+  silently.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from flint import arb
+
+from oracles.core.case import GradCase, all_indices
+from oracles.core.gradient_oracle import ExpectedGrad, Status
+from oracles.numerics.dtypes import FloatFormat
+
+
+class Verdict(enum.Enum):
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    UNVERIFIED = "unverified"
+
+
+@dataclass(frozen=True)
+class ElementVerdict:
+    leaf: int
+    index: tuple[int, ...]
+    verdict: Verdict
+    torch_value: float | None = None
+    exact: float | None = None
+    bound: float | None = None  # max distance from the exact value to the enclosure's edge
+    reason: str = ""
+    ulp: float | None = None  # spacing of the dtype at the exact value
+
+    @property
+    def error_ulps(self) -> float | None:
+        err = self.abs_error
+        return None if err is None or not self.ulp else err / self.ulp
+
+    @property
+    def error_over_bound(self) -> float | None:
+        err = self.abs_error
+        if err is None or self.bound is None:
+            return None
+        return err / self.bound if self.bound > 0 else (0.0 if err == 0 else math.inf)
+
+    @property
+    def abs_error(self) -> float | None:
+        if self.torch_value is None or self.exact is None:
+            return None
+        return abs(self.torch_value - self.exact)
+
+    @property
+    def rel_error(self) -> float | None:
+        err = self.abs_error
+        if err is None or self.exact == 0:
+            return None
+        return err / abs(self.exact)
+
+
+def _bound(exact: arb, enclosure: arb) -> float:
+    lo, hi = enclosure.lower(), enclosure.upper()
+    return float(max(hi - exact, exact - lo).upper())
+
+
+UNRESOLVED = 2.0**-70  # an exact ball wider than this, relative to its value, has lost its digits
+
+
+def ulp_of(value: float, fmt: FloatFormat) -> float | None:
+    """Spacing of `fmt` near `value` (the subnormal spacing below the normal range)."""
+    smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
+    if value == 0 or not math.isfinite(value):
+        return None  # an error "in ulps of 0" means nothing; the bound ratio still judges it
+    if abs(value) < smallest_normal:
+        return fmt.min_subnormal
+    return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
+
+
+def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatFormat) -> ElementVerdict:
+    if expected.status is not Status.OK:
+        return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason=expected.status.value)
+    exact, enclosure = expected.exact, expected.enclosure
+    if not exact.contains(0) and exact.rad() > abs(exact.mid()) * UNRESOLVED:
+        # SymPy's form cancelled at this extreme input (1 - tanh(x)^2 at x = 1e16): the "exact" ball
+        # is too wide to stand for the exact value, so nothing is judged.
+        return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason="exact value unresolved")
+    exact_f, bound = float(exact.mid()), _bound(exact, enclosure)
+    ulp = None if exact.contains(0) else ulp_of(exact_f, fmt)  # a cancelled-to-zero value has no ulp scale
+    base = dict(torch_value=torch_value, exact=exact_f, bound=bound, ulp=ulp)
+    if not math.isfinite(torch_value) or not enclosure.contains(arb(torch_value)):
+        return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
+    # A ball around 0 (radius ~2^-192) is an exact zero for any float comparison: judged absolutely.
+    if not exact.contains(0) and not bound < abs(exact_f):
+        return ElementVerdict(leaf, index, Verdict.UNVERIFIED, reason="bound wider than the value", **base)
+    return ElementVerdict(leaf, index, Verdict.VERIFIED, **base)
+
+
+def float64_values(tensor: torch.Tensor) -> list[float]:
+    """Row-major float64 values of a result torch returned. A double backward may hand out an "efficient
+    zero tensor" (torch's ZeroTensor, no storage: `.tolist()` raises); its values are zeros (registered:
+    abs-double-backward-zerotensor)."""
+    if tensor._is_zerotensor():
+        return [0.0] * tensor.numel()
+    return tensor.detach().to("cpu", torch.float64).reshape(-1).tolist()
+
+
+def judge(case: GradCase, grads: list[torch.Tensor | None], expected: list[ExpectedGrad]) -> list[ElementVerdict]:
+    verdicts = []
+    for exp, grad in zip(expected, grads):
+        shape = case.shapes[exp.leaf]
+        if not exp.used:
+            if grad is not None:
+                verdicts.append(ElementVerdict(exp.leaf, (), Verdict.WRONG,
+                                               reason=f"x{exp.leaf} is not in the graph but its .grad is set"))
+            continue
+        if grad is None:
+            verdicts.append(ElementVerdict(exp.leaf, (), Verdict.WRONG, reason=f"x{exp.leaf}.grad is None"))
+            continue
+        if tuple(grad.shape) != shape or grad.dtype != case.format.torch_dtype:
+            verdicts.append(ElementVerdict(
+                exp.leaf, (), Verdict.WRONG,
+                reason=f"x{exp.leaf}.grad has shape {tuple(grad.shape)} and dtype {grad.dtype}, "
+                       f"expected {shape} and {case.format.torch_dtype}"))
+            continue
+        values = float64_values(grad)
+        for flat, (index, element) in enumerate(zip(all_indices(shape), exp.elements)):
+            verdicts.append(judge_element(exp.leaf, index, values[flat], element, case.format))
+    return verdicts
+
+
+class VerdictCounts:
+    """Tally across the examples of one check: verdict counts, why points were unverified, the worst
+    error seen (in ulps of the dtype and relative to the bound) and failure reports. Mergeable, and
+    JSON-able for the run report and for pytest-xdist workers."""
+
+    MAX_FAILURES = 5
+
+    def __init__(self):
+        self.examples = 0
+        self.counts: Counter = Counter()
+        self.reasons: Counter = Counter()
+        self.worst_ulps = 0.0
+        self.worst_over_bound = 0.0
+        self.worst_case = ""
+        self.failures: list[str] = []
+
+    def add(self, verdicts: list[ElementVerdict], case: GradCase | None = None) -> None:
+        """Tally one example; with its `case`, the element behind the worst error/bound ratio is kept
+        (`worst_case`), so the statistic can be traced back to an expression and inputs."""
+        self.examples += 1
+        for v in verdicts:
+            self.counts[v.verdict] += 1
+            if v.verdict is Verdict.UNVERIFIED:
+                self.reasons[v.reason] += 1
+                continue
+            if v.error_ulps is not None:
+                self.worst_ulps = max(self.worst_ulps, v.error_ulps)
+            if v.error_over_bound is not None and v.error_over_bound > self.worst_over_bound:
+                self.worst_over_bound = v.error_over_bound
+                if case is not None:
+                    self.worst_case = f"{describe(v, case)}; inputs {list(case.values)}"
+
+    def add_failure(self, text: str) -> None:
+        if len(self.failures) < self.MAX_FAILURES:
+            self.failures.append(text)
+
+    def merge(self, other: VerdictCounts) -> None:
+        self.examples += other.examples
+        self.counts.update(other.counts)
+        self.reasons.update(other.reasons)
+        self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
+        if other.worst_over_bound > self.worst_over_bound:
+            self.worst_over_bound, self.worst_case = other.worst_over_bound, other.worst_case
+        for failure in other.failures:
+            self.add_failure(failure)
+
+    def to_json(self) -> dict:
+        return {
+            "examples": self.examples,
+            **{v.value: self.counts[v] for v in Verdict},
+            "unverified_reasons": dict(self.reasons),
+            "worst_error_ulps": self.worst_ulps,
+            "worst_error_over_bound": self.worst_over_bound,
+            "worst_case": self.worst_case,
+            "failures": list(self.failures),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> VerdictCounts:
+        counts = cls()
+        counts.examples = data["examples"]
+        counts.counts = Counter({v: data[v.value] for v in Verdict})
+        counts.reasons = Counter(data["unverified_reasons"])
+        counts.worst_ulps = data["worst_error_ulps"]
+        counts.worst_over_bound = data["worst_error_over_bound"]
+        counts.worst_case = data.get("worst_case", "")
+        counts.failures = list(data["failures"])
+        return counts
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unverified_fraction(self) -> float:
+        return self.counts[Verdict.UNVERIFIED] / self.total if self.total else 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.examples} examples", *(f"{self.counts[v]} {v.value}" for v in Verdict)]
+        if self.total:
+            parts.append(f"worst {self.worst_ulps:.3g} ulp / {self.worst_over_bound:.2g} of bound")
+        if self.reasons:
+            parts.append("unverified because: " + ", ".join(f"{r} {n}" for r, n in self.reasons.most_common()))
+        return "; ".join(parts)
+
+def _index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, index)) + "]" if index else ""
+
+
+def describe(v: ElementVerdict, case) -> str:
+    """One element's verdict in words; `case`: a GradCase or a TensorCase (anything with source and dtype)."""
+    where = f"{case.source}, {case.dtype}"
+    if v.exact is None:
+        return f"{v.reason} for {where}"
+    rel = f"rel err {v.rel_error:.2g}, " if v.rel_error is not None else ""
+    return (f"x{v.leaf}.grad{_index(v.index)} = {v.torch_value!r} but exact d/dx{v.leaf} = {v.exact!r} "
+            f"({rel}abs err {v.abs_error:.3g}, bound {v.bound:.3g}) for {where}")

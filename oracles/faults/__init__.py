@@ -1,0 +1,1 @@
+"""Planted errors: wrong backwards, derivatives and conventions the suite must catch."""

@@ -1,0 +1,151 @@
+"""Running and judging nested `torch.autograd.grad` calls (issue 6, part 1): torch's side of
+oracles.higher.higher_order.
+
+`nested_grads` runs g = grad(y, xs, U, create_graph=True), then grad(g, xs, V, ...) and so on, as a user
+computing Hessian-vector products or third derivatives writes it. A derivative torch returns without a
+grad_fn is a constant: torch cannot (and must not) be asked to differentiate it again (it raises "element
+0 of tensors does not require grad"), and the oracle must agree that every derivative of it is exactly 0
+(`structurally_zero`). A `None` (allow_unused) is torch saying "does not depend on this input": judged as
+zeros, like `materialize_grads=True` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from oracles.core.case import GradCase, all_indices
+from oracles.core.gradient_oracle import ExpectedGrad
+from oracles.core.render import run_torch, torch_source
+from oracles.core.report import _tensor_literal
+from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge_element
+from oracles.higher.higher_order import KNOWN_DEVIATION, PointJets, expected_nested, point_jets, structurally_zero
+
+
+def weights_tensor(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64).reshape(like.shape).to(like)
+
+
+@dataclass
+class NestedRun:
+    """torch's results of the last grad call, per input (zeros where torch said "unused"), and for each
+    level the inputs whose derivative came back without grad_fn (left out of the next call)."""
+
+    results: list[torch.Tensor | None]
+    constant: list[list[int]] = field(default_factory=list)  # per level: inputs with a grad_fn-less result
+    taken: list[list[int]] = field(default_factory=list)  # per level: inputs whose result went on
+
+
+def nested_grads(case: GradCase, upstream: Sequence[float] | None, levels: Sequence[Sequence[Sequence[float] | None]],
+                 device: str = "cpu", materialize: bool = False, overrides=None) -> NestedRun:
+    """grad(y, xs, U, create_graph=True), then per level grad(previous, xs, W) over the previous results that
+    have a grad_fn and a weight. Results of the last call, per input."""
+    leaves = case.make_leaves(device)
+    used = list(case.used)
+    inputs = [leaves[i] for i in used]
+    y = run_torch(case.expr, leaves, overrides)
+    u = torch.ones_like(y) if upstream is None else weights_tensor(upstream, y)
+    current = dict(zip(used, torch.autograd.grad(y, inputs, u, create_graph=bool(levels), allow_unused=True)))
+    run = NestedRun([])
+    for depth, level in enumerate(levels):
+        last = depth == len(levels) - 1
+        outputs, weights, taken, constant = [], [], [], []
+        for i in used:
+            if level[i] is None:
+                continue
+            if current[i] is None or current[i].grad_fn is None:  # torch: a constant (0 if None)
+                constant.append(i)
+                continue
+            outputs.append(current[i])
+            weights.append(weights_tensor(level[i], current[i]))
+            taken.append(i)
+        run.constant.append(constant)
+        run.taken.append(taken)
+        if not outputs:
+            current = {i: None for i in used}
+            continue
+        grads = torch.autograd.grad(outputs, inputs, weights, create_graph=not last, allow_unused=True,
+                                    materialize_grads=materialize)
+        current = dict(zip(used, grads))
+    run.results = [current.get(i) if i in current else None for i in range(len(case.shapes))]
+    return run
+
+
+def effective_levels(case: GradCase, levels, run: NestedRun):
+    """The levels as torch ran them: weights of the results left out (no grad_fn) set to None."""
+    out = []
+    for level, taken in zip(levels, run.taken):
+        out.append([level[i] if i in taken else None for i in range(len(case.shapes))])
+    return out
+
+
+def judge_nested(case: GradCase, run: NestedRun, expected: list[ExpectedGrad],
+                 jets: dict[tuple[int, ...], PointJets]) -> list[ElementVerdict]:
+    """Verdicts for every element of every used input's result, and one verdict per grad_fn-less result
+    (verified when the oracle agrees every derivative of it is exactly 0, wrong otherwise)."""
+    verdicts = []
+    for depth, constant in enumerate(run.constant):
+        for i in constant:
+            offending = structurally_zero(case, [*run.taken[:depth], [i]], jets)
+            if offending:
+                index, value = offending[0]
+                verdicts.append(ElementVerdict(i, index, Verdict.WRONG, reason=(
+                    f"torch's derivative for x{i} at level {depth + 1} has no grad_fn (a constant), but a "
+                    f"derivative of it is {value.str(10)} at point {list(index)}")))
+            else:
+                verdicts.append(ElementVerdict(i, (), Verdict.VERIFIED, reason="constant derivative, as exact"))
+    for exp in expected:
+        if not exp.used:
+            continue
+        result = run.results[exp.leaf]
+        shape = case.shapes[exp.leaf]
+        if result is None:
+            values = [0.0] * len(exp.elements)
+        else:
+            if tuple(result.shape) != shape or result.dtype != case.format.torch_dtype:
+                verdicts.append(ElementVerdict(exp.leaf, (), Verdict.WRONG, reason=(
+                    f"result for x{exp.leaf} has shape {tuple(result.shape)} and dtype {result.dtype}")))
+                continue
+            values = float64_values(result)
+        for flat, (index, element) in enumerate(zip(all_indices(shape), exp.elements)):
+            verdicts.append(judged(exp.leaf, index, values[flat], element, case))
+    return verdicts
+
+
+def judged(leaf: int, index, value: float, element, case: GradCase) -> ElementVerdict:
+    """`verdict.judge_element`, keeping the reason of a known torch deviation (not just "singular")."""
+    verdict = judge_element(leaf, index, value, element, case.format)
+    if verdict.verdict is Verdict.UNVERIFIED and element.reason.startswith(KNOWN_DEVIATION):
+        return dataclasses.replace(verdict, reason=element.reason)
+    return verdict
+
+
+def check_nested(case: GradCase, upstream, levels, device: str = "cpu", materialize: bool = False,
+                 overrides=None) -> tuple[list[ElementVerdict], NestedRun]:
+    run = nested_grads(case, upstream, levels, device, materialize, overrides)
+    jets = point_jets(case, len(levels) + 1, routes=True)
+    expected = expected_nested(case, effective_levels(case, levels, run), upstream, jets)
+    return judge_nested(case, run, expected, jets), run
+
+
+def nested_reproducer(case: GradCase, upstream, levels, device: str = "cpu") -> str:
+    """A copy-paste script running the same nested grad calls."""
+    lines = ["import torch", ""]
+    for leaf in range(len(case.shapes)):
+        lines.append(f"x{leaf} = {_tensor_literal(case, leaf)}")
+    used = list(case.used)
+    xs = "[" + ", ".join(f"x{i}" for i in used) + "]"
+    lines.append(f"y = {torch_source(case.expr)}")
+    u = "torch.ones_like(y)" if upstream is None else f"torch.tensor({list(upstream)}).reshape(y.shape).to(y)"
+    lines.append(f"g = torch.autograd.grad(y, {xs}, {u}, create_graph=True, allow_unused=True)")
+    for depth, level in enumerate(levels):
+        pairs = [(k, level[i]) for k, i in enumerate(used) if level[i] is not None]
+        outs = "[" + ", ".join(f"g[{k}]" for k, _ in pairs) + "]"
+        ws = "[" + ", ".join(f"torch.tensor({list(w)}).reshape(g[{k}].shape).to(g[{k}])" for k, w in pairs) + "]"
+        last = depth == len(levels) - 1
+        lines.append(f"g = torch.autograd.grad({outs}, {xs}, {ws}, create_graph={not last}, allow_unused=True)")
+    lines.append("print(g)")
+    return "\n".join(lines) + "\n"

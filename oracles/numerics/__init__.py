@@ -1,0 +1,1 @@
+"""Floating-point formats, the rounding model and exact evaluation in arb."""

@@ -1,0 +1,112 @@
+"""The error model: ball arithmetic in which every floating-point operation torch performs may err.
+
+A `RoundingModel` turns an exact arb ball into the set of values a float operation of the format under
+test could return: each result is widened by k·u·|value| (+ k·η for underflow), where u is the unit
+roundoff and k the operation's allowed error in half-ulps. Evaluating torch's own forward and backward
+formulas with these operations encloses every result any computation with that per-op accuracy could
+produce: tight where the problem is well conditioned, wide where it is not.
+"""
+
+from __future__ import annotations
+
+from flint import arb, ctx
+
+from oracles.numerics.dtypes import FloatFormat
+
+# Working precision of all ball arithmetic: far beyond float64, so arb's own rounding never matters.
+WORKING_PRECISION_BITS = 192
+ctx.prec = WORKING_PRECISION_BITS
+
+
+def int_power(base: arb, n: int) -> arb:
+    """base ** n by repeated squaring. python-flint 0.9's `arb ** n` returns NaN for a ball whose midpoint
+    is exactly 0 but whose radius is not (e.g. sin(0) in the rounding model), which would silently turn
+    such points into "singular" ones."""
+    if n < 0:
+        return 1 / int_power(base, -n)
+    result = arb(1)
+    while n:
+        if n & 1:
+            result *= base
+        n >>= 1
+        if n:
+            base = base * base
+    return result
+
+
+class Singular(Exception):
+    """The point is (or, within the rounding model, may be) a kink, tie, pole or branch point."""
+
+
+class Overflow(Exception):
+    """A value torch computes on the way may exceed the dtype's finite range."""
+
+
+class RoundingModel:
+    def __init__(self, fmt: FloatFormat):
+        self.format = fmt
+        self.u = arb(fmt.unit_roundoff)
+        self.eta = arb(fmt.min_subnormal)
+        self.limit = arb(fmt.max_finite)
+
+    def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:
+        """`value` after one operation whose relative error is at most k·u (of `magnitude`, default |value|)."""
+        if k == 0:
+            return self.in_range(value)
+        mag = value.abs_upper() if magnitude is None else magnitude
+        return self.in_range(value + arb(0, k * (self.u * mag + self.eta)))
+
+    def in_range(self, value: arb) -> arb:
+        """`value`, unless torch could overflow computing it (then nothing can be said)."""
+        if value.is_nan():
+            raise Singular("a value is undefined within the rounding model (outside an op's domain)")
+        if not value.is_finite() or value.abs_upper() > self.limit:
+            raise Overflow(f"a value may exceed the {self.format.name} range ({value.str(3)})")
+        return value
+
+    # Correctly rounded IEEE operations (k = 1). Sums are widened by |a| + |b| rather than |a + b|, so
+    # the enclosure does not depend on the order in which torch happens to accumulate terms.
+    def add(self, a: arb, b: arb) -> arb:
+        return self.round(a + b, 1, a.abs_upper() + b.abs_upper())
+
+    def sub(self, a: arb, b: arb) -> arb:
+        return self.round(a - b, 1, a.abs_upper() + b.abs_upper())
+
+    def mul(self, a: arb, b: arb) -> arb:
+        return self.round(a * b)
+
+    def div(self, a: arb, b: arb) -> arb:
+        return self.round(a / b)
+
+    def const(self, value: float) -> arb:
+        """A Python scalar as torch uses it: exact where the format holds it, else possibly rounded."""
+        if self.format.round(value) == value:
+            return arb(value)
+        return self.round(arb(value))
+
+    def sum(self, terms: list[arb]) -> arb:
+        """Sum in any order: each of the n-1 additions errs by at most u·Σ|terms|."""
+        total = arb(0)
+        magnitude = arb(0)
+        for term in terms:
+            total += term
+            magnitude += term.abs_upper()
+        return self.round(total, max(len(terms) - 1, 0), magnitude)
+
+    @staticmethod
+    def sign(a: arb) -> int:
+        """The sign of a ball that excludes 0; a ball touching 0 is a kink of the rounding model."""
+        if a > 0:
+            return 1
+        if a < 0:
+            return -1
+        raise Singular("argument may be 0")
+
+    @staticmethod
+    def greater(a: arb, b: arb) -> bool:
+        """a > b, decided for every value in both balls, else a tie is possible."""
+        if a > b:
+            return True
+        if a <= b:
+            return False
+        raise Singular("comparison may tie")

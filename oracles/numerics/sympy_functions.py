@@ -1,0 +1,48 @@
+"""SymPy functions for torch's piecewise-constant ops (floor, ceil, trunc, round), with a derivative SymPy
+can write down: 0 between the jumps, a `DiracDelta` of an expression that vanishes exactly at them
+(sin(πx) at the integers, cos(πx) at the half-integers). The exact evaluator (oracles.numerics.exact) evaluates
+a DiracDelta to 0 where its argument is certainly nonzero and raises `Singular` on a jump.
+
+SymPy's own `floor` has no derivative (`Derivative(floor(x), x)` stays unevaluated), and it has no
+round-half-to-even at all.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+
+class _Steps(sympy.Function):
+    nargs = 1
+    _jumps_at_half_integers = False
+
+    def _eval_is_extended_real(self):
+        # real for a real argument: SymPy then differentiates sign(floor(x)) and |floor(x)| too
+        return self.args[0].is_extended_real
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        at_jumps = sympy.cos(sympy.pi * x) if self._jumps_at_half_integers else sympy.sin(sympy.pi * x)
+        return sympy.DiracDelta(at_jumps)
+
+
+class Floor(_Steps):
+    """torch.floor."""
+
+
+class Ceil(_Steps):
+    """torch.ceil."""
+
+
+class Trunc(_Steps):
+    """torch.trunc: rounds towards zero (continuous at 0; the derivative still flags 0 as a possible
+    jump, which only costs a Singular there)."""
+
+
+class RoundHalfEven(_Steps):
+    """torch.round: to nearest, ties to even; jumps at the half-integers."""
+
+    _jumps_at_half_integers = True
+
+
+STEP_FUNCTIONS = (Floor, Ceil, Trunc, RoundHalfEven)

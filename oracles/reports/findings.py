@@ -1,0 +1,209 @@
+"""The known-findings registry (findings.toml at the repository root): real torch deviations, each with
+evidence, the torch versions seen affected, an upstream issue if one exists, and the tests that show it.
+
+Those tests are marked strict xfails (`apply_findings`, called from conftest's
+`pytest_collection_modifyitems`), so a torch upgrade that fixes a finding fails the suite with
+"XPASS(strict)" and the entry can go. Registry test ids that match no collected test warn (stale).
+
+Entries need evidence that torch is wrong (against its documented rule, or against the exact gradient
+beyond the accuracy band); an oracle problem is fixed in the oracle, never registered here.
+
+Test ids are written without the dtype: `tests/test_conventions.py::test_follows_rule[hypot@0,0]`
+stands for one test per dtype of the entry, `...[hypot@0,0-float64]`, ...; an id that ends in a dtype
+(`...[atan@2^520-float64]`) stands for itself.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from oracles.numerics.dtypes import FORMATS
+from oracles.table.ops import OPS
+from oracles.table.reduction_conventions import PINNED_ONLY
+from oracles.table.tensor_ops import TENSOR_OPS
+
+REGISTRY = Path(__file__).resolve().parents[2] / "findings.toml"
+KINDS = ("deviation", "inaccuracy")
+_REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
+             "upstream": str, "evidence": str, "tests": list}
+_OPTIONAL = {"region": dict}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[[^\]]+\]$")
+
+
+class RegistryError(ValueError):
+    """findings.toml is malformed; the message names the entry and the field."""
+
+
+class StaleFindingWarning(UserWarning):
+    """A registered test id matches no collected test."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a region finding holds: an interval per tensor argument (inclusive), constants appended;
+    `per_dtype` replaces the intervals for a dtype whose range puts the region elsewhere."""
+
+    args: tuple[tuple[float, float], ...]
+    constants: tuple[float, ...] = ()
+    per_dtype: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+
+    def args_for(self, dtype: str) -> tuple[tuple[float, float], ...]:
+        return dict(self.per_dtype).get(dtype, self.args)
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    op: str
+    where: str
+    kind: str
+    dtypes: tuple[str, ...]
+    torch_versions: tuple[str, ...]
+    upstream: str
+    evidence: str
+    tests: tuple[str, ...]
+    region: Region | None = None
+
+    def node_ids(self) -> list[str]:
+        """The pytest node ids this entry marks: each test id once per dtype, or as written when it
+        names its dtype (values that hold for one dtype only)."""
+        nodes = []
+        for test in self.tests:
+            if _dtype_of(test):
+                nodes.append(test)
+            else:
+                nodes += [f"{test[:-1]}-{dtype}]" for dtype in self.dtypes]
+        return nodes
+
+    @property
+    def reason(self) -> str:
+        return f"known finding {self.id} ({self.upstream}): {self.where}"
+
+
+def _entry(raw: dict, position: int, known_ops) -> Finding:
+    name = raw.get("id", f"entry {position}")
+    where = f"findings.toml [[finding]] {name!r}"
+    unknown = set(raw) - set(_REQUIRED) - set(_OPTIONAL)
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    for key, kind in _REQUIRED.items():
+        if key not in raw:
+            raise RegistryError(f"{where}: missing field {key!r}")
+        if not isinstance(raw[key], kind):
+            raise RegistryError(f"{where}: {key!r} must be a {kind.__name__}, got {raw[key]!r}")
+    if not _ID.match(raw["id"]):
+        raise RegistryError(f"{where}: id must be lower-case letters, digits, '-', '_' or '.'")
+    if raw["op"] not in known_ops:
+        raise RegistryError(f"{where}: op {raw['op']!r} is not in the op table, the tensor-op table or "
+                            f"the pinned-only conventions")
+    if raw["kind"] not in KINDS:
+        raise RegistryError(f"{where}: kind must be one of {', '.join(KINDS)}, got {raw['kind']!r}")
+    bad = [d for d in raw["dtypes"] if d not in FORMATS]
+    if bad or not raw["dtypes"]:
+        raise RegistryError(f"{where}: dtypes {bad or raw['dtypes']!r}; choose from {', '.join(FORMATS)}")
+    if not raw["torch_versions"] or not all(isinstance(v, str) for v in raw["torch_versions"]):
+        raise RegistryError(f"{where}: torch_versions must list the versions seen affected, as strings")
+    upstream = raw["upstream"]
+    if upstream != "none found" and not upstream.startswith("https://github.com/"):
+        raise RegistryError(f"{where}: upstream must be a GitHub URL or 'none found', got {upstream!r}")
+    if len(raw["evidence"].strip()) < 40:
+        raise RegistryError(f"{where}: evidence must say what torch returns, the exact or rule value, and why")
+    if not raw["tests"]:
+        raise RegistryError(f"{where}: list at least one test id")
+    for test in raw["tests"]:
+        if not isinstance(test, str) or not _TEST.match(test):
+            raise RegistryError(f"{where}: test id {test!r} must look like 'tests/file.py::test_name[param]' "
+                                f"(the dtype is added per entry dtype unless the id ends in one)")
+        if _dtype_of(test) and _dtype_of(test) not in raw["dtypes"]:
+            raise RegistryError(f"{where}: test id {test!r} names dtype {_dtype_of(test)!r}, "
+                                f"which the entry's dtypes {raw['dtypes']} lack")
+    region = None
+    if "region" in raw:
+        region = _region(raw["region"], where)
+    return Finding(raw["id"], raw["op"], raw["where"], raw["kind"], tuple(raw["dtypes"]),
+                   tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), region)
+
+
+def _dtype_of(test: str) -> str | None:
+    match = re.search(rf"-({'|'.join(FORMATS)})\]$", test)
+    return match.group(1) if match else None
+
+
+def _intervals(args, where: str, field: str) -> tuple[tuple[float, float], ...]:
+    if not isinstance(args, list) or not args or not all(
+            isinstance(a, list) and len(a) == 2 and all(isinstance(v, (int, float)) for v in a) and a[0] <= a[1]
+            for a in args):
+        raise RegistryError(f"{where}: {field} must list one [low, high] interval per tensor argument")
+    return tuple((float(a), float(b)) for a, b in args)
+
+
+def _region(raw: dict, where: str) -> Region:
+    args = _intervals(raw.get("args"), where, "region.args")
+    constants = raw.get("constants", [])
+    if not isinstance(constants, list) or not all(isinstance(v, (int, float)) for v in constants):
+        raise RegistryError(f"{where}: region.constants must be a list of numbers")
+    per_dtype = []
+    for key, value in raw.items():
+        if key in ("args", "constants"):
+            continue
+        if key not in FORMATS or not isinstance(value, dict) or set(value) != {"args"}:
+            raise RegistryError(f"{where}: unknown region field {key!r} (a dtype table takes only args)")
+        per_dtype.append((key, _intervals(value["args"], where, f"region.{key}.args")))
+        if len(per_dtype[-1][1]) != len(args):
+            raise RegistryError(f"{where}: region.{key}.args needs {len(args)} interval(s), as region.args")
+    return Region(args, tuple(float(c) for c in constants), tuple(per_dtype))
+
+
+def load(path: Path = REGISTRY) -> list[Finding]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"no findings registry at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"{path.name} is not valid TOML: {exc}") from None
+    extra = set(data) - {"finding"}
+    if extra:
+        raise RegistryError(f"{path.name}: unknown top-level key(s) {', '.join(sorted(extra))}; "
+                            f"entries are [[finding]] tables")
+    known = set(OPS) | set(PINNED_ONLY) | set(TENSOR_OPS)
+    findings = [_entry(raw, i, known) for i, raw in enumerate(data.get("finding", []))]
+    seen: dict[str, str] = {}
+    for finding in findings:
+        if finding.id in seen:
+            raise RegistryError(f"{path.name}: duplicate id {finding.id!r}")
+        seen[finding.id] = finding.id
+        for node in finding.node_ids():
+            if node in seen:
+                raise RegistryError(f"{path.name}: test {node} is registered by {seen[node]!r} and {finding.id!r}")
+            seen[node] = finding.id
+    return findings
+
+
+def registered_nodes(findings: list[Finding]) -> dict[str, Finding]:
+    return {node: f for f in findings for node in f.node_ids()}
+
+
+def apply_findings(items, config, path: Path = REGISTRY) -> None:
+    """Mark every collected test registered in findings.toml as a strict xfail; warn about registered
+    ids whose test function was collected but which match no collected parametrization (stale ids).
+    Call it from conftest's `pytest_collection_modifyitems(config, items)`."""
+    nodes = registered_nodes(load(path))
+    collected = {item.nodeid for item in items}
+    for item in items:
+        finding = nodes.get(item.nodeid)
+        if finding is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=finding.reason))
+    functions = {item.nodeid.split("[")[0] for item in items}
+    selected = set(getattr(config, "gradoracle_dtypes", FORMATS))
+    for node, finding in nodes.items():
+        dtype = node.rsplit("-", 1)[-1].rstrip("]")
+        if node not in collected and node.split("[")[0] in functions and dtype in selected:
+            warnings.warn(StaleFindingWarning(f"findings.toml: {finding.id!r} registers {node}, which matches "
+                                              f"no collected test (stale entry?)"), stacklevel=1)

@@ -1,0 +1,62 @@
+"""Conventions of torch functions that are not elementwise (reductions and norms), pinned on tiny
+hand-built cases: each tensor argument is one element of the reduced vector `torch.stack([x0, x1, ...])`.
+The elementwise op table has no oracle for them; their tie and zero conventions are what matters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from oracles.table.conventions import PinnedOnly, Rule, conv
+from oracles.table.ops import Spelling
+
+SUB, SUPER = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT
+
+
+def _stacked(template: str, reduce) -> Spelling:
+    """`template` with {v} standing for `torch.stack([x0, x1, ...])`; `reduce` maps that tensor to the output."""
+    return Spelling(template, lambda *xs: reduce(torch.stack(xs)))
+
+
+_HALF_TIE = (1.0, 1.0)
+_THIRD_TIE = (2.0, 2.0, 2.0)
+_PARTIAL_TIE = (1.0, 1.0, 0.0)
+
+PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
+    PinnedOnly("amax", (_stacked("{v}.amax()", torch.amax), _stacked("torch.amax({v}, dim=0)",
+                                                                  lambda v: torch.amax(v, dim=0))), (
+        conv(_HALF_TIE, (0.5, 0.5), SUB, (0.5, 0.5),
+             "max of a vector is convex; at a tie of k entries its subdifferential is the simplex on them, of "
+             "minimum norm 1/k each. torch: amax's backward splits grad evenly among the maxima.", label="tie2"),
+        conv(_THIRD_TIE, (1 / 3, 1 / 3, 1 / 3), SUB, (1 / 3, 1 / 3, 1 / 3), "a three-way tie: 1/3 each.",
+             label="tie3"),
+        conv(_PARTIAL_TIE, (0.5, 0.5, 0.0), SUB, (0.5, 0.5, 0.0), "two of three tie; the third is not a max.",
+             label="tie2of3"),
+    )),
+    PinnedOnly("amin", (_stacked("{v}.amin()", torch.amin),), (
+        conv(_HALF_TIE, (0.5, 0.5), SUPER, (0.5, 0.5),
+             "min of a vector is concave; minimum-norm supergradient 1/k on a tie of k. torch: split evenly.",
+             label="tie2"),
+    )),
+    PinnedOnly("max", (_stacked("{v}.max()", torch.max),), (
+        conv(_HALF_TIE, (0.5, 0.5), SUB, (0.5, 0.5),
+             "the full reduction max(): as amax, 1/k each. torch: evenly distributed (max's backward "
+             "for the full reduction is evenly_distribute_backward).", label="tie2"),
+    ), note="full reduction, no dim"),
+    PinnedOnly("max_dim", (_stacked("{v}.max(dim=0).values", lambda v: v.max(dim=0).values),), (
+        conv(_HALF_TIE, (1.0, 0.0), SUB, (0.5, 0.5),
+             "the same function as amax (1/2 each by the rule). torch: max(dim) returns an index and its "
+             "backward scatters grad to that index only (value_selecting_reduction_backward), so the tie "
+             "goes to the first maximum.", label="tie2"),
+    ), note="max over a dimension, which also returns indices"),
+    PinnedOnly("min", (_stacked("{v}.min()", torch.min),), (
+        conv(_HALF_TIE, (0.5, 0.5), SUPER, (0.5, 0.5), "the full reduction min(): 1/k each.", label="tie2"),
+    ), note="full reduction, no dim"),
+    PinnedOnly("vector_norm", (_stacked("torch.linalg.vector_norm({v})", torch.linalg.vector_norm),
+                               _stacked("{v}.norm()", lambda v: v.norm())), (
+        conv((0.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
+             "the 2-norm is convex; at 0 its subdifferential is the unit ball, of minimum norm 0. torch: "
+             "norm_backward masks the 0/0 where the norm is 0 (PR #2775 for issue #2421). Compare hypot, "
+             "the same function of two tensors, which gives NaN there.", label="0,0"),
+    )),
+)}

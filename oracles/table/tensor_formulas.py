@@ -1,0 +1,450 @@
+"""The formulas behind the tensor-op table (oracles.table.tensor_ops): per slice along a dim, what each op is
+mathematically (SymPy, for the exact Jacobian) and how torch computes its forward and backward (balls,
+every float operation rounded by the `RoundingModel`), after derivatives.yaml and FunctionsManual.cpp.
+
+Arrays are numpy object arrays of balls (or of SymPy expressions), one per tensor element. An op's
+parameters (`p`: dim, keepdim, ...) are an oracles.table.tensor_ops.Params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import sympy
+from flint import arb
+
+from oracles.numerics.rounding import RoundingModel, Singular
+
+ZERO = arb(0)
+
+# Accuracy of the exp/log inside softmax, log_softmax and logsumexp, in half-ulps: their CPU kernels use
+# SLEEF's vectorised exp (1 ulp; some torch versions a faster 2-ulp variant) and log; 4 ulps is a margin
+# that holds for both and for CUDA's expf/logf (2 ulp).
+K_EXP = 8
+K_LOG = 8
+
+
+# ------------------------------------------------------------------ slices along a dim
+def _obj(shape) -> np.ndarray:
+    return np.empty(shape, dtype=object)
+
+
+def slices(shape: tuple[int, ...], dim: int | None):
+    """(full indices of the slice's elements in order along `dim`, index of the slice in the keepdim output)
+    for every slice; `dim` None: one slice of every element, row-major."""
+    if dim is None:
+        return [(list(np.ndindex(*shape)), tuple(0 for _ in shape))]
+    dim = dim % len(shape)
+    rest = [range(n) if d != dim else range(1) for d, n in enumerate(shape)]
+    out = []
+    for base in np.ndindex(*[len(r) for r in rest]):
+        members = [base[:dim] + (k,) + base[dim + 1:] for k in range(shape[dim])]
+        out.append((members, base))
+    return out
+
+
+def reduced_shape(shape, p) -> tuple[int, ...]:
+    if p.dim is None:
+        return tuple(1 for _ in shape) if p.keepdim else ()
+    dim = p.dim % len(shape)
+    return tuple(1 if d == dim else n for d, n in enumerate(shape)) if p.keepdim else \
+        tuple(n for d, n in enumerate(shape) if d != dim)
+
+
+def out_index(kept: tuple[int, ...], shape, p) -> tuple[int, ...]:
+    """Index into the (maybe squeezed) reduction output from the keepdim index of the slice."""
+    if p.keepdim:
+        return kept
+    if p.dim is None:
+        return ()
+    dim = p.dim % len(shape)
+    return kept[:dim] + kept[dim + 1:]
+
+
+def reduction(per_slice: Callable) -> Callable:
+    """A reduction's math or forward from a function of one slice's element list."""
+
+    def apply(*args):
+        *head, arrays, p = args
+        a = arrays[0]
+        out = _obj(reduced_shape(a.shape, p))
+        for members, kept in slices(a.shape, p.dim):
+            out[out_index(kept, a.shape, p)] = per_slice(*head, [a[m] for m in members])
+        return out
+
+    return apply
+
+
+def reduction_backward(per_slice: Callable) -> Callable:
+    """A reduction's backward from (F, slice values, slice result, slice grad) -> grads of the slice."""
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        result = _obj(a.shape)
+        for members, kept in slices(a.shape, p.dim):
+            index = out_index(kept, a.shape, p)
+            grads = per_slice(F, [a[m] for m in members], out[index], grad[index])
+            for m, g in zip(members, grads):
+                result[m] = g
+        return (result,)
+
+    return backward
+
+
+def dimwise(per_slice: Callable) -> Callable:
+    """A shape-preserving op along `dim` (cumsum, softmax) from a function of one slice's list."""
+
+    def apply(*args):
+        *head, arrays, p = args
+        a = arrays[0]
+        out = _obj(a.shape)
+        for members, _ in slices(a.shape, p.dim):
+            for m, v in zip(members, per_slice(*head, [a[m] for m in members])):
+                out[m] = v
+        return out
+
+    return apply
+
+
+def dimwise_backward(per_slice: Callable) -> Callable:
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        result = _obj(a.shape)
+        for members, _ in slices(a.shape, p.dim):
+            grads = per_slice(F, [a[m] for m in members], [out[m] for m in members], [grad[m] for m in members])
+            for m, g in zip(members, grads):
+                result[m] = g
+        return (result,)
+
+    return backward
+
+
+# ------------------------------------------------------------------ rounding-model helpers
+def product(F: RoundingModel, values: list[arb]) -> arb:
+    """A product of n factors in any order: n - 1 roundings, each by u of the result (relative errors
+    compose), plus underflow: an intermediate product may lose η, scaled by the factors after it."""
+    if not values:
+        return arb(1)
+    exact = arb(1)
+    scale = arb(1)
+    for v in values:
+        exact *= v
+        scale *= max(arb(v.abs_upper()), arb(1))
+    k = len(values) - 1
+    if k == 0:
+        return values[0]
+    return F.in_range(exact + arb(0, k * (F.u * exact.abs_upper() + F.eta * scale)))
+
+
+def _is_zero(value: arb) -> bool:
+    return value.is_exact() and value.is_zero()
+
+
+def mul(F: RoundingModel, a: arb, b: arb) -> arb:
+    """a * b, exactly 0 when a factor is exactly 0 (IEEE: 0 times a finite float is ±0, no rounding), so
+    zeros stay decidable (the norm of a zero slice, prod's zero path)."""
+    if _is_zero(a) or _is_zero(b):
+        return ZERO
+    return F.mul(a, b)
+
+
+def sum_any(F: RoundingModel, values: list[arb]) -> arb:
+    """Sum in any order; exact zeros are left out (adding an exact 0 is exact)."""
+    terms = [v for v in values if not (v.is_exact() and v.is_zero())]
+    if not terms:
+        return ZERO
+    return F.sum(terms)
+
+
+def maximum(values: list[arb]) -> tuple[arb, list[int]]:
+    """The largest value and the positions torch sees as equal to it. Exact equal balls tie (torch compares
+    the same floats); balls that may or may not be the largest leave the point undecidable."""
+    best = max(range(len(values)), key=lambda i: values[i].upper())
+    top = values[best]
+    ties = [best]
+    for i, v in enumerate(values):
+        if i == best or v < top:
+            continue
+        if not (v.is_exact() and top.is_exact() and v == top):
+            raise Singular("the maximum may tie within the rounding model")
+        ties.append(i)
+    return top, sorted(ties)
+
+
+def hull_maximum(values: list[arb]) -> arb:
+    """A ball containing max(values) for every choice of values within their balls (softmax's shift)."""
+    lo = max(v.lower() for v in values)
+    hi = max(v.upper() for v in values)
+    return arb((lo + hi) / 2, (hi - lo) / 2)
+
+
+def _exp(F, x, k=K_EXP):
+    return F.round(x.exp(), k)
+
+
+def _log(F, x, k=K_LOG):
+    if not x > 0:
+        raise Singular("log of a value that may be <= 0")
+    return F.round(x.log(), k)
+
+
+# ------------------------------------------------------------------ the reductions
+def sum_backward(F, a, y, g):
+    return [g] * len(a)  # sum_backward: grad expanded, an exact copy
+
+
+def mean_forward(F, a):
+    return F.div(F.sum(a), arb(len(a)))  # at::mean = sum(...).div_(n)
+
+
+def mean_backward(F, a, y, g):
+    return [F.div(g, arb(len(a)))] * len(a)  # mean_backward: sum_backward(grad, ...).div_(n)
+
+
+def prod_backward(F, a, y, g):
+    """prod_backward (FunctionsManual.cpp): grad * (result / input) without zeros, else
+    prod_safe_zeros_backward: grad * (exclusive cumprod from the left * exclusive cumprod from the right)."""
+    exactly_zero = [v.is_exact() and v.is_zero() for v in a]
+    if any(v.contains(0) and not z for v, z in zip(a, exactly_zero)):
+        raise Singular("a factor of prod may be 0 within the rounding model (which backward torch takes)")
+    if len(a) == 1:
+        return [g]
+    if not any(exactly_zero):
+        return [mul(F, g, F.div(y, v)) for v in a]
+    out = []
+    for i in range(len(a)):
+        left, right = product(F, a[:i]), product(F, a[i + 1:])
+        out.append(mul(F, g, mul(F, left, right)))
+    return out
+
+
+def amax_backward(F, a, y, g):
+    """scale_grad_by_count: (grad / count) * (input == result): ties share the gradient evenly."""
+    _, ties = maximum(a)
+    share = g if len(ties) == 1 else F.div(g, arb(len(ties)))
+    return [share if i in ties else ZERO for i in range(len(a))]
+
+
+def logsumexp_forward(F, a):
+    """logsumexp_out_impl: m = amax; log(sum(exp(x - m))) + m."""
+    m = hull_maximum(a)
+    s = F.sum([_exp(F, F.sub(v, m)) for v in a])
+    return F.add(_log(F, s), m)
+
+
+def logsumexp_backward(F, a, y, g):
+    return [mul(F, g, _exp(F, F.sub(v, y))) for v in a]  # logsumexp_backward: grad * (self - result).exp()
+
+
+def norm_forward(F, a):
+    s = sum_any(F, [mul(F, v, v) for v in a])
+    if s.is_exact() and s.is_zero():
+        return ZERO
+    if not s > 0:
+        raise Singular("the norm may be 0 within the rounding model")
+    return F.round(s.sqrt(), 1)
+
+
+def norm_backward(F, a, y, g):
+    """norm_backward, p = 2: self * (grad / norm).masked_fill_(norm == 0, 0)."""
+    if y.is_exact() and y.is_zero():
+        return [ZERO] * len(a)
+    if y.contains(0):
+        raise Singular("the norm may be 0 within the rounding model")
+    scale = F.div(g, y)
+    return [mul(F, v, scale) for v in a]
+
+
+# ------------------------------------------------------------------ cumulative ops and softmax
+def prefix_sums(F, a):
+    return [sum_any(F, a[:i + 1]) for i in range(len(a))]
+
+
+def _reversed_cumsum(F, w):
+    """reversed_cumsum(w) = w.flip(dim).cumsum(dim).flip(dim), element i: Σ_{j >= i} w_j. Widened by the
+    magnitude of the whole slice, not of the suffix: some torch versions compute it without flips as
+    sum - cumsum + w, which errs by u times the whole slice."""
+    total = arb(0)
+    for v in w:
+        total += arb(v.abs_upper())
+    out = []
+    for i in range(len(w)):
+        exact = arb(0)
+        for v in w[i:]:
+            exact += v
+        out.append(F.round(exact, 3 * max(len(w) - 1, 1), total))
+    return out
+
+
+def cumsum_backward(F, a, y, g):
+    return [g[0]] if len(a) == 1 else _reversed_cumsum(F, g)  # cumsum_backward
+
+
+def prefix_products(F, a):
+    return [product(F, a[:i + 1]) for i in range(len(a))]
+
+
+def cumprod_backward(F, a, y, g):
+    """cumprod_backward (ReduceOps.cpp), first order: without zeros reversed_cumsum(output * grad) / input;
+    with zeros, before the first zero z1 the same on the masked slice, at z1
+    sum(cumprod(input on (z1, z2)) * grad on [z1, z2)) * output[z1 - 1], after it 0."""
+    exactly_zero = [v.is_exact() and v.is_zero() for v in a]
+    if any(v.contains(0) and not z for v, z in zip(a, exactly_zero)):
+        raise Singular("a factor of cumprod may be 0 within the rounding model (which backward torch takes)")
+    n = len(a)
+    if n == 1:
+        return [g[0]]
+    w = [mul(F, yj, gj) for yj, gj in zip(y, g)]
+    if not any(exactly_zero):
+        return [F.div(s, v) for s, v in zip(_reversed_cumsum(F, w), a)]
+    z1 = exactly_zero.index(True)
+    later = [i for i in range(z1 + 1, n) if exactly_zero[i]]
+    z2 = later[0] if later else n
+    before = [ZERO if i >= z1 else w[i] for i in range(n)]
+    out = [ZERO] * n
+    for i, s in enumerate(_reversed_cumsum(F, before)[:z1]):
+        out[i] = F.div(s, a[i])
+    chain = [product(F, a[z1 + 1:j + 1]) for j in range(z1, z2)]  # cumprod of the masked input
+    at_zero = sum_any(F, [mul(F, c, g[j]) for c, j in zip(chain, range(z1, z2))])
+    out[z1] = at_zero if z1 == 0 else mul(F, at_zero, y[z1 - 1])
+    return out
+
+
+def softmax_forward(F, a):
+    """exp(x - max) / sum: the CPU kernel multiplies by 1 / sum (two roundings) or divides (one)."""
+    m = hull_maximum(a)
+    e = [_exp(F, F.sub(v, m)) for v in a]
+    s = F.sum(e)
+    return [F.round(v / s, 2) for v in e]
+
+
+def softmax_backward(F, a, y, g):
+    """_softmax_backward_data: output * (grad - sum(grad * output))."""
+    s = sum_any(F, [mul(F, gj, yj) for gj, yj in zip(g, y)])
+    return [mul(F, yi, F.sub(gi, s)) for yi, gi in zip(y, g)]
+
+
+def log_softmax_forward(F, a):
+    """x - max - log(sum(exp(x - max))), associated either way: (x - max) - lse or x - (max + lse)."""
+    m = hull_maximum(a)
+    s = F.sum([_exp(F, F.sub(v, m)) for v in a])
+    lse = _log(F, s)
+    return [F.round(v - m - lse, 2, arb(v.abs_upper()) + m.abs_upper() + lse.abs_upper()) for v in a]
+
+
+def log_softmax_backward(F, a, y, g):
+    """_log_softmax_backward_data: grad - exp(output) * sum(grad)."""
+    s = sum_any(F, list(g))
+    return [F.sub(gi, mul(F, _exp(F, yi), s)) for gi, yi in zip(g, y)]
+
+
+# ------------------------------------------------------------------ the SymPy side
+def sym_softmax(a):
+    e = [sympy.exp(v) for v in a]
+    total = sympy.Add(*e)
+    return [v / total for v in e]
+
+
+def sym_log_softmax(a):
+    lse = sympy.log(sympy.Add(*(sympy.exp(v) for v in a)))
+    return [v - lse for v in a]
+
+
+def sym_cumprod(a):
+    return [sympy.Mul(*a[:i + 1]) for i in range(len(a))]
+
+
+# ------------------------------------------------------------------ matmul
+def sym_matmul(arrays, p):
+    a, b = arrays
+    out = np.matmul(a, b) if a.ndim and b.ndim and not (a.ndim == 1 and b.ndim == 1) else None
+    if out is None:  # 1-D @ 1-D: a 0-d dot product
+        return np.array(sympy.Add(*(x * y for x, y in zip(a, b))), dtype=object)
+    return np.asarray(out, dtype=object)
+
+
+def _as_matrices(a, b):
+    """matmul's 1-D operands as a row (left) or a column (right), as torch documents."""
+    return (a.reshape(1, -1) if a.ndim == 1 else a), (b.reshape(-1, 1) if b.ndim == 1 else b)
+
+
+def matmul_forward(F, arrays, p):
+    a, b = arrays
+    A, B = _as_matrices(a, b)
+    out = _obj((A.shape[0], B.shape[1]))
+    for i in range(A.shape[0]):
+        for j in range(B.shape[1]):
+            out[i, j] = sum_any(F, [mul(F, A[i, k], B[k, j]) for k in range(A.shape[1])])
+    return out.reshape(_matmul_out(a.shape, b.shape))
+
+
+def _matmul_out(sa, sb):
+    if len(sa) == 1 and len(sb) == 1:
+        return ()
+    if len(sa) == 1:
+        return (sb[1],)
+    if len(sb) == 1:
+        return (sa[0],)
+    return (sa[0], sb[1])
+
+
+def matmul_backward(F, arrays, out, grad, p):
+    """matmul's backward: grad @ other^T and self^T @ grad (each entry a dot product, any order)."""
+    a, b = arrays
+    A, B = _as_matrices(a, b)
+    G = grad.reshape(A.shape[0], B.shape[1])
+    ga, gb = _obj(A.shape), _obj(B.shape)
+    for i in range(A.shape[0]):
+        for k in range(A.shape[1]):
+            ga[i, k] = sum_any(F, [mul(F, G[i, j], B[k, j]) for j in range(B.shape[1])])
+    for k in range(B.shape[0]):
+        for j in range(B.shape[1]):
+            gb[k, j] = sum_any(F, [mul(F, A[i, k], G[i, j]) for i in range(A.shape[0])])
+    return ga.reshape(a.shape), gb.reshape(b.shape)
+
+
+# ------------------------------------------------------------------ views
+def view(index_map: Callable[[np.ndarray, object], np.ndarray]):
+    """forward, backward and SymPy of a view from `index_map` (numpy array -> the same view of it)."""
+
+    def sympy_side(arrays, p):
+        return np.asarray(index_map(arrays[0], p), dtype=object)
+
+    def forward(F, arrays, p):
+        return np.asarray(index_map(arrays[0], p), dtype=object)
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        sources = np.asarray(index_map(np.arange(a.size).reshape(a.shape), p))
+        collected: list[list[arb]] = [[] for _ in range(a.size)]
+        for o in np.ndindex(*sources.shape):
+            collected[int(sources[o])].append(grad[o])
+        grads = _obj(a.shape)  # index_put_(accumulate=True) / sum_to_size: repeats and expanded dims add up
+        for flat, index in enumerate(np.ndindex(*a.shape)):
+            grads[index] = sum_any(F, collected[flat])
+        return (grads,)
+
+    return sympy_side, forward, backward
+
+
+# ------------------------------------------------------------------ per op: (SymPy, forward, backward)
+def _reduce(math, forward, backward):
+    return reduction(math), reduction(forward), reduction_backward(backward)
+
+
+def _along(math, forward, backward):
+    return dimwise(math), dimwise(forward), dimwise_backward(backward)
+
+
+SUM = _reduce(lambda a: sympy.Add(*a), sum_any, sum_backward)
+MEAN = _reduce(lambda a: sympy.Add(*a) / len(a), mean_forward, mean_backward)
+PROD = _reduce(lambda a: sympy.Mul(*a), product, prod_backward)
+AMAX = _reduce(lambda a: sympy.Max(*a), lambda F, a: maximum(a)[0], amax_backward)
+LOGSUMEXP = _reduce(lambda a: sympy.log(sympy.Add(*(sympy.exp(v) for v in a))), logsumexp_forward, logsumexp_backward)
+NORM = _reduce(lambda a: sympy.sqrt(sympy.Add(*(v**2 for v in a))), norm_forward, norm_backward)
+CUMSUM = _along(lambda a: [sympy.Add(*a[:i + 1]) for i in range(len(a))], prefix_sums, cumsum_backward)
+CUMPROD = _along(sym_cumprod, prefix_products, cumprod_backward)
+SOFTMAX = _along(sym_softmax, softmax_forward, softmax_backward)
+LOG_SOFTMAX = _along(sym_log_softmax, log_softmax_forward, log_softmax_backward)
+MATMUL = (sym_matmul, matmul_forward, matmul_backward)

@@ -1,0 +1,1 @@
+"""Tensor programs (reductions, scans, softmax, matmul, views) against exact per-element Jacobians."""

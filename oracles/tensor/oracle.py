@@ -1,0 +1,361 @@
+"""Expected gradients of a tensor program (oracles.tensor.program): exact, and the rounding model's enclosure.
+
+Two independent passes over the program, each a forward pass and a reverse pass over numpy object arrays
+of balls, one ball per tensor element:
+- exact: a tensor op's Jacobian is derived by SymPy from the op applied to a matrix of per-element symbols
+  (`op_jacobian`, cached per op, parameters and shapes: the exact Jacobian of that shape), evaluated at the
+  exact values of its arguments; elementwise parts chain SymPy's per-op partials (oracles.core.chain_rule).
+  All in arb at 192 bits, again at higher precision where a result is unresolved. Where SymPy's derivative
+  does not exist (amax at a tie, the norm at 0), the op's minimum-norm subgradient is used, the rule of
+  torch's autograd notes for convex kinks (`_Exact._subgradient_vjp`).
+- model: torch's forward and backward formulas of every op (the tensor-op table, and the op table for the
+  elementwise parts), every float operation rounded by the `RoundingModel` of the dtype; gradients that
+  torch adds up (an input used twice, broadcasting, repeated indices) are summed in any order.
+The exact gradient must lie in the enclosure (`OracleInconsistency` otherwise): the two derivations check
+each other. A kink, tie or possible overflow anywhere makes the whole case unverified (its reason kept).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+from flint import arb, ctx
+
+from oracles.core.chain_rule import MAX_PRECISION_BITS, exact_gradient, exact_value, is_resolved
+from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
+from oracles.core.render import symbol, to_sympy
+from oracles.numerics.exact import compile_sympy
+from oracles.numerics.rounding import Overflow, RoundingModel, Singular
+from oracles.table.tensor_formulas import maximum, out_index, slices, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, Params
+from oracles.tensor.program import Input, Map, Node, TensorCase, live_args, shape_of
+
+ZERO = arb(0)
+
+
+def _obj(shape) -> np.ndarray:
+    return np.empty(shape, dtype=object)
+
+
+def _array(items: list, shape) -> np.ndarray:
+    """An object array of `shape` from row-major `items` (np.array would try to unpack the balls)."""
+    out = _obj(len(items))
+    for i, item in enumerate(items):
+        out[i] = item
+    return out.reshape(shape)
+
+
+def _filled(shape, value) -> np.ndarray:
+    out = _obj(shape)
+    for index in np.ndindex(*shape):
+        out[index] = value
+    return out
+
+
+def map_values(node: Map, args: list[np.ndarray], value_at) -> np.ndarray:
+    """A Map's value at every element of its broadcast shape: `value_at(expr, point)` of the arguments'
+    elements that broadcasting reads there."""
+    shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live_args(node))))
+    result = _obj(shape)
+    for index in np.ndindex(*shape):
+        result[index] = value_at(node.expr, tuple(a[_broadcast_index(a.shape, index)] for a in args))
+    return result
+
+
+def _broadcast_index(shape: tuple[int, ...], out_index: tuple[int, ...]) -> tuple[int, ...]:
+    tail = out_index[len(out_index) - len(shape):] if shape else ()
+    return tuple(0 if n == 1 else i for n, i in zip(shape, tail))
+
+
+# ------------------------------------------------------------------ SymPy's exact Jacobian of one op
+@dataclass(frozen=True)
+class OpJacobian:
+    values: tuple  # per output element (row-major): its exact value's program
+    entries: tuple  # (output flat, argument, argument flat, program of ∂out/∂arg) for nonzero entries
+
+
+@functools.cache
+def op_jacobian(name: str, params: Params, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
+    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major), and every
+    nonzero partial derivative of every output element, derived by SymPy and compiled."""
+    op = TENSOR_OPS[name]
+    arrays, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=int))
+        arrays.append(_array([symbol(offset + i) for i in range(size)], shape))
+        offset += size
+    out = np.asarray(op.sympy(arrays, params), dtype=object)
+    values, entries = [], []
+    for o, index in enumerate(np.ndindex(*out.shape)):
+        expr = sympy.sympify(out[index])
+        values.append(compile_sympy(expr))
+        base = 0
+        for k, array in enumerate(arrays):
+            for a, sym in enumerate(array.reshape(-1)):
+                derivative = sympy.diff(expr, sym)
+                if derivative != 0:
+                    entries.append((o, k, a, compile_sympy(derivative)))
+            base += array.size
+    return OpJacobian(tuple(values), tuple(entries))
+
+
+SUBGRADIENT_OPS = ("amax", "norm")
+
+
+# ------------------------------------------------------------------ the exact pass
+class _Exact:
+    def __init__(self, case: TensorCase):
+        self.case = case
+        self.values: dict[int, np.ndarray] = {}
+
+    def forward(self, node: Node) -> np.ndarray:
+        if isinstance(node, Input):
+            shape = self.case.shapes[node.index]
+            result = _array([arb(v) for v in self.case.values[node.index]], shape)
+        elif isinstance(node, Map):
+            result = map_values(node, [self.forward(a) for a in node.args], exact_value)
+        else:
+            args = [self.forward(a) for a in node.args]
+            jac = op_jacobian(node.op, node.params, tuple(a.shape for a in args))
+            env = tuple(v for a in args for v in a.reshape(-1))
+            shape = shape_of(node, self.case.shapes)
+            try:
+                result = _array([program(env) for program in jac.values], shape)
+            except Singular:
+                if node.op != "norm":
+                    raise
+                result = _norms(args[0], node.params)  # sqrt(0): the evaluator's power rule refuses base 0
+        self.values[id(node)] = result
+        return result
+
+    def backward(self, node: Node, adjoint: np.ndarray, into: dict[int, np.ndarray]) -> None:
+        if isinstance(node, Input):
+            total = into.get(node.index)
+            into[node.index] = adjoint if total is None else total + adjoint
+            return
+        args = [self.values[id(a)] for a in node.args]
+        grads = [_filled(a.shape, ZERO) for a in args]
+        if isinstance(node, Map):
+            for index in np.ndindex(*adjoint.shape):
+                sources = [_broadcast_index(a.shape, index) for a in args]
+                point = tuple(a[s] for a, s in zip(args, sources))
+                for k, g in exact_gradient(node.expr, point, adjoint[index]).items():
+                    grads[k][sources[k]] += g
+        else:
+            grads = self._tensor_vjp(node, args, adjoint)
+        for k in live_args(node):
+            self.backward(node.args[k], grads[k], into)
+
+    def _tensor_vjp(self, node, args, adjoint) -> list[np.ndarray]:
+        jac = op_jacobian(node.op, node.params, tuple(a.shape for a in args))
+        env = tuple(v for a in args for v in a.reshape(-1))
+        flat_grads = [[ZERO] * a.size for a in args]
+        flat_adjoint = adjoint.reshape(-1)
+        try:
+            for o, k, a, program in jac.entries:
+                if not (flat_adjoint[o].is_exact() and flat_adjoint[o].is_zero()):
+                    flat_grads[k][a] += flat_adjoint[o] * program(env)
+        except Singular:
+            if node.op not in SUBGRADIENT_OPS:
+                raise
+            return [self._subgradient_vjp(node, args[0], adjoint)]
+        return [_array(g, a.shape) for g, a in zip(flat_grads, args)]
+
+    @staticmethod
+    def _subgradient_vjp(node, arg, adjoint) -> np.ndarray:
+        """Slice by slice where SymPy's derivative does not exist somewhere: the minimum-norm subgradient
+        (amax: a slice's gradient shared evenly by its exactly tied maxima; norm: 0 at a zero slice), and
+        elsewhere the derivative itself (the indicator of the maximum; x / |x|)."""
+        out = _filled(arg.shape, ZERO)
+        for members, kept in slices(arg.shape, node.params.dim):
+            values = [arg[m] for m in members]
+            g = adjoint[out_index(kept, arg.shape, node.params)]
+            if node.op == "norm":
+                if all(v.is_exact() and v.is_zero() for v in values):
+                    continue
+                norm = sum((v * v for v in values), ZERO).sqrt()
+                for m, v in zip(members, values):
+                    out[m] = g * v / norm
+                continue
+            _, tied = maximum(values)  # Singular where a tie is possible but not certain
+            for position in tied:
+                out[members[position]] = g / len(tied)
+        return out
+
+
+def _norms(arg: np.ndarray, params: Params) -> np.ndarray:
+    """The 2-norm of every slice, directly in arb (0 for a zero slice)."""
+    out = _obj(TENSOR_OPS["norm"].out_shape((arg.shape,), params))
+    for members, kept in slices(arg.shape, params.dim):
+        out[out_index(kept, arg.shape, params)] = sum((arg[m] * arg[m] for m in members), ZERO).sqrt()
+    return out
+
+
+def exact_vjp(case: TensorCase) -> dict[int, np.ndarray]:
+    """Σ_o upstream[o] ∂y_o/∂x_i for every used input, exactly; re-evaluated at up to 4096 bits while an
+    entry is an unresolved ball. Raises `Singular` where the derivative does not exist."""
+    working = ctx.prec
+    try:
+        while True:
+            exact = _Exact(case)
+            out = exact.forward(case.program)
+            into: dict[int, np.ndarray] = {}
+            exact.backward(case.program, _upstream(case, out.shape, lambda v: arb(v)), into)
+            if all(is_resolved(v) for g in into.values() for v in g.reshape(-1)) or ctx.prec >= MAX_PRECISION_BITS:
+                return into
+            ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
+    finally:
+        ctx.prec = working
+
+
+def _upstream(case: TensorCase, shape, convert) -> np.ndarray:
+    if case.upstream is None:
+        return _filled(shape, arb(1))
+    if len(case.upstream) != int(np.prod(shape, dtype=int)):
+        raise ValueError(f"upstream has {len(case.upstream)} values, the output has shape {shape}")
+    return _array([convert(v) for v in case.upstream], shape)
+
+
+# ------------------------------------------------------------------ the model pass
+class _Model:
+    def __init__(self, case: TensorCase, overrides=None):
+        self.case = case
+        self.F = RoundingModel(case.format)
+        self.values: dict[int, np.ndarray] = {}
+        self.overrides = overrides or {}
+
+    def forward(self, node: Node) -> np.ndarray:
+        F = self.F
+        if isinstance(node, Input):
+            shape = self.case.shapes[node.index]
+            result = _array([arb(v) for v in self.case.values[node.index]], shape)
+        elif isinstance(node, Map):
+            result = map_values(node, [self.forward(a) for a in node.args],
+                                lambda expr, point: model_vjp_at_point(expr, point, None, F)[0])
+        else:
+            args = [self.forward(a) for a in node.args]
+            result = np.asarray(TENSOR_OPS[node.op].forward(F, args, node.params), dtype=object)
+            for index in np.ndindex(*result.shape):
+                F.in_range(result[index])
+        self.values[id(node)] = result
+        return result
+
+    def backward(self, node: Node, adjoint: np.ndarray, into: dict[int, list]) -> None:
+        """`adjoint`: one ball per element of `node`. Inputs collect every contribution (summed at the end)."""
+        F = self.F
+        if isinstance(node, Input):
+            collected = into.setdefault(node.index, _lists(self.case.shapes[node.index]))
+            for index in np.ndindex(*adjoint.shape):
+                collected[index].append(adjoint[index])
+            return
+        args = [self.values[id(a)] for a in node.args]
+        if isinstance(node, Map):
+            parts = [_lists(a.shape) for a in args]
+            for index in np.ndindex(*adjoint.shape):
+                sources = [_broadcast_index(a.shape, index) for a in args]
+                point = tuple(a[s] for a, s in zip(args, sources))
+                _, contributions = model_vjp_at_point(node.expr, point, adjoint[index], F)
+                for k, terms in contributions.items():
+                    parts[k][sources[k]].extend(terms)
+            grads = [_summed(F, p) for p in parts]
+        else:
+            backward = self.overrides.get(node.op) or TENSOR_OPS[node.op].backward
+            grads = backward(F, args, self.values[id(node)], adjoint, node.params)
+            for g in grads:
+                for index in np.ndindex(*g.shape):
+                    F.in_range(g[index])
+        for k in live_args(node):
+            self.backward(node.args[k], grads[k], into)
+
+
+def _lists(shape) -> np.ndarray:
+    out = _obj(shape)
+    for index in np.ndindex(*shape):
+        out[index] = []
+    return out
+
+
+def _summed(F: RoundingModel, parts: np.ndarray) -> np.ndarray:
+    out = _obj(parts.shape)
+    for index in np.ndindex(*parts.shape):
+        out[index] = sum_any(F, parts[index])
+    return out
+
+
+def model_vjp(case: TensorCase, backward_overrides=None) -> dict[int, np.ndarray]:
+    """torch's gradient of every used input as the rounding model encloses it. `backward_overrides` replace
+    a tensor op's backward formula in the model (the self-tests' planted faults)."""
+    model = _Model(case, backward_overrides)
+    out = model.forward(case.program)
+    into: dict[int, list] = {}
+    model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
+    return {i: _summed(model.F, parts) for i, parts in into.items()}
+
+
+# ------------------------------------------------------------------ expected gradients
+def expected_tensor_gradients(case: TensorCase) -> list[ExpectedGrad]:
+    """Per input: whether it is in the graph, and per element (row-major) the exact value and enclosure."""
+    failure = None
+    try:
+        enclosures = model_vjp(case)
+    except Singular as exc:
+        failure = (Status.SINGULAR, str(exc))
+    except Overflow as exc:
+        failure = (Status.OVERFLOW, str(exc))
+    if failure is None:
+        try:
+            exact = exact_vjp(case)
+        except Singular as exc:
+            failure = (Status.SINGULAR, f"exact derivative: {exc}")
+    expected = []
+    for i, shape in enumerate(case.shapes):
+        if i not in case.used:
+            expected.append(ExpectedGrad(i, False, None))
+            continue
+        grad = ExpectedGrad(i, True, None)
+        for index in np.ndindex(*shape):
+            if failure is not None:
+                grad.elements.append(ExpectedElement(failure[0], reason=failure[1]))
+                continue
+            e, enclosure = exact[i][index], enclosures[i][index]
+            if not e.is_finite():
+                grad.elements.append(ExpectedElement(Status.SINGULAR, reason="exact derivative not finite"))
+                continue
+            if not enclosure.overlaps(e):
+                raise OracleInconsistency(f"x{i}{list(index)}: exact {e.str(20)} outside the model enclosure "
+                                          f"{enclosure.str(20)} for {case.source}")
+            grad.elements.append(ExpectedElement(Status.OK, e, enclosure))
+        expected.append(grad)
+    return expected
+
+
+# ------------------------------------------------------------------ the whole program in SymPy
+def program_sympy(case: TensorCase) -> tuple[np.ndarray, list[sympy.Symbol]]:
+    """The output as an array of SymPy expressions in per-element symbols of the inputs (x0, x1, ... over
+    all inputs' elements, row-major), and those symbols: the whole program's exact mathematics, whose
+    Jacobian SymPy can take directly (the self-tests compare it with the chained `exact_vjp`)."""
+    arrays, symbols = [], []
+    for shape in case.shapes:
+        size = int(np.prod(shape, dtype=int))
+        fresh = [symbol(len(symbols) + i) for i in range(size)]
+        symbols += fresh
+        arrays.append(_array(fresh, shape))
+
+    def build(node: Node) -> np.ndarray:
+        if isinstance(node, Input):
+            return arrays[node.index]
+        args = [build(a) for a in node.args]
+        if isinstance(node, Map):
+            live = live_args(node)
+            shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live)))
+            out = _obj(shape)
+            body = to_sympy(node.expr)
+            for index in np.ndindex(*shape):
+                out[index] = body.xreplace({symbol(k): args[k][_broadcast_index(args[k].shape, index)] for k in live})
+            return out
+        return np.asarray(TENSOR_OPS[node.op].sympy(args, node.params), dtype=object)
+
+    return build(case.program), symbols
