@@ -34,7 +34,6 @@ from gradoracle.explore_tensor import evaluate_tensor
 from oracles.numerics.dtypes import FORMATS, format_named
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
-from strategies.higher_order import SECOND_ORDER_OPS
 from strategies.points import domain_points, near_conventions, near_points
 from strategies.tensor_programs import tensor_cases
 
@@ -163,7 +162,7 @@ def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str,
             for mode in modes:
                 if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
                     continue
-                if mode == "second" and op not in SECOND_ORDER_OPS:
+                if mode == "second" and not OPS[op].second_order:
                     continue
                 slices.append((op, dtype, mode))
     return slices

@@ -7,17 +7,14 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from oracles.core.case import GradCase
-from oracles.table.ops import OPS
+from oracles.table.ops import ops_where
 from strategies.cached import choice
 from strategies.cases import grad_cases
 from strategies.expressions import compositions
 
-# The smooth ops of the table: backward's semantics do not depend on the op, and these have no kinks nor
-# step functions, so almost every element is verifiable. (Intersected with OPS: the table may grow.)
-SMOOTH_OPS = tuple(name for name in (
-    "add", "sub", "mul", "div", "neg", "pow_scalar", "pow", "reciprocal", "square", "sqrt", "rsqrt", "exp",
-    "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "asin", "acos", "asinh",
-    "erf", "sigmoid", "softplus", "abs", "atan2", "hypot", "logaddexp", "maximum", "minimum") if name in OPS)
+# The smooth ops of the table (no kink, jump or tie): backward's semantics do not depend on the op, and
+# almost every element of these is verifiable.
+SMOOTH_OPS = ops_where(smooth=True)
 
 
 def smooth(max_depth: int = 2):

@@ -18,11 +18,11 @@ from functools import cache
 from hypothesis import strategies as st
 
 from oracles.core.expr import Apply, Const, Expr, Var
-from oracles.table.ops import OPS, Domain, OpSpec
+from oracles.table.domains import Domain
+from oracles.table.ops import OPS, Operands, OpSpec
 from strategies.cached import choice
 
 SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)
-POSITIVE_BASES = (2.0, 0.5, 3.0, 1.5, 10.0)
 # pow with a constant exponent, by the base's domain the exponent needs.
 EXPONENTS = {
     Domain.REAL: (2.0, 3.0, 4.0, 1.0),
@@ -77,24 +77,24 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
 
 def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) -> tuple[Expr, ...]:
     sub = depth - 1
-    if op.operands == "exponent":
+    if op.operands is Operands.EXPONENT:
         base_domain = draw(choice(list(EXPONENTS)), label="exponent kind")
         exponent = draw(choice(EXPONENTS[base_domain]), label="exponent")
         return _in_domain(draw, base_domain, sub, n_vars, ops), Const(exponent)
-    if op.operands == "ordered":
+    if op.operands is Operands.ORDERED:
         a = _expr(draw, sub, n_vars, ops)
         b = _apply(draw, "add", a, _in_domain(draw, Domain.NONZERO, sub, n_vars, ops))
         return (a, b) if draw(st.booleans(), label="larger first") else (b, a)
-    if op.operands == "parameters":
+    if op.operands is Operands.PARAMETERS:
         parameters = draw(choice(op.parameters), label="parameters")
         if op.domains[0] is Domain.OFF_PARAMETERS:
             first = _off_parameters(draw, sorted(parameters), sub, n_vars, ops)
         else:
             first = _in_domain(draw, op.domains[0], sub, n_vars, ops)
         return (first,) + tuple(Const(p) for p in parameters)
-    if op.name == "pow" and draw(st.booleans(), label="constant base"):
-        return Const(draw(choice(POSITIVE_BASES), label="base")), _expr(draw, sub, n_vars, ops)
-    if op.operands == "scalar":
+    if op.constant_bases and draw(st.booleans(), label="constant base"):
+        return Const(draw(choice(op.constant_bases), label="base")), _expr(draw, sub, n_vars, ops)
+    if op.operands is Operands.SCALAR:
         where = draw(choice(["none", "second", "first"]), label="scalar operand")
         if where != "none":
             value = draw(choice(SCALAR_OPERANDS), label="scalar")

@@ -1,4 +1,4 @@
-"""Expressions for the higher-derivative tests (issue 6): compositions of the ops whose second derivative
+"""Expressions for the higher-derivative tests: compositions of the ops whose second derivative
 the oracle models (torch's backward formulas differentiated on jets, oracles.higher.higher_order), and linear
 expressions (whose gradient torch returns without a grad_fn)."""
 
@@ -9,28 +9,18 @@ from hypothesis import strategies as st
 from oracles.core.case import GradCase
 from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.numerics.dtypes import format_named
-from oracles.table.ops import OPS
+from oracles.table.ops import ops_where
 from strategies.cached import choice
 from strategies.expressions import SCALAR_OPERANDS, compositions
 from strategies.values import leaf_values
 
-# Every op of the table whose torch backward formula is itself differentiated by torch (double backward),
-# and whose `local_grads` the jet model evaluates. Kinked ops are in: their second derivative is 0 away
-# from the kink, and the kink itself is Singular (unverified). (Intersected with OPS: the table may grow.)
-SECOND_ORDER_OPS = tuple(name for name in (
-    "add", "sub", "mul", "div", "neg", "pow_scalar", "pow", "reciprocal", "square", "sqrt", "rsqrt", "exp",
-    "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "asin", "acos", "asinh",
-    "atanh", "erf", "sigmoid", "softplus", "abs", "atan2", "hypot", "logaddexp", "maximum", "minimum",
-    "fmax", "fmin", "relu", "clamp", "clamp_min", "clamp_max", "hardtanh", "leaky_relu", "elu", "sinc",
-    "gelu") if name in OPS)
+# The ops whose double backward the jet model judges (oracles.higher.higher_order): all but the step functions.
+SECOND_ORDER_OPS = ops_where(second_order=True)
 
 
 def second_order(max_depth: int = 2, ops=SECOND_ORDER_OPS, root: str | None = None):
     """The expression strategy of the higher-derivative tests (an `expressions` argument of grad_cases)."""
     return lambda n: compositions(n, max_depth=max_depth, ops=ops, root=root)
-
-
-LINEAR_OPS = ("add", "sub", "neg", "mul", "div")
 
 
 def linear_expressions(n_vars: int, max_leaves: int = 6) -> st.SearchStrategy[Expr]:

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.floats import to_ordinal, ulp_step
 from oracles.table.conventions import Convention
-from oracles.table.ops import Domain, OpSpec
+from oracles.table.domains import Domain
+from oracles.table.ops import Operands, OpSpec
 from strategies.cached import choice
 
 # pow's constant exponents by the base's domain (as strategies.expressions.EXPONENTS, a few more).
@@ -57,11 +58,11 @@ def domain_values(domain: Domain, fmt: FloatFormat) -> st.SearchStrategy[float]:
 @st.composite
 def domain_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[float, ...]:
     """The op's arguments anywhere in its domain (constants from the table's choices)."""
-    if op.operands == "exponent":
+    if op.operands is Operands.EXPONENT:
         base_domain = draw(choice(list(EXPLORE_EXPONENTS)), label="exponent kind")
         exponent = draw(choice(EXPLORE_EXPONENTS[base_domain]), label="exponent")
         return draw(domain_values(base_domain, fmt), label="base"), exponent
-    if op.operands == "parameters":
+    if op.operands is Operands.PARAMETERS:
         params = draw(choice(op.parameters), label="parameters")
         return (draw(domain_values(op.domains[0], fmt), label="x0"),) + tuple(params)
     return tuple(draw(domain_values(d, fmt), label=f"x{i}") for i, d in enumerate(op.domains))
@@ -115,7 +116,7 @@ def near_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[tuple[float, ...], 
     {argument: signed ulps moved})."""
     convention = draw(choice(near_conventions(op, fmt.name)), label="convention")
     arg, direction = draw(choice(_moves(op, convention)), label="move")
-    domain = op.domains[arg] if op.operands != "exponent" else Domain.REAL
+    domain = op.domains[arg] if op.operands is not Operands.EXPONENT else Domain.REAL
     at = list(convention.at)
     max_k = room(at[arg], direction, domain, fmt)
     if max_k == 0:

@@ -1,7 +1,7 @@
 """Forward-mode AD with torch.autograd.forward_ad dual numbers (issue 6, part 2), against the exact oracle.
 
 - the tangent of f(make_dual(x, t)) is J·t at every output point, in the forward-mode rounding model
-  (derivatives.yaml's forward formulas: oracles.higher.higher_order.FORWARD_AD_RULES), and the primal is what f
+  (derivatives.yaml's forward formulas: the op entries' `forward_tangent`), and the primal is what f
   computes on plain tensors, bit for bit;
 - forward over reverse: the tangent of torch.autograd.grad(f(dual).sum(), x, create_graph=True) is the
   Hessian-vector product H·t, against SymPy's second derivatives;
@@ -90,7 +90,7 @@ def test_forward_over_reverse_hessian_vector_product(dtype, device, verdict_log,
 def test_maximum_forward_derivative_cancels():
     """derivatives.yaml's forward formula of maximum is other_t + (self > other) * (self_t - other_t): at
     self > other the tangent should be self_t exactly, but the subtraction and addition round. With
-    tangents (1e-20, 1), torch 2.13 returns 0. The rounding model replays the formula (FORWARD_AD_RULES),
+    tangents (1e-20, 1), torch 2.13 returns 0. The rounding model replays the formula (the entry's `forward_tangent`),
     so its enclosure holds torch's value -- and excludes the exact 1e-20, which this test shows."""
     case = GradCase(Apply("maximum", (Var(0), Var(1)), 0), ((), ()), ((2.0,), (1.0,)), "float64")
     tangents = {0: (1e-20,), 1: (1.0,)}

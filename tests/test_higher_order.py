@@ -46,6 +46,7 @@ from oracles.higher.vjp import accumulate
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.floats import error_in_ulps
 from oracles.numerics.rounding import RoundingModel
+from oracles.table.ops import OPS
 from strategies import grad_cases, polynomials
 from strategies.backward import upstream_values
 from strategies.higher_order import SECOND_ORDER_OPS, linear_expressions, scalar_cases, second_order
@@ -91,21 +92,14 @@ def test_hessian_vector_products(dtype, device, verdict_log, data):
     record(verdict_log, check_hvp(case, upstream, levels, device, materialize), case)
 
 
-# (op, dtype) pairs where most second derivatives are unverifiable, so the per-op property would only
-# measure the model's width: sinc's backward formula (x π cos(x π) - sin(x π)) / (x² π) cancels, and its
-# derivative cancels again (π cos(x π) appears twice with opposite signs): with bfloat16's u = 2^-8, the
-# enclosure is wider than the value at ~57% of points (80 examples, thorough). Covered in compositions.
-LOOSE_AT_SECOND_ORDER = {("sinc", "bfloat16"): "sinc's backward formula cancels twice; bfloat16 leaves ~57% "
-                                                "of its second derivatives unverifiable"}
-
-
 @pytest.mark.parametrize("op", SECOND_ORDER_OPS)
 @scaled(10)
 @given(data=st.data())
 def test_op_second_derivative(op, dtype, device, verdict_log, data):
     """`op` at the root of a small composition: its double backward against SymPy's second derivative."""
-    if (op, dtype) in LOOSE_AT_SECOND_ORDER:
-        pytest.skip(LOOSE_AT_SECOND_ORDER[(op, dtype)])
+    skip = OPS[op].skip_reason("test_op_second_derivative", dtype)
+    if skip:  # most second derivatives unverifiable there: the property would only measure the model's width
+        pytest.skip(skip)
     case = data.draw(grad_cases(dtype, second_order(max_depth=1, root=op), max_inputs=2), label="case")
     levels = [data.draw(level_weights(case, "V"), label="V")]
     record(verdict_log, check_hvp(case, None, levels, device), case)
@@ -262,7 +256,7 @@ def test_pow_mixed_second_derivative(point_dtype):
     0 through grad(grad(y, a), b), but 1/2 through grad(grad(y, b), a) (torch.func.hessian is asymmetric).
     The random properties count such points as unverified ("known torch deviation"); findings.toml makes
     this a strict xfail (pow-double-backward-exponent-zero), so a torch that fixes it fails the run and
-    HIGHER_ORDER_DEVIATIONS can lose its entry."""
+    pow's entry can lose its `second_order_deviation`."""
     point, dtype = point_dtype
     a_value, b_value = (float(part.split("=")[1]) for part in point.split(","))
     case = GradCase(Apply("pow", (Var(0), Var(1)), 2), ((), ()), ((a_value,), (b_value,)), dtype)

@@ -123,37 +123,6 @@ class KnownDeviation(Singular):
     of its own): counted as unverified with its reason, never judged."""
 
 
-# Points where torch 2.13's double backward of an op deviates from the exact derivative, found by this
-# suite and pinned in tests/test_higher_order.py (a strict xfail that tells when torch fixes it).
-HIGHER_ORDER_DEVIATIONS = {
-    # pow_backward_self is where(exponent == 0, 0, grad * exponent * self.pow(exponent - 1)): at exponent 0
-    # its dependence on the exponent is masked, so ∂²(a ** b)/∂b∂a = 1/a comes out 0 (cf. pytorch#89757).
-    "pow": (lambda values: values[1].contains(0), "pow's double backward at exponent 0"),
-}
-
-
-def _select_tangent(self_wins):
-    """derivatives.yaml's forward derivative of maximum/minimum/fmax/fmin: other_t + mask * (self_t - other_t),
-    mask = 1 where `self_wins(self, other)`. Not other_t or self_t: the subtraction and addition round, so the
-    tangent loses |other_t| * u (jvp of max(2, 1) with tangents (1e-20, 1) is 0, not 1e-20)."""
-
-    def rule(JF, values, tangents):
-        mask = 1 if self_wins(JF, values[0], values[1]) else 0
-        return JF.add(tangents[1], JF.sub(tangents[0], tangents[1]) * mask)
-
-    return rule
-
-
-# Forward-mode AD (torch.autograd.forward_ad, torch.func.jvp/jacfwd) uses derivatives.yaml's `result:`
-# formulas; where one differs numerically from the backward formula (`local_grads`), it is modelled here.
-FORWARD_AD_RULES = {
-    "maximum": _select_tangent(lambda F, a, b: F.greater(a, b)),
-    "fmax": _select_tangent(lambda F, a, b: F.greater(a, b)),
-    "minimum": _select_tangent(lambda F, a, b: F.greater(b, a)),
-    "fmin": _select_tangent(lambda F, a, b: not F.greater(a, b)),
-}
-
-
 def _passes_through(local) -> bool:
     return isinstance(local, arb) and local.is_exact() and abs(local) == 1
 
@@ -170,16 +139,16 @@ def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
     y = Jet.constant(F.in_range(op.forward(F, *values)), n, order, tracked=True)
     tensor = [(k, kid) for k, (arg, kid) in enumerate(zip(expr.args, kids)) if not isinstance(arg, Const)]
     keys = monomials(n, order)
-    deviation = HIGHER_ORDER_DEVIATIONS.get(expr.op)
-    if order >= 2 and deviation is not None and deviation[0](values):
-        raise KnownDeviation(f"{KNOWN_DEVIATION}: {deviation[1]}")
+    deviation = op.second_order_deviation
+    if order >= 2 and deviation is not None and deviation.applies(values):
+        raise KnownDeviation(f"{KNOWN_DEVIATION}: {deviation.description}")
     for r in range(1, order + 1):
         if r == 1:
             local = op.local_grads(F, values, y.value)
         else:
             lowered = [kid.truncated(r - 1) if isinstance(kid, Jet) else kid for kid in kids]
             local = op.local_grads(JF, lowered, y.truncated(r - 1))
-        rule = FORWARD_AD_RULES.get(expr.op) if forward_ad and r == 1 else None
+        rule = op.forward_tangent if forward_ad and r == 1 else None
         # A mixed partial has a route per distinct variable in it: torch's backward formula of that one
         # first, then derivatives of the formula (∂/∂x0 of atan2's g_1 is -recip + 2x0²recip², ∂/∂x1 of
         # g_0 is recip - 2x1²recip²: the same value from different terms, rounded differently). `first`
@@ -215,7 +184,7 @@ def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
 def model_jet(expr: Expr, point: tuple[arb, ...], variables: Sequence[int], order: int,
               fmt_model: RoundingModel, forward_ad: bool = False, first: int | None = None) -> Jet:
     """torch's value and derivatives up to `order` as the rounding model encloses them (see module doc);
-    `forward_ad`: first derivatives by forward-mode AD's formulas (FORWARD_AD_RULES) where they differ;
+    `forward_ad`: first derivatives by forward-mode AD's formulas (the entries' `forward_tangent`) where they differ;
     `first`: mixed partials as torch computes them from the first backward's gradient for that variable
     slot (default: enclosing every order of differentiation)."""
     slot = {v: k for k, v in enumerate(variables)}

@@ -30,12 +30,12 @@ from oracles.core.expr import Apply, Const, Expr, Var, variables
 from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, Status, expected_element, point_contributions
 from oracles.core.render import torch_source
 from oracles.numerics.rounding import Overflow, RoundingModel
-from oracles.table.ops import OPS
+from oracles.table.ops import OPS, ops_where
 
 # Ops whose backward formula (tools/autograd/derivatives.yaml) needs no saved tensor: add and sub pass
-# `grad` (times alpha, a Scalar) through, neg returns -grad. Every other smooth op saves an input or its
-# result; mul and div save even a Python scalar operand (as a wrapped-number tensor).
-SAVES_NO_TENSOR = ("add", "sub", "neg")
+# `grad` (times alpha, a Scalar) through, neg returns -grad. Every other op saves an input or its result;
+# mul and div save even a Python scalar operand (as a wrapped-number tensor).
+SAVES_NO_TENSOR = ops_where(saves_tensors=False)
 
 
 # ------------------------------------------------------------------ expected gradients, before summing

@@ -1,23 +1,32 @@
-"""The op table: one entry per op, read by strategies, both renderings, the error model and reports.
+"""The elementwise op table: one entry per op, everything the suite knows about it.
 
-Adding an op is one `_op(...)` call below. An entry says:
+Modelled on PyTorch's OpInfo (one record per op, capabilities and skips on the record). An entry says:
+- which torch OpInfo entries it verifies (`opinfo`: `name` or `name[variant]` as in torch's `op_db`), so
+  `python -m gradoracle coverage` counts against the installed torch's own list;
 - how torch users write it (`spellings`: display template + the call it makes; each hits torch's own
-  dispatch path, e.g. `x ** 2` and `torch.square(x)`),
-- what it is mathematically (`sympy`, from which SymPy derives the exact derivative),
+  dispatch path, e.g. `x ** 2` and `torch.square(x)`);
+- what it is mathematically (`sympy`, from which SymPy derives the exact derivative);
 - how torch computes it (`forward` and `local_grads`, written after torch's formulas in
-  tools/autograd/derivatives.yaml, with every float operation rounded by the `RoundingModel`),
-- where its arguments must lie (`domains`), which strategies satisfy by construction,
-- torch's value at its kinks, poles, boundaries and saturation points (`conventions`, see
-  oracles.table.conventions), pinned by tests/test_conventions.py and written out to docs/conventions.md.
+  tools/autograd/derivatives.yaml, with every float operation rounded by the `RoundingModel`; and
+  `forward_tangent` where forward-mode AD's formula differs numerically), the kernel's accuracy (`ulps`);
+- its domain as data (`intervals`, `specials`: oracles.table.domains) and where strategies draw each
+  argument (`domains`), how its operands are drawn (`operands`, `parameters`, `constant_bases`);
+- torch's values at its kinks, poles, edges and saturation points (`conventions`, written in
+  oracles.table.op_conventions), pinned by tests/test_conventions.py and written out to docs/conventions.md;
+- known deviations of torch's higher derivatives (`second_order_deviation`, each a registered finding),
+  tests it skips and why (`skips`), and whether its backward saves a tensor (`saves_tensors`);
+- a derivative written by hand at a few points (`references`), for the oracle's self-test.
+Capabilities (`smooth`, `second_order`, ...) derive from the entry; tests select ops with `ops_where`.
+Adding an op is one `_op(...)` call below.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import mpmath
 import sympy
 import torch
 import torch.nn.functional as torch_nn_functional
@@ -26,21 +35,19 @@ from flint import arb
 from oracles.numerics.exact import STEP_EVALUATORS
 from oracles.numerics.rounding import Singular, int_power
 from oracles.numerics.sympy_functions import Ceil, Floor, RoundHalfEven, Trunc
+from oracles.table import op_conventions as pins
 from oracles.table.conventions import Convention
-from oracles.table.op_conventions import CONVENTIONS
+from oracles.table.domains import NOT_SMOOTH, REALS, Domain, Interval, Kind, Special, edge, kink, pole
 
 
-class Domain(enum.Enum):
-    REAL = "any real value"
-    POSITIVE = "bounded away from 0, positive"
-    NONZERO = "bounded away from 0, either sign"
-    UNIT = "inside (-0.9, 0.9)"
-    # exp/sinh/cosh of a bounded argument cannot overflow in any dtype (exp(3) = 20), however deep the
-    # composition: every generated expression is defined at its inputs by construction.
-    BOUNDED = "inside (-3, 3)"
-    OFF_PARAMETERS = "bounded away from each constant argument that follows (clamp's bounds)"
-    OFF_INTEGERS = "at least 1/8 away from every integer"
-    OFF_HALF_INTEGERS = "at least 1/8 away from every half-integer"
+class Operands(enum.Enum):
+    """How the strategies draw an op's arguments."""
+
+    TENSORS = "every argument is a subexpression"
+    SCALAR = "either argument may be a Python scalar"
+    EXPONENT = "the second argument is always a constant exponent"
+    ORDERED = "the second is the first plus a nonzero offset, so the two never tie"
+    PARAMETERS = "the arguments after the first are constants drawn from `parameters`"
 
 
 @dataclass(frozen=True)
@@ -52,21 +59,55 @@ class Spelling:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """∂op/∂(each tensor argument) at `point`, in closed form written by hand (mpmath, no SymPy).
+    `point` lists every argument; constant ones (pow_scalar's exponent, clamp's bounds) as Python scalars."""
+
+    point: tuple[float, ...]
+    partials: Callable[..., tuple]
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """Points where torch's higher derivative is known to differ from the mathematics: counted as
+    unverified with `description`, never judged; each is a registered finding pinned by a test."""
+
+    applies: Callable[[list[arb]], bool]  # the argument values (balls) -> whether the point is affected
+    description: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A test this entry skips in a dtype, and why (a measured reason, never a disagreement)."""
+
+    test: str
+    dtype: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class OpSpec:
     name: str
+    opinfo: tuple[str, ...]
     spellings: tuple[Spelling, ...]
     sympy: Callable  # sympy args -> sympy expression of exactly the function torch computes
     forward: Callable  # (RoundingModel, *arg balls) -> result ball
     local_grads: Callable  # (RoundingModel, arg balls, result ball) -> ∂result/∂arg_i, as torch computes them
     domains: tuple[Domain, ...]
-    # "tensors": every argument is a subexpression; "scalar": the second may be a constant;
-    # "exponent": the second is always a constant exponent; "ordered": the second is the first
-    # plus a nonzero offset, so there is never a tie (maximum/minimum); "parameters": the arguments
-    # after the first are constants drawn from `parameters` (clamp's bounds, leaky_relu's slope).
-    operands: str = "tensors"
+    intervals: tuple[Interval, ...]
+    specials: tuple[Special, ...] = ()
+    operands: Operands = Operands.TENSORS
     ulps: float = 0.5  # torch kernel's accuracy in ulps (0.5 = correctly rounded)
     conventions: tuple[Convention, ...] = ()  # torch's values at kinks, poles, boundaries, saturation
-    parameters: tuple[tuple[float, ...], ...] = ()  # choices of the constant arguments ("parameters")
+    parameters: tuple[tuple[float, ...], ...] = ()  # choices of the constant arguments (Operands.PARAMETERS)
+    constant_bases: tuple[float, ...] = ()  # the first argument may be one of these Python scalars
+    # forward-mode AD's tangent (JetModel, argument values, argument tangents) -> result tangent, where
+    # derivatives.yaml's `result:` formula differs numerically from the backward formula
+    forward_tangent: Callable | None = None
+    second_order_deviation: Deviation | None = None
+    skips: tuple[Skip, ...] = ()
+    saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
+    references: tuple[Reference, ...] = ()
 
     @property
     def arity(self) -> int:
@@ -75,9 +116,9 @@ class OpSpec:
     @property
     def constant_args(self) -> tuple[int, ...]:
         """Arguments that are always Python scalars, never tensors."""
-        if self.operands == "exponent":
+        if self.operands is Operands.EXPONENT:
             return (1,)
-        if self.operands == "parameters":
+        if self.operands is Operands.PARAMETERS:
             return tuple(range(1, self.arity))
         return ()
 
@@ -86,17 +127,53 @@ class OpSpec:
         """Allowed error of one evaluation in units of u (1 ulp = 2u)."""
         return 2 * self.ulps
 
+    # ------------------------------------------------------------ capabilities, derived from the entry
+    @property
+    def smooth(self) -> bool:
+        """Continuously differentiable on its domain: no kink, jump or tie (poles and edges are outside
+        the open domain). Backward's semantics are tested on these: almost every element is verifiable."""
+        return not any(s.kind in NOT_SMOOTH for s in self.specials)
+
+    @property
+    def second_order(self) -> bool:
+        """Its double backward is judged against the jet model: every op but those with jumps, whose
+        derivative is piecewise constant (0, or frac's 1), so a double backward has nothing to compute."""
+        return not any(s.kind is Kind.JUMP for s in self.specials)
+
+    @property
+    def forward_mode(self) -> bool:
+        """Forward-mode AD (forward_ad, jvp, jacfwd) is judged with the same jet model."""
+        return self.second_order
+
+    @property
+    def torch_func(self) -> bool:
+        """torch.func's transforms (grad, vjp, jacrev, hessian, vmap) are judged with the same jet model."""
+        return self.second_order
+
+    def skip_reason(self, test: str, dtype: str) -> str | None:
+        return next((s.reason for s in self.skips if s.test == test and s.dtype == dtype), None)
+
+
+CAPABILITIES = ("smooth", "second_order", "forward_mode", "torch_func", "saves_tensors")
 
 OPS: dict[str, OpSpec] = {}
 
 
-def _op(name, spellings, sympy_fn, forward, local_grads, domains, **extra) -> None:
-    OPS[name] = OpSpec(name, tuple(spellings), sympy_fn, forward, local_grads, tuple(domains), **extra)
+def _op(name, spellings, sympy_fn, forward, local_grads, domains, *, opinfo=None, intervals=None,
+        **extra) -> None:
+    """One entry. `opinfo` defaults to the op's own name; `intervals` to the reals for every argument."""
+    OPS[name] = OpSpec(name, tuple(opinfo or (name,)), tuple(spellings), sympy_fn, forward, local_grads,
+                       tuple(domains), tuple(intervals or (REALS,) * len(domains)), **extra)
 
 
-def _pin(name: str, *conventions: Convention) -> None:
-    """Attach torch's conventions (written in oracles.table.op_conventions) to an op of the table."""
-    OPS[name] = dataclasses.replace(OPS[name], conventions=OPS[name].conventions + conventions)
+def ops_where(**capabilities: bool) -> tuple[str, ...]:
+    """The names of the ops whose capabilities (CAPABILITIES) have the given values, in table order:
+    `ops_where(second_order=True)`."""
+    unknown = sorted(set(capabilities) - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"unknown capability {', '.join(map(repr, unknown))}; choose from {', '.join(CAPABILITIES)}")
+    return tuple(name for name, op in OPS.items()
+                 if all(getattr(op, flag) == value for flag, value in capabilities.items()))
 
 
 def _unary_spellings(name: str, *more: Spelling, method: bool = True) -> list[Spelling]:
@@ -126,29 +203,49 @@ _OPERATORS = {
 }
 
 R, P, NZ, U, B = Domain.REAL, Domain.POSITIVE, Domain.NONZERO, Domain.UNIT, Domain.BOUNDED
+TENSORS, SCALAR, EXPONENT, ORDERED, PARAMETERS = (
+    Operands.TENSORS, Operands.SCALAR, Operands.EXPONENT, Operands.ORDERED, Operands.PARAMETERS)
+POSITIVE_REALS = Interval(0.0, low_closed=False)
+NONNEGATIVE_REALS = Interval(0.0, low_closed=True)
 ONE = arb(1)
+mp = mpmath.mp
+
+
+def ref(point: tuple[float, ...], partials: Callable[..., tuple]) -> Reference:
+    return Reference(point, partials)
 
 
 # ---------------------------------------------------------------- arithmetic (correctly rounded)
 _op("add", _binary_spellings("add", "+"), lambda a, b: a + b,
-    lambda F, a, b: F.add(a, b), lambda F, args, y: (ONE, ONE), (R, R), operands="scalar")
+    lambda F, a, b: F.add(a, b), lambda F, args, y: (ONE, ONE), (R, R), operands=SCALAR,
+    opinfo=("add", "__radd__"), saves_tensors=False,
+    references=(ref((0.75, -1.25), lambda a, b: (1, 1)),))
 _op("sub", _binary_spellings("sub", "-"), lambda a, b: a - b,
-    lambda F, a, b: F.sub(a, b), lambda F, args, y: (ONE, -ONE), (R, R), operands="scalar")
+    lambda F, a, b: F.sub(a, b), lambda F, args, y: (ONE, -ONE), (R, R), operands=SCALAR,
+    opinfo=("sub", "__rsub__"), saves_tensors=False,
+    references=(ref((0.75, -1.25), lambda a, b: (1, -1)),))
 _op("mul", _binary_spellings("mul", "*"), lambda a, b: a * b,
-    lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands="scalar")
+    lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands=SCALAR,
+    opinfo=("mul", "__rmul__"),
+    references=(ref((0.75, -1.25), lambda a, b: (b, a)),))
 # derivatives.yaml: self: grad / other; other: -grad * ((self / other) / other)
 _op("div", _binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1})", torch.true_divide)],
     lambda a, b: a / b, lambda F, a, b: F.div(a, b),
     lambda F, args, y: (F.div(ONE, args[1]), -F.div(F.div(args[0], args[1]), args[1])),
-    (R, NZ), operands="scalar")
+    (R, NZ), operands=SCALAR, opinfo=("div[no_rounding_mode]", "true_divide", "__rdiv__"),
+    specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
+    references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
 _op("neg", [Spelling("-{0}", lambda a: -a), *_unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
-    lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,))
+    lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,), saves_tensors=False,
+    references=(ref((0.75,), lambda a: (-1,)),))
+
+
 # pow(Tensor, Scalar): grad * exponent * self.pow(exponent - 1); integer, negative and rational exponents
 def _power(base: arb, exponent: arb) -> arb:
     """base ** exponent; an exact integer exponent needs no logarithm (so 0 ** 2 and (-2) ** 3 work). On a
     jet (the second-order model), each further derivative's exponent is rounded as torch rounds it."""
-    if hasattr(base, "power"):  # an oracles.higher.jets.Jet (not imported: jets imports this table's module)
+    if hasattr(base, "power"):  # an oracles.higher.jets.Jet (a higher layer: recognised by its method)
         return base.power(exponent, lower=_double_minus_one)
     if exponent.is_exact() and exponent.is_integer():
         return int_power(base, int(exponent.unique_fmpz()))
@@ -169,7 +266,12 @@ _op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow
     lambda a, c: a**c,
     lambda F, a, c: F.round(_power(a, c), 2),
     lambda F, args, y: (F.mul(args[1], F.round(_power(args[0], _double_minus_one(args[1])), 2)),),
-    (R, R), operands="exponent", ulps=1)
+    (R, R), operands=EXPONENT, ulps=1, opinfo=("pow",),
+    specials=(pole("x0 = 0 with a negative or fractional exponent (an edge for fractional ones)", 0.0),),
+    conventions=pins.POW_SCALAR,
+    references=(ref((1.25, 3.0), lambda a, c: (3 * a**2,)),
+                ref((-1.5, -2.0), lambda a, c: (-2 / a**3,)),
+                ref((1.25, 0.5), lambda a, c: (1 / (2 * mp.sqrt(a)),))))
 # pow(Tensor, Tensor): self: grad * exponent * self.pow(exponent - 1); exponent: grad * result * self.log()
 _op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_second=False),
             Spelling("torch.pow({0}, {1})", torch.pow, const_first=True, const_second=False),
@@ -178,56 +280,91 @@ _op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_sec
     lambda F, a, b: F.round((b * a.log()).exp(), 2),
     lambda F, args, y: (F.mul(args[1], F.round((F.sub(args[1], ONE) * args[0].log()).exp(), 2)),
                         F.mul(y, F.round(args[0].log(), 2))),
-    (P, B), ulps=1)
+    (P, B), ulps=1, opinfo=("pow", "__rpow__"), constant_bases=(2.0, 0.5, 3.0, 1.5, 10.0),
+    intervals=(NONNEGATIVE_REALS, REALS), specials=(edge("x0 = 0", 0.0),), conventions=pins.POW,
+    # pow_backward_self is where(exponent == 0, 0, grad * exponent * self.pow(exponent - 1)): at exponent 0
+    # its dependence on the exponent is masked, so ∂²(a ** b)/∂b∂a = 1/a comes out 0 (cf. pytorch#89757).
+    second_order_deviation=Deviation(lambda values: values[1].contains(0), "pow's double backward at exponent 0"),
+    references=(ref((1.25, 0.75), lambda a, b: (b * a ** (b - 1), a**b * mp.log(a))),))
 _op("reciprocal", _unary_spellings("reciprocal"), lambda a: 1 / a,
-    lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,))
+    lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,),
+    specials=(pole("x = 0", 0.0),), conventions=pins.RECIPROCAL,
+    references=(ref((-1.25,), lambda a: (-1 / a**2,)),))
 _op("square", _unary_spellings("square"), lambda a: a**2,
-    lambda F, a: F.mul(a, a), lambda F, args, y: (F.mul(arb(2), args[0]),), (R,))
+    lambda F, a: F.mul(a, a), lambda F, args, y: (F.mul(arb(2), args[0]),), (R,),
+    references=(ref((-1.25,), lambda a: (2 * a,)),))
 _op("sqrt", _unary_spellings("sqrt"), sympy.sqrt,
-    lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,))
+    lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,),
+    intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.SQRT,
+    references=(ref((1.25,), lambda a: (1 / (2 * mp.sqrt(a)),)),))
 # rsqrt: -0.5 * grad * result.pow(3)
 _op("rsqrt", _unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
     lambda F, a: F.round(a.rsqrt(), 2), lambda F, args, y: (F.mul(arb(-0.5), F.round(int_power(y, 3), 2)),),
-    (P,), ulps=1)
+    (P,), ulps=1, intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.RSQRT,
+    references=(ref((1.25,), lambda a: (-1 / (2 * a * mp.sqrt(a)),)),))
+
 
 # ---------------------------------------------------------------- transcendental
-def _unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None):
+def _unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None, **extra):
     """A unary op whose forward is one torch kernel accurate to `ulps`, modelled by `arb_function`."""
+    k = 2 * ulps
 
-    def forward(F, a, _f=arb_function, _name=name):
-        return F.round(_f(a), OPS[_name].k)
+    def forward(F, a):
+        return F.round(arb_function(a), k)
 
-    _op(name, spellings or _unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps)
+    _op(name, spellings or _unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
 
 
 def _k(name):
     return OPS[name].k
 
 
-_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B)
-_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B)
-_unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P)
+def _saturates(where: str) -> Special:
+    return Special(Kind.SATURATION, where)
+
+
+_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
+       references=(ref((0.75,), lambda a: (mp.exp(a),)),))
+_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
+       references=(ref((0.75,), lambda a: (mp.exp(a),)),))
+_unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P,
+       intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG,
+       references=(ref((1.25,), lambda a: (1 / a,)),))
 _unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
-       lambda F, args, y: (F.div(ONE, F.add(args[0], ONE)),), P)
-_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), _k("sin")),))
-_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), _k("cos")),))
-_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U)
-_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),))
-_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), _k("sinh")),), B)
-_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), _k("cosh")),), B)
+       lambda F, args, y: (F.div(ONE, F.add(args[0], ONE)),), P,
+       intervals=(Interval(-1.0),), specials=(pole("x = -1", -1.0),), conventions=pins.LOG1P,
+       references=(ref((0.75,), lambda a: (1 / (1 + a),)),))
+_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), _k("sin")),),
+       references=(ref((0.5,), lambda a: (mp.cos(a),)),))
+_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), _k("cos")),),
+       references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
+_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
+       specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
+       references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
+_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
+       specials=(_saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
+       references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
+_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), _k("sinh")),), B,
+       references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
+_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), _k("cosh")),), B,
+       references=(ref((0.5,), lambda a: (mp.sinh(a),)),))
 _unary("atan", sympy.atan, arb.atan,
-       lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),))
+       lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
+       specials=(_saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
+       conventions=pins.ATAN, references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
 _unary("asin", sympy.asin, arb.asin,
-       lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U)
+       lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
+       intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
+       conventions=pins.ASIN, references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 - a**2),)),))
 _unary("acos", sympy.acos, arb.acos,
-       lambda F, args, y: (-F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U)
+       lambda F, args, y: (-F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
+       intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
+       conventions=pins.ACOS, references=(ref((0.5,), lambda a: (-1 / mp.sqrt(1 - a**2),)),))
 _unary("asinh", sympy.asinh, arb.asinh,
-       lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),))
-# erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
-_unary("erf", sympy.erf, arb.erf,
-       lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5),
-                                 F.round((-F.mul(args[0], args[0])).exp(), 2)),),
-       spellings=_unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), ulps=2)
+       lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
+       specials=(_saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
+       references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
+
 # bfloat16/float16 erf on CPU runs Vectorized<float>::erf, the Abramowitz-Stegun 7.1.26 formula whose
 # error bound 1.5e-7 is *absolute*: near 0 it loses every digit (bf16 erf(1e-10) = 0). That accuracy is
 # modelled here, so such points come out unverified, and the loss itself is a registered finding
@@ -235,31 +372,37 @@ _unary("erf", sympy.erf, arb.erf,
 # The formula's own bound (1.5e-7) plus float32 evaluation of 1 - p(t)exp(-x^2), whose terms are near 1
 # (a few roundings of 2^-24 each): bf16 erf(1.5e-7) returns 0, 1.7e-7 off.
 ERF_HALF_ABSOLUTE_ERROR = 1.5e-7 + 4 * 2.0**-24
+ERF_ULPS = 2
 
 
 def _erf_forward(F, a):
-    value = F.round(a.erf(), OPS["erf"].k)
+    value = F.round(a.erf(), 2 * ERF_ULPS)
     if F.format.name in ("bfloat16", "float16"):
         value = F.in_range(value + arb(0, ERF_HALF_ABSOLUTE_ERROR))
     return value
 
 
-OPS["erf"] = dataclasses.replace(OPS["erf"], forward=_erf_forward)
+# erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
+_op("erf", _unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
+    lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(args[0], args[0])).exp(), 2)),),
+    (R,), ulps=ERF_ULPS, references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
 # sigmoid_backward: grad * (1 - y) * y
 _unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
        lambda F, args, y: (F.mul(F.sub(ONE, y), y),),
        spellings=_unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
-       ulps=2)
+       ulps=2, specials=(_saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
+       conventions=pins.SIGMOID, references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
 
 # softplus(beta=1, threshold=20) is linear above the threshold: that *is* the function torch computes.
 SOFTPLUS_THRESHOLD = 20
+SOFTPLUS_ULPS = 2
 
 
 def _softplus_forward(F, a):
     if F.greater(a, arb(SOFTPLUS_THRESHOLD)):
         return a
-    return F.round(a.exp().log1p(), OPS["softplus"].k)
+    return F.round(a.exp().log1p(), 2 * SOFTPLUS_ULPS)
 
 
 def _softplus_grads(F, args, y):
@@ -272,7 +415,11 @@ def _softplus_grads(F, args, y):
 
 _op("softplus", [Spelling("torch.nn.functional.softplus({0})", torch_nn_functional.softplus)],
     lambda a: sympy.Piecewise((a, a > SOFTPLUS_THRESHOLD), (sympy.log(1 + sympy.exp(a)), True)),
-    _softplus_forward, _softplus_grads, (R,), ulps=2)
+    _softplus_forward, _softplus_grads, (R,), ulps=SOFTPLUS_ULPS, opinfo=("nn.functional.softplus",),
+    specials=(kink("x = 20, torch's threshold: linear above it", float(SOFTPLUS_THRESHOLD)),),
+    conventions=pins.SOFTPLUS,
+    references=(ref((0.5,), lambda a: (1 / (1 + mp.exp(-a)),)),
+                ref((25.0,), lambda a: (1,))))  # torch's softplus is linear above its threshold 20
 
 
 def _abs_grads(F, args, y):
@@ -280,7 +427,9 @@ def _abs_grads(F, args, y):
 
 
 _op("abs", [Spelling("abs({0})", abs), *_unary_spellings("abs")[0:2]], sympy.Abs,
-    lambda F, a: abs(a), _abs_grads, (NZ,))
+    lambda F, a: abs(a), _abs_grads, (NZ,), specials=(kink("x = 0", 0.0),), conventions=pins.ABS,
+    references=(ref((-1.5,), lambda a: (-1,)), ref((1.5,), lambda a: (1,))))
+
 
 # ---------------------------------------------------------------- binary, non-arithmetic
 # atan2_backward: recip = (self * self + other * other).reciprocal(); grad * other * recip, grad * -self * recip
@@ -290,22 +439,39 @@ def _atan2_grads(F, args, y):
     return (F.mul(b, recip), -F.mul(a, recip))
 
 
+ATAN2_ULPS = 2
+
+
 def _atan2_forward(F, y, x):
     # The value jumps across the branch cut y = 0, x < 0 (and ±0 pick the side).
     if y.contains(0) and not x > 0:
         raise Singular("atan2 on its branch cut")
-    return F.round(arb.atan2(y, x), OPS["atan2"].k)
+    return F.round(arb.atan2(y, x), 2 * ATAN2_ULPS)
+
+
+def _atan2_partials(y, x):
+    """∂/∂y = x / (x² + y²), ∂/∂x = -y / (x² + y²)."""
+    return (x / (x**2 + y**2), -y / (x**2 + y**2))
 
 
 # y bounded away from 0: every quadrant, never the origin nor the branch cut.
 _op("atan2", _binary_spellings("atan2", const_second=False)
     + [Spelling("torch.arctan2({0}, {1})", torch.arctan2, const_second=False)],
-    sympy.atan2, _atan2_forward, _atan2_grads, (NZ, R), ulps=2)
+    sympy.atan2, _atan2_forward, _atan2_grads, (NZ, R), ulps=ATAN2_ULPS,
+    specials=(Special(Kind.BRANCH_CUT, "x0 = 0, x1 < 0", arg=None),
+              Special(Kind.POLE, "the origin (0, 0)", arg=None)),
+    conventions=pins.ATAN2,
+    references=(ref((0.75, -1.25), _atan2_partials), ref((-0.75, -1.25), _atan2_partials)))  # quadrants 2, 3
+HYPOT_ULPS = 1
 # hypot: grad * self / result, grad * other / result
 _op("hypot", _binary_spellings("hypot", const_second=False),
     lambda a, b: sympy.sqrt(a**2 + b**2),
-    lambda F, a, b: F.round((a * a + b * b).sqrt(), OPS["hypot"].k),
-    lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=1)
+    lambda F, a, b: F.round((a * a + b * b).sqrt(), 2 * HYPOT_ULPS),
+    lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=HYPOT_ULPS,
+    specials=(kink("the origin (0, 0), a cone", arg=None),), conventions=pins.HYPOT,
+    references=(ref((0.75, -1.25), lambda a, b: (a / mp.sqrt(a**2 + b**2), b / mp.sqrt(a**2 + b**2))),))
+
+
 def _logaddexp_forward(F, a, b):
     # torch: m = max(a, b); m + log1p(exp(-|a - b|)). The final sum can cancel (a = b = -log 2 / 2),
     # so the kernel is accurate relative to |m| + log1p(...), not to the result.
@@ -320,7 +486,9 @@ _op("logaddexp", _binary_spellings("logaddexp", const_second=False),
     _logaddexp_forward,
     lambda F, args, y: (F.div(ONE, F.add(ONE, F.round(F.sub(args[1], args[0]).exp(), 2))),
                         F.div(ONE, F.add(ONE, F.round(F.sub(args[0], args[1]).exp(), 2)))),
-    (R, R), ulps=2)
+    (R, R), ulps=2, conventions=pins.LOGADDEXP,
+    references=(ref((0.75, -1.25),
+                    lambda a, b: (mp.exp(a) / (mp.exp(a) + mp.exp(b)), mp.exp(b) / (mp.exp(a) + mp.exp(b)))),))
 
 
 def _select_grads(first_wins: Callable[[arb, arb], bool]):
@@ -330,23 +498,44 @@ def _select_grads(first_wins: Callable[[arb, arb], bool]):
     return grads
 
 
+def _select_tangent(self_wins):
+    """derivatives.yaml's forward derivative of maximum/minimum/fmax/fmin: other_t + mask * (self_t - other_t),
+    mask = 1 where `self_wins(self, other)`. Not other_t or self_t: the subtraction and addition round, so the
+    tangent loses |other_t| * u (jvp of max(2, 1) with tangents (1e-20, 1) is 0, not 1e-20)."""
+
+    def rule(JF, values, tangents):
+        mask = 1 if self_wins(JF, values[0], values[1]) else 0
+        return JF.add(tangents[1], JF.sub(tangents[0], tangents[1]) * mask)
+
+    return rule
+
+
+_TIE = Special(Kind.TIE, "x0 = x1", arg=None)
 _op("maximum", _binary_spellings("maximum", const_second=False)
     + [Spelling("torch.max({0}, {1})", torch.max, const_second=False)],
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
-    _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands="ordered")
+    _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("maximum", "max[binary]"),
+    specials=(_TIE,), conventions=pins.MAXIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
+    references=(ref((0.75, -1.25), lambda a, b: (1, 0)), ref((-1.25, 0.75), lambda a, b: (0, 1))))
 _op("minimum", _binary_spellings("minimum", const_second=False)
     + [Spelling("torch.min({0}, {1})", torch.min, const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
-    _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands="ordered")
+    _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("minimum", "min[binary]"),
+    specials=(_TIE,), conventions=pins.MINIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(b, a)),
+    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
 # fmax/fmin: maximum/minimum that ignore NaN; their backward sends a tie's gradient to `self` only.
 _op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False),
              Spelling("{0}.fmax({1})", lambda a, b: a.fmax(b), const_second=False)],
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
-    _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands="ordered")
+    _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED,
+    specials=(_TIE,), conventions=pins.FMAX, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
+    references=(ref((0.75, -1.25), lambda a, b: (1, 0)),))
 _op("fmin", [Spelling("torch.fmin({0}, {1})", torch.fmin, const_second=False),
              Spelling("{0}.fmin({1})", lambda a, b: a.fmin(b), const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
-    _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands="ordered")
+    _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED,
+    specials=(_TIE,), conventions=pins.FMIN, forward_tangent=_select_tangent(lambda F, a, b: not F.greater(a, b)),
+    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
 
 # ---------------------------------------------------------------- kinks, bounds and steps
 # Every kink is decided by `F.sign`/`F.greater`, which raise `Singular` when the argument's ball may
@@ -363,24 +552,36 @@ def _nn(name: str) -> Spelling:
 # relu: threshold_backward(grad, result, 0), i.e. 0 where result <= 0
 _op("relu", _unary_spellings("relu") + [_nn("relu")], lambda a: sympy.Max(a, 0),
     lambda F, a: a if F.sign(a) > 0 else ZERO,
-    lambda F, args, y: (ONE if F.sign(args[0]) > 0 else ZERO,), (NZ,))
+    lambda F, args, y: (ONE if F.sign(args[0]) > 0 else ZERO,), (NZ,), opinfo=("nn.functional.relu",),
+    specials=(kink("x = 0", 0.0),), conventions=pins.RELU,
+    references=(ref((0.5,), lambda a: (1,)), ref((-0.5,), lambda a: (0,))))
 # sign, floor, ceil, trunc, round: zeros_like(grad)
 _op("sign", _unary_spellings("sign"), sympy.sign,
-    lambda F, a: arb(F.sign(a)), lambda F, args, y: (ZERO,), (NZ,))
+    lambda F, a: arb(F.sign(a)), lambda F, args, y: (ZERO,), (NZ,),
+    specials=(Special(Kind.JUMP, "x = 0", 0, (0.0,)),), conventions=pins.SIGN,
+    references=(ref((-0.5,), lambda a: (0,)),))
 
 
-def _step_op(name: str, sympy_fn, domain: Domain) -> None:
+def _jumps(where: str, first: float) -> Special:
+    return Special(Kind.JUMP, where, 0, (first,), period=1.0)
+
+
+def _step_op(name: str, sympy_fn, domain: Domain, jumps: Special, conventions, reference: Reference) -> None:
     step = STEP_EVALUATORS[sympy_fn]
-    _op(name, _unary_spellings(name), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,))
+    _op(name, _unary_spellings(name), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,),
+        specials=(jumps,), conventions=conventions, references=(reference,))
 
 
-_step_op("floor", Floor, OFF_INTEGERS)
-_step_op("ceil", Ceil, OFF_INTEGERS)
-_step_op("trunc", Trunc, OFF_INTEGERS)
-_step_op("round", RoundHalfEven, OFF_HALF_INTEGERS)
+_step_op("floor", Floor, OFF_INTEGERS, _jumps("the integers", 0.0), pins.FLOOR, ref((1.25,), lambda a: (0,)))
+_step_op("ceil", Ceil, OFF_INTEGERS, _jumps("the integers", 0.0), pins.CEIL, ref((-1.25,), lambda a: (0,)))
+_step_op("trunc", Trunc, OFF_INTEGERS, _jumps("the nonzero integers", 1.0), pins.TRUNC, ref((2.75,), lambda a: (0,)))
+_step_op("round", RoundHalfEven, OFF_HALF_INTEGERS, _jumps("the half-integers", 0.5), pins.ROUND,
+         ref((1.25,), lambda a: (0,)))
 # frac = self - trunc(self) (exact in floating point); frac: grad
 _op("frac", _unary_spellings("frac"), lambda a: a - Trunc(a),
-    lambda F, a: F.sub(a, STEP_EVALUATORS[Trunc](a)), lambda F, args, y: (ONE,), (OFF_INTEGERS,))
+    lambda F, a: F.sub(a, STEP_EVALUATORS[Trunc](a)), lambda F, args, y: (ONE,), (OFF_INTEGERS,),
+    specials=(_jumps("the nonzero integers", 1.0),), conventions=pins.FRAC,
+    references=(ref((-1.25,), lambda a: (1,)),))
 
 
 def _inside(F, a, lower, upper) -> bool:
@@ -412,25 +613,34 @@ def _clamp_grads(lower_arg, upper_arg):
     return grads
 
 
+_AT_THE_BOUNDS = kink("x0 = a bound (the constant arguments)")
 CLAMP_BOUNDS = ((0.0, 1.0), (-1.0, 1.0), (-2.0, 0.5))
 _op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
               Spelling("{0}.clamp({1}, {2})", lambda a, lo, hi: a.clamp(lo, hi)),
               Spelling("torch.clip({0}, {1}, {2})", torch.clip)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
-    (OFF_PARAMETERS, R, R), operands="parameters", parameters=CLAMP_BOUNDS)
+    (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=CLAMP_BOUNDS,
+    specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP,
+    references=(ref((0.25, 0.0, 1.0), lambda a, lo, hi: (1,)), ref((1.5, 0.0, 1.0), lambda a, lo, hi: (0,))))
 _op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
                   Spelling("{0}.clamp_min({1})", lambda a, lo: a.clamp_min(lo)),
                   Spelling("torch.clamp({0}, {1})", torch.clamp)],
     sympy.Max, _clamp_forward(1, 0), _clamp_grads(1, 0),
-    (OFF_PARAMETERS, R), operands="parameters", parameters=((0.0,), (-1.0,), (0.5,)))
+    (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (-1.0,), (0.5,)),
+    specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MIN,
+    references=(ref((-0.5, 0.0), lambda a, lo: (0,)), ref((0.75, -1.0), lambda a, lo: (1,))))
 _op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
                   Spelling("{0}.clamp_max({1})", lambda a, hi: a.clamp_max(hi)),
                   Spelling("torch.clamp({0}, max={1})", lambda a, hi: torch.clamp(a, max=hi))],
     sympy.Min, _clamp_forward(0, 1), _clamp_grads(0, 1),
-    (OFF_PARAMETERS, R), operands="parameters", parameters=((0.0,), (1.0,), (-0.5,)))
+    (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (1.0,), (-0.5,)),
+    specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MAX,
+    references=(ref((0.25, 0.0), lambda a, hi: (0,)), ref((-0.75, -0.5), lambda a, hi: (1,))))
 _op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_nn_functional.hardtanh)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
-    (OFF_PARAMETERS, R, R), operands="parameters", parameters=((-1.0, 1.0), (0.0, 6.0), (-2.0, 0.5)))
+    (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=((-1.0, 1.0), (0.0, 6.0), (-2.0, 0.5)),
+    opinfo=("nn.functional.hardtanh",), specials=(_AT_THE_BOUNDS,), conventions=pins.HARDTANH,
+    references=(ref((0.5, -1.0, 1.0), lambda a, lo, hi: (1,)), ref((7.0, 0.0, 6.0), lambda a, lo, hi: (0,))))
 
 
 # leaky_relu: self > 0 ? grad : grad * negative_slope
@@ -438,14 +648,17 @@ _op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch_nn
     lambda a, slope: sympy.Piecewise((a, a > 0), (slope * a, True)),
     lambda F, a, slope: a if F.sign(a) > 0 else F.mul(a, slope),
     lambda F, args, y: ((ONE if F.sign(args[0]) > 0 else args[1]), ZERO),
-    (NZ, R), operands="parameters", parameters=((0.01,), (0.25,), (0.5,)))
+    (NZ, R), operands=PARAMETERS, parameters=((0.01,), (0.25,), (0.5,)), opinfo=("nn.functional.leaky_relu",),
+    specials=(kink("x0 = 0", 0.0),), conventions=pins.LEAKY_RELU,
+    references=(ref((-0.5, 0.25), lambda a, slope: (slope,)), ref((0.5, 0.01), lambda a, slope: (1,))))
+ELU_ULPS = 1
 
 
 def _elu_forward(F, a, alpha):
     if F.sign(a) > 0:
         return a
     # expm1(x) or exp(x) - 1 (both are within this enclosure), times alpha
-    return F.mul(alpha, F.sub(F.round(a.exp(), OPS["elu"].k), ONE))
+    return F.mul(alpha, F.sub(F.round(a.exp(), 2 * ELU_ULPS), ONE))
 
 
 def _elu_grads(F, args, y):
@@ -453,12 +666,14 @@ def _elu_grads(F, args, y):
     a, alpha = args
     if F.sign(a) > 0:
         return (ONE, ZERO)
-    return (F.mul(alpha, F.round(a.exp(), OPS["elu"].k)), ZERO)
+    return (F.mul(alpha, F.round(a.exp(), 2 * ELU_ULPS)), ZERO)
 
 
 _op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.elu)],
     lambda a, alpha: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a) - 1), True)),
-    _elu_forward, _elu_grads, (NZ, R), operands="parameters", parameters=((1.0,), (0.5,), (2.0,)), ulps=1)
+    _elu_forward, _elu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)), ulps=ELU_ULPS,
+    opinfo=("nn.functional.elu",), specials=(kink("x0 = 0 (unless alpha = 1)", 0.0),), conventions=pins.ELU,
+    references=(ref((-0.5, 2.0), lambda a, alpha: (alpha * mp.exp(a),)), ref((0.75, 1.0), lambda a, alpha: (1,))))
 
 
 def _pi(F) -> arb:
@@ -466,9 +681,12 @@ def _pi(F) -> arb:
     return F.round(arb.pi())
 
 
+SINC_ULPS = 1
+
+
 def _sinc_forward(F, a):
     product = F.mul(_pi(F), a)
-    return F.div(F.round(product.sin(), OPS["sinc"].k), product)
+    return F.div(F.round(product.sin(), 2 * SINC_ULPS), product)
 
 
 def _sinc_grads(F, args, y):
@@ -479,40 +697,69 @@ def _sinc_grads(F, args, y):
     squared_pi = F.mul(F.mul(x, x), _pi(F))
     if squared_pi.contains(0):
         raise Singular("self * self * pi may underflow to 0, where torch returns 0")
-    k = OPS["sinc"].k
+    k = 2 * SINC_ULPS
     numerator = F.sub(F.mul(self_pi, F.round(self_pi.cos(), k)), F.round(self_pi.sin(), k))
     return (F.div(numerator, squared_pi),)
 
 
 _op("sinc", _unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch.special.sinc)),
-    lambda a: sympy.sin(sympy.pi * a) / (sympy.pi * a), _sinc_forward, _sinc_grads, (NZ,), ulps=1)
+    lambda a: sympy.sin(sympy.pi * a) / (sympy.pi * a), _sinc_forward, _sinc_grads, (NZ,), ulps=SINC_ULPS,
+    specials=(Special(Kind.REMOVABLE, "x = 0: sin(πx)/(πx) is 0/0, sinc(0) = 1", 0, (0.0,)),), conventions=pins.SINC,
+    # sinc's backward formula (x π cos(x π) - sin(x π)) / (x² π) cancels, and its derivative cancels again
+    # (π cos(x π) appears twice with opposite signs): with bfloat16's u = 2^-8, the enclosure is wider than
+    # the value at ~57% of points (80 examples, thorough). Covered in compositions.
+    skips=(Skip("test_op_second_derivative", "bfloat16",
+                "sinc's backward formula cancels twice; bfloat16 leaves ~57% of its second derivatives "
+                "unverifiable"),),
+    # sinc(x) = sin(πx)/(πx): derivative (πx cos(πx) - sin(πx)) / (πx²)
+    references=(ref((0.75,), lambda a: ((mp.pi * a * mp.cos(mp.pi * a) - mp.sin(mp.pi * a)) / (mp.pi * a**2),)),))
 # atanh: grad * 1 / (1 - self.pow(2))
 _unary("atanh", sympy.atanh, arb.atanh,
        lambda F, args, y: (F.div(ONE, F.sub(ONE, F.mul(args[0], args[0]))),), U,
-       spellings=_unary_spellings("atanh", Spelling("torch.arctanh({0})", torch.arctanh)))
+       spellings=_unary_spellings("atanh", Spelling("torch.arctanh({0})", torch.arctanh)),
+       intervals=(Interval(-1.0, 1.0),), specials=(pole("x = ±1", -1.0, 1.0),), conventions=pins.ATANH,
+       references=(ref((0.5,), lambda a: (1 / (1 - a**2),)),))
+GELU_ULPS = 2
 
 
 def _gelu_cdf(F, a):
     """0.5 * (1 + erf(x * M_SQRT1_2))."""
     scaled = F.mul(a, F.round(1 / arb(2).sqrt()))
-    return F.mul(arb(0.5), F.add(ONE, F.round(scaled.erf(), OPS["gelu"].k)))
+    return F.mul(arb(0.5), F.add(ONE, F.round(scaled.erf(), 2 * GELU_ULPS)))
 
 
 def _gelu_grads(F, args, y):
     # gelu_backward (approximate='none'): cdf + x * exp(-0.5 * x * x) * M_2_SQRTPI * M_SQRT1_2 * 0.5
     a = args[0]
-    pdf = F.mul(F.round((F.mul(arb(-0.5), F.mul(a, a))).exp(), OPS["gelu"].k),
+    pdf = F.mul(F.round((F.mul(arb(-0.5), F.mul(a, a))).exp(), 2 * GELU_ULPS),
                 F.round(1 / (2 * arb.pi()).sqrt()))
     return (F.add(_gelu_cdf(F, a), F.mul(a, pdf)),)
 
 
 _op("gelu", [_nn("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
-    lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=2)
+    lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
+    conventions=pins.GELU, references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
 
-for _name, _conventions in CONVENTIONS.items():
-    if _name not in OPS:
-        raise ValueError(f"oracles.table.op_conventions pins {_name!r}, which the op table lacks")
-    _pin(_name, *_conventions)
+# ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
+# torch's constants M_LN2 and M_LN10 as the dtype sees them: rounded (the exact value lies in the same ball).
+
+
+def _ln(F, base: int) -> arb:
+    return F.round(arb(base).log())
+
+
+# exp2: grad * result * M_LN2
+_unary("exp2", lambda a: 2**a, lambda a: arb(2) ** a, lambda F, args, y: (F.mul(y, _ln(F, 2)),), B,
+       references=(ref((0.75,), lambda a: (2**a * mp.log(2),)),))
+# log2: grad / (self * M_LN2); log10: grad / (self * M_LN10)
+_unary("log2", lambda a: sympy.log(a) / sympy.log(2), lambda a: a.log() / arb(2).log(),
+       lambda F, args, y: (F.div(ONE, F.mul(args[0], _ln(F, 2))),), P,
+       intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG2,
+       references=(ref((1.25,), lambda a: (1 / (a * mp.log(2)),)),))
+_unary("log10", lambda a: sympy.log(a) / sympy.log(10), lambda a: a.log() / arb(10).log(),
+       lambda F, args, y: (F.div(ONE, F.mul(args[0], _ln(F, 10))),), P,
+       intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG10,
+       references=(ref((1.25,), lambda a: (1 / (a * mp.log(10)),)),))
 
 
 def op_named(name: str) -> OpSpec:
