@@ -1,4 +1,4 @@
-"""Explorer samples of the tensor ops (issue 6, part 4): one random program rooted at a tensor op of the
+"""Explorer samples of the tensor ops: one random program rooted at a tensor op of the
 tensor-op table (oracles.table.tensor_ops), torch's `.grad` judged by the tensor oracle and measured in ulps of
 the exact VJP, classified like single-op samples (gradoracle.explore_eval): wrong (outside the enclosure),
 inaccurate (more than BAND_ULPS off where the model declines to judge), ok, oracle (a bug of ours).
@@ -26,7 +26,7 @@ def evaluate_tensor(op: str, case: TensorCase) -> Sample:
     sample = Sample(op, case.dtype, point, spelling,
                     note=f"y = {case.source}; shapes {list(case.shapes)}; gradient= {case.upstream}")
     try:
-        verdicts = check_tensor_case(case)
+        verdicts = check_tensor_case(case).verdicts
     except OracleInconsistency as exc:
         sample.classification, sample.note = "oracle", f"{sample.note}: {exc}"
         sample.reproducer = tensor_reproducer(case)

@@ -1,10 +1,11 @@
 """Tensor programs (oracles.tensor.program): elementwise compositions fed into a tensor op of the tensor-op
 table, optionally followed by an elementwise composition of its result and a second tensor op.
 
-Everything is valid by construction: shapes are drawn for the op (matmul's inner sizes agree, views get
-parameters that fit the shape, reductions a dim the tensor has), elementwise parts come from
-`compositions` (arguments inside each op's domain), and inputs hold values exact in the dtype, with the
-simple values (0, ties) first so products with zeros and tied maxima are drawn often.
+Everything is valid by construction: shapes are drawn for the op (matmul's inner sizes agree), parameters
+from the space the op's entry declares (strategies.tensor_params: views fit the shape, reductions get a dim
+the tensor has), elementwise parts come from `compositions` (arguments inside each op's domain), and inputs
+hold values exact in the dtype, with the simple values (0, ties) first so products with zeros and tied
+maxima are drawn often.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from oracles.tensor.program import Input, Map, Node, Tensor, TensorCase, shape_o
 from strategies.backward import SMOOTH_OPS, upstream_values
 from strategies.cached import choice
 from strategies.expressions import compositions
+from strategies.tensor_params import op_params
 from strategies.values import leaf_value_lists
 
 SIDES = st.integers(1, 3)
@@ -57,7 +59,7 @@ def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str]
 @st.composite
 def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: str) -> Tensor:
     op = TENSOR_OPS[op_name]
-    params = draw(op.params(arg_shapes), label=f"{label}: parameters")
+    params = draw(op_params(op, arg_shapes), label=f"{label}: parameters")
     spelling = draw(choice(op.spellings_for(arg_shapes, params)), label=f"{label}: spelling")
     return Tensor(op_name, args, params, spelling)
 

@@ -1,4 +1,4 @@
-"""Non-diagonal Jacobians (issue 6, part 3): reductions, cumulative ops, softmax, matmul and views, composed
+"""Non-diagonal Jacobians: reductions, cumulative ops, softmax, matmul and views, composed
 with the elementwise expressions, against SymPy's exact Jacobian of per-element symbols.
 
 - every tensor op at the root of a program, with and without `gradient=` (oracles.tensor.oracle);
@@ -23,26 +23,25 @@ from hypothesis import strategies as st
 from conftest import FIXTURE_HEALTH, scaled
 from oracles.core.expr import Apply, Var
 from oracles.core.gradient_oracle import ExpectedElement, Status
-from oracles.core.outcomes import record, record_and_check
+from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.verdict import ElementVerdict, Verdict, judge_element
 from oracles.faults.derivatives import reduction_backward_on_wrong_axis
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import Singular
-from oracles.table.tensor_ops import TENSOR_OPS, Params
-from oracles.tensor.check import assert_tensor_gradients_match, check_tensor_case, tensor_reproducer
+from oracles.table.tensor_ops import TENSOR_OPS, IndexParams, OpParams, ReductionParams, ScanParams, ShapeParams
+from oracles.tensor.check import check_tensor_case, tensor_reproducer
 from oracles.tensor.oracle import exact_vjp, expected_tensor_gradients, program_sympy
 from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program
 from strategies.backward import upstream_values
 from strategies.expressions import compositions
+from strategies.tensor_params import op_params
 from strategies.tensor_programs import tensor_cases
 from strategies.values import leaf_value_lists
 
 
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
     __tracebackhide__ = True
-    verdicts = check_tensor_case(case, device, overrides)
-    record(verdict_log, verdicts, case)
-    assert_tensor_gradients_match(case, verdicts, device)
+    assert_gradients_match(check_tensor_case(case, device, overrides), verdict_log)
 
 
 # ------------------------------------------------------------------ random programs
@@ -100,7 +99,8 @@ def test_jacrev_of_tensor_programs(dtype, device, verdict_log, data):
         for o in range(n_out):
             for a, element in enumerate(rows[o][i].elements):
                 verdicts.append(judge_element(i, (o, a), values[o][a], element, case.format))
-    record_and_check(verdict_log, verdicts, case, f"torch.func.jacrev (index: [output, element]) of {case.source}")
+    assert_gradients_match(Outcome(case, verdicts, device, call="torch.func.jacrev (index: [output, element])"),
+                           verdict_log)
 
 
 # ------------------------------------------------------------------ the exact side checks itself
@@ -157,11 +157,37 @@ def test_every_spelling_is_reachable():
         assert reached == set(range(len(op.spellings))), f"{name}: spellings {set(range(len(op.spellings))) - reached}"
 
 
-def _params_examples(op, arg_shapes) -> list[Params]:
+def test_opinfo_names_are_torchs():
+    """Each entry's `opinfo` names an OpInfo of torch's op_db (name[variant]) that supports autograd in
+    float64, so a coverage report can line the table up with torch's own test matrix."""
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    known = {o.name + (f"[{o.variant_test_name}]" if o.variant_test_name else "") for o in op_db
+             if o.supports_autograd and torch.float64 in o.supported_dtypes("cpu")}
+    for name, op in TENSOR_OPS.items():
+        assert op.opinfo and set(op.opinfo) <= known, f"{name}: {sorted(set(op.opinfo) - known)} not in op_db"
+
+
+def test_reduction_spellings_name_every_parameter():
+    """A spelling leaves a parameter out only where it has torch's default: var's correction 0 is always
+    written (or spelled unbiased=False), and each rendered source computes what its call computes."""
+    x = torch.tensor([[1.0, 2.0, 4.0], [0.5, -1.0, 3.0]], dtype=torch.float64)
+    op = TENSOR_OPS["var"]
+    for p in (ReductionParams(None, False, 0), ReductionParams(1, True, 0), ReductionParams(None, False, 1),
+              ReductionParams(-1, False, 2)):
+        for k in op.spellings_for((x.shape,), p):
+            text = op.spellings[k].render(["x0"], p)
+            assert f"correction={p.correction}" in text or "unbiased" in text or p.correction == 1, text
+            from_text = eval(text, {"torch": torch, "x0": x})  # our own generated text
+            assert torch.equal(from_text, op.spellings[k].call([x], p)), text
+            assert torch.equal(from_text, torch.var(x, dim=p.dim, correction=p.correction, keepdim=p.keepdim)), text
+
+
+def _params_examples(op, arg_shapes) -> list[OpParams]:
     found = []
 
     @settings(max_examples=60, database=None, derandomize=True, phases=[Phase.generate])
-    @given(op.params(arg_shapes))
+    @given(op_params(op, arg_shapes))
     def collect(p):
         found.append(p)
 
@@ -201,24 +227,24 @@ X = Input(0)
 @pytest.mark.parametrize("spelling", [0, 1])
 def test_prod_with_one_zero(spelling):
     """d/dx_i Π x = product of the others: at the zero, the product of the rest; elsewhere 0."""
-    node = Tensor("prod", (X,), Params(dim=1), spelling)
+    node = Tensor("prod", (X,), ReductionParams(dim=1), spelling)
     _assert_pinned(node, ((2, 3),), ((2.0, 0.0, 3.0, 1.5, 2.0, -1.0),), {0: (0.0, 6.0, 0.0, -2.0, -1.5, 3.0)})
 
 
 def test_prod_with_two_zeros_is_zero_everywhere():
-    node = Tensor("prod", (X,), Params(), 2)  # torch.prod(x0): full reduction
+    node = Tensor("prod", (X,), ReductionParams(), 2)  # torch.prod(x0): full reduction
     _assert_pinned(node, ((4,),), ((0.0, 2.0, 0.0, 3.0),), {0: (0.0, 0.0, 0.0, 0.0)})
 
 
 def test_prod_with_zeros_and_gradient():
-    node = Tensor("prod", (X,), Params(dim=0, keepdim=True), 0)
+    node = Tensor("prod", (X,), ReductionParams(dim=0, keepdim=True), 0)
     _assert_pinned(node, ((2, 2),), ((0.0, 2.0, 3.0, 0.0),), {0: (6.0, 0.0, 0.0, -4.0)}, upstream=(2.0, -2.0))
 
 
 def test_cumprod_with_zeros():
     """y = cumprod([2, 0, 3, 0.5]) = [2, 0, 0, 0]; ∂y_j/∂x_k = Π_{i<=j, i != k} x_i, so with gradient g:
     x0: g0 + g1*0 + ... = g0; x1: g1*2 + g2*2*3 + g3*2*3*0.5; x2, x3: every term holds x1 = 0."""
-    node = Tensor("cumprod", (X,), Params(dim=0), 0)
+    node = Tensor("cumprod", (X,), ScanParams(dim=0), 0)
     g = (1.0, 2.0, -1.0, 4.0)
     _assert_pinned(node, ((4,),), ((2.0, 0.0, 3.0, 0.5),), {0: (1.0, 2 * 2.0 - 1.0 * 6.0 + 4.0 * 3.0, 0.0, 0.0)},
                    upstream=g)
@@ -228,37 +254,61 @@ def test_cumprod_with_zeros():
 def test_amax_ties_share_the_gradient_evenly(spelling):
     """At a tie amax has no derivative; torch gives each tied maximum 1/k of the gradient, the
     minimum-norm subgradient (derivatives.yaml: scale_grad_by_count)."""
-    node = Tensor("amax", (X,), Params(dim=1), spelling)
+    node = Tensor("amax", (X,), ReductionParams(dim=1), spelling)
     _assert_pinned(node, ((2, 4),), ((3.0, 1.0, 3.0, -3.0, 2.0, 2.0, 2.0, 2.0),),
                    {0: (0.5, 0.0, 0.5, 0.0, 0.25, 0.25, 0.25, 0.25)})
 
 
 def test_max_of_everything_shares_ties_like_amax():
-    node = Tensor("amax", (X,), Params(), 2)  # torch.amax(x0)
+    node = Tensor("amax", (X,), ReductionParams(), 2)  # torch.amax(x0)
     _assert_pinned(node, ((2, 2),), ((1.0, 4.0, 4.0, -4.0),), {0: (0.0, 0.5, 0.5, 0.0)})
 
 
 def test_norm_at_zero_has_gradient_zero():
     """The 2-norm is not differentiable at 0; torch's norm_backward masks the division by 0 to give 0,
     the minimum-norm subgradient. Away from 0: x / |x|."""
-    node = Tensor("norm", (X,), Params(dim=1), 0)
+    node = Tensor("norm", (X,), ReductionParams(dim=1), 0)
     _assert_pinned(node, ((2, 2),), ((0.0, 0.0, 3.0, -4.0),), {0: (0.0, 0.0, 0.6, -0.8)})
 
 
 def test_repeated_indices_accumulate():
     """x[[0, 0, 2]] reads x0 twice: its gradient is the sum of both (index_put_ with accumulate)."""
-    node = Tensor("index", (X,), Params(index=("take", 0, (0, 0, 2))), 0)
+    node = Tensor("index", (X,), IndexParams(("take", 0, (0, 0, 2))), 0)
     _assert_pinned(node, ((3,),), ((1.0, 2.0, 3.0),), {0: (3.0, 0.0, 0.25)}, upstream=(1.0, 2.0, 0.25))
 
 
 def test_expand_sums_over_the_expanded_dims():
-    node = Tensor("expand", (X,), Params(shape=(2, 3)), 0)
+    node = Tensor("expand", (X,), ShapeParams((2, 3)), 0)
     _assert_pinned(node, ((1, 3),), ((1.0, 2.0, 3.0),), {0: (1.5, 2.0, -1.0)}, upstream=(1.0, 1.0, 1.0, 0.5, 1.0, -2.0))
+
+
+def test_var_gradient_by_hand():
+    """d/dx_i var = 2 (x_i - mean) / (N - correction): [1, 2, 3] with correction 0 gives (2/3)(x - 2)."""
+    node = Tensor("var", (X,), ReductionParams(dim=0, correction=0), 0)
+    _assert_pinned(node, ((3,),), ((1.0, 2.0, 3.0),), {0: (-2 / 3, 0.0, 2 / 3)})
+
+
+def test_std_of_a_constant_slice_has_gradient_zero(dtype):
+    """std is the norm of the deviations (scaled), not differentiable where they are all 0; torch's
+    std_backward masks the division by a zero result to give 0, the minimum-norm subgradient. The other
+    row: (x - mean) / ((N - 1) std) = (x - 2) / 2."""
+    node = Tensor("std", (X,), ReductionParams(dim=1, correction=1), 1)
+    _assert_pinned(node, ((2, 3),), ((2.0, 2.0, 2.0, 1.0, 2.0, 3.0),), {0: (0.0, 0.0, 0.0, -0.5, 0.0, 0.5)},
+                   dtypes=(dtype,))
+
+
+def test_std_of_a_constant_slice_torch_may_not_see_is_unverified():
+    """0.1 three times: float64's sum 0.1 + 0.1 + 0.1 rounds, so torch's mean is not 0.1, its std not 0 and
+    its gradient the ratio of rounding errors; the exact value is the subgradient 0. The model cannot decide
+    torch's zero test: unverified (singular), never judged."""
+    node = Tensor("std", (X,), ReductionParams(correction=1), 2)  # torch.std(x0)
+    expected = expected_tensor_gradients(TensorCase(node, ((3,),), ((0.1, 0.1, 0.1),), "float64"))
+    assert all(e.status is Status.SINGULAR for e in expected[0].elements)
 
 
 def test_softmax_gradient_of_the_sum_is_zero():
     """Σ softmax(x) = 1 for every x, so the gradient of y.sum() is exactly 0 (torch: up to rounding)."""
-    node = Tensor("softmax", (X,), Params(dim=0), 0)
+    node = Tensor("softmax", (X,), ScanParams(dim=0), 0)
     case, expected, grads = _grads(node, ((3,),), ((1.0, 2.0, -0.5),))
     for element, value in zip(expected[0].elements, grads[0].tolist()):
         assert element.exact.contains(0) and element.exact.rad() < 1e-50
@@ -277,7 +327,7 @@ def square_sums(draw):
     n = draw(st.integers(2, 3), label="n")
     dim = draw(st.sampled_from([0, 1, -1]), label="dim")
     outer = draw(compositions(1, max_depth=1), label="f")
-    node = Map(outer, (Tensor("sum", (X,), Params(dim=dim), 1),))
+    node = Map(outer, (Tensor("sum", (X,), ReductionParams(dim=dim), 1),))
     values = tuple(draw(leaf_value_lists(_fmt("float64"), n * n), label="x0"))
     upstream = draw(st.one_of(st.none(), upstream_values(n)), label="gradient")
     return TensorCase(node, ((n, n),), (values,), "float64", upstream)
@@ -298,7 +348,7 @@ def test_reduction_backward_on_the_wrong_axis_is_caught(device):
         @given(data=st.data())
         def run(data):
             case = data.draw(square_sums(), label="case")
-            assert_tensor_gradients_match(case, check_tensor_case(case, device, overrides), device)
+            assert_gradients_match(check_tensor_case(case, device, overrides))
 
         return run
 
@@ -309,13 +359,13 @@ def test_reduction_backward_on_the_wrong_axis_is_caught(device):
 
 def test_planted_fault_refuses_shapes_it_cannot_fake():
     with pytest.raises(ValueError, match=r"square matrix.*\(2, 3\)"):
-        reduction_backward_on_wrong_axis()([torch.zeros(2, 3)], Params(dim=0))
+        reduction_backward_on_wrong_axis()([torch.zeros(2, 3)], ReductionParams(dim=0))
 
 
 def test_oracle_knows_when_it_cannot_say():
     """sin(x) for x = 0 is not exactly 0 in the model, so prod's backward path (zero or not) is undecidable:
     unverified with its reason, never judged."""
-    node = Tensor("prod", (Map(Apply("sin", (Var(0),), 0), (X,)),), Params(dim=0), 0)
+    node = Tensor("prod", (Map(Apply("sin", (Var(0),), 0), (X,)),), ReductionParams(dim=0), 0)
     case = TensorCase(node, ((2,),), ((0.0, 1.0),), "float64")
     expected = expected_tensor_gradients(case)
     assert all(isinstance(e, ExpectedElement) and e.status is Status.SINGULAR for e in expected[0].elements)

@@ -3,12 +3,15 @@ mathematically (SymPy, for the exact Jacobian) and how torch computes its forwar
 every float operation rounded by the `RoundingModel`), after derivatives.yaml and FunctionsManual.cpp.
 
 Arrays are numpy object arrays of balls (or of SymPy expressions), one per tensor element. An op's
-parameters (`p`: dim, keepdim, ...) are an oracles.table.tensor_ops.Params.
+parameters `p` are the typed parameters of its kind (oracles.table.tensor_ops: `ReductionParams` with dim,
+keepdim and correction, `ScanParams` with dim, a view's parameters); every per-slice formula receives them,
+so a formula that depends on a parameter (var's `correction`) reads it where it needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
@@ -44,6 +47,11 @@ def slices(shape: tuple[int, ...], dim: int | None):
     return out
 
 
+def slice_length(shape: tuple[int, ...], dim: int | None) -> int:
+    """N, the number of elements a reduction over `dim` (None: everything) combines into one."""
+    return int(np.prod(shape, dtype=int)) if dim is None else shape[dim % len(shape)]
+
+
 def reduced_shape(shape, p) -> tuple[int, ...]:
     if p.dim is None:
         return tuple(1 for _ in shape) if p.keepdim else ()
@@ -63,28 +71,28 @@ def out_index(kept: tuple[int, ...], shape, p) -> tuple[int, ...]:
 
 
 def reduction(per_slice: Callable) -> Callable:
-    """A reduction's math or forward from a function of one slice's element list."""
+    """A reduction's math or forward from a function of one slice's element list and the parameters."""
 
     def apply(*args):
         *head, arrays, p = args
         a = arrays[0]
         out = _obj(reduced_shape(a.shape, p))
         for members, kept in slices(a.shape, p.dim):
-            out[out_index(kept, a.shape, p)] = per_slice(*head, [a[m] for m in members])
+            out[out_index(kept, a.shape, p)] = per_slice(*head, [a[m] for m in members], p)
         return out
 
     return apply
 
 
 def reduction_backward(per_slice: Callable) -> Callable:
-    """A reduction's backward from (F, slice values, slice result, slice grad) -> grads of the slice."""
+    """A reduction's backward from (F, slice values, slice result, slice grad, params) -> grads of the slice."""
 
     def backward(F, arrays, out, grad, p):
         a = arrays[0]
         result = _obj(a.shape)
         for members, kept in slices(a.shape, p.dim):
             index = out_index(kept, a.shape, p)
-            grads = per_slice(F, [a[m] for m in members], out[index], grad[index])
+            grads = per_slice(F, [a[m] for m in members], out[index], grad[index], p)
             for m, g in zip(members, grads):
                 result[m] = g
         return (result,)
@@ -100,7 +108,7 @@ def dimwise(per_slice: Callable) -> Callable:
         a = arrays[0]
         out = _obj(a.shape)
         for members, _ in slices(a.shape, p.dim):
-            for m, v in zip(members, per_slice(*head, [a[m] for m in members])):
+            for m, v in zip(members, per_slice(*head, [a[m] for m in members], p)):
                 out[m] = v
         return out
 
@@ -112,7 +120,7 @@ def dimwise_backward(per_slice: Callable) -> Callable:
         a = arrays[0]
         result = _obj(a.shape)
         for members, _ in slices(a.shape, p.dim):
-            grads = per_slice(F, [a[m] for m in members], [out[m] for m in members], [grad[m] for m in members])
+            grads = per_slice(F, [a[m] for m in members], [out[m] for m in members], [grad[m] for m in members], p)
             for m, g in zip(members, grads):
                 result[m] = g
         return (result,)
@@ -190,19 +198,19 @@ def _log(F, x, k=K_LOG):
 
 
 # ------------------------------------------------------------------ the reductions
-def sum_backward(F, a, y, g):
+def sum_backward(F, a, y, g, p):
     return [g] * len(a)  # sum_backward: grad expanded, an exact copy
 
 
-def mean_forward(F, a):
+def mean_forward(F, a, p):
     return F.div(F.sum(a), arb(len(a)))  # at::mean = sum(...).div_(n)
 
 
-def mean_backward(F, a, y, g):
+def mean_backward(F, a, y, g, p):
     return [F.div(g, arb(len(a)))] * len(a)  # mean_backward: sum_backward(grad, ...).div_(n)
 
 
-def prod_backward(F, a, y, g):
+def prod_backward(F, a, y, g, p):
     """prod_backward (FunctionsManual.cpp): grad * (result / input) without zeros, else
     prod_safe_zeros_backward: grad * (exclusive cumprod from the left * exclusive cumprod from the right)."""
     exactly_zero = [v.is_exact() and v.is_zero() for v in a]
@@ -219,25 +227,25 @@ def prod_backward(F, a, y, g):
     return out
 
 
-def amax_backward(F, a, y, g):
+def amax_backward(F, a, y, g, p):
     """scale_grad_by_count: (grad / count) * (input == result): ties share the gradient evenly."""
     _, ties = maximum(a)
     share = g if len(ties) == 1 else F.div(g, arb(len(ties)))
     return [share if i in ties else ZERO for i in range(len(a))]
 
 
-def logsumexp_forward(F, a):
+def logsumexp_forward(F, a, p):
     """logsumexp_out_impl: m = amax; log(sum(exp(x - m))) + m."""
     m = hull_maximum(a)
     s = F.sum([_exp(F, F.sub(v, m)) for v in a])
     return F.add(_log(F, s), m)
 
 
-def logsumexp_backward(F, a, y, g):
+def logsumexp_backward(F, a, y, g, p):
     return [mul(F, g, _exp(F, F.sub(v, y))) for v in a]  # logsumexp_backward: grad * (self - result).exp()
 
 
-def norm_forward(F, a):
+def norm_forward(F, a, p):
     s = sum_any(F, [mul(F, v, v) for v in a])
     if s.is_exact() and s.is_zero():
         return ZERO
@@ -246,7 +254,7 @@ def norm_forward(F, a):
     return F.round(s.sqrt(), 1)
 
 
-def norm_backward(F, a, y, g):
+def norm_backward(F, a, y, g, p):
     """norm_backward, p = 2: self * (grad / norm).masked_fill_(norm == 0, 0)."""
     if y.is_exact() and y.is_zero():
         return [ZERO] * len(a)
@@ -256,8 +264,109 @@ def norm_backward(F, a, y, g):
     return [mul(F, v, scale) for v in a]
 
 
+def _deviations(F, a):
+    """self - self.mean(dim, true) as torch computes it (the mean: sum, then / N). A slice of one element,
+    or a constant slice whose partial sums the dtype holds exactly (k·v for every k <= N), has mean exactly
+    v, so its deviations are exactly 0: decidable, as torch's std needs (its backward masks a zero result)."""
+    if len(a) == 1 or _constant_and_exactly_summable(F, a):
+        return [ZERO] * len(a)
+    mean = F.div(F.sum(a), arb(len(a)))
+    return [F.sub(v, mean) for v in a]
+
+
+def _constant_and_exactly_summable(F, a) -> bool:
+    if not all(v.is_exact() and v == a[0] for v in a):
+        return False
+    numerator = abs(float(a[0].mid()).as_integer_ratio()[0])
+    significand = numerator >> ((numerator & -numerator).bit_length() - 1) if numerator else 0
+    fits = significand.bit_length() + len(a).bit_length() <= F.format.mantissa_bits
+    return fits and len(a) * abs(float(a[0].mid())) <= F.format.max_finite
+
+
+def _div(F, a, b):
+    """a / b, exactly 0 when a is exactly 0 (0 divided by a nonzero float is exactly ±0)."""
+    return ZERO if _is_zero(a) else F.div(a, b)
+
+
+def var_forward(F, a, p):
+    """Two passes, as torch's CPU kernel for float and double: the mean, the sum of squared deviations, /
+    (N - correction). bfloat16 and half take Welford's algorithm in float and round once: within this."""
+    squares = sum_any(F, [mul(F, d, d) for d in _deviations(F, a)])
+    return _div(F, squares, arb(len(a) - p.correction))
+
+
+def var_backward(F, a, y, g, p):
+    """var_backward: (2 / (N - correction)) * grad * (self - self.mean(dim, true)); the scalar 2 / (N -
+    correction) is a double, rounded to the dtype where it does not hold it."""
+    scale = mul(F, F.const(2 / (len(a) - p.correction)), g)
+    return [mul(F, scale, d) for d in _deviations(F, a)]
+
+
+def std_forward(F, a, p):
+    """sqrt of the variance, one more rounding; exactly 0 where the deviations are exactly 0."""
+    var = var_forward(F, a, p)
+    if _is_zero(var):
+        return ZERO
+    if not var > 0:
+        raise Singular("the std may be 0 within the rounding model")
+    return F.round(var.sqrt(), 1)
+
+
+def std_backward(F, a, y, g, p):
+    """std_backward: var_backward((grad / (result * 2)).masked_fill_(result == 0, 0), ...): 0 at a zero std."""
+    if _is_zero(y):
+        return [ZERO] * len(a)
+    if y.contains(0):
+        raise Singular("the std may be 0 within the rounding model")
+    return var_backward(F, a, None, _div(F, g, y * 2), p)  # result * 2: exact
+
+
+def sym_var(a, p):
+    mean = sympy.Add(*a) / len(a)
+    return sympy.Add(*((v - mean) ** 2 for v in a)) / (len(a) - p.correction)
+
+
+def _exact_deviations(a):
+    mean = sum(a, ZERO) / len(a)
+    return [v - mean for v in a]
+
+
+def norm_value(a, p):
+    """The 2-norm in arb directly: SymPy's evaluator refuses sqrt(0) (the power rule at base 0)."""
+    return sum((v * v for v in a), ZERO).sqrt()
+
+
+def std_value(a, p):
+    return norm_value(_exact_deviations(a), p) / arb(len(a) - p.correction).sqrt()
+
+
+def norm_subgradient(a, g, p):
+    """x / |x|, and at the zero vector the minimum-norm subgradient 0."""
+    if all(_is_zero(v) for v in a):
+        return [ZERO] * len(a)
+    norm = norm_value(a, p)
+    return [g * v / norm for v in a]
+
+
+def std_subgradient(a, g, p):
+    """(x - mean) / ((N - correction) std), and at a constant slice (std 0) the minimum-norm subgradient 0:
+    std is the norm of the deviations, scaled."""
+    deviations = _exact_deviations(a)
+    if all(_is_zero(d) for d in deviations):
+        return [ZERO] * len(a)
+    scale = g / (arb(len(a) - p.correction) * std_value(a, p))
+    return [scale * d for d in deviations]
+
+
+def amax_subgradient(a, g, p):
+    """The indicator of the maximum; at an exact tie of k maxima, 1/k each (the minimum-norm subgradient).
+    `Singular` where a tie is possible but not certain."""
+    _, tied = maximum(a)
+    return [g / len(tied) if i in tied else ZERO for i in range(len(a))]
+
+
 # ------------------------------------------------------------------ cumulative ops and softmax
-def prefix_sums(F, a):
+def prefix_sums(F, a, p):
     return [sum_any(F, a[:i + 1]) for i in range(len(a))]
 
 
@@ -277,15 +386,15 @@ def _reversed_cumsum(F, w):
     return out
 
 
-def cumsum_backward(F, a, y, g):
+def cumsum_backward(F, a, y, g, p):
     return [g[0]] if len(a) == 1 else _reversed_cumsum(F, g)  # cumsum_backward
 
 
-def prefix_products(F, a):
+def prefix_products(F, a, p):
     return [product(F, a[:i + 1]) for i in range(len(a))]
 
 
-def cumprod_backward(F, a, y, g):
+def cumprod_backward(F, a, y, g, p):
     """cumprod_backward (ReduceOps.cpp), first order: without zeros reversed_cumsum(output * grad) / input;
     with zeros, before the first zero z1 the same on the masked slice, at z1
     sum(cumprod(input on (z1, z2)) * grad on [z1, z2)) * output[z1 - 1], after it 0."""
@@ -311,7 +420,7 @@ def cumprod_backward(F, a, y, g):
     return out
 
 
-def softmax_forward(F, a):
+def softmax_forward(F, a, p):
     """exp(x - max) / sum: the CPU kernel multiplies by 1 / sum (two roundings) or divides (one)."""
     m = hull_maximum(a)
     e = [_exp(F, F.sub(v, m)) for v in a]
@@ -319,13 +428,13 @@ def softmax_forward(F, a):
     return [F.round(v / s, 2) for v in e]
 
 
-def softmax_backward(F, a, y, g):
+def softmax_backward(F, a, y, g, p):
     """_softmax_backward_data: output * (grad - sum(grad * output))."""
     s = sum_any(F, [mul(F, gj, yj) for gj, yj in zip(g, y)])
     return [mul(F, yi, F.sub(gi, s)) for yi, gi in zip(y, g)]
 
 
-def log_softmax_forward(F, a):
+def log_softmax_forward(F, a, p):
     """x - max - log(sum(exp(x - max))), associated either way: (x - max) - lse or x - (max + lse)."""
     m = hull_maximum(a)
     s = F.sum([_exp(F, F.sub(v, m)) for v in a])
@@ -333,25 +442,25 @@ def log_softmax_forward(F, a):
     return [F.round(v - m - lse, 2, arb(v.abs_upper()) + m.abs_upper() + lse.abs_upper()) for v in a]
 
 
-def log_softmax_backward(F, a, y, g):
+def log_softmax_backward(F, a, y, g, p):
     """_log_softmax_backward_data: grad - exp(output) * sum(grad)."""
     s = sum_any(F, list(g))
     return [F.sub(gi, mul(F, _exp(F, yi), s)) for gi, yi in zip(g, y)]
 
 
 # ------------------------------------------------------------------ the SymPy side
-def sym_softmax(a):
+def sym_softmax(a, p):
     e = [sympy.exp(v) for v in a]
     total = sympy.Add(*e)
     return [v / total for v in e]
 
 
-def sym_log_softmax(a):
+def sym_log_softmax(a, p):
     lse = sympy.log(sympy.Add(*(sympy.exp(v) for v in a)))
     return [v - lse for v in a]
 
 
-def sym_cumprod(a):
+def sym_cumprod(a, p):
     return [sympy.Mul(*a[:i + 1]) for i in range(len(a))]
 
 
@@ -376,10 +485,10 @@ def matmul_forward(F, arrays, p):
     for i in range(A.shape[0]):
         for j in range(B.shape[1]):
             out[i, j] = sum_any(F, [mul(F, A[i, k], B[k, j]) for k in range(A.shape[1])])
-    return out.reshape(_matmul_out(a.shape, b.shape))
+    return out.reshape(matmul_out_shape(a.shape, b.shape))
 
 
-def _matmul_out(sa, sb):
+def matmul_out_shape(sa, sb):
     if len(sa) == 1 and len(sb) == 1:
         return ()
     if len(sa) == 1:
@@ -428,23 +537,28 @@ def view(index_map: Callable[[np.ndarray, object], np.ndarray]):
     return sympy_side, forward, backward
 
 
-# ------------------------------------------------------------------ per op: (SymPy, forward, backward)
-def _reduce(math, forward, backward):
-    return reduction(math), reduction(forward), reduction_backward(backward)
+# ------------------------------------------------------------------ per op: one slice's formulas
+@dataclass(frozen=True)
+class SliceFormulas:
+    """One slice's mathematics and torch's computation of it; the op's kind (a reduction, an op along a dim)
+    lifts them to whole arrays (`reduction`, `dimwise`). Each receives the op's parameters last."""
+
+    math: Callable  # (SymPy expressions, params) -> SymPy expression (a reduction) or list (along a dim)
+    forward: Callable  # (F, balls, params) -> ball or list of balls
+    backward: Callable  # (F, balls, result, grad, params) -> the slice's gradients
 
 
-def _along(math, forward, backward):
-    return dimwise(math), dimwise(forward), dimwise_backward(backward)
-
-
-SUM = _reduce(lambda a: sympy.Add(*a), sum_any, sum_backward)
-MEAN = _reduce(lambda a: sympy.Add(*a) / len(a), mean_forward, mean_backward)
-PROD = _reduce(lambda a: sympy.Mul(*a), product, prod_backward)
-AMAX = _reduce(lambda a: sympy.Max(*a), lambda F, a: maximum(a)[0], amax_backward)
-LOGSUMEXP = _reduce(lambda a: sympy.log(sympy.Add(*(sympy.exp(v) for v in a))), logsumexp_forward, logsumexp_backward)
-NORM = _reduce(lambda a: sympy.sqrt(sympy.Add(*(v**2 for v in a))), norm_forward, norm_backward)
-CUMSUM = _along(lambda a: [sympy.Add(*a[:i + 1]) for i in range(len(a))], prefix_sums, cumsum_backward)
-CUMPROD = _along(sym_cumprod, prefix_products, cumprod_backward)
-SOFTMAX = _along(sym_softmax, softmax_forward, softmax_backward)
-LOG_SOFTMAX = _along(sym_log_softmax, log_softmax_forward, log_softmax_backward)
+SUM = SliceFormulas(lambda a, p: sympy.Add(*a), lambda F, a, p: sum_any(F, a), sum_backward)
+MEAN = SliceFormulas(lambda a, p: sympy.Add(*a) / len(a), mean_forward, mean_backward)
+PROD = SliceFormulas(lambda a, p: sympy.Mul(*a), lambda F, a, p: product(F, a), prod_backward)
+AMAX = SliceFormulas(lambda a, p: sympy.Max(*a), lambda F, a, p: maximum(a)[0], amax_backward)
+LOGSUMEXP = SliceFormulas(lambda a, p: sympy.log(sympy.Add(*(sympy.exp(v) for v in a))), logsumexp_forward,
+                          logsumexp_backward)
+NORM = SliceFormulas(lambda a, p: sympy.sqrt(sympy.Add(*(v**2 for v in a))), norm_forward, norm_backward)
+VAR = SliceFormulas(sym_var, var_forward, var_backward)
+STD = SliceFormulas(lambda a, p: sympy.sqrt(sym_var(a, p)), std_forward, std_backward)
+CUMSUM = SliceFormulas(lambda a, p: [sympy.Add(*a[:i + 1]) for i in range(len(a))], prefix_sums, cumsum_backward)
+CUMPROD = SliceFormulas(sym_cumprod, prefix_products, cumprod_backward)
+SOFTMAX = SliceFormulas(sym_softmax, softmax_forward, softmax_backward)
+LOG_SOFTMAX = SliceFormulas(sym_log_softmax, log_softmax_forward, log_softmax_backward)
 MATMUL = (sym_matmul, matmul_forward, matmul_backward)

@@ -1,50 +1,136 @@
-"""The tensor-op table: ops whose Jacobian is not diagonal, one entry each (issue 6, part 3).
+"""The tensor-op table: ops whose Jacobian is not diagonal, one entry each.
 
 An entry says, like an entry of oracles.table.ops:
-- how torch users write it (`spellings`: source text and the call, from the op's parameters);
-- what it is mathematically, per element (`sympy`: numpy object arrays of SymPy expressions in, out), from
-  which SymPy derives the exact Jacobian for the shape at hand (oracles.tensor.oracle);
+- how torch users write it (`spellings`: source text and the call, both from the op's parameters; a
+  spelling that leaves a parameter out applies only where that parameter has torch's default);
+- what it is mathematically (`sympy`: numpy object arrays of SymPy expressions in, out), from which SymPy
+  derives the exact Jacobian for the shape at hand (oracles.tensor.oracle);
 - how torch computes it and its backward (`forward`, `backward`: numpy object arrays of balls, every float
   operation rounded by the `RoundingModel`), after torch's formulas (tools/autograd/derivatives.yaml and
-  FunctionsManual.cpp, cited per op in oracles.table.tensor_formulas, where these three are written);
-- which parameters it takes for a given input shape (`params`: a Hypothesis strategy, valid by construction).
-Views (transpose, reshape, expand, indexing) copy elements; one entry gives their index map, from which the
-forward (a copy), the backward (a scatter-add: repeated indices and expanded dims sum) and the SymPy side
-all follow.
+  FunctionsManual.cpp, cited per op in oracles.table.tensor_formulas, where they are written per slice);
+- which parameters it takes (`space`: plain data, from which strategies/tensor_params.py draws typed
+  parameters valid by construction) and its output shape (`shape`);
+- which torch OpInfos (`opinfo`, names of op_db) its spellings exercise.
+The kind of op fixes the parameters' type and lifts per-slice formulas to whole tensors: `_reduction`
+(`ReductionParams`: dim, keepdim, correction), `_along_dim` (`ScanParams`: dim), `_view` (the index map of
+a copy: forward, scatter-add backward and SymPy side all follow from it) and matmul (`MatmulParams`).
 
-Adding an op is one entry in `TENSOR_OPS` below.
+Adding a reduction is one `_reduction(...)` entry in `TENSOR_OPS` below, with its `SliceFormulas`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from hypothesis import strategies as st
 
 from oracles.table import tensor_formulas as formula
-from strategies.cached import choice
+from oracles.table.tensor_formulas import SliceFormulas
+
+DEFAULT_CORRECTION = 1  # torch.var and torch.std without `correction=`: Bessel's correction
 
 
+# ------------------------------------------------------------------ parameters, one type per kind of op
 @dataclass(frozen=True)
-class Params:
-    """An op's parameters. `dim` None reduces over everything; `index` is a view's index spec."""
+class ReductionParams:
+    """`dim` None reduces over everything; `correction` (var, std: the divisor is N - correction) is None
+    for the reductions that take none."""
 
     dim: int | None = None
     keepdim: bool = False
-    shape: tuple[int, ...] | None = None
-    dims: tuple[int, int] | None = None  # transpose
-    index: tuple | None = None  # ("select", dim, i) | ("slice", dim, start, stop, step) | ("take", dim, idx)
+    correction: int | None = None
 
 
 @dataclass(frozen=True)
+class ScanParams:
+    """cumsum, cumprod, softmax, log_softmax: the one dim they run along."""
+
+    dim: int
+
+
+@dataclass(frozen=True)
+class MatmulParams:
+    pass
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    shape: tuple[int, ...]  # reshape's target, or expand's
+
+
+@dataclass(frozen=True)
+class TransposeParams:
+    dims: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    index: tuple  # ("select", dim, i) | ("slice", dim, start, stop, step) | ("take", dim, indices)
+
+
+OpParams = ReductionParams | ScanParams | MatmulParams | ShapeParams | TransposeParams | IndexParams
+
+# The name the self-tests outside this package (meta_tests/test_explore.py) build a reduction's
+# parameters with: `Params(dim=0)`.
+Params = ReductionParams
+
+
+# ------------------------------------------------------------------ parameter spaces: data, no strategies
+@dataclass(frozen=True)
+class ReductionSpace:
+    """dim: any dim of the input, or None (every element) where `none_dim`; keepdim either way, but not
+    with dim None where `keepdim_without_dim` is False (torch.prod has no such overload); `corrections`:
+    the values of `correction` the op takes (empty: it takes none), each drawn only where N - correction > 0."""
+
+    none_dim: bool = True
+    keepdim_without_dim: bool = True
+    corrections: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanSpace:
+    """Any dim of the input."""
+
+
+@dataclass(frozen=True)
+class MatmulSpace:
+    """No parameters: the operands' shapes say everything."""
+
+
+@dataclass(frozen=True)
+class ReshapeSpace:
+    """Every factorization of the input's size into one or two sides."""
+
+
+@dataclass(frozen=True)
+class TransposeSpace:
+    pairs: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (-1, -2))  # a vector: (0, 0) only
+
+
+@dataclass(frozen=True)
+class ExpandSpace:
+    leading: tuple[tuple[int, ...], ...] = ((), (2,))  # dims put in front
+    sizes: tuple[int, ...] = (2, 3)  # what a size-1 dim may expand to
+
+
+@dataclass(frozen=True)
+class IndexSpace:
+    kinds: tuple[str, ...] = ("take", "select", "slice")
+    steps: tuple[int | None, ...] = (None, 2)  # a slice's
+    max_taken: int = 4  # advanced indexing: how many indices, repeats allowed
+
+
+ParamSpace = ReductionSpace | ScanSpace | MatmulSpace | ReshapeSpace | TransposeSpace | ExpandSpace | IndexSpace
+
+
+# ------------------------------------------------------------------ the entry
+@dataclass(frozen=True)
 class TSpelling:
-    render: Callable[[Sequence[str], Params], str]  # argument source texts (atomic) -> source
-    call: Callable[[Sequence[torch.Tensor], Params], torch.Tensor]
-    applies: Callable[[tuple[tuple[int, ...], ...], Params], bool] = lambda shapes, p: True
+    render: Callable[[Sequence[str], OpParams], str]  # argument source texts (atomic) -> source
+    call: Callable[[Sequence[torch.Tensor], OpParams], torch.Tensor]
+    applies: Callable[[tuple[tuple[int, ...], ...], OpParams], bool] = lambda shapes, p: True
     atomic: bool = True  # False for an operator spelling (`a @ b`), which needs parentheses inside others
 
 
@@ -53,147 +139,98 @@ class TensorOp:
     name: str
     arity: int
     spellings: tuple[TSpelling, ...]
-    sympy: Callable  # (arrays of SymPy, Params) -> array of SymPy
-    forward: Callable  # (RoundingModel, arrays of balls, Params) -> array of balls
-    backward: Callable  # (RoundingModel, arrays of balls, output balls, grad balls, Params) -> grads per argument
-    params: Callable  # (input shapes) -> strategy of Params
+    sympy: Callable  # (arrays of SymPy, params) -> array of SymPy
+    forward: Callable  # (RoundingModel, arrays of balls, params) -> array of balls
+    backward: Callable  # (RoundingModel, arrays of balls, output balls, grad balls, params) -> grads per argument
+    space: ParamSpace
+    shape: Callable[[tuple[tuple[int, ...], ...], OpParams], tuple[int, ...]]  # input shapes -> output shape
+    opinfo: tuple[str, ...]  # `name` or `name[variant]` of op_db, only those a spelling calls
     ties: str = ""  # torch's rule where the op is not differentiable (documented in the generated table)
     zero_rule: str = ""
+    # A reduction that is not differentiable everywhere, per slice in arb (oracles.tensor.oracle uses them
+    # where SymPy's derivative does not exist): its value where SymPy's evaluator refuses (sqrt at 0), and
+    # the minimum-norm subgradient, the rule of torch's autograd notes for convex kinks.
+    value: Callable | None = None  # (slice, params) -> ball
+    subgradient: Callable | None = None  # (slice, grad, params) -> the slice's gradients
 
-    def out_shape(self, shapes: tuple[tuple[int, ...], ...], p: Params) -> tuple[int, ...]:
-        placeholders = [np.zeros(s, dtype=object) for s in shapes]
-        return tuple(np.asarray(self.sympy(placeholders, p), dtype=object).shape)
+    def out_shape(self, shapes: tuple[tuple[int, ...], ...], p: OpParams) -> tuple[int, ...]:
+        return tuple(self.shape(shapes, p))
 
-    def spellings_for(self, shapes, p: Params) -> list[int]:
+    def spellings_for(self, shapes, p: OpParams) -> list[int]:
         return [i for i, s in enumerate(self.spellings) if s.applies(shapes, p)]
 
 
-def _numpy_index(spec: tuple):
-    kind, dim = spec[0], spec[1]
-    if kind == "select":
-        item = spec[2]
-    elif kind == "slice":
-        item = slice(*spec[2:])
-    else:
-        item = list(spec[2])
-    return (slice(None),) * dim + (item,)
+def _reduction(name: str, spellings, slice_formulas: SliceFormulas, opinfo: Sequence[str],
+               space: ReductionSpace = ReductionSpace(), **kw) -> TensorOp:
+    f = slice_formulas
+    return TensorOp(name, 1, tuple(spellings), formula.reduction(f.math), formula.reduction(f.forward),
+                    formula.reduction_backward(f.backward), space,
+                    lambda shapes, p: formula.reduced_shape(shapes[0], p), tuple(opinfo), **kw)
 
 
-def _index_text(spec: tuple) -> str:
-    kind, dim = spec[0], spec[1]
-    if kind == "select":
-        item = str(spec[2])
-    elif kind == "slice":
-        start, stop, step = spec[2:]
-        item = f"{'' if start is None else start}:{'' if stop is None else stop}" + ("" if step is None else f":{step}")
-    else:
-        item = "[" + ", ".join(map(str, spec[2])) + "]"
-    return ", ".join([":"] * dim + [item])
+def _along_dim(name: str, spellings, slice_formulas: SliceFormulas, opinfo: Sequence[str], **kw) -> TensorOp:
+    f = slice_formulas
+    return TensorOp(name, 1, tuple(spellings), formula.dimwise(f.math), formula.dimwise(f.forward),
+                    formula.dimwise_backward(f.backward), ScanSpace(), lambda shapes, p: shapes[0], tuple(opinfo), **kw)
 
 
-def _expand(a, p):
-    return np.broadcast_to(a, p.shape)
-
-
-# ------------------------------------------------------------------ parameter strategies
-def _dims(shape, allow_none: bool):
-    if not shape:
-        return st.just(None) if allow_none else st.nothing()
-    rank = len(shape)
-    ints = st.integers(-rank, rank - 1)
-    return st.one_of(st.just(None), ints) if allow_none else ints
-
-
-def reduce_params(allow_none: bool = True, keepdim_without_dim: bool = True):
-    """dim (None: everything, where the op allows it) and keepdim; `keepdim_without_dim` False where torch
-    has no full reduction with keepdim (prod)."""
-    def strategy(shapes):
-        return _dims(shapes[0], allow_none).flatmap(
-            lambda dim: st.builds(Params, dim=st.just(dim),
-                                  keepdim=st.booleans() if dim is not None or keepdim_without_dim else st.just(False)))
-    return strategy
-
-
-def dim_params(shapes):
-    return st.builds(Params, dim=_dims(shapes[0], False))
-
-
-def _factorizations(n: int) -> list[tuple[int, ...]]:
-    out = [(n,), (1, n), (n, 1)]
-    out += [(d, n // d) for d in range(2, n) if n % d == 0]
-    return out
-
-
-def reshape_params(shapes):
-    n = math.prod(shapes[0])
-    return choice(_factorizations(n)).map(lambda s: Params(shape=s))
-
-
-def transpose_params(shapes):
-    rank = len(shapes[0])
-    return choice([(0, 1), (1, 0), (-1, -2)] if rank >= 2 else [(0, 0)]).map(lambda d: Params(dims=d))
-
-
-def expand_params(shapes):
-    shape = shapes[0]
-    return st.tuples(choice([(), (2,)]), st.lists(choice([2, 3]), min_size=len(shape),
-                                                          max_size=len(shape))).map(
-        lambda lead_sizes: Params(shape=lead_sizes[0] + tuple(s if n == 1 else n for n, s in
-                                                               zip(shape, lead_sizes[1]))))
-
-
-@st.composite
-def _index_spec(draw, shapes):
-    shape = shapes[0]
-    dim = draw(st.integers(0, len(shape) - 1), label="index dim")
-    n = shape[dim]
-    kind = draw(choice(["take", "select", "slice"]), label="index kind")
-    if kind == "select":
-        return Params(index=("select", dim, draw(st.integers(-n, n - 1), label="index")))
-    if kind == "slice":
-        start = draw(choice([None, 0] + ([1] if n > 1 else [])), label="start")
-        step = draw(choice([None, 2]), label="step")
-        return Params(index=("slice", dim, start, None, step))
-    # advanced indexing with repeats: its backward accumulates (index_put_ with accumulate=True)
-    idx = tuple(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=4), label="indices"))
-    return Params(index=("take", dim, idx))
-
-
-def index_params(shapes):
-    return _index_spec(shapes)
+def _view(name: str, index_map: Callable, spellings, space: ParamSpace, opinfo: Sequence[str]) -> TensorOp:
+    math, forward, backward = formula.view(index_map)
+    return TensorOp(name, 1, tuple(spellings), math, forward, backward, space,
+                    lambda shapes, p: index_map(np.empty(shapes[0]), p).shape, tuple(opinfo))
 
 
 # ------------------------------------------------------------------ spellings
-def _keep(p: Params) -> str:
+def _keep(p: ReductionParams) -> str:
     return f", keepdim={p.keepdim}" if p.keepdim else ""
 
 
-def _reduce_spellings(name: str, function, method_name: str, dim_required: bool = False, none_dim: bool = True):
-    """torch.<name>(x, dim=d, keepdim=k) (`none_dim`: d may be None) and x.<name>(d, keepdim=k); without a
-    dim, torch.<name>(x), x.<name>()."""
-    method = getattr(torch.Tensor, method_name)
+def _options(p: ReductionParams) -> str:
+    """The keywords after dim, every parameter the op takes (correction only where it takes one)."""
+    return ("" if p.correction is None else f", correction={p.correction}") + _keep(p)
 
-    def with_dim(p):
-        return p.dim is not None
+
+def _correction(p: ReductionParams) -> dict:
+    return {} if p.correction is None else {"correction": p.correction}
+
+
+def _at_defaults(shapes, p: ReductionParams) -> bool:
+    """Every parameter at torch's default: the spellings that name none of them."""
+    return p.dim is None and not p.keepdim and p.correction in (None, DEFAULT_CORRECTION)
+
+
+def _reduce_spellings(name: str, function, method_name: str, dim_required: bool = False, none_dim: bool = True,
+                      unbiased: bool = False):
+    """torch.<name>(x, dim=d, ...) (`none_dim`: d may be None) and x.<name>(d, ...), every parameter named;
+    without parameters torch.<name>(x), x.<name>(); `unbiased`: torch.<name>(x, unbiased=b), the older
+    boolean for correction 1 (True) or 0 (False)."""
+    method = getattr(torch.Tensor, method_name)
 
     def function_applies(s, p):
         return p.dim is not None or none_dim
 
     with_dims = (
-        TSpelling(lambda a, p: f"torch.{name}({a[0]}, dim={p.dim}{_keep(p)})",
-                  lambda a, p: function(a[0], dim=p.dim, keepdim=p.keepdim), function_applies),
-        TSpelling(lambda a, p: f"{a[0]}.{method_name}({p.dim}{_keep(p)})",
-                  lambda a, p: method(a[0], p.dim, keepdim=p.keepdim), lambda s, p: with_dim(p)),
+        TSpelling(lambda a, p: f"torch.{name}({a[0]}, dim={p.dim}{_options(p)})",
+                  lambda a, p: function(a[0], dim=p.dim, keepdim=p.keepdim, **_correction(p)), function_applies),
+        TSpelling(lambda a, p: f"{a[0]}.{method_name}({p.dim}{_options(p)})",
+                  lambda a, p: method(a[0], p.dim, keepdim=p.keepdim, **_correction(p)),
+                  lambda s, p: p.dim is not None),
     )
     if dim_required:
         return with_dims
+    defaults = (
+        TSpelling(lambda a, p: f"torch.{name}({a[0]})", lambda a, p: function(a[0]), _at_defaults),
+        TSpelling(lambda a, p: f"{a[0]}.{method_name}()", lambda a, p: method(a[0]), _at_defaults),
+    )
+    if not unbiased:
+        return with_dims + defaults
 
-    def everything(s, p):
-        return p.dim is None and not p.keepdim
+    def boolean_applies(s, p):
+        return p.dim is None and not p.keepdim and p.correction in (0, 1)
 
-    return with_dims + (
-        TSpelling(lambda a, p: f"torch.{name}({a[0]})", lambda a, p: function(a[0]), everything),
-        TSpelling(lambda a, p: f"{a[0]}.{method_name}()", lambda a, p: method(a[0]), everything),
+    return with_dims + defaults + (
+        TSpelling(lambda a, p: f"torch.{name}({a[0]}, unbiased={p.correction == 1})",
+                  lambda a, p: function(a[0], unbiased=p.correction == 1), boolean_applies),
     )
 
 
@@ -206,16 +243,12 @@ def _dim_spellings(name: str, functions: Sequence[tuple[str, Callable]]):
 
 
 def _norm_spellings():
-    def with_dim(p):
-        return p.dim is not None
-
     return (
         TSpelling(lambda a, p: f"torch.linalg.vector_norm({a[0]}, dim={p.dim}{_keep(p)})",
                   lambda a, p: torch.linalg.vector_norm(a[0], dim=p.dim, keepdim=p.keepdim)),
         TSpelling(lambda a, p: f"{a[0]}.norm(dim={p.dim}{_keep(p)})",
-                  lambda a, p: a[0].norm(dim=p.dim, keepdim=p.keepdim), lambda s, p: with_dim(p)),
-        TSpelling(lambda a, p: f"torch.norm({a[0]})", lambda a, p: torch.norm(a[0]),
-                  lambda s, p: p.dim is None and not p.keepdim),
+                  lambda a, p: a[0].norm(dim=p.dim, keepdim=p.keepdim), lambda s, p: p.dim is not None),
+        TSpelling(lambda a, p: f"torch.norm({a[0]})", lambda a, p: torch.norm(a[0]), _at_defaults),
     )
 
 
@@ -257,56 +290,77 @@ _expand_spellings = (
     TSpelling(lambda a, p: f"torch.broadcast_to({a[0]}, {p.shape})", lambda a, p: torch.broadcast_to(a[0], p.shape)),
 )
 
+
+def _numpy_index(spec: tuple):
+    kind, dim = spec[0], spec[1]
+    if kind == "select":
+        item = spec[2]
+    elif kind == "slice":
+        item = slice(*spec[2:])
+    else:
+        item = list(spec[2])
+    return (slice(None),) * dim + (item,)
+
+
+def _index_text(spec: tuple) -> str:
+    kind, dim = spec[0], spec[1]
+    if kind == "select":
+        item = str(spec[2])
+    elif kind == "slice":
+        start, stop, step = spec[2:]
+        item = f"{'' if start is None else start}:{'' if stop is None else stop}" + ("" if step is None else f":{step}")
+    else:
+        item = "[" + ", ".join(map(str, spec[2])) + "]"
+    return ", ".join([":"] * dim + [item])
+
+
 _index_spellings = (
     TSpelling(lambda a, p: f"{a[0]}[{_index_text(p.index)}]", lambda a, p: a[0][_numpy_index(p.index)]),
 )
 
 
 # ------------------------------------------------------------------ the table
-def _entry(name, arity, spellings, sympy_fn, forward, backward, params, **kw):
-    return TensorOp(name, arity, tuple(spellings), sympy_fn, forward, backward, params, **kw)
-
-
-def _transpose(a, p):
-    return np.swapaxes(a, *p.dims)
-
-
-_VIEWS = {
-    "transpose": (formula.view(_transpose), _transpose_spellings, transpose_params),
-    "reshape": (formula.view(lambda a, p: a.reshape(p.shape)), _reshape_spellings, reshape_params),
-    "expand": (formula.view(_expand), _expand_spellings, expand_params),
-    "index": (formula.view(lambda a, p: a[_numpy_index(p.index)]), _index_spellings, index_params),
-}
-
 _F = torch.nn.functional
+_VARIANCE = ReductionSpace(corrections=(0, 1, 2))
 
 TENSOR_OPS: dict[str, TensorOp] = {
     op.name: op for op in [
-        _entry("sum", 1, _reduce_spellings("sum", torch.sum, "sum"), *formula.SUM, reduce_params()),
-        _entry("mean", 1, _reduce_spellings("mean", torch.mean, "mean"), *formula.MEAN, reduce_params()),
-        _entry("prod", 1, _reduce_spellings("prod", torch.prod, "prod", none_dim=False), *formula.PROD,
-               reduce_params(keepdim_without_dim=False),
-               zero_rule="the product of the other factors (prod_safe_zeros_backward)"),
-        _entry("amax", 1, _reduce_spellings("amax", torch.amax, "amax"), *formula.AMAX, reduce_params(),
-               ties="ties share the gradient evenly (the minimum-norm subgradient)"),
-        _entry("logsumexp", 1, _reduce_spellings("logsumexp", torch.logsumexp, "logsumexp", dim_required=True,
-                                                  none_dim=False), *formula.LOGSUMEXP, reduce_params(False)),
-        _entry("norm", 1, _norm_spellings(), *formula.NORM, reduce_params(),
-               ties="at a zero vector the gradient is 0 (the minimum-norm subgradient)"),
-        _entry("cumsum", 1, _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), *formula.CUMSUM, dim_params),
-        _entry("cumprod", 1, _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), *formula.CUMPROD,
-               dim_params, zero_rule="cumprod_backward's first-zero formula"),
-        _entry("softmax", 1, _dim_spellings("softmax", [("torch.softmax", torch.softmax),
-                                                        ("torch.nn.functional.softmax", _F.softmax)]),
-               *formula.SOFTMAX, dim_params),
-        _entry("log_softmax", 1, _dim_spellings("log_softmax", [("torch.log_softmax", torch.log_softmax),
-                                                                ("torch.nn.functional.log_softmax", _F.log_softmax)]),
-               *formula.LOG_SOFTMAX, dim_params),
-        _entry("matmul", 2, _matmul_spellings, *formula.MATMUL, lambda shapes: st.just(Params())),
-        *(_entry(name, 1, spellings, *functions, params) for name, (functions, spellings, params) in _VIEWS.items()),
+        _reduction("sum", _reduce_spellings("sum", torch.sum, "sum"), formula.SUM, ["sum"]),
+        _reduction("mean", _reduce_spellings("mean", torch.mean, "mean"), formula.MEAN, ["mean"]),
+        _reduction("prod", _reduce_spellings("prod", torch.prod, "prod", none_dim=False), formula.PROD, ["prod"],
+                   ReductionSpace(keepdim_without_dim=False),
+                   zero_rule="the product of the other factors (prod_safe_zeros_backward)"),
+        _reduction("amax", _reduce_spellings("amax", torch.amax, "amax"), formula.AMAX, ["amax"],
+                   ties="ties share the gradient evenly (the minimum-norm subgradient)",
+                   subgradient=formula.amax_subgradient),
+        _reduction("logsumexp", _reduce_spellings("logsumexp", torch.logsumexp, "logsumexp", dim_required=True,
+                                                  none_dim=False), formula.LOGSUMEXP, ["logsumexp"],
+                   ReductionSpace(none_dim=False)),
+        _reduction("norm", _norm_spellings(), formula.NORM, ["linalg.vector_norm", "norm"],
+                   ties="at a zero vector the gradient is 0 (the minimum-norm subgradient)",
+                   value=formula.norm_value, subgradient=formula.norm_subgradient),
+        _along_dim("cumsum", _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), formula.CUMSUM, ["cumsum"]),
+        _along_dim("cumprod", _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), formula.CUMPROD,
+                   ["cumprod"], zero_rule="cumprod_backward's first-zero formula"),
+        _along_dim("softmax", _dim_spellings("softmax", [("torch.softmax", torch.softmax),
+                                                         ("torch.nn.functional.softmax", _F.softmax)]),
+                   formula.SOFTMAX, ["softmax"]),
+        _along_dim("log_softmax", _dim_spellings("log_softmax", [("torch.log_softmax", torch.log_softmax),
+                                                                 ("torch.nn.functional.log_softmax", _F.log_softmax)]),
+                   formula.LOG_SOFTMAX, ["log_softmax"]),
+        TensorOp("matmul", 2, _matmul_spellings, *formula.MATMUL, MatmulSpace(),
+                 lambda shapes, p: formula.matmul_out_shape(*shapes), ("matmul", "mm", "mv", "dot")),
+        _view("transpose", lambda a, p: np.swapaxes(a, *p.dims), _transpose_spellings, TransposeSpace(),
+              ["transpose", "T"]),
+        _view("reshape", lambda a, p: a.reshape(p.shape), _reshape_spellings, ReshapeSpace(), ["reshape", "flatten"]),
+        _view("expand", lambda a, p: np.broadcast_to(a, p.shape), _expand_spellings, ExpandSpace(),
+              ["expand", "broadcast_to"]),
+        _view("index", lambda a, p: a[_numpy_index(p.index)], _index_spellings, IndexSpace(), ["__getitem__"]),
+        _reduction("var", _reduce_spellings("var", torch.var, "var", unbiased=True), formula.VAR,
+                   ["var", "var[unbiased]"], _VARIANCE),
+        _reduction("std", _reduce_spellings("std", torch.std, "std", unbiased=True), formula.STD,
+                   ["std", "std[unbiased]"], _VARIANCE,
+                   ties="at a constant slice (std 0) the gradient is 0 (the minimum-norm subgradient)",
+                   value=formula.std_value, subgradient=formula.std_subgradient),
     ]
 }
-
-REDUCTIONS = ("sum", "mean", "prod", "amax", "logsumexp", "norm")
-DIMWISE = ("cumsum", "cumprod", "softmax", "log_softmax")
-VIEWS = tuple(_VIEWS)

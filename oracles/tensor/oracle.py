@@ -6,8 +6,9 @@ of balls, one ball per tensor element:
   (`op_jacobian`, cached per op, parameters and shapes: the exact Jacobian of that shape), evaluated at the
   exact values of its arguments; elementwise parts chain SymPy's per-op partials (oracles.core.chain_rule).
   All in arb at 192 bits, again at higher precision where a result is unresolved. Where SymPy's derivative
-  does not exist (amax at a tie, the norm at 0), the op's minimum-norm subgradient is used, the rule of
-  torch's autograd notes for convex kinks (`_Exact._subgradient_vjp`).
+  does not exist (amax at a tie, the norm at 0, the std of a constant slice), the op's minimum-norm
+  subgradient from its table entry is used, the rule of torch's autograd notes for convex kinks
+  (`_subgradient_vjp`).
 - model: torch's forward and backward formulas of every op (the tensor-op table, and the op table for the
   elementwise parts), every float operation rounded by the `RoundingModel` of the dtype; gradients that
   torch adds up (an input used twice, broadcasting, repeated indices) are summed in any order.
@@ -29,8 +30,8 @@ from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, OracleIn
 from oracles.core.render import symbol, to_sympy
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import Overflow, RoundingModel, Singular
-from oracles.table.tensor_formulas import maximum, out_index, slices, sum_any
-from oracles.table.tensor_ops import TENSOR_OPS, Params
+from oracles.table.tensor_formulas import out_index, reduction, slices, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, OpParams
 from oracles.tensor.program import Input, Map, Node, TensorCase, live_args, shape_of
 
 ZERO = arb(0)
@@ -78,7 +79,7 @@ class OpJacobian:
 
 
 @functools.cache
-def op_jacobian(name: str, params: Params, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
+def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
     """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major), and every
     nonzero partial derivative of every output element, derived by SymPy and compiled."""
     op = TENSOR_OPS[name]
@@ -102,8 +103,6 @@ def op_jacobian(name: str, params: Params, shapes: tuple[tuple[int, ...], ...]) 
     return OpJacobian(tuple(values), tuple(entries))
 
 
-SUBGRADIENT_OPS = ("amax", "norm")
-
 
 # ------------------------------------------------------------------ the exact pass
 class _Exact:
@@ -125,9 +124,10 @@ class _Exact:
             try:
                 result = _array([program(env) for program in jac.values], shape)
             except Singular:
-                if node.op != "norm":
+                value = TENSOR_OPS[node.op].value
+                if value is None:
                     raise
-                result = _norms(args[0], node.params)  # sqrt(0): the evaluator's power rule refuses base 0
+                result = reduction(value)(args, node.params)  # sqrt(0): the evaluator's power rule refuses base 0
         self.values[id(node)] = result
         return result
 
@@ -159,38 +159,22 @@ class _Exact:
                 if not (flat_adjoint[o].is_exact() and flat_adjoint[o].is_zero()):
                     flat_grads[k][a] += flat_adjoint[o] * program(env)
         except Singular:
-            if node.op not in SUBGRADIENT_OPS:
+            subgradient = TENSOR_OPS[node.op].subgradient
+            if subgradient is None:
                 raise
-            return [self._subgradient_vjp(node, args[0], adjoint)]
+            return [_subgradient_vjp(subgradient, args[0], adjoint, node.params)]
         return [_array(g, a.shape) for g, a in zip(flat_grads, args)]
 
-    @staticmethod
-    def _subgradient_vjp(node, arg, adjoint) -> np.ndarray:
-        """Slice by slice where SymPy's derivative does not exist somewhere: the minimum-norm subgradient
-        (amax: a slice's gradient shared evenly by its exactly tied maxima; norm: 0 at a zero slice), and
-        elsewhere the derivative itself (the indicator of the maximum; x / |x|)."""
-        out = _filled(arg.shape, ZERO)
-        for members, kept in slices(arg.shape, node.params.dim):
-            values = [arg[m] for m in members]
-            g = adjoint[out_index(kept, arg.shape, node.params)]
-            if node.op == "norm":
-                if all(v.is_exact() and v.is_zero() for v in values):
-                    continue
-                norm = sum((v * v for v in values), ZERO).sqrt()
-                for m, v in zip(members, values):
-                    out[m] = g * v / norm
-                continue
-            _, tied = maximum(values)  # Singular where a tie is possible but not certain
-            for position in tied:
-                out[members[position]] = g / len(tied)
-        return out
 
-
-def _norms(arg: np.ndarray, params: Params) -> np.ndarray:
-    """The 2-norm of every slice, directly in arb (0 for a zero slice)."""
-    out = _obj(TENSOR_OPS["norm"].out_shape((arg.shape,), params))
+def _subgradient_vjp(subgradient, arg: np.ndarray, adjoint: np.ndarray, params) -> np.ndarray:
+    """Slice by slice where SymPy's derivative does not exist somewhere: the op's minimum-norm subgradient
+    (amax: shared evenly by exactly tied maxima; norm, std: 0 where they are 0), which elsewhere is the
+    derivative itself."""
+    out = _filled(arg.shape, ZERO)
     for members, kept in slices(arg.shape, params.dim):
-        out[out_index(kept, arg.shape, params)] = sum((arg[m] * arg[m] for m in members), ZERO).sqrt()
+        g = adjoint[out_index(kept, arg.shape, params)]
+        for m, grad in zip(members, subgradient([arg[m] for m in members], g, params)):
+            out[m] = grad
     return out
 
 

@@ -1,11 +1,12 @@
-"""Tensor programs: elementwise expressions composed with ops whose Jacobian is not diagonal (issue 6, part 3).
+"""Tensor programs: elementwise expressions composed with ops whose Jacobian is not diagonal.
 
 A program is a small frozen tree of three node kinds:
 - `Input(i)`: the leaf tensor x_i;
 - `Map(expr, args)`: an elementwise expression of the op table (oracles.core.expr) in which `Var(k)` stands for
   the k-th argument node, broadcast together (`torch.sin(x0) * x1`, `torch.exp(t)` of a reduction t);
 - `Tensor(op, args, params, spelling)`: an op of the tensor-op table (oracles.table.tensor_ops): a reduction,
-  cumulative op, softmax, matmul or a view, with its parameters (dim, keepdim, shape, index).
+  cumulative op, softmax, matmul or a view, with the typed parameters of its kind
+  (`ReductionParams(dim, keepdim, correction)`, `ScanParams(dim)`, a view's shape, dims or index).
 
 As with expressions, the tree is rendered twice: the torch program with exactly the spellings drawn
 (`x0.sum(1, keepdim=True)`, `torch.logsumexp(x0, dim=-1)`, `x0 @ x1`, `x0[[0, 0, 1]]`), and, per element,
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
+from oracles.core.case import Case
 from oracles.core.expr import Expr, variables
 from oracles.core.render import ATOM, _precedence, run_torch, torch_source
-from oracles.numerics.dtypes import format_named
-from oracles.table.tensor_ops import TENSOR_OPS, Params
+from oracles.table.tensor_ops import TENSOR_OPS, OpParams
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Map:
 class Tensor:
     op: str  # a key of TENSOR_OPS
     args: tuple[Node, ...]
-    params: Params
+    params: OpParams
     spelling: int = 0
 
 
@@ -114,7 +115,7 @@ def run_program(node: Node, leaves: list[torch.Tensor], overrides: Mapping | Non
 
 
 @dataclass(frozen=True)
-class TensorCase:
+class TensorCase(Case):
     """A program, its inputs (shapes, exact row-major values) and the dtype; `upstream` is backward's
     `gradient=` (row-major over the output), or None for `y.sum().backward()`."""
 
@@ -123,10 +124,6 @@ class TensorCase:
     values: tuple[tuple[float, ...], ...]
     dtype: str
     upstream: tuple[float, ...] | None = None
-
-    @property
-    def format(self):
-        return format_named(self.dtype)
 
     @property
     def used(self) -> tuple[int, ...]:
@@ -139,8 +136,3 @@ class TensorCase:
     @property
     def source(self) -> str:
         return source(self.program)
-
-    def make_leaves(self, device: str = "cpu") -> list[torch.Tensor]:
-        return [torch.tensor(vals, dtype=torch.float64).reshape(shape)
-                .to(device=device, dtype=self.format.torch_dtype).requires_grad_()
-                for shape, vals in zip(self.shapes, self.values)]
