@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from gradoracle import compare, conventions_doc, explore, explore_report, sensitivity
+from gradoracle import compare, conventions_doc, coverage, explore, explore_report, sensitivity
 
 COMMANDS = {
     "explore": (explore.main, "search each op's domain for wrong gradients (reports/explore by default)"),
@@ -13,6 +13,7 @@ COMMANDS = {
     "compare": (compare.main, "compare two run reports (--report-json), e.g. before and after a torch upgrade"),
     "sensitivity": (sensitivity.main, "the smallest planted backward error the oracle catches, per op"),
     "conventions-doc": (conventions_doc.main, "write docs/conventions.md from the op tables (--check: is it current?)"),
+    "coverage": (coverage.main, "which of the installed torch's OpInfo entries the op tables verify"),
 }
 
 

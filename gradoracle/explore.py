@@ -162,7 +162,7 @@ def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str,
             for mode in modes:
                 if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
                     continue
-                if mode == "second" and not OPS[op].second_order:
+                if mode == "second" and (op in TENSOR_OPS or not OPS[op].second_order):
                     continue
                 slices.append((op, dtype, mode))
     return slices

@@ -1,7 +1,8 @@
 """The expression IR: small frozen trees that both the torch program and the SymPy oracle are read from.
 
 A tree is built once by a strategy and rendered twice, so torch runs exactly the spellings that were
-drawn while SymPy sees the same mathematics (see DESIGN.md: never lambdify SymPy back to torch).
+drawn while SymPy sees the same mathematics. Never lambdify SymPy back to torch: SymPy canonicalises as
+it builds (`x*x` becomes `x**2`, constants fold), so torch would not run what was drawn.
 """
 
 from __future__ import annotations
@@ -66,10 +67,6 @@ def variables(expr: Expr) -> tuple[int, ...]:
 
 def size(expr: Expr) -> int:
     return sum(1 for _ in walk(expr))
-
-
-def ops_used(expr: Expr) -> frozenset[str]:
-    return frozenset(node.op for node in walk(expr) if isinstance(node, Apply))
 
 
 def renamed(expr: Expr, mapping: dict[int, int]) -> Expr:

@@ -44,5 +44,3 @@ class RoundHalfEven(_Steps):
 
     _jumps_at_half_integers = True
 
-
-STEP_FUNCTIONS = (Floor, Ceil, Trunc, RoundHalfEven)

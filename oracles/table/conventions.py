@@ -1,5 +1,5 @@
 """torch's values at non-differentiable and singular points, and the clause of its documented rule each
-follows (DESIGN.md, "torch's rule at non-differentiable points"; torch's autograd notes):
+follows (torch's autograd notes, "Gradients for non-differentiable functions"):
 
 1. GRADIENT: differentiable here, so the gradient;
 2. MIN_NORM_SUBGRADIENT: a convex kink (locally), so the subgradient of minimum norm;

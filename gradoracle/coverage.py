@@ -1,0 +1,142 @@
+"""Which of the installed torch's differentiable OpInfo entries the op tables verify.
+
+    python -m gradoracle coverage                 # the count, per family
+    python -m gradoracle coverage --missing       # and every entry not verified yet
+    python -m gradoracle coverage --json PATH     # the same as JSON (written atomically)
+
+Counted against torch's own OpInfo database (torch.testing._internal.common_methods_invocations.op_db):
+the entries that support autograd and float64 on the CPU, named `name` or `name[variant]`. An entry is
+verified when an op of the tables names it in its `opinfo`; nothing here is a hand-kept list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from oracles.table.ops import OPS
+from oracles.table.tensor_ops import TENSOR_OPS
+
+FAMILIES = ("nn.functional.", "linalg.", "special.", "fft.", "masked.", "sparse.")
+
+
+def opinfo_name(info) -> str:
+    return f"{info.name}[{info.variant_test_name}]" if info.variant_test_name else info.name
+
+
+def differentiable_opinfos() -> list[str]:
+    """Names of torch's OpInfo entries with autograd and float64 on the CPU, in op_db's order.
+    op_db lives in torch's test utilities, which import `expecttest` (requirements.txt has it)."""
+    # Imported here, not at the top: building op_db takes seconds and imports torch's test machinery,
+    # which no other command (nor `--help`) needs.
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    return [opinfo_name(info) for info in op_db
+            if info.supports_autograd and torch.float64 in info.supported_dtypes("cpu")]
+
+
+def claimed() -> dict[str, list[str]]:
+    """OpInfo name -> the table entries that verify it (elementwise and tensor ops)."""
+    claims: dict[str, list[str]] = {}
+    for table in (OPS, TENSOR_OPS):
+        for name, op in table.items():
+            for info in op.opinfo:
+                claims.setdefault(info, []).append(name)
+    return claims
+
+
+def family(name: str) -> str:
+    return next((prefix.rstrip(".") for prefix in FAMILIES if name.startswith(prefix)), "torch")
+
+
+@dataclass
+class Coverage:
+    torch_version: str
+    differentiable: list[str]
+    verified: dict[str, list[str]]  # OpInfo name -> entries
+    unknown: dict[str, list[str]]  # names claimed by an entry that the installed torch's op_db lacks
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name in self.differentiable if name not in self.verified]
+
+    def by_family(self) -> dict[str, tuple[int, int]]:
+        total = Counter(family(n) for n in self.differentiable)
+        done = Counter(family(n) for n in self.verified)
+        return {f: (done[f], total[f]) for f in sorted(total, key=lambda f: -total[f])}
+
+    def to_json(self) -> dict:
+        return {"schema": "gradoracle-coverage/1", "torch": self.torch_version,
+                "differentiable": len(self.differentiable), "verified": len(self.verified),
+                "by_family": {f: {"verified": v, "of": n} for f, (v, n) in self.by_family().items()},
+                "entries": self.verified, "missing": self.missing, "unknown": self.unknown}
+
+
+def measure() -> Coverage:
+    names = differentiable_opinfos()
+    known = set(names)
+    claims = claimed()
+    verified = {n: claims[n] for n in names if n in claims}
+    unknown = {n: entries for n, entries in claims.items() if n not in known}
+    return Coverage(torch.__version__, names, verified, unknown)
+
+
+def render(cov: Coverage, missing: bool) -> str:
+    n, m = len(cov.verified), len(cov.differentiable)
+    lines = [f"torch {cov.torch_version}: {n} of {m} differentiable OpInfo entries verified ({n / m:.0%})"]
+    lines += [f"  {f:<14} {v:>4} of {t:<4}" for f, (v, t) in cov.by_family().items()]
+    for name, entries in sorted(cov.unknown.items()):
+        lines.append(f"warning: {', '.join(entries)} claims OpInfo {name!r}, which this torch's op_db lacks")
+    if missing:
+        lines.append(f"not verified ({len(cov.missing)}):")
+        lines += [f"  {name}" for name in cov.missing]
+    return "\n".join(lines)
+
+
+def writable_path(text: str) -> Path:
+    """A JSON output path whose directory exists and is writable, checked before the work starts."""
+    if not text or text.endswith(os.sep):
+        raise argparse.ArgumentTypeError(f"--json: {text!r} is not a file path")
+    path = Path(text)
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"--json: {text!r} is a directory")
+    if not directory.is_dir() or not os.access(directory, os.W_OK):
+        raise argparse.ArgumentTypeError(f"--json: cannot write into {str(directory)!r}")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradoracle coverage", description=__doc__.splitlines()[0])
+    parser.add_argument("--missing", action="store_true", help="list every differentiable OpInfo entry not verified")
+    parser.add_argument("--json", type=writable_path, metavar="PATH", help="also write the coverage as JSON to PATH")
+    args = parser.parse_args(argv)
+    try:
+        cov = measure()
+    except ModuleNotFoundError as exc:
+        print(f"coverage: torch's OpInfo database needs {exc.name!r} (pip install {exc.name})", file=sys.stderr)
+        return 2
+    print(render(cov, args.missing))
+    if args.json:
+        write_atomically(args.json, json.dumps(cov.to_json(), indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
