@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from gradoracle import conventions_doc
+from oracles.core.pinning import all_pinned
+from oracles.reports import findings
 
 
 def test_document_is_current(capsys):
@@ -19,9 +21,6 @@ def test_stale_document_is_reported(tmp_path, capsys):
 
 def test_document_covers_every_convention_and_finding():
     text = conventions_doc.render()
-    from oracles.core.pinning import all_pinned
-    from oracles.reports import findings
-
     for pinned in all_pinned():
         assert f"`{pinned.id}`" in text
     for finding in findings.load():

@@ -6,8 +6,12 @@ import json
 
 import pytest
 
-from gradoracle import explore
+from gradoracle import explore, explore_report
 from gradoracle.explore_eval import BAND_ULPS, evaluate
+from gradoracle.explore_higher import evaluate_second
+from gradoracle.explore_tensor import evaluate_tensor
+from oracles.table.tensor_ops import ReductionParams
+from oracles.tensor.program import Input, Tensor, TensorCase
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,8 +73,6 @@ def test_a_short_run_writes_both_reports(tmp_path, capsys):
 
 
 def test_markdown_re_renders_from_json(tmp_path, capsys):
-    from gradoracle import explore_report
-
     assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.02",
                          "--out", str(tmp_path)]) == 0
     first = (tmp_path / "report.md").read_text()
@@ -94,12 +96,7 @@ def test_tensor_ops_and_second_derivatives_are_explored(tmp_path, capsys):
 
 
 def test_tensor_and_second_samples_are_classified():
-    from gradoracle.explore_higher import evaluate_second
-    from gradoracle.explore_tensor import evaluate_tensor
-    from oracles.table.tensor_ops import Params
-    from oracles.tensor.program import Input, Tensor, TensorCase
-
-    case = TensorCase(Tensor("prod", (Input(0),), Params(dim=0), 0), ((3,),), ((2.0, 0.0, 3.0),), "float64")
+    case = TensorCase(Tensor("prod", (Input(0),), ReductionParams(dim=0), 0), ((3,),), ((2.0, 0.0, 3.0),), "float64")
     sample = evaluate_tensor("prod", case)
     assert sample.classification == "ok" and [e["exact"] for e in sample.elements] == [0.0, 6.0, 0.0]
     assert evaluate_second("sin", "float64", (1.0,)).classification == "ok"

@@ -72,10 +72,6 @@ class IndexParams:
 
 OpParams = ReductionParams | ScanParams | MatmulParams | ShapeParams | TransposeParams | IndexParams
 
-# The name the self-tests outside this package (meta_tests/test_explore.py) build a reduction's
-# parameters with: `Params(dim=0)`.
-Params = ReductionParams
-
 
 # ------------------------------------------------------------------ parameter spaces: data, no strategies
 @dataclass(frozen=True)
