@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from oracles.core.check import check_case
 from oracles.core.gradient_oracle import OracleInconsistency
 from oracles.core.pinning import exact_gradients, exact_value, single_op_case
-from oracles.core.report import reproducer
+from oracles.core.report import grad_reproducer
 from oracles.core.verdict import Verdict
 from oracles.numerics.floats import error_in_ulps
 
@@ -83,7 +83,7 @@ def evaluate(op: str, dtype: str, point: tuple[float, ...], spelling: int = 0,
         outcome = check_case(case)
     except OracleInconsistency as exc:
         sample.classification, sample.note = "oracle", str(exc)
-        sample.reproducer = reproducer(case)
+        sample.reproducer = grad_reproducer(case)
         return sample
     exact = exact_gradients(case)
     for verdict, exact_grad in zip(outcome.verdicts, exact):
@@ -98,7 +98,7 @@ def evaluate(op: str, dtype: str, point: tuple[float, ...], spelling: int = 0,
     out_of_range = value is not None and abs(value) > case.format.max_finite
     sample.classification = _classify(sample, outcome.verdicts, out_of_range)
     if sample.classification != "ok":
-        sample.reproducer = reproducer(case)
+        sample.reproducer = grad_reproducer(case)
     return sample
 
 

@@ -20,12 +20,12 @@ def evaluate_second(op: str, dtype: str, point: tuple[float, ...], spelling: int
     levels = [[(1.0,) if i in case.used else None for i in range(len(case.shapes))]]
     sample = Sample(op, dtype, point, spelling, note=NOTE)
     try:
-        verdicts, _ = check_nested(case, None, levels)
+        outcome, _ = check_nested(case, None, levels)
     except OracleInconsistency as exc:
         sample.classification, sample.note = "oracle", f"{NOTE}: {exc}"
         sample.reproducer = nested_reproducer(case, None, levels)
         return sample
-    for v in verdicts:
+    for v in outcome.verdicts:
         ulps = None
         if v.exact and v.torch_value is not None:
             ulps = error_in_ulps(v.torch_value, v.exact, case.format)

@@ -17,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oracles.core.case import GradCase
-from oracles.core.check import assert_gradients_match, check_case, torch_gradients
+from oracles.core.check import check_case, torch_gradients
 from oracles.core.expr import Apply, Const, Expr, Var
+from oracles.core.outcomes import assert_gradients_match
 from oracles.core.render import torch_source
-from oracles.core.report import reproducer
+from oracles.core.report import grad_reproducer
 from oracles.core.verdict import Verdict
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
@@ -77,10 +78,10 @@ def test_failure_message_names_expression_element_values_and_bound():
 def test_failure_notes_carry_the_sympy_derivative_and_a_reproducer():
     with pytest.raises(AssertionError) as info:
         assert_gradients_match(_failing_outcome())
-    derivative_note, reproduce_note = info.value.__notes__
+    derivative_note, inputs_note, reproduce_note = info.value.__notes__
     assert "SymPy: y = sin(x0)" in derivative_note
     assert "∂y/∂x0 = cos(x0)" in derivative_note
-    assert "shape (2, 2) values [0.5, -1.25, 2.0, 0.75]" in derivative_note
+    assert inputs_note == "inputs: x0: shape (2, 2) values [0.5, -1.25, 2.0, 0.75]"
     assert reproduce_note.startswith("Reproduce with:\n")
     assert "y = torch.sin(x0)" in reproduce_note
 
@@ -110,7 +111,7 @@ MIXED = GradCase(
 
 
 def test_reproducer_runs_standalone_and_prints_the_same_grads():
-    script = reproducer(MIXED)
+    script = grad_reproducer(MIXED)
     assert "y = x0 * torch.sin(x1) + torch.hypot(x2, x1)" in script
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -124,7 +125,7 @@ def test_reproducer_prints_what_torch_computes(dtype, data):
     case = data.draw(grad_cases(dtype, lambda n: compositions(n, max_depth=2)), label="case")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(reproducer(case), {})  # noqa: S102 - our own generated script
+        exec(grad_reproducer(case), {})  # noqa: S102 - our own generated script
     assert out.getvalue() == _printed_grads(case)
 
 

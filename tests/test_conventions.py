@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracles.core.check import assert_gradients_match, check_case
+from oracles.core.check import check_case
+from oracles.core.outcomes import assert_gradients_match
 from oracles.core.pinning import (
     all_pinned,
     approach_case,

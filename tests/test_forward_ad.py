@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, at_points
 from oracles.core.case import GradCase, numel
+from oracles.core.check import grad_outcome
 from oracles.core.expr import Apply, Var
-from oracles.core.outcomes import record_and_check
+from oracles.core.outcomes import assert_gradients_match
 from oracles.core.render import run_torch
-from oracles.higher.functional import expected_jvp, judge_tensor, tensor_of
+from oracles.higher.functional import dual_tangent, expected_jvp, judge_tensor, tensor_of
 from oracles.higher.higher_order import expected_nested, point_jets
 from oracles.numerics.dtypes import format_named
 from strategies import grad_cases
@@ -37,17 +38,6 @@ def _tangents(data, case: GradCase, label: str = "t") -> dict[int, tuple[float, 
     return {i: data.draw(upstream_values(numel(case.shapes[i])), label=f"{label} for x{i}") for i in case.used}
 
 
-def dual_tangent(case: GradCase, tangents, device: str = "cpu"):
-    """(primal, tangent) of the drawn program run on dual numbers make_dual(x_i, t_i)."""
-    leaves = [leaf.detach() for leaf in case.make_leaves(device)]
-    with fwAD.dual_level():
-        duals = list(leaves)
-        for i, t in tangents.items():
-            duals[i] = fwAD.make_dual(leaves[i], tensor_of(t, leaves[i].shape, leaves[i]))
-        out = fwAD.unpack_dual(run_torch(case.expr, duals))
-    return out.primal, out.tangent, run_torch(case.expr, leaves)
-
-
 @FIXTURE_HEALTH
 @given(data=st.data())
 def test_dual_number_tangent(dtype, device, verdict_log, data):
@@ -59,7 +49,7 @@ def test_dual_number_tangent(dtype, device, verdict_log, data):
         primal.nan_to_num(), plain.nan_to_num()), "forward AD changed the primal value"
     expected = expected_jvp(case, point_jets(case, 1, forward_ad=True), tangents)
     verdicts = judge_tensor(case, -1, tangent, case.output_shape, expected, "the tangent")
-    record_and_check(verdict_log, verdicts, case, "forward_ad tangent")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "forward_ad tangent"), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -83,7 +73,7 @@ def test_forward_over_reverse_hessian_vector_product(dtype, device, verdict_log,
         if h is None:  # no tangent: torch says the gradient does not depend on the inputs
             h = torch.zeros(case.shapes[i], dtype=case.format.torch_dtype)
         verdicts += judge_tensor(case, i, h, case.shapes[i], expected[i].elements, f"H·t for x{i}")
-    record_and_check(verdict_log, verdicts, case, "forward-over-reverse H·t")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "forward-over-reverse H·t"), verdict_log)
 
 
 # ------------------------------------------------------------------ pinned torch behaviour

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, scaled
 from oracles.core.case import GradCase, all_indices, numel
+from oracles.core.check import grad_outcome
 from oracles.core.gradient_oracle import expected_gradients
-from oracles.core.outcomes import record_and_check
+from oracles.core.outcomes import assert_gradients_match
 from oracles.higher.functional import (
     as_function,
     expected_hessian_block,
@@ -77,7 +78,7 @@ def test_func_grad(dtype, device, verdict_log, data):
     verdicts = []
     for i, g in zip(case.used, grads):
         verdicts += judge_tensor(case, i, g, case.shapes[i], expected[i].elements, f"grad wrt x{i}")
-    record_and_check(verdict_log, verdicts, case, "torch.func.grad")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.func.grad"), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -93,7 +94,7 @@ def test_func_vjp(dtype, device, verdict_log, data):
     verdicts = []
     for i, g in zip(case.used, grads):
         verdicts += judge_tensor(case, i, g, case.shapes[i], expected[i].elements, f"vjp wrt x{i}")
-    record_and_check(verdict_log, verdicts, case, "torch.func.vjp")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.func.vjp"), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -106,7 +107,7 @@ def test_func_jvp(dtype, device, verdict_log, data):
     _, tangent_out = tf.jvp(f, tuple(xs), tuple(tensor_of(tangents[i], x.shape, x) for i, x in zip(case.used, xs)))
     expected = expected_jvp(case, point_jets(case, 1, forward_ad=True), tangents)
     verdicts = judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp", _upcast(case, tangent_out))
-    record_and_check(verdict_log, verdicts, case, "torch.func.jvp")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.func.jvp"), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -119,7 +120,7 @@ def test_autograd_functional_jvp(dtype, device, verdict_log, data):
     _, tangent_out = taf.jvp(f, tuple(xs), tuple(tensor_of(tangents[i], x.shape, x) for i, x in zip(case.used, xs)))
     expected = expected_jvp(case, point_jets(case, 1), tangents)
     verdicts = judge_tensor(case, -1, tangent_out, case.output_shape, expected, "jvp")
-    record_and_check(verdict_log, verdicts, case, "torch.autograd.functional.jvp")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.autograd.functional.jvp"), verdict_log)
 
 
 @pytest.mark.parametrize("mode", ["jacrev", "jacfwd"])
@@ -135,7 +136,7 @@ def test_func_jacobian(mode, dtype, device, verdict_log, data):
     for i, block in zip(case.used, jacobian):
         verdicts += judge_tensor(case, i, block, case.output_shape + case.shapes[i], expected_jacobian(case, jets, i),
                                  f"{mode} block for x{i}", mode == "jacfwd" and _upcast(case, block))
-    record_and_check(verdict_log, verdicts, case, f"torch.func.{mode}")
+    assert_gradients_match(grad_outcome(case, verdicts, device, f"torch.func.{mode}"), verdict_log)
 
 
 # ------------------------------------------------------------------ second order
@@ -154,7 +155,7 @@ def test_func_hessian(dtype, device, verdict_log, data):
             verdicts += judge_tensor(case, i, hessian[a][b], case.shapes[i] + case.shapes[j],
                                      expected_hessian_block(case, jets, i, j), f"hessian block ({i}, {j})",
                                      _upcast(case, hessian[a][b]))
-    record_and_check(verdict_log, verdicts, case, "torch.func.hessian")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.func.hessian"), verdict_log)
 
 
 @scaled(HEAVY_EXAMPLES)
@@ -170,7 +171,7 @@ def test_autograd_functional_hessian(dtype, device, verdict_log, data):
         for b, j in enumerate(case.used):
             verdicts += judge_tensor(case, i, hessian[a][b], case.shapes[i] + case.shapes[j],
                                      expected_hessian_block(case, jets, i, j), f"hessian block ({i}, {j})")
-    record_and_check(verdict_log, verdicts, case, "torch.autograd.functional.hessian")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "torch.autograd.functional.hessian"), verdict_log)
 
 
 @pytest.mark.parametrize("mode", ["jvp(grad)", "autograd.functional.hvp"])
@@ -194,7 +195,7 @@ def test_hessian_vector_product(mode, dtype, device, verdict_log, data):
     for i, r in zip(case.used, result):
         verdicts += judge_tensor(case, i, r, case.shapes[i], expected[i].elements, f"H·v for x{i}",
                                  mode == "jvp(grad)" and _upcast(case, r))
-    record_and_check(verdict_log, verdicts, case, mode)
+    assert_gradients_match(grad_outcome(case, verdicts, device, mode), verdict_log)
 
 
 @scaled(HEAVY_EXAMPLES)
@@ -213,7 +214,7 @@ def test_jvp_of_jvp(dtype, device, verdict_log, data):
                                             for i in case.used for j in case.used], f"d²f at {list(p)}")
                 for p in all_indices(case.output_shape)]
     verdicts = judge_tensor(case, -1, result, case.output_shape, expected, "jvp of jvp", _upcast(case, result))
-    record_and_check(verdict_log, verdicts, case, "jvp of jvp")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "jvp of jvp"), verdict_log)
 
 
 # ------------------------------------------------------------------ vmap
@@ -257,4 +258,4 @@ def test_vmap_grad(dtype, device, verdict_log, data):
         for i, g in zip(used, grads):
             verdicts += judge_tensor(sample, i, g[b], per_sample.shapes[i], expected[i].elements,
                                      f"per-sample grad {b} wrt x{i}")
-    record_and_check(verdict_log, verdicts, batched, "vmap(grad)")
+    assert_gradients_match(grad_outcome(batched, verdicts, device, "vmap(grad)"), verdict_log)

@@ -24,25 +24,22 @@ from hypothesis import strategies as st
 
 from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points, scaled
 from oracles.core.case import GradCase, numel
-from oracles.core.check import assert_gradients_match, check_case
+from oracles.core.check import check_case, grad_outcome
 from oracles.core.expr import Apply, Const, Var
-from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
-from oracles.core.outcomes import assert_none_wrong, record
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.render import run_torch, torch_source
-from oracles.core.verdict import ElementVerdict, Verdict, judge, judge_element
+from oracles.core.verdict import judge
 from oracles.faults.derivatives import wrong_second_derivative
 from oracles.higher.higher_order import (
     KNOWN_DEVIATION,
     exact_jet,
-    expected_nested,
-    expected_terms,
     model_jet,
     point_jets,
     structurally_zero,
 )
 from oracles.higher.jets import Jet
-from oracles.higher.nested import check_nested, nested_reproducer, weights_tensor
-from oracles.higher.vjp import accumulate
+from oracles.higher.nested import check_nested, double_backward_into_grad, hessian_entries
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.floats import error_in_ulps
 from oracles.numerics.rounding import RoundingModel
@@ -68,15 +65,11 @@ def level_weights(draw, case: GradCase, label: str):
     return weights
 
 
-def check_hvp(case, upstream, levels, device="cpu", materialize=False, overrides=None):
-    """Nested grads against the oracle; raises on any wrong element. Returns the verdicts."""
-    __tracebackhide__ = True
-    verdicts, run = check_nested(case, upstream, levels, device, materialize, overrides)
+def check_hvp(case, upstream, levels, device="cpu", materialize=False, overrides=None) -> Outcome:
+    outcome, run = check_nested(case, upstream, levels, device, materialize, overrides)
     if any(run.constant):
         event("a derivative without grad_fn")
-    assert_none_wrong(case, verdicts, f"order-{len(levels) + 1} derivative (nested torch.autograd.grad)",
-                 nested_reproducer(case, upstream, levels, device))
-    return verdicts
+    return outcome
 
 
 # ------------------------------------------------------------------ Hessian-vector products
@@ -89,7 +82,7 @@ def test_hessian_vector_products(dtype, device, verdict_log, data):
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     levels = [data.draw(level_weights(case, "V"), label="V")]
     materialize = data.draw(st.booleans(), label="materialize_grads")
-    record(verdict_log, check_hvp(case, upstream, levels, device, materialize), case)
+    assert_gradients_match(check_hvp(case, upstream, levels, device, materialize), verdict_log)
 
 
 @pytest.mark.parametrize("op", SECOND_ORDER_OPS)
@@ -102,44 +95,15 @@ def test_op_second_derivative(op, dtype, device, verdict_log, data):
         pytest.skip(skip)
     case = data.draw(grad_cases(dtype, second_order(max_depth=1, root=op), max_inputs=2), label="case")
     levels = [data.draw(level_weights(case, "V"), label="V")]
-    record(verdict_log, check_hvp(case, None, levels, device), case)
+    assert_gradients_match(check_hvp(case, None, levels, device), verdict_log)
 
 
 # ------------------------------------------------------------------ Hessian entries, mixed partials
-def hessian_entries(case: GradCase, device: str = "cpu") -> list[ElementVerdict]:
-    """0-d inputs: H_ij = grad(grad(y, x_i, create_graph=True)[0], x_j) for every ordered pair (i, j),
-    each judged on its own (torch computes H_ij and H_ji along different paths)."""
-    leaves = case.make_leaves(device)
-    y = run_torch(case.expr, leaves)
-    used = list(case.used)
-    jets = point_jets(case, 2)
-    verdicts = []
-    for i in used:
-        (g,) = torch.autograd.grad(y, leaves[i], create_graph=True)
-        if g.grad_fn is None:
-            offending = structurally_zero(case, [[i]], jets)
-            verdicts.append(ElementVerdict(i, (), Verdict.WRONG if offending else Verdict.VERIFIED,
-                                           reason=f"∂y/∂x{i} has no grad_fn" + (
-                                               f" but ∂²y/∂x{i}∂x at {offending[0][0]} is "
-                                               f"{offending[0][1].str(10)}" if offending else "")))
-            continue
-        for j in used:
-            (h,) = torch.autograd.grad(g, leaves[j], retain_graph=True, allow_unused=True)
-            value = 0.0 if h is None else h.item()
-            expected = expected_terms(case, jets, [((), (i, j), 1.0)], f"∂²/∂x{i}∂x{j} of {torch_source(case.expr)}")
-            verdict = judge_element(j, (), value, expected, case.format)
-            verdicts.append(verdict if verdict.verdict is not Verdict.WRONG else ElementVerdict(
-                j, (), Verdict.WRONG, value, verdict.exact, verdict.bound, f"∂²y/∂x{i}∂x{j}: {verdict.reason}"))
-    return verdicts
-
-
 @FIXTURE_HEALTH
 @given(data=st.data())
 def test_hessian_entries_and_mixed_partials(dtype, device, verdict_log, data):
     case = data.draw(scalar_cases(dtype), label="case")
-    verdicts = hessian_entries(case, device)
-    record(verdict_log, verdicts, case)
-    assert_none_wrong(case, verdicts, "Hessian entries ∂²y/∂x_i∂x_j")
+    assert_gradients_match(hessian_entries(case, device), verdict_log)
 
 
 # ------------------------------------------------------------------ third derivatives
@@ -152,53 +116,17 @@ def test_third_derivatives_of_polynomials(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, polynomials, max_inputs=3), label="case")
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     levels = [data.draw(level_weights(case, "V"), label="V"), data.draw(level_weights(case, "W"), label="W")]
-    record(verdict_log, check_hvp(case, upstream, levels, device), case)
+    assert_gradients_match(check_hvp(case, upstream, levels, device), verdict_log)
 
 
 # ------------------------------------------------------------------ accumulation of double backward
-def double_backward_into_grad(case: GradCase, upstream, weights, device: str = "cpu") -> list[ElementVerdict]:
-    """y.backward(U, create_graph=True); then torch.autograd.backward([x_i.grad ...], [V_i ...]): each leaf's
-    `.grad` becomes g + h (first derivative plus the Hessian-vector product, one rounded addition)."""
-    leaves = case.make_leaves(device)
-    y = run_torch(case.expr, leaves)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=CREATE_GRAPH_WARNING)
-        y.backward(weights_tensor(upstream, y), create_graph=True)
-    outputs, grads, taken = [], [], []
-    for i in case.used:
-        grad = leaves[i].grad
-        if weights[i] is not None and grad is not None and grad.grad_fn is not None:
-            outputs.append(grad)
-            grads.append(weights_tensor(weights[i], grad))
-            taken.append(i)
-    constant = [i for i in case.used if weights[i] is not None and i not in taken]
-    if outputs:
-        torch.autograd.backward(outputs, grads)
-    levels = [[weights[i] if i in taken else None for i in range(len(case.shapes))]]
-    jets = point_jets(case, 2, routes=True)
-    first = expected_gradients(case, upstream)
-    second = expected_nested(case, levels, upstream, jets) if taken else \
-        [ExpectedGrad(i, False, case.expr) for i in range(len(case.shapes))]
-    model = RoundingModel(case.format)
-    expected = [accumulate(model, f, s) for f, s in zip(first, second)]
-    verdicts = judge(case, [leaf.grad for leaf in leaves], expected)
-    for i in constant:  # left out of the second backward: the oracle must agree they are constants
-        offending = structurally_zero(case, [[i]], jets)
-        verdicts.append(ElementVerdict(i, (), Verdict.WRONG if offending else Verdict.VERIFIED,
-                                       reason=f"x{i}.grad has no grad_fn" + (" but its derivative is not 0"
-                                                                              if offending else "")))
-    return verdicts
-
-
 @FIXTURE_HEALTH
 @given(data=st.data())
 def test_double_backward_accumulates_into_grad(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, second_order(max_depth=2), max_inputs=3), label="case")
     upstream = data.draw(upstream_values(numel(case.output_shape)), label="U")
     weights = data.draw(level_weights(case, "V"), label="V")
-    verdicts = double_backward_into_grad(case, upstream, weights, device)
-    record(verdict_log, verdicts, case)
-    assert_none_wrong(case, verdicts, "x.grad after backward(create_graph=True) and backward of x.grad")
+    assert_gradients_match(double_backward_into_grad(case, upstream, weights, device), verdict_log)
 
 
 def test_double_backward_accumulates_in_the_same_tensor():
@@ -236,8 +164,7 @@ def test_gradient_of_a_linear_function_has_no_grad_fn(dtypes, device, verdict_lo
             torch.autograd.grad(g.sum(), leaves[i], allow_unused=True)
     verdicts = judge(case, [None if i not in used else grads[used.index(i)] for i in range(len(case.shapes))],
                      expected_gradients(case))
-    record(verdict_log, verdicts, case)
-    assert_none_wrong(case, verdicts, "gradient of a linear function")
+    assert_gradients_match(grad_outcome(case, verdicts, device, "gradient of a linear function"), verdict_log)
 
 
 def test_nonlinear_gradient_has_a_grad_fn():
@@ -294,7 +221,8 @@ def test_wrong_second_derivative_is_caught(device):
         @given(data=st.data())
         def prop(data):
             case = data.draw(cases, label="case")
-            check_hvp(case, None, [data.draw(level_weights(case, "V"), label="V")], device, overrides=overrides)
+            levels = [data.draw(level_weights(case, "V"), label="V")]
+            assert_gradients_match(check_hvp(case, None, levels, device, overrides=overrides))
 
         return prop
 

@@ -15,22 +15,17 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH
-from oracles.core.case import GradCase, numel
+from oracles.core.case import numel
 from oracles.core.gradient_oracle import expected_gradients
-from oracles.core.outcomes import assert_none_wrong
-from oracles.core.render import run_torch
-from oracles.core.verdict import judge
-from oracles.higher.vjp import expected_vjp, ignore_gradient_argument, sources
+from oracles.core.outcomes import assert_gradients_match
+from oracles.higher.vjp import expected_vjp, ignore_gradient_argument
+from oracles.higher.vjp_checks import check_scalar_output_scaled, check_several_outputs, check_vjp
 from strategies import grad_cases
 from strategies.backward import shared_leaf_cases, smooth, upstream_values
 
 # Real dtypes a `gradient` may have; upstream values are drawn exact in each (integers for integer dtypes).
 GRADIENT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16,
                    torch.int64, torch.int32, torch.int16, torch.int8)
-
-
-def _gradient_tensor(values, shape, dtype, device) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.float64).reshape(shape).to(device=device, dtype=dtype)
 
 
 @st.composite
@@ -41,41 +36,6 @@ def gradients_for(draw, shape: tuple[int, ...], any_dtype: bool = True):
     return draw(upstream_values(numel(shape), integers=integers), label="gradient values"), dtype
 
 
-def check_vjp(case: GradCase, upstream, gradient_dtype: torch.dtype | None, device: str = "cpu"):
-    """`y.backward(gradient=V)`: every `.grad` is the oracle VJP of V, in the leaf's dtype. `gradient_dtype`
-    None: V has the output's dtype."""
-    leaves = case.make_leaves(device)
-    out = run_torch(case.expr, leaves)
-    gradient = _gradient_tensor(upstream, out.shape, gradient_dtype or out.dtype, device)
-    out.backward(gradient=gradient)
-    verdicts = judge(case, [leaf.grad for leaf in leaves], expected_gradients(case, upstream))
-    assert_none_wrong(case, verdicts, f"y.backward(gradient={gradient}) with {sources([case])}")
-    return verdicts
-
-
-def check_scalar_output_scaled(case: GradCase, scale: float, device: str = "cpu"):
-    """`y.sum().backward(gradient=torch.tensor(c))`: c times the plain gradient, i.e. the VJP of c·ones."""
-    leaves = case.make_leaves(device)
-    total = run_torch(case.expr, leaves).sum()
-    total.backward(gradient=_gradient_tensor([scale], (), total.dtype, device))
-    expected = expected_gradients(case, (scale,) * numel(case.output_shape))
-    verdicts = judge(case, [leaf.grad for leaf in leaves], expected)
-    assert_none_wrong(case, verdicts, f"y.sum().backward(gradient=torch.tensor({scale})) with {sources([case])}")
-    return verdicts
-
-
-def check_several_outputs(cases: list[GradCase], upstreams, device: str = "cpu"):
-    """`torch.autograd.backward([y0, y1, ...], [v0, v1, ...])`: each leaf gets the sum of the VJPs."""
-    leaves = cases[0].make_leaves(device)
-    outputs = [run_torch(case.expr, leaves) for case in cases]
-    gradients = [_gradient_tensor(v, out.shape, out.dtype, device) for v, out in zip(upstreams, outputs)]
-    torch.autograd.backward(outputs, gradients)
-    expected = expected_vjp(list(zip(cases, upstreams)))
-    verdicts = judge(cases[0], [leaf.grad for leaf in leaves], expected)
-    assert_none_wrong(cases[0], verdicts, f"torch.autograd.backward([y...], {gradients}) with {sources(cases)}")
-    return verdicts
-
-
 # ------------------------------------------------------------------ tests
 @FIXTURE_HEALTH
 @given(data=st.data())
@@ -83,7 +43,7 @@ def test_backward_with_gradient_is_the_vjp(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, smooth(3)), label="case")
     upstream, gradient_dtype = data.draw(gradients_for(case.output_shape), label="gradient")
     event(f"gradient dtype {gradient_dtype}" + (" (the output's)" if str(gradient_dtype)[6:] == dtype else ""))
-    verdict_log.add(check_vjp(case, upstream, gradient_dtype, device))
+    assert_gradients_match(check_vjp(case, upstream, gradient_dtype, device), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -91,7 +51,7 @@ def test_backward_with_gradient_is_the_vjp(dtype, device, verdict_log, data):
 def test_explicit_gradient_scales_a_scalar_output(dtypes, device, verdict_log, data):
     case = data.draw(grad_cases(data.draw(st.sampled_from(dtypes), label="dtype"), smooth()), label="case")
     (scale,) = data.draw(upstream_values(1), label="scale")
-    verdict_log.add(check_scalar_output_scaled(case, scale, device))
+    assert_gradients_match(check_scalar_output_scaled(case, scale, device), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -99,7 +59,7 @@ def test_explicit_gradient_scales_a_scalar_output(dtypes, device, verdict_log, d
 def test_several_outputs_in_one_backward(dtype, device, verdict_log, data):
     cases = data.draw(shared_leaf_cases(dtype), label="cases")
     upstreams = [data.draw(upstream_values(numel(c.output_shape)), label=f"v{k}") for k, c in enumerate(cases)]
-    verdict_log.add(check_several_outputs(cases, upstreams, device))
+    assert_gradients_match(check_several_outputs(cases, upstreams, device), verdict_log)
 
 
 @FIXTURE_HEALTH
@@ -130,7 +90,8 @@ def _vjp_property(device):
     @given(data=st.data())
     def prop(data):
         case = data.draw(grad_cases("float64", smooth()), label="case")
-        check_vjp(case, data.draw(upstream_values(numel(case.output_shape)), label="gradient values"), None, device)
+        upstream = data.draw(upstream_values(numel(case.output_shape)), label="gradient values")
+        assert_gradients_match(check_vjp(case, upstream, None, device))
 
     return prop
 
@@ -141,7 +102,7 @@ def _several_outputs_property(device):
     def prop(data):
         cases = data.draw(shared_leaf_cases("float32"), label="cases")
         upstreams = [data.draw(upstream_values(numel(c.output_shape)), label=f"v{k}") for k, c in enumerate(cases)]
-        check_several_outputs(cases, upstreams, device)
+        assert_gradients_match(check_several_outputs(cases, upstreams, device))
 
     return prop
 
@@ -151,7 +112,8 @@ def _scalar_property(device):
     @given(data=st.data())
     def prop(data):
         case = data.draw(grad_cases("float64", smooth()), label="case")
-        check_scalar_output_scaled(case, data.draw(upstream_values(1), label="scale")[0], device)
+        scale = data.draw(upstream_values(1), label="scale")[0]
+        assert_gradients_match(check_scalar_output_scaled(case, scale, device))
 
     return prop
 

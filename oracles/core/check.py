@@ -1,32 +1,23 @@
-"""One call that runs torch on a case, builds the expected gradients, and judges them."""
+"""Running torch on an elementwise case and judging its `.grad`: `check_case` is the one call that does
+both; `grad_outcome` wraps verdicts a test gathered itself (other calls than `y.sum().backward()`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import torch
 
 from oracles.core.case import GradCase
 from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.outcomes import Note, Outcome
 from oracles.core.render import run_torch
-from oracles.core.report import derivative_note, failure_message, reproducer
-from oracles.core.verdict import ElementVerdict, Verdict, judge
-
-
-@dataclass
-class CheckOutcome:
-    case: GradCase
-    verdicts: list[ElementVerdict]
-    device: str = "cpu"
-
-    @property
-    def wrong(self) -> list[ElementVerdict]:
-        return [v for v in self.verdicts if v.verdict is Verdict.WRONG]
+from oracles.core.report import derivative_note, grad_reproducer
+from oracles.core.verdict import ElementVerdict, judge
 
 
 def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
-                    upstream: tuple[float, ...] | None = None):
+                    upstream: Sequence[float] | None = None):
     """Run the drawn torch program and backpropagate: from the sum of its output (grad of exact ones),
     or with `gradient=upstream` (row-major over the output shape)."""
     leaves = case.make_leaves(device)
@@ -39,17 +30,15 @@ def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str,
     return [leaf.grad for leaf in leaves]
 
 
+def grad_outcome(case: GradCase, verdicts: list[ElementVerdict], device: str = "cpu", call: str = "",
+                 reproducer: Note | None = None) -> Outcome:
+    """The outcome of an elementwise case: a failure report carries its SymPy derivative, and `reproducer`
+    where the test can write one for what it ran."""
+    return Outcome(case, verdicts, device, call, partial(derivative_note, case), reproducer)
+
+
 def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
-               upstream: tuple[float, ...] | None = None) -> CheckOutcome:
+               upstream: Sequence[float] | None = None) -> Outcome:
     grads = torch_gradients(case, device, overrides, upstream)
-    return CheckOutcome(case, judge(case, grads, expected_gradients(case, upstream)), device)
-
-
-def assert_gradients_match(outcome: CheckOutcome) -> None:
-    """Raise an AssertionError naming every wrong element, with the derivative and a reproducer as notes."""
-    __tracebackhide__ = True
-    if outcome.wrong:
-        error = AssertionError(failure_message(outcome.case, outcome.verdicts))
-        error.add_note(derivative_note(outcome.case))
-        error.add_note("Reproduce with:\n" + reproducer(outcome.case, outcome.device))
-        raise error
+    verdicts = judge(case, grads, expected_gradients(case, upstream))
+    return grad_outcome(case, verdicts, device, reproducer=partial(grad_reproducer, case, device, upstream))

@@ -1,50 +1,69 @@
-"""What a property test does with its verdicts, in one place: tally them (and tell Hypothesis why points
-were unverified, for --hypothesis-show-statistics), and fail with one readable report if any is wrong.
-`case` is a GradCase or a TensorCase: anything with source, dtype, shapes and values."""
+"""What every check ends with, for either kind of case: an `Outcome` (the verdicts of one example and what
+a report about them needs), one failure message, and `assert_gradients_match`, which tallies the verdicts
+in the test's `verdict_log` (telling Hypothesis why points were unverified, for
+--hypothesis-show-statistics) and fails with one readable report if any element is wrong."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from hypothesis import event
 
-from oracles.core.report import describe
-from oracles.core.verdict import ElementVerdict, Verdict
+from oracles.core.case import Case
+from oracles.core.verdict import ElementVerdict, Verdict, VerdictCounts, describe
+
+Note = Callable[[], str]  # built only for a failure report: a SymPy derivation is too slow for every example
 
 
-def record(verdict_log, verdicts: list[ElementVerdict], case) -> None:
-    """Tally an example's verdicts in the test's `verdict_log` fixture; one Hypothesis event per reason
-    some elements went unverified."""
-    verdict_log.add(verdicts, case)
-    for reason in sorted({v.reason for v in verdicts if v.verdict is Verdict.UNVERIFIED}):
-        event(f"some elements unverified: {reason}")
+@dataclass
+class Outcome:
+    """One example's verdicts. `call` says what torch was asked when it is more than `y.sum().backward()` of
+    the case (`torch.func.jvp`, `backward(inputs=[x1])`, ...); the notes are supplied by the case kind: the
+    exact derivative (elementwise cases) and a script reproducing exactly what ran (where there is one)."""
+
+    case: Case
+    verdicts: list[ElementVerdict]
+    device: str = "cpu"
+    call: str = ""
+    derivative_note: Note | None = None
+    reproducer: Note | None = None
+
+    @property
+    def wrong(self) -> list[ElementVerdict]:
+        return [v for v in self.verdicts if v.verdict is Verdict.WRONG]
 
 
-def wrong_report(case, verdicts: list[ElementVerdict], context: str, limit: int = 8) -> str | None:
-    """A failure message naming every wrong element (up to `limit`) and the inputs, or None."""
-    wrong = [v for v in verdicts if v.verdict is Verdict.WRONG]
-    if not wrong:
-        return None
-    lines = [f"{len(wrong)} gradient element(s) wrong: {context}"] + ["  " + describe(v, case) for v in wrong[:limit]]
+def failure_message(outcome: Outcome, limit: int = 8) -> str:
+    """One line naming the program, the dtype and the call, then one line per wrong element (up to `limit`)."""
+    wrong = outcome.wrong
+    head = f"{len(wrong)} gradient element(s) wrong for y = {outcome.case.source} ({outcome.case.dtype})"
+    lines = [head + (f": {outcome.call}" if outcome.call else "")]
+    lines += ["  " + describe(v, outcome.case) for v in wrong[:limit]]
     if len(wrong) > limit:
         lines.append(f"  ... and {len(wrong) - limit} more")
-    lines.append("inputs: " + ", ".join(f"x{i}: shape {shape} values {list(values)}"
-                                        for i, (shape, values) in enumerate(zip(case.shapes, case.values))))
     return "\n".join(lines)
 
 
-def assert_none_wrong(case, verdicts: list[ElementVerdict], context: str, reproducer: str | None = None) -> None:
-    """Raise one AssertionError (`wrong_report`) if any element is wrong; `reproducer` goes in a note."""
+def failure_notes(outcome: Outcome) -> list[str]:
+    """The exact derivative, the inputs and the reproducer, in that order (each an exception note)."""
+    notes = [outcome.derivative_note()] if outcome.derivative_note else []
+    notes.append("inputs: " + outcome.case.inputs_text())
+    if outcome.reproducer:
+        notes.append("Reproduce with:\n" + outcome.reproducer())
+    return notes
+
+
+def assert_gradients_match(outcome: Outcome, verdict_log: VerdictCounts | None = None) -> None:
+    """Tally the outcome in `verdict_log` (None: a step whose verdicts the test tallies with others), then
+    raise one AssertionError if any element is wrong."""
     __tracebackhide__ = True
-    message = wrong_report(case, verdicts, context)
-    if message is not None:
-        error = AssertionError(message)
-        if reproducer:
-            error.add_note("Reproduce with:\n" + reproducer)
+    if verdict_log is not None:
+        verdict_log.add(outcome.verdicts, outcome.case)
+        for reason in sorted({v.reason for v in outcome.verdicts if v.verdict is Verdict.UNVERIFIED}):
+            event(f"some elements unverified: {reason}")
+    if outcome.wrong:
+        error = AssertionError(failure_message(outcome))
+        for note in failure_notes(outcome):
+            error.add_note(note)
         raise error
-
-
-def record_and_check(verdict_log, verdicts: list[ElementVerdict], case, context: str,
-                     reproducer: str | None = None) -> None:
-    """`record`, then `assert_none_wrong`: what every property test ends with."""
-    __tracebackhide__ = True
-    record(verdict_log, verdicts, case)
-    assert_none_wrong(case, verdicts, context, reproducer)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import torch
 from flint import arb
 
-from oracles.core.case import GradCase, all_indices
+from oracles.core.case import Case, all_indices
 from oracles.core.gradient_oracle import ExpectedGrad, Status
 from oracles.numerics.dtypes import FloatFormat
+from oracles.numerics.floats import ulp_of
 
 
 class Verdict(enum.Enum):
@@ -74,16 +75,6 @@ def _bound(exact: arb, enclosure: arb) -> float:
 UNRESOLVED = 2.0**-70  # an exact ball wider than this, relative to its value, has lost its digits
 
 
-def ulp_of(value: float, fmt: FloatFormat) -> float | None:
-    """Spacing of `fmt` near `value` (the subnormal spacing below the normal range)."""
-    smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
-    if value == 0 or not math.isfinite(value):
-        return None  # an error "in ulps of 0" means nothing; the bound ratio still judges it
-    if abs(value) < smallest_normal:
-        return fmt.min_subnormal
-    return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
-
-
 def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatFormat) -> ElementVerdict:
     if expected.status is not Status.OK:
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason=expected.status.value)
@@ -93,7 +84,8 @@ def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatForm
         # is too wide to stand for the exact value, so nothing is judged.
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, reason="exact value unresolved")
     exact_f, bound = float(exact.mid()), _bound(exact, enclosure)
-    ulp = None if exact.contains(0) else ulp_of(exact_f, fmt)  # a cancelled-to-zero value has no ulp scale
+    # an error "in ulps of 0" means nothing (a cancelled-to-zero value has no ulp scale): the bound ratio judges it
+    ulp = None if exact.contains(0) or not math.isfinite(exact_f) else ulp_of(exact_f, fmt)
     base = dict(torch_value=torch_value, exact=exact_f, bound=bound, ulp=ulp)
     if not math.isfinite(torch_value) or not enclosure.contains(arb(torch_value)):
         return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
@@ -112,7 +104,7 @@ def float64_values(tensor: torch.Tensor) -> list[float]:
     return tensor.detach().to("cpu", torch.float64).reshape(-1).tolist()
 
 
-def judge(case: GradCase, grads: list[torch.Tensor | None], expected: list[ExpectedGrad]) -> list[ElementVerdict]:
+def judge(case: Case, grads: list[torch.Tensor | None], expected: list[ExpectedGrad]) -> list[ElementVerdict]:
     verdicts = []
     for exp, grad in zip(expected, grads):
         shape = case.shapes[exp.leaf]
@@ -152,7 +144,7 @@ class VerdictCounts:
         self.worst_case = ""
         self.failures: list[str] = []
 
-    def add(self, verdicts: list[ElementVerdict], case: GradCase | None = None) -> None:
+    def add(self, verdicts: list[ElementVerdict], case: Case | None = None) -> None:
         """Tally one example; with its `case`, the element behind the worst error/bound ratio is kept
         (`worst_case`), so the statistic can be traced back to an expression and inputs."""
         self.examples += 1
@@ -225,8 +217,8 @@ def _index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]" if index else ""
 
 
-def describe(v: ElementVerdict, case) -> str:
-    """One element's verdict in words; `case`: a GradCase or a TensorCase (anything with source and dtype)."""
+def describe(v: ElementVerdict, case: Case) -> str:
+    """One element's verdict in words."""
     where = f"{case.source}, {case.dtype}"
     if v.exact is None:
         return f"{v.reason} for {where}"

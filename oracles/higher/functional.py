@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from flint import arb
 
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
@@ -41,6 +42,18 @@ def as_function(case: GradCase, device: str = "cpu", overrides=None) -> tuple[Ca
         return run_torch(case.expr, full, overrides)
 
     return f, [leaves[i] for i in used]
+
+
+def dual_tangent(case: GradCase, tangents: dict[int, Sequence[float]], device: str = "cpu"):
+    """(primal, tangent, plain) of the drawn program run on dual numbers make_dual(x_i, t_i), and its value
+    on the plain inputs."""
+    leaves = [leaf.detach() for leaf in case.make_leaves(device)]
+    with fwAD.dual_level():
+        duals = list(leaves)
+        for i, t in tangents.items():
+            duals[i] = fwAD.make_dual(leaves[i], tensor_of(t, leaves[i].shape, leaves[i]))
+        out = fwAD.unpack_dual(run_torch(case.expr, duals))
+    return out.primal, out.tangent, run_torch(case.expr, leaves)
 
 
 def tensor_of(values: Sequence[float], shape, like: torch.Tensor) -> torch.Tensor:

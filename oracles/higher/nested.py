@@ -12,17 +12,34 @@ zeros, like `materialize_grads=True` returns.
 from __future__ import annotations
 
 import dataclasses
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
 from oracles.core.case import GradCase, all_indices
-from oracles.core.gradient_oracle import ExpectedGrad
+from oracles.core.check import grad_outcome
+from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.outcomes import Outcome
 from oracles.core.render import run_torch, torch_source
-from oracles.core.report import _tensor_literal
-from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge_element
-from oracles.higher.higher_order import KNOWN_DEVIATION, PointJets, expected_nested, point_jets, structurally_zero
+from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge, judge_element
+from oracles.higher.higher_order import (
+    KNOWN_DEVIATION,
+    PointJets,
+    expected_nested,
+    expected_terms,
+    point_jets,
+    structurally_zero,
+)
+from oracles.higher.vjp import accumulate
+from oracles.numerics.rounding import RoundingModel
+
+# torch warns on every backward(create_graph=True) (a .grad <-> graph reference cycle); the checks that
+# exercise exactly that call silence it (a regex: the message's parentheses escaped).
+CREATE_GRAPH_WARNING = re.escape("Using backward() with create_graph=True will create a reference cycle")
 
 
 def weights_tensor(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -124,18 +141,21 @@ def judged(leaf: int, index, value: float, element, case: GradCase) -> ElementVe
 
 
 def check_nested(case: GradCase, upstream, levels, device: str = "cpu", materialize: bool = False,
-                 overrides=None) -> tuple[list[ElementVerdict], NestedRun]:
+                 overrides=None) -> tuple[Outcome, NestedRun]:
+    """Nested grads against the oracle: the outcome (its reproducer runs the same grad calls) and torch's run."""
     run = nested_grads(case, upstream, levels, device, materialize, overrides)
     jets = point_jets(case, len(levels) + 1, routes=True)
     expected = expected_nested(case, effective_levels(case, levels, run), upstream, jets)
-    return judge_nested(case, run, expected, jets), run
+    outcome = grad_outcome(case, judge_nested(case, run, expected, jets), device,
+                           f"order-{len(levels) + 1} derivative (nested torch.autograd.grad)",
+                           partial(nested_reproducer, case, upstream, levels, device))
+    return outcome, run
 
 
 def nested_reproducer(case: GradCase, upstream, levels, device: str = "cpu") -> str:
     """A copy-paste script running the same nested grad calls."""
     lines = ["import torch", ""]
-    for leaf in range(len(case.shapes)):
-        lines.append(f"x{leaf} = {_tensor_literal(case, leaf)}")
+    lines += [f"x{leaf} = {case.input_literal(leaf, device)}" for leaf in range(len(case.shapes))]
     used = list(case.used)
     xs = "[" + ", ".join(f"x{i}" for i in used) + "]"
     lines.append(f"y = {torch_source(case.expr)}")
@@ -149,3 +169,66 @@ def nested_reproducer(case: GradCase, upstream, levels, device: str = "cpu") -> 
         lines.append(f"g = torch.autograd.grad({outs}, {xs}, {ws}, create_graph={not last}, allow_unused=True)")
     lines.append("print(g)")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ Hessian entries, mixed partials
+def hessian_entries(case: GradCase, device: str = "cpu") -> Outcome:
+    """0-d inputs: H_ij = grad(grad(y, x_i, create_graph=True)[0], x_j) for every ordered pair (i, j),
+    each judged on its own (torch computes H_ij and H_ji along different paths)."""
+    leaves = case.make_leaves(device)
+    y = run_torch(case.expr, leaves)
+    used = list(case.used)
+    jets = point_jets(case, 2)
+    verdicts = []
+    for i in used:
+        (g,) = torch.autograd.grad(y, leaves[i], create_graph=True)
+        if g.grad_fn is None:
+            offending = structurally_zero(case, [[i]], jets)
+            verdicts.append(ElementVerdict(i, (), Verdict.WRONG if offending else Verdict.VERIFIED,
+                                           reason=f"∂y/∂x{i} has no grad_fn" + (
+                                               f" but ∂²y/∂x{i}∂x at {offending[0][0]} is "
+                                               f"{offending[0][1].str(10)}" if offending else "")))
+            continue
+        for j in used:
+            (h,) = torch.autograd.grad(g, leaves[j], retain_graph=True, allow_unused=True)
+            value = 0.0 if h is None else h.item()
+            expected = expected_terms(case, jets, [((), (i, j), 1.0)], f"∂²/∂x{i}∂x{j} of {torch_source(case.expr)}")
+            verdict = judge_element(j, (), value, expected, case.format)
+            verdicts.append(verdict if verdict.verdict is not Verdict.WRONG else ElementVerdict(
+                j, (), Verdict.WRONG, value, verdict.exact, verdict.bound, f"∂²y/∂x{i}∂x{j}: {verdict.reason}"))
+    return grad_outcome(case, verdicts, device, "Hessian entries ∂²y/∂x_i∂x_j")
+
+
+# ------------------------------------------------------------------ accumulation of double backward
+def double_backward_into_grad(case: GradCase, upstream, weights, device: str = "cpu") -> Outcome:
+    """y.backward(U, create_graph=True); then torch.autograd.backward([x_i.grad ...], [V_i ...]): each leaf's
+    `.grad` becomes g + h (first derivative plus the Hessian-vector product, one rounded addition)."""
+    leaves = case.make_leaves(device)
+    y = run_torch(case.expr, leaves)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CREATE_GRAPH_WARNING)
+        y.backward(weights_tensor(upstream, y), create_graph=True)
+    outputs, grads, taken = [], [], []
+    for i in case.used:
+        grad = leaves[i].grad
+        if weights[i] is not None and grad is not None and grad.grad_fn is not None:
+            outputs.append(grad)
+            grads.append(weights_tensor(weights[i], grad))
+            taken.append(i)
+    constant = [i for i in case.used if weights[i] is not None and i not in taken]
+    if outputs:
+        torch.autograd.backward(outputs, grads)
+    levels = [[weights[i] if i in taken else None for i in range(len(case.shapes))]]
+    jets = point_jets(case, 2, routes=True)
+    first = expected_gradients(case, upstream)
+    second = expected_nested(case, levels, upstream, jets) if taken else \
+        [ExpectedGrad(i, False, case.expr) for i in range(len(case.shapes))]
+    model = RoundingModel(case.format)
+    expected = [accumulate(model, f, s) for f, s in zip(first, second)]
+    verdicts = judge(case, [leaf.grad for leaf in leaves], expected)
+    for i in constant:  # left out of the second backward: the oracle must agree they are constants
+        offending = structurally_zero(case, [[i]], jets)
+        verdicts.append(ElementVerdict(i, (), Verdict.WRONG if offending else Verdict.VERIFIED,
+                                       reason=f"x{i}.grad has no grad_fn" + (" but its derivative is not 0"
+                                                                              if offending else "")))
+    return grad_outcome(case, verdicts, device, "x.grad after backward(create_graph=True) and backward of x.grad")

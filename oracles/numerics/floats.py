@@ -1,5 +1,6 @@
-"""Walking the floats of a dtype: k ulps from a value, the distance between two values in ulps, and the
-error of a computed value against an exact one in ulps (the explorer's and the findings' yardstick).
+"""Walking the floats of a dtype: k ulps from a value, the distance between two values in ulps, the spacing
+of the dtype at a value (the verdicts' ulp scale) and the error of a computed value against an exact one in
+ulps (the explorer's and the findings' yardstick).
 
 A float's bits, read as a sign-magnitude integer, order the floats; stepping that integer by k moves k
 representable values (through the subnormals, across zero: -0 and +0 are one point).
