@@ -139,7 +139,7 @@ def _tensor_ops() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradoracle conventions-doc", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the document is not current")
-    parser.add_argument("--path", default=str(DOC), help=f"the document (default {DOC})")
+    parser.add_argument("--path", default=str(DOC), help="the document (default: docs/conventions.md)")
     args = parser.parse_args(argv)
     path = Path(args.path)
     text = render()

@@ -6,6 +6,7 @@ the worst case of every class that is not ok, with a reproducer).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -122,11 +123,12 @@ def results_from_json(report: dict) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_file():
-        print("usage: python -m gradoracle explore-report REPORT.json (an explorer report file)", file=sys.stderr)
-        return 2
-    path = Path(args[0])
+    parser = argparse.ArgumentParser(prog="python -m gradoracle explore-report",
+                                     description="Re-render an explorer's report.md from its report.json.")
+    parser.add_argument("report", help="an explorer report.json; report.md is written beside it")
+    path = Path(parser.parse_args(argv).report)
+    if not path.is_file():
+        parser.error(f"{str(path)!r} is not a file (an explorer report.json)")
     try:
         report = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
