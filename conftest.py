@@ -4,7 +4,6 @@ torch's RNG under Hypothesis's control, and the verdict tally shown at the end o
 from __future__ import annotations
 
 import platform
-import re
 from collections import defaultdict
 
 import hypothesis
@@ -229,11 +228,6 @@ def pytest_testnodedown(node, error):
     if data:
         for key, counts in run_report.tallies_from_json(data).items():
             node.config.gradoracle_counts[key].merge(counts)
-
-
-# torch warns on every backward(create_graph=True) (a .grad <-> graph reference cycle); the tests that
-# exercise exactly that call silence it with this pattern (a regex: the message's parentheses escaped).
-CREATE_GRAPH_WARNING = re.escape("Using backward() with create_graph=True will create a reference cycle")
 
 
 def FIXTURE_HEALTH(test):  # noqa: N802 - reads as a decorator constant

@@ -22,7 +22,7 @@ from flint import arb
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import CREATE_GRAPH_WARNING, FIXTURE_HEALTH, at_points, scaled
+from conftest import FIXTURE_HEALTH, at_points, scaled
 from oracles.core.case import GradCase, numel
 from oracles.core.check import check_case, grad_outcome
 from oracles.core.expr import Apply, Const, Var
@@ -39,7 +39,7 @@ from oracles.higher.higher_order import (
     structurally_zero,
 )
 from oracles.higher.jets import Jet
-from oracles.higher.nested import check_nested, double_backward_into_grad, hessian_entries
+from oracles.higher.nested import CREATE_GRAPH_WARNING, check_nested, double_backward_into_grad, hessian_entries
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.floats import error_in_ulps
 from oracles.numerics.rounding import RoundingModel

@@ -138,6 +138,8 @@ def _model_jet(expr: Expr, point: tuple[arb, ...], slot: dict[int, int], n: int,
     values = [k.value if isinstance(k, Jet) else k for k in kids]
     y = Jet.constant(F.in_range(op.forward(F, *values)), n, order, tracked=True)
     tensor = [(k, kid) for k, (arg, kid) in enumerate(zip(expr.args, kids)) if not isinstance(arg, Const)]
+    if not tensor:  # a constant subexpression (`1.0 / 2.0` in a polynomial): every derivative is 0
+        return JF.in_range(y)
     keys = monomials(n, order)
     deviation = op.second_order_deviation
     if order >= 2 and deviation is not None and deviation.applies(values):

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from oracles.numerics.dtypes import FORMATS, FloatFormat
+from oracles.numerics.floats import ulp_of
 
 ALL_DTYPES = tuple(FORMATS)
 PINNED_TORCH = "2.13.0"  # the torch version whose values the table pins
@@ -148,15 +149,7 @@ def agrees(torch_value: float, expected: float | None, rule: Rule, fmt: FloatFor
         return same(torch_value, rounded)
     if not math.isfinite(torch_value):
         return False
-    return abs(torch_value - rounded) <= AGREEMENT_ULPS * _ulp(rounded, fmt)
-
-
-def _ulp(value: float, fmt: FloatFormat) -> float:
-    # as oracles.core.verdict.ulp_of, which this module cannot import (the op table imports this module)
-    smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
-    if abs(value) < smallest_normal:
-        return fmt.min_subnormal
-    return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
+    return abs(torch_value - rounded) <= AGREEMENT_ULPS * ulp_of(rounded, fmt)
 
 
 def representable(value: float, fmt: FloatFormat) -> bool:

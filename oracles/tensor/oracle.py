@@ -25,6 +25,7 @@ import numpy as np
 import sympy
 from flint import arb, ctx
 
+from oracles.core.case import broadcast_source
 from oracles.core.chain_rule import MAX_PRECISION_BITS, exact_gradient, exact_value, is_resolved
 from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
 from oracles.core.render import symbol, to_sympy
@@ -62,13 +63,8 @@ def map_values(node: Map, args: list[np.ndarray], value_at) -> np.ndarray:
     shape = tuple(np.broadcast_shapes(*(args[k].shape for k in live_args(node))))
     result = _obj(shape)
     for index in np.ndindex(*shape):
-        result[index] = value_at(node.expr, tuple(a[_broadcast_index(a.shape, index)] for a in args))
+        result[index] = value_at(node.expr, tuple(a[broadcast_source(a.shape, index)] for a in args))
     return result
-
-
-def _broadcast_index(shape: tuple[int, ...], out_index: tuple[int, ...]) -> tuple[int, ...]:
-    tail = out_index[len(out_index) - len(shape):] if shape else ()
-    return tuple(0 if n == 1 else i for n, i in zip(shape, tail))
 
 
 # ------------------------------------------------------------------ SymPy's exact Jacobian of one op
@@ -140,7 +136,7 @@ class _Exact:
         grads = [_filled(a.shape, ZERO) for a in args]
         if isinstance(node, Map):
             for index in np.ndindex(*adjoint.shape):
-                sources = [_broadcast_index(a.shape, index) for a in args]
+                sources = [broadcast_source(a.shape, index) for a in args]
                 point = tuple(a[s] for a, s in zip(args, sources))
                 for k, g in exact_gradient(node.expr, point, adjoint[index]).items():
                     grads[k][sources[k]] += g
@@ -239,7 +235,7 @@ class _Model:
         if isinstance(node, Map):
             parts = [_lists(a.shape) for a in args]
             for index in np.ndindex(*adjoint.shape):
-                sources = [_broadcast_index(a.shape, index) for a in args]
+                sources = [broadcast_source(a.shape, index) for a in args]
                 point = tuple(a[s] for a, s in zip(args, sources))
                 _, contributions = model_vjp_at_point(node.expr, point, adjoint[index], F)
                 for k, terms in contributions.items():
@@ -338,7 +334,7 @@ def program_sympy(case: TensorCase) -> tuple[np.ndarray, list[sympy.Symbol]]:
             out = _obj(shape)
             body = to_sympy(node.expr)
             for index in np.ndindex(*shape):
-                out[index] = body.xreplace({symbol(k): args[k][_broadcast_index(args[k].shape, index)] for k in live})
+                out[index] = body.xreplace({symbol(k): args[k][broadcast_source(args[k].shape, index)] for k in live})
             return out
         return np.asarray(TENSOR_OPS[node.op].sympy(args, node.params), dtype=object)
 
