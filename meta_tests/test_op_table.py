@@ -17,6 +17,8 @@ from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import Singular
 from oracles.table.domains import Interval, Kind
 from oracles.table.ops import CAPABILITIES, OPS, ops_where
+from oracles.table.reduction_conventions import PINNED_ONLY
+from oracles.table.tensor_ops import TENSOR_OPS
 from strategies import compositions, grad_cases
 
 
@@ -106,3 +108,14 @@ def test_strategies_draw_inside_the_interval_and_off_the_specials(op):
                         f"{op} argument {position} = {value} may be its {special.kind.value} {special.where}")
 
     check()
+
+
+@pytest.mark.parametrize("op", list(TENSOR_OPS))
+def test_every_tensor_op_kink_is_pinned(op):
+    """A tensor op that is not differentiable somewhere (`ties`: amax's ties, a norm's zero vector, a
+    constant slice's std) names the pinned-only entries that pin torch's value there, and they pin some."""
+    entry = TENSOR_OPS[op]
+    if entry.ties:
+        assert entry.pinned_as, f"{op}: {entry.ties!r}, but no pinned convention is named"
+    for name in entry.pinned_as:
+        assert name in PINNED_ONLY and PINNED_ONLY[name].conventions, f"{op}: no pinned-only entry {name!r}"

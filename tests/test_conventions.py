@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from oracles.core.check import check_case
 from oracles.core.outcomes import assert_gradients_match
 from oracles.core.pinning import (
-    all_pinned,
     approach_case,
     approach_point,
     cases,
@@ -65,14 +64,6 @@ def test_table_is_consistent():
     """Points representable in their dtypes, one pinned gradient per tensor argument, approaches that
     move a tensor argument, an open expected value only for the UNDEFINED clause."""
     assert table_problems() == []
-
-
-def test_every_reduction_with_a_kink_is_pinned():
-    """The tensor ops' kinks (ties of amax and max, the zero vector of norms) have conventions; the
-    elementwise table's specials are checked by meta_tests/test_op_table.py."""
-    pinned_ops = {p.op for p in all_pinned()}
-    kinked = {"amax", "max", "max_dim", "vector_norm"}
-    assert kinked <= pinned_ops, f"no conventions pinned for {sorted(kinked - pinned_ops)}"
 
 
 def test_pinned(pinned_case, device):

@@ -59,4 +59,12 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "norm_backward masks the 0/0 where the norm is 0 (PR #2775 for issue #2421). Compare hypot, "
              "the same function of two tensors, which gives NaN there.", label="0,0"),
     )),
+    PinnedOnly("std", (_stacked("{v}.std()", torch.std), _stacked("torch.std({v}, correction=0)",
+                                                                lambda v: torch.std(v, correction=0))), (
+        conv(_HALF_TIE, (0.0, 0.0), SUB, (0.0, 0.0),
+             "std is the 2-norm of the deviations from the mean over sqrt(N - correction): convex, and at a "
+             "constant vector (std 0) its subdifferential contains 0, the minimum-norm element. torch: "
+             "std_backward masks the 0/0 where the result is 0.", label="const2"),
+        conv(_THIRD_TIE, (0.0, 0.0, 0.0), SUB, (0.0, 0.0, 0.0), "three equal values: as above.", label="const3"),
+    )),
 )}

@@ -142,6 +142,8 @@ class TensorOp:
     shape: Callable[[tuple[tuple[int, ...], ...], OpParams], tuple[int, ...]]  # input shapes -> output shape
     opinfo: tuple[str, ...]  # `name` or `name[variant]` of op_db, only those a spelling calls
     ties: str = ""  # torch's rule where the op is not differentiable (documented in the generated table)
+    # the entries of oracles.table.reduction_conventions.PINNED_ONLY that pin torch's value at those points
+    pinned_as: tuple[str, ...] = ()
     zero_rule: str = ""
     # A reduction that is not differentiable everywhere, per slice in arb (oracles.tensor.oracle uses them
     # where SymPy's derivative does not exist): its value where SymPy's evaluator refuses (sqrt at 0), and
@@ -328,13 +330,13 @@ TENSOR_OPS: dict[str, TensorOp] = {
                    zero_rule="the product of the other factors (prod_safe_zeros_backward)"),
         _reduction("amax", _reduce_spellings("amax", torch.amax, "amax"), formula.AMAX, ["amax"],
                    ties="ties share the gradient evenly (the minimum-norm subgradient)",
-                   subgradient=formula.amax_subgradient),
+                   subgradient=formula.amax_subgradient, pinned_as=("amax",)),
         _reduction("logsumexp", _reduce_spellings("logsumexp", torch.logsumexp, "logsumexp", dim_required=True,
                                                   none_dim=False), formula.LOGSUMEXP, ["logsumexp"],
                    ReductionSpace(none_dim=False)),
         _reduction("norm", _norm_spellings(), formula.NORM, ["linalg.vector_norm", "norm"],
                    ties="at a zero vector the gradient is 0 (the minimum-norm subgradient)",
-                   value=formula.norm_value, subgradient=formula.norm_subgradient),
+                   value=formula.norm_value, subgradient=formula.norm_subgradient, pinned_as=("vector_norm",)),
         _along_dim("cumsum", _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), formula.CUMSUM, ["cumsum"]),
         _along_dim("cumprod", _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), formula.CUMPROD,
                    ["cumprod"], zero_rule="cumprod_backward's first-zero formula"),
@@ -357,6 +359,6 @@ TENSOR_OPS: dict[str, TensorOp] = {
         _reduction("std", _reduce_spellings("std", torch.std, "std", unbiased=True), formula.STD,
                    ["std", "std[unbiased]"], _VARIANCE,
                    ties="at a constant slice (std 0) the gradient is 0 (the minimum-norm subgradient)",
-                   value=formula.std_value, subgradient=formula.std_subgradient),
+                   value=formula.std_value, subgradient=formula.std_subgradient, pinned_as=("std",)),
     ]
 }
