@@ -1,4 +1,4 @@
-"""Explorer samples of second derivatives (issue 6, part 4): one op of the table at one point, torch's
+"""Explorer samples of second derivatives: one op of the table at one point, torch's
 double backward `grad(grad(y, xs, create_graph=True), xs)` with unit weights (the Hessian's row sums)
 judged by the higher-order oracle (oracles.higher.nested), classified like the tensor-op samples
 (gradoracle.explore_tensor.classify_judged)."""

@@ -1,4 +1,4 @@
-"""Backward accumulates into `.grad` (issue 4, part 1), checked against the exact oracle.
+"""Backward accumulates into `.grad`, checked against the exact oracle.
 
 `.grad` is None before any backward; after a random plan of backward calls (the same graph kept with
 `retain_graph=True`, fresh graphs, different expressions over shared leaves, with or without

@@ -1,4 +1,4 @@
-"""Backward's errors (issue 4, part 3), each with torch's exact message, as properties of random cases.
+"""Backward's errors, each with torch's exact message, as properties of random cases.
 
 - No `gradient` for an output of more than one element raises; an output of one element, of any shape,
   is seeded with 1 (and `.grad` is then the oracle gradient).

@@ -1,4 +1,4 @@
-"""Forward-mode AD with torch.autograd.forward_ad dual numbers (issue 6, part 2), against the exact oracle.
+"""Forward-mode AD with torch.autograd.forward_ad dual numbers, against the exact oracle.
 
 - the tangent of f(make_dual(x, t)) is J·t at every output point, in the forward-mode rounding model
   (derivatives.yaml's forward formulas: the op entries' `forward_tangent`), and the primal is what f

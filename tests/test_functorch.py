@@ -1,4 +1,4 @@
-"""torch.func and torch.autograd.functional against the exact oracle (issue 6, part 2).
+"""torch.func and torch.autograd.functional against the exact oracle.
 
 The same random compositions as the rest of the suite, as functions of their inputs:
 - `grad`, `vjp`: the first-order oracle (Σ_p V[p] ∂f(p)/∂x, summed over broadcasting);

@@ -1,4 +1,4 @@
-"""Higher derivatives (issue 6, part 1): `create_graph=True` and grad again, against SymPy's exact second
+"""Higher derivatives: `create_graph=True` and grad again, against SymPy's exact second
 and third derivatives, with torch's own backward formulas differentiated in the rounding model
 (oracles.higher.higher_order; torch's side in oracles.higher.nested).
 

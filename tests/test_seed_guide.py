@@ -1,4 +1,4 @@
-"""The seed guides' autograd workflow (/work/shared/seeds: "01 Basic Autograd") as explicit tests.
+"""The seed guides' autograd workflow (the project's two "01 Basic Autograd" guides) as explicit tests.
 
 Flag inputs with requires_grad, compute, call backward() on a scalar, read .grad. Every expected value
 is derived here from the mathematics (exact rationals), never copied from torch's output; then each

@@ -1,4 +1,4 @@
-"""Selective and functional forms of backward (issue 4, part 4), against the exact oracle.
+"""Selective and functional forms of backward, against the exact oracle.
 
 - `backward(inputs=[...])` accumulates into exactly the listed tensors (once, even if listed twice; a
   listed intermediate gets the derivative with respect to it); every other `.grad` stays as it was.

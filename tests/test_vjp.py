@@ -1,4 +1,4 @@
-"""`gradient=` for non-scalar outputs (issue 4, part 2): backward computes the vector-Jacobian product.
+"""`gradient=` for non-scalar outputs: backward computes the vector-Jacobian product.
 
 For random expressions and random `gradient` tensors V (values exact in every dtype), `leaf.grad` is the
 oracle's VJP Σ_p V[p] · ∂f(p)/∂x summed over the broadcast dimensions; several outputs in one

@@ -1,4 +1,4 @@
-"""Fault injection for issue 6: bugs a first-derivative suite cannot see.
+"""Fault injection: bugs a first-derivative suite cannot see.
 
 - `wrong_second_derivative(op, rel)`: an override for a unary op (for `render.run_torch`'s `overrides`)
   whose forward and first derivative are torch's own, bit for bit, but whose *second* derivative is torch's

@@ -1,4 +1,4 @@
-"""torch.func, torch.autograd.functional and forward-mode AD against the exact oracle (issue 6, part 2).
+"""torch.func, torch.autograd.functional and forward-mode AD against the exact oracle.
 
 A case's expression becomes a function of its used inputs (`as_function`); each API's result is laid out
 by torch's documented conventions and judged element by element against expectations built from the

@@ -1,4 +1,4 @@
-"""Higher derivatives of an expression at every point: exact, and torch's enclosure (issue 6, part 1).
+"""Higher derivatives of an expression at every point: exact, and torch's enclosure.
 
 Per point of the broadcast output, two jets (oracles.higher.jets) of order 2 or 3 over the point's inputs:
 - exact: each op's partial derivatives up to that order, derived by SymPy on fresh symbols and chained

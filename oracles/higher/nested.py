@@ -1,4 +1,4 @@
-"""Running and judging nested `torch.autograd.grad` calls (issue 6, part 1): torch's side of
+"""Running and judging nested `torch.autograd.grad` calls: torch's side of
 oracles.higher.higher_order.
 
 `nested_grads` runs g = grad(y, xs, U, create_graph=True), then grad(g, xs, V, ...) and so on, as a user

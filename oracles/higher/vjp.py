@@ -1,4 +1,4 @@
-"""The oracle side of backward's semantics (issue 4): what `.grad` must hold after several backward calls,
+"""The oracle side of backward's semantics: what `.grad` must hold after several backward calls,
 after one backward through several outputs, and with respect to an intermediate or past a cut.
 
 - `vjp_terms` / `expected_vjp`: the exact vector-Jacobian product of one or more (expression, gradient)
