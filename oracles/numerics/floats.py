@@ -43,10 +43,6 @@ def ulp_step(value: float, k: int, fmt: FloatFormat) -> float:
     return from_ordinal(to_ordinal(value, fmt) + k, fmt)
 
 
-def ulp_distance(a: float, b: float, fmt: FloatFormat) -> int:
-    return abs(to_ordinal(b, fmt) - to_ordinal(a, fmt))
-
-
 def ulp_of(value: float, fmt: FloatFormat) -> float:
     """Spacing of `fmt` at `value` (the subnormal spacing below the normal range)."""
     smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)

@@ -67,10 +67,6 @@ def inputs_used(node: Node) -> tuple[int, ...]:
     return tuple(sorted({n.index for n in nodes(node) if isinstance(n, Input)}))
 
 
-def tensor_ops_used(node: Node) -> tuple[str, ...]:
-    return tuple(sorted({n.op for n in nodes(node) if isinstance(n, Tensor)}))
-
-
 def shape_of(node: Node, shapes: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
     if isinstance(node, Input):
         return shapes[node.index]
