@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from oracles.core.check import check_case
-from oracles.core.gradient_oracle import OracleInconsistency
+from oracles.core.expected import OracleInconsistency
 from oracles.core.pinning import exact_gradients, exact_value, single_op_case
 from oracles.core.report import grad_reproducer
 from oracles.core.verdict import Verdict

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gradoracle.explore_eval import Sample, _finite_or_inf
 from gradoracle.explore_tensor import classify_judged
-from oracles.core.gradient_oracle import OracleInconsistency
+from oracles.core.expected import OracleInconsistency
 from oracles.core.pinning import single_op_case
 from oracles.higher.nested import check_nested, nested_reproducer
 from oracles.numerics.floats import error_in_ulps

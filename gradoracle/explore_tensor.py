@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradoracle.explore_eval import BAND_ULPS, Sample, _finite_or_inf
-from oracles.core.gradient_oracle import OracleInconsistency
+from oracles.core.expected import OracleInconsistency
 from oracles.core.verdict import Verdict
 from oracles.numerics.floats import error_in_ulps
 from oracles.numerics.rounding import Singular

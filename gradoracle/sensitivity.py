@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from oracles.core.case import GradCase
 from oracles.core.check import torch_gradients
-from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.expected import ExpectedGrad
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.verdict import Verdict, judge
 from oracles.faults.planted import planted_backward_error
 from oracles.numerics.dtypes import FORMATS

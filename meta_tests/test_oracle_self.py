@@ -24,8 +24,9 @@ from conftest import scaled_examples
 from gradoracle import sensitivity
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
 from oracles.core.check import torch_gradients
+from oracles.core.expected import Status
 from oracles.core.expr import Apply, Const, Expr, Var
-from oracles.core.gradient_oracle import Status, expected_gradients
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.render import run_torch, to_sympy, torch_source
 from oracles.core.verdict import Verdict, judge
 from oracles.faults.planted import planted_backward_error

@@ -15,8 +15,9 @@ from flint import arb, fmpq
 
 from oracles.core.case import GradCase
 from oracles.core.check import check_case
+from oracles.core.expected import Status
 from oracles.core.expr import Apply, Const, Var
-from oracles.core.gradient_oracle import Status, expected_gradients
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.render import torch_source
 from oracles.core.verdict import Verdict
 

@@ -21,8 +21,8 @@ from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_HEALTH, scaled
+from oracles.core.expected import ExpectedElement, Status
 from oracles.core.expr import Apply, Var
-from oracles.core.gradient_oracle import ExpectedElement, Status
 from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.verdict import ElementVerdict, Verdict, judge_element
 from oracles.faults.derivatives import reduction_backward_on_wrong_axis

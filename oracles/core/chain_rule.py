@@ -11,8 +11,10 @@ check that both agree on random expressions.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar
 
 import sympy
 from flint import arb, ctx
@@ -89,6 +91,7 @@ def exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, a
 # around 0). Such a result is evaluated again at higher precision until it is resolved.
 RESOLVED_BITS = 70
 MAX_PRECISION_BITS = 4096
+T = TypeVar("T")
 
 
 def is_resolved(value: arb) -> bool:
@@ -98,15 +101,21 @@ def is_resolved(value: arb) -> bool:
     return not value.contains(0) and value.rad() <= abs(value.mid()) * 2.0**-RESOLVED_BITS
 
 
-def resolved_exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, arb]:
-    """`exact_gradient`, re-evaluated at 4x the precision (up to 4096 bits) while any entry is an
-    unresolved ball; a gradient that is truly 0 stays a (tiny) ball around 0 after the last attempt."""
-    gradient = exact_gradient(expr, point, seed)
+def at_rising_precision(evaluate: Callable[[], T], balls: Callable[[T], Iterable[arb]]) -> T:
+    """`evaluate()`, re-run at 4x the working precision (up to MAX_PRECISION_BITS) while any of its
+    `balls(result)` is unresolved: the one precision loop of every exact pass (first order, tensor programs,
+    jets). A value that is truly 0 stays a (tiny) ball around 0 after the last attempt."""
     working = ctx.prec
     try:
-        while not all(is_resolved(g) for g in gradient.values()) and ctx.prec < MAX_PRECISION_BITS:
+        result = evaluate()
+        while not all(is_resolved(b) for b in balls(result)) and ctx.prec < MAX_PRECISION_BITS:
             ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
-            gradient = exact_gradient(expr, point, seed)
+            result = evaluate()
+        return result
     finally:
         ctx.prec = working
-    return gradient
+
+
+def resolved_exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, arb]:
+    """`exact_gradient` at the precision that resolves every entry."""
+    return at_rising_precision(lambda: exact_gradient(expr, point, seed), lambda gradient: gradient.values())

@@ -9,59 +9,33 @@ Per point of the broadcast output we compute
 sum (for oracles that combine several backward passes, e.g. oracles.higher.vjp). `expected_gradients` sums them:
 a broadcast input's expected `.grad` is the sum over the points that read each of its elements, done by
 us (`expected_element`: exact sum, and a rounded sum for the enclosure). The two derivations are
-independent (SymPy's calculus vs torch's formulas); the exact value must lie in the enclosure, or the op
-table itself is wrong (`OracleInconsistency`).
+independent (SymPy's calculus vs torch's formulas); oracles.core.expected reconciles them.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
-import sympy
 from flint import arb
 
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index, numel
 from oracles.core.chain_rule import resolved_exact_gradient
+from oracles.core.expected import (
+    ExpectedElement,
+    ExpectedGrad,
+    Failure,
+    Status,
+    model_then_exact,
+    reconcile,
+)
 from oracles.core.expr import Const, Expr, Var
-from oracles.core.render import derivative
-from oracles.numerics.rounding import Overflow, RoundingModel, Singular
+from oracles.numerics.rounding import Overflow, RoundingModel
 from oracles.table.ops import OPS
 
 ONE = arb(1)
-
-
-class OracleInconsistency(AssertionError):
-    """SymPy's exact derivative lies outside the enclosure derived from the op table: a bug of ours."""
-
-
-class Status(enum.Enum):
-    OK = "ok"
-    SINGULAR = "singular"  # kink, tie or pole within the rounding model: nothing to judge
-    OVERFLOW = "overflow"
-
-
-@dataclass
-class ExpectedElement:
-    status: Status
-    exact: arb | None = None  # ball around the exact derivative (tiny radius)
-    enclosure: arb | None = None  # every value a torch with the modelled per-op accuracy may return
-    reason: str = ""
-
-
-@dataclass
-class ExpectedGrad:
-    leaf: int
-    used: bool  # False: the input is not in the graph, so torch leaves `.grad` None
-    expr: Expr
-    elements: list[ExpectedElement] = field(default_factory=list)  # row-major over the input's shape
-
-    @property
-    def derivative(self) -> sympy.Expr | None:
-        """SymPy's whole-tree ∂expr/∂x_leaf (for reports; derived on demand, it costs O(n²))."""
-        return derivative(self.expr, self.leaf) if self.used else None
 
 
 @dataclass
@@ -124,7 +98,7 @@ class Contributions:
     a term per point of the output that reads the element (one point, or several under broadcasting)."""
 
     terms: list[Term] = field(default_factory=list)  # the points where nothing failed, in row-major order
-    failure: tuple[Status, str] | None = None  # at some point: singular or overflow; then nothing to judge
+    failure: Failure | None = None  # at some point: singular or overflow; then nothing to judge
 
     @property
     def exact(self) -> arb:
@@ -135,6 +109,13 @@ class Contributions:
     def rounded(self) -> list[arb]:
         """Every value torch adds up for this element, each as the model computes it."""
         return [m for term in self.terms for m in term.model]
+
+
+def _model_backward(expr: Expr, point: tuple[arb, ...], weight: arb, model: RoundingModel) -> dict[int, list[arb]]:
+    """Per input, the rounded contributions of torch's reverse mode at one point (the model pass)."""
+    into: dict[int, list[arb]] = {}
+    _backward(_forward(expr, point, model), weight, model, into)
+    return into
 
 
 def point_contributions(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, list[Contributions]]:
@@ -151,19 +132,9 @@ def point_contributions(case: GradCase, upstream: Sequence[float] | None = None)
     for out_flat, out_index in enumerate(out_points):
         point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(n_vars))
         weight = ONE if upstream is None else arb(upstream[out_flat])
-        failure = None
-        try:
-            model_here: dict[int, list[arb]] = {}
-            _backward(_forward(case.expr, point, model), weight, model, model_here)
-        except Singular as exc:
-            failure = (Status.SINGULAR, str(exc))
-        except Overflow as exc:
-            failure = (Status.OVERFLOW, str(exc))
-        if failure is None:
-            try:
-                exact_here = resolved_exact_gradient(case.expr, point, weight)
-            except Singular as exc:
-                failure = (Status.SINGULAR, f"exact derivative: {exc}")
+        model_here, exact_here, failure = model_then_exact(
+            partial(_model_backward, case.expr, point, weight, model),
+            partial(resolved_exact_gradient, case.expr, point, weight))
         for i in used:
             element = contributions[i][flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
             if failure is not None:
@@ -175,7 +146,7 @@ def point_contributions(case: GradCase, upstream: Sequence[float] | None = None)
     return contributions
 
 
-def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], failure: tuple[Status, str] | None,
+def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], failure: Failure | None,
                      where: str, what: Callable[[], object]) -> ExpectedElement:
     """One element's expected `.grad` from what backpropagation contributed to it: the exact sum, and the
     enclosure of torch's rounded sum of the `rounded` values in any order. `where` and `what()` (derived only
@@ -186,10 +157,7 @@ def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], f
         enclosure = model.sum(rounded)
     except Overflow as exc:
         return ExpectedElement(Status.OVERFLOW, reason=str(exc))
-    if not enclosure.overlaps(exact):
-        raise OracleInconsistency(
-            f"{where}: exact {exact.str(20)} outside the model enclosure {enclosure.str(20)} for {what()}")
-    return ExpectedElement(Status.OK, exact, enclosure)
+    return reconcile(exact, enclosure, lambda: f"{where}, for {what()}")
 
 
 def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:

@@ -19,7 +19,7 @@ import torch
 from flint import arb
 
 from oracles.core.case import Case, all_indices
-from oracles.core.gradient_oracle import ExpectedGrad, Status
+from oracles.core.expected import ExpectedGrad, Status
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.floats import ulp_of
 

@@ -11,8 +11,9 @@ import torch
 
 from oracles.core.case import GradCase
 from oracles.core.check import grad_outcome
+from oracles.core.expected import ExpectedGrad
 from oracles.core.expr import Apply, Var
-from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.render import run_torch
 from oracles.core.verdict import judge

@@ -12,8 +12,9 @@ import torch
 
 from oracles.core.case import GradCase
 from oracles.core.check import grad_outcome
+from oracles.core.expected import ExpectedGrad
 from oracles.core.expr import Apply, walk
-from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome
 from oracles.core.render import run_torch
 from oracles.core.verdict import judge

@@ -20,8 +20,8 @@ import torch.autograd.forward_ad as fwAD
 from flint import arb
 
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
+from oracles.core.expected import ExpectedElement, Status
 from oracles.core.expr import Apply, Const, variables, walk
-from oracles.core.gradient_oracle import ExpectedElement, Status
 from oracles.core.render import run_torch
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
 from oracles.higher.higher_order import PointJets, expected_terms

@@ -24,14 +24,15 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 
 import sympy
-from flint import arb, ctx
+from flint import arb
 
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index, numel
-from oracles.core.chain_rule import MAX_PRECISION_BITS, is_resolved
+from oracles.core.chain_rule import at_rising_precision
+from oracles.core.expected import ExpectedElement, ExpectedGrad, Status, model_then_exact, reconcile
 from oracles.core.expr import Apply, Const, Expr, Var
-from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status
 from oracles.core.render import symbol, torch_source
 from oracles.higher.jets import Jet, JetModel, check_peaks, factorial_of, monomials
 from oracles.higher.jets import _factor as peak_factor
@@ -102,16 +103,7 @@ def exact_jet(expr: Expr, point: tuple[arb, ...], variables: Sequence[int], orde
     variables[k]), exactly (balls of radius ~2^-190, re-evaluated at up to 4096 bits where a coefficient is
     an unresolved ball). Raises `Singular` at kinks and ties."""
     slot = {v: k for k, v in enumerate(variables)}
-    n = len(variables)
-    jet = _exact_jet(expr, point, slot, n, order)
-    working = ctx.prec
-    try:
-        while not all(is_resolved(c) for c in jet.c) and ctx.prec < MAX_PRECISION_BITS:
-            ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
-            jet = _exact_jet(expr, point, slot, n, order)
-    finally:
-        ctx.prec = working
-    return jet
+    return at_rising_precision(lambda: _exact_jet(expr, point, slot, len(variables), order), lambda jet: jet.c)
 
 
 # ------------------------------------------------------------------ model jets
@@ -207,6 +199,17 @@ class PointJets:
         return self.model if self.routes is None else self.routes[first]
 
 
+def _model_jets(case: GradCase, point: tuple[arb, ...], order: int, model: RoundingModel, forward_ad: bool,
+                routes: bool) -> tuple[Jet, dict[int, Jet] | None]:
+    """The model pass: torch's jet (the hull of every route's where the routes differ), and per route."""
+    used = case.used
+    if routes and order >= 2 and len(used) > 1:
+        by_route = {first: model_jet(case.expr, point, used, order, model, forward_ad, first)
+                    for first in range(len(used))}
+        return Jet.hull(list(by_route.values())), by_route  # every route, without a model of its own
+    return model_jet(case.expr, point, used, order, model, forward_ad), None
+
+
 def point_jets(case: GradCase, order: int, forward_ad: bool = False,
                routes: bool = False) -> dict[tuple[int, ...], PointJets]:
     """Exact and model jets of `case.expr` at every point of the broadcast output (variables: case.used);
@@ -218,24 +221,15 @@ def point_jets(case: GradCase, order: int, forward_ad: bool = False,
     out = {}
     for index in all_indices(case.output_shape):
         point = tuple(arb(case.value_at(i, index)) if i in used else arb(0) for i in range(len(case.shapes)))
-        try:
-            by_route = None
-            if routes and order >= 2 and len(used) > 1:
-                by_route = {first: model_jet(case.expr, point, used, order, model, forward_ad, first)
-                            for first in range(len(used))}
-                model_here = Jet.hull(list(by_route.values()))  # every route, without a model of its own
-            else:
-                model_here = model_jet(case.expr, point, used, order, model, forward_ad)
-            exact_here = exact_jet(case.expr, point, used, order)
-        except Singular as exc:  # KnownDeviation included: its reason says so
-            out[index] = PointJets(None, None, (Status.SINGULAR, str(exc)))
+        models, exact_here, failure = model_then_exact(
+            partial(_model_jets, case, point, order, model, forward_ad, routes),
+            partial(exact_jet, case.expr, point, used, order))
+        if failure is None and not all(c.is_finite() for c in exact_here.c):
+            failure = (Status.SINGULAR, "exact derivative not finite")
+        if failure is not None:
+            out[index] = PointJets(None, None, failure)
             continue
-        except Overflow as exc:
-            out[index] = PointJets(None, None, (Status.OVERFLOW, str(exc)))
-            continue
-        if not all(c.is_finite() for c in exact_here.c):
-            out[index] = PointJets(None, None, (Status.SINGULAR, "exact derivative not finite"))
-            continue
+        model_here, by_route = models
         out[index] = PointJets(exact_here, model_here, routes=by_route)
     return out
 
@@ -283,10 +277,7 @@ class Accumulator:
             enclosure = model.round(self.ball + underflow, max(self.operations, 0), self.magnitude)
         except Overflow as exc:
             return ExpectedElement(Status.OVERFLOW, reason=str(exc))
-        if not enclosure.overlaps(self.exact):
-            raise OracleInconsistency(
-                f"{where}: exact {self.exact.str(20)} outside the model enclosure {enclosure.str(20)}")
-        return ExpectedElement(Status.OK, self.exact, enclosure)
+        return reconcile(self.exact, enclosure, lambda: where)
 
 
 def _derivative_key(slots: Sequence[int]) -> tuple[int, ...]:

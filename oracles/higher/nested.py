@@ -22,7 +22,8 @@ import torch
 
 from oracles.core.case import GradCase, all_indices
 from oracles.core.check import grad_outcome
-from oracles.core.gradient_oracle import ExpectedGrad, expected_gradients
+from oracles.core.expected import ExpectedGrad
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome
 from oracles.core.render import run_torch, torch_source
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge, judge_element

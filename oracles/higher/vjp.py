@@ -26,8 +26,9 @@ import torch
 from flint import arb
 
 from oracles.core.case import GradCase, numel
+from oracles.core.expected import ExpectedElement, ExpectedGrad, Status
 from oracles.core.expr import Apply, Const, Expr, Var, variables
-from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, Status, expected_element, point_contributions
+from oracles.core.gradient_oracle import expected_element, point_contributions
 from oracles.core.render import torch_source
 from oracles.numerics.rounding import Overflow, RoundingModel
 from oracles.table.ops import OPS, ops_where

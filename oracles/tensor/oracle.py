@@ -23,14 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
-from flint import arb, ctx
+from flint import arb
 
 from oracles.core.case import broadcast_source
-from oracles.core.chain_rule import MAX_PRECISION_BITS, exact_gradient, exact_value, is_resolved
-from oracles.core.gradient_oracle import ExpectedElement, ExpectedGrad, OracleInconsistency, Status, model_vjp_at_point
+from oracles.core.chain_rule import at_rising_precision, exact_gradient, exact_value
+from oracles.core.expected import ExpectedElement, ExpectedGrad, model_then_exact, reconcile
+from oracles.core.gradient_oracle import model_vjp_at_point
 from oracles.core.render import symbol, to_sympy
 from oracles.numerics.exact import compile_sympy
-from oracles.numerics.rounding import Overflow, RoundingModel, Singular
+from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table.tensor_formulas import out_index, reduction, slices, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, OpParams
 from oracles.tensor.program import Input, Map, Node, TensorCase, live_args, shape_of
@@ -177,18 +178,14 @@ def _subgradient_vjp(subgradient, arg: np.ndarray, adjoint: np.ndarray, params) 
 def exact_vjp(case: TensorCase) -> dict[int, np.ndarray]:
     """Σ_o upstream[o] ∂y_o/∂x_i for every used input, exactly; re-evaluated at up to 4096 bits while an
     entry is an unresolved ball. Raises `Singular` where the derivative does not exist."""
-    working = ctx.prec
-    try:
-        while True:
-            exact = _Exact(case)
-            out = exact.forward(case.program)
-            into: dict[int, np.ndarray] = {}
-            exact.backward(case.program, _upstream(case, out.shape, lambda v: arb(v)), into)
-            if all(is_resolved(v) for g in into.values() for v in g.reshape(-1)) or ctx.prec >= MAX_PRECISION_BITS:
-                return into
-            ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
-    finally:
-        ctx.prec = working
+    def evaluate() -> dict[int, np.ndarray]:
+        exact = _Exact(case)
+        out = exact.forward(case.program)
+        into: dict[int, np.ndarray] = {}
+        exact.backward(case.program, _upstream(case, out.shape, lambda v: arb(v)), into)
+        return into
+
+    return at_rising_precision(evaluate, lambda into: (v for g in into.values() for v in g.reshape(-1)))
 
 
 def _upstream(case: TensorCase, shape, convert) -> np.ndarray:
@@ -278,18 +275,7 @@ def model_vjp(case: TensorCase, backward_overrides=None) -> dict[int, np.ndarray
 # ------------------------------------------------------------------ expected gradients
 def expected_tensor_gradients(case: TensorCase) -> list[ExpectedGrad]:
     """Per input: whether it is in the graph, and per element (row-major) the exact value and enclosure."""
-    failure = None
-    try:
-        enclosures = model_vjp(case)
-    except Singular as exc:
-        failure = (Status.SINGULAR, str(exc))
-    except Overflow as exc:
-        failure = (Status.OVERFLOW, str(exc))
-    if failure is None:
-        try:
-            exact = exact_vjp(case)
-        except Singular as exc:
-            failure = (Status.SINGULAR, f"exact derivative: {exc}")
+    enclosures, exact, failure = model_then_exact(lambda: model_vjp(case), lambda: exact_vjp(case))
     expected = []
     for i, shape in enumerate(case.shapes):
         if i not in case.used:
@@ -300,14 +286,8 @@ def expected_tensor_gradients(case: TensorCase) -> list[ExpectedGrad]:
             if failure is not None:
                 grad.elements.append(ExpectedElement(failure[0], reason=failure[1]))
                 continue
-            e, enclosure = exact[i][index], enclosures[i][index]
-            if not e.is_finite():
-                grad.elements.append(ExpectedElement(Status.SINGULAR, reason="exact derivative not finite"))
-                continue
-            if not enclosure.overlaps(e):
-                raise OracleInconsistency(f"x{i}{list(index)}: exact {e.str(20)} outside the model enclosure "
-                                          f"{enclosure.str(20)} for {case.source}")
-            grad.elements.append(ExpectedElement(Status.OK, e, enclosure))
+            grad.elements.append(reconcile(exact[i][index], enclosures[i][index],
+                                           lambda i=i, index=index: f"x{i}{list(index)}, for {case.source}"))
         expected.append(grad)
     return expected
 

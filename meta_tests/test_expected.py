@@ -1,0 +1,55 @@
+"""The two steps every oracle shares (oracles.core.expected): a kink, pole or overflow in either pass is a
+status with its reason, and an exact value outside the model's enclosure is our bug, raised by name, in
+every pipeline that uses them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from flint import arb
+
+from oracles.core.case import GradCase
+from oracles.core.expected import OracleInconsistency, Status, model_then_exact, reconcile
+from oracles.core.expr import Apply, Var
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.higher.higher_order import expected_nested
+from oracles.numerics.rounding import Overflow, Singular
+from oracles.table import ops
+
+
+def _raise(exc):
+    def run():
+        raise exc
+
+    return run
+
+
+def test_failures_of_either_pass_become_statuses():
+    assert model_then_exact(lambda: 1, lambda: 2) == (1, 2, None)
+    assert model_then_exact(_raise(Singular("at a kink")), lambda: 2) == (None, None, (Status.SINGULAR, "at a kink"))
+    assert model_then_exact(_raise(Overflow("x² overflows")), lambda: 2)[2] == (Status.OVERFLOW, "x² overflows")
+    assert model_then_exact(lambda: 1, _raise(Singular("a pole")))[2] == (Status.SINGULAR, "exact derivative: a pole")
+
+
+def test_reconcile():
+    inside = reconcile(arb(1), arb(1, 1e-10), lambda: "x0")
+    assert inside.status is Status.OK and inside.exact == arb(1)
+    assert reconcile(arb("inf"), arb(1), lambda: "x0").status is Status.SINGULAR
+    with pytest.raises(OracleInconsistency, match=r"x0\[1\]: exact 1.*outside the model enclosure"):
+        reconcile(arb(1), arb(2, 1e-10), lambda: "x0[1]")
+
+
+@pytest.fixture
+def sin_with_a_wrong_formula(monkeypatch):
+    """sin's entry with torch's backward formula off by 1%: the table disagrees with SymPy's calculus."""
+    wrong = dataclasses.replace(ops.OPS["sin"], local_grads=lambda F, args, y: (F.mul(args[0].cos(), arb(1.01)),))
+    monkeypatch.setitem(ops.OPS, "sin", wrong)
+
+
+def test_a_wrong_table_formula_is_an_inconsistency_at_first_and_second_order(sin_with_a_wrong_formula):
+    case = GradCase(Apply("sin", (Var(0),), 0), ((),), ((0.5,),), "float64")
+    with pytest.raises(OracleInconsistency, match="x0 element 0"):
+        expected_gradients(case)
+    with pytest.raises(OracleInconsistency):
+        expected_nested(case, [[(1.0,)]])  # d²/dx² through torch's (wrong) sin formula on jets
