@@ -12,6 +12,7 @@ from oracles.core.pinning import (
 )
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
+from oracles.table.ops import OPS
 from tests import test_forward_ad, test_higher_order
 from tests.test_known_findings import ERF_POINTS
 
@@ -135,3 +136,14 @@ def test_apply_findings_marks_strict_xfail_and_warns_on_stale_ids(tmp_path):
     assert other.marks == []
     stale = [w for w in caught if issubclass(w.category, findings.StaleFindingWarning)]
     assert len(stale) == 1 and "abs@0-float32" in str(stale[0].message)
+
+
+def test_op_entries_list_their_findings():
+    """Each finding registered for an op of the table is on that op's entry, and every id an entry lists
+    is registered (an entry may list a finding registered under a sibling op: fmin under fmax's)."""
+    ids = {f.id for f in REGISTRY}
+    for finding in REGISTRY:
+        if finding.op in OPS:
+            assert finding.id in OPS[finding.op].findings, f"{finding.op}'s entry lacks {finding.id!r}"
+    stale = {(name, i) for name, op in OPS.items() for i in op.findings if i not in ids}
+    assert not stale, f"entries list findings that are not registered: {sorted(stale)}"

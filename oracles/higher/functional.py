@@ -26,6 +26,7 @@ from oracles.core.render import run_torch
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
 from oracles.higher.higher_order import PointJets, expected_terms
 from oracles.higher.nested import judged
+from oracles.table.ops import OPS
 
 EXACT_ZERO = ExpectedElement(Status.OK, arb(0), arb(0))
 
@@ -71,7 +72,7 @@ def source(case: GradCase, leaf: int, point: tuple[int, ...]) -> int:
 # (pytorch#90065, #160513; torch.autograd.forward_ad's make_dual no longer does, torch 2.13). Pinned in
 # tests/test_forward_ad.py; where it applies, the values are judged (a float64 computation of the same
 # formulas lies inside the enclosure) and the dtype is let pass.
-UPCAST_OPS = ("add", "sub", "mul", "div")
+UPCAST_OPS = tuple(name for name, op in OPS.items() if "func-forward-mode-upcast" in op.findings)
 
 
 def _is_0d(case: GradCase, expr) -> bool:

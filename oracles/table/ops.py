@@ -14,7 +14,8 @@ Modelled on PyTorch's OpInfo (one record per op, capabilities and skips on the r
 - torch's values at its kinks, poles, edges and saturation points (`conventions`, written in
   oracles.table.op_conventions), pinned by tests/test_conventions.py and written out to docs/conventions.md;
 - known deviations of torch's higher derivatives (`second_order_deviation`, each a registered finding),
-  tests it skips and why (`skips`), and whether its backward saves a tensor (`saves_tensors`);
+  the ids of the registered findings that touch it (`findings`), tests it skips and why (`skips`), and
+  whether its backward saves a tensor (`saves_tensors`);
 - a derivative written by hand at a few points (`references`), for the oracle's self-test.
 Capabilities (`smooth`, `second_order`, ...) derive from the entry; tests select ops with `ops_where`.
 Adding an op is one `_op(...)` call below.
@@ -107,6 +108,7 @@ class OpSpec:
     second_order_deviation: Deviation | None = None
     skips: tuple[Skip, ...] = ()
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
+    findings: tuple[str, ...] = ()  # ids of the registered torch findings (findings.toml) that touch this op
     references: tuple[Reference, ...] = ()
 
     @property
@@ -219,14 +221,17 @@ def ref(point: tuple[float, ...], partials: Callable[..., tuple]) -> Reference:
 _op("add", _binary_spellings("add", "+"), lambda a, b: a + b,
     lambda F, a, b: F.add(a, b), lambda F, args, y: (ONE, ONE), (R, R), operands=SCALAR,
     opinfo=("add", "__radd__"), saves_tensors=False,
+    findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 1)),))
 _op("sub", _binary_spellings("sub", "-"), lambda a, b: a - b,
     lambda F, a, b: F.sub(a, b), lambda F, args, y: (ONE, -ONE), (R, R), operands=SCALAR,
     opinfo=("sub", "__rsub__"), saves_tensors=False,
+    findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1, -1)),))
 _op("mul", _binary_spellings("mul", "*"), lambda a, b: a * b,
     lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands=SCALAR,
     opinfo=("mul", "__rmul__"),
+    findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (b, a)),))
 # derivatives.yaml: self: grad / other; other: -grad * ((self / other) / other)
 _op("div", _binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1})", torch.true_divide)],
@@ -234,6 +239,7 @@ _op("div", _binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1}
     lambda F, args, y: (F.div(ONE, args[1]), -F.div(F.div(args[0], args[1]), args[1])),
     (R, NZ), operands=SCALAR, opinfo=("div[no_rounding_mode]", "true_divide", "__rdiv__"),
     specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
+    findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
 _op("neg", [Spelling("-{0}", lambda a: -a), *_unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
@@ -269,6 +275,7 @@ _op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow
     (R, R), operands=EXPONENT, ulps=1, opinfo=("pow",),
     specials=(pole("x0 = 0 with a negative or fractional exponent (an edge for fractional ones)", 0.0),),
     conventions=pins.POW_SCALAR,
+    findings=("pow-negative-exponent-overflow", "pow-scalar-power-overflow"),
     references=(ref((1.25, 3.0), lambda a, c: (3 * a**2,)),
                 ref((-1.5, -2.0), lambda a, c: (-2 / a**3,)),
                 ref((1.25, 0.5), lambda a, c: (1 / (2 * mp.sqrt(a)),))))
@@ -285,6 +292,7 @@ _op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_sec
     # pow_backward_self is where(exponent == 0, 0, grad * exponent * self.pow(exponent - 1)): at exponent 0
     # its dependence on the exponent is masked, so ∂²(a ** b)/∂b∂a = 1/a comes out 0 (cf. pytorch#89757).
     second_order_deviation=Deviation(lambda values: values[1].contains(0), "pow's double backward at exponent 0"),
+    findings=("pow-base-gradient-overflow", "pow-double-backward-exponent-zero"),
     references=(ref((1.25, 0.75), lambda a, b: (b * a ** (b - 1), a**b * mp.log(a))),))
 _op("reciprocal", _unary_spellings("reciprocal"), lambda a: 1 / a,
     lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,),
@@ -296,6 +304,7 @@ _op("square", _unary_spellings("square"), lambda a: a**2,
 _op("sqrt", _unary_spellings("sqrt"), sympy.sqrt,
     lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,),
     intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.SQRT,
+    findings=("sqrt-negative-zero",),
     references=(ref((1.25,), lambda a: (1 / (2 * mp.sqrt(a)),)),))
 # rsqrt: -0.5 * grad * result.pow(3)
 _op("rsqrt", _unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
@@ -326,6 +335,7 @@ def _saturates(where: str) -> Special:
 _unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
        references=(ref((0.75,), lambda a: (mp.exp(a),)),))
 _unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
+       findings=("expm1-result-plus-one",),
        references=(ref((0.75,), lambda a: (mp.exp(a),)),))
 _unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG,
@@ -343,6 +353,7 @@ _unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),),
        references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
 _unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
        specials=(_saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
+       findings=("tanh-sigmoid-saturation",),
        references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
 _unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), _k("sinh")),), B,
        references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
@@ -351,7 +362,8 @@ _unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(),
 _unary("atan", sympy.atan, arb.atan,
        lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
        specials=(_saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
-       conventions=pins.ATAN, references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
+       conventions=pins.ATAN, findings=("atan-square-overflow", "atan-second-derivative-underflow"),
+                              references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
 _unary("asin", sympy.asin, arb.asin,
        lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
@@ -363,6 +375,7 @@ _unary("acos", sympy.acos, arb.acos,
 _unary("asinh", sympy.asinh, arb.asinh,
        lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
        specials=(_saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
+       findings=("asinh-square-overflow", "asinh-second-derivative-underflow"),
        references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
 
 # bfloat16/float16 erf on CPU runs Vectorized<float>::erf, the Abramowitz-Stegun 7.1.26 formula whose
@@ -385,14 +398,16 @@ def _erf_forward(F, a):
 # erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
 _op("erf", _unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
     lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(args[0], args[0])).exp(), 2)),),
-    (R,), ulps=ERF_ULPS, references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
+    (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
+                         references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
 # sigmoid_backward: grad * (1 - y) * y
 _unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
        lambda F, args, y: (F.mul(F.sub(ONE, y), y),),
        spellings=_unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
        ulps=2, specials=(_saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
-       conventions=pins.SIGMOID, references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
+       conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-subnormal-tail"),
+                                 references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
 
 # softplus(beta=1, threshold=20) is linear above the threshold: that *is* the function torch computes.
 SOFTPLUS_THRESHOLD = 20
@@ -418,6 +433,7 @@ _op("softplus", [Spelling("torch.nn.functional.softplus({0})", torch_nn_function
     _softplus_forward, _softplus_grads, (R,), ulps=SOFTPLUS_ULPS, opinfo=("nn.functional.softplus",),
     specials=(kink("x = 20, torch's threshold: linear above it", float(SOFTPLUS_THRESHOLD)),),
     conventions=pins.SOFTPLUS,
+    findings=("softplus-double-backward-threshold",),
     references=(ref((0.5,), lambda a: (1 / (1 + mp.exp(-a)),)),
                 ref((25.0,), lambda a: (1,))))  # torch's softplus is linear above its threshold 20
 
@@ -428,6 +444,7 @@ def _abs_grads(F, args, y):
 
 _op("abs", [Spelling("abs({0})", abs), *_unary_spellings("abs")[0:2]], sympy.Abs,
     lambda F, a: abs(a), _abs_grads, (NZ,), specials=(kink("x = 0", 0.0),), conventions=pins.ABS,
+    findings=("abs-double-backward-zerotensor",),
     references=(ref((-1.5,), lambda a: (-1,)), ref((1.5,), lambda a: (1,))))
 
 
@@ -461,6 +478,7 @@ _op("atan2", _binary_spellings("atan2", const_second=False)
     specials=(Special(Kind.BRANCH_CUT, "x0 = 0, x1 < 0", arg=None),
               Special(Kind.POLE, "the origin (0, 0)", arg=None)),
     conventions=pins.ATAN2,
+    findings=("atan2-denominator-range", "atan2-mixed-partial-underflow"),
     references=(ref((0.75, -1.25), _atan2_partials), ref((-0.75, -1.25), _atan2_partials)))  # quadrants 2, 3
 HYPOT_ULPS = 1
 # hypot: grad * self / result, grad * other / result
@@ -469,6 +487,7 @@ _op("hypot", _binary_spellings("hypot", const_second=False),
     lambda F, a, b: F.round((a * a + b * b).sqrt(), 2 * HYPOT_ULPS),
     lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=HYPOT_ULPS,
     specials=(kink("the origin (0, 0), a cone", arg=None),), conventions=pins.HYPOT,
+    findings=("hypot-origin-nan",),
     references=(ref((0.75, -1.25), lambda a, b: (a / mp.sqrt(a**2 + b**2), b / mp.sqrt(a**2 + b**2))),))
 
 
@@ -516,6 +535,7 @@ _op("maximum", _binary_spellings("maximum", const_second=False)
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("maximum", "max[binary]"),
     specials=(_TIE,), conventions=pins.MAXIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
+    findings=("maximum-jvp-cancels",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 0)), ref((-1.25, 0.75), lambda a, b: (0, 1))))
 _op("minimum", _binary_spellings("minimum", const_second=False)
     + [Spelling("torch.min({0}, {1})", torch.min, const_second=False)],
@@ -529,12 +549,14 @@ _op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False),
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED,
     specials=(_TIE,), conventions=pins.FMAX, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
+    findings=("fmax-fmin-tie",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 0)),))
 _op("fmin", [Spelling("torch.fmin({0}, {1})", torch.fmin, const_second=False),
              Spelling("{0}.fmin({1})", lambda a, b: a.fmin(b), const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
     _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED,
     specials=(_TIE,), conventions=pins.FMIN, forward_tangent=_select_tangent(lambda F, a, b: not F.greater(a, b)),
+    findings=("fmax-fmin-tie",),
     references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
 
 # ---------------------------------------------------------------- kinks, bounds and steps
@@ -621,6 +643,7 @@ _op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
     (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=CLAMP_BOUNDS,
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP,
+    findings=("clamp-bound-subgradient",),
     references=(ref((0.25, 0.0, 1.0), lambda a, lo, hi: (1,)), ref((1.5, 0.0, 1.0), lambda a, lo, hi: (0,))))
 _op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
                   Spelling("{0}.clamp_min({1})", lambda a, lo: a.clamp_min(lo)),
@@ -628,6 +651,7 @@ _op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
     sympy.Max, _clamp_forward(1, 0), _clamp_grads(1, 0),
     (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (-1.0,), (0.5,)),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MIN,
+    findings=("clamp-bound-subgradient",),
     references=(ref((-0.5, 0.0), lambda a, lo: (0,)), ref((0.75, -1.0), lambda a, lo: (1,))))
 _op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
                   Spelling("{0}.clamp_max({1})", lambda a, hi: a.clamp_max(hi)),
@@ -635,6 +659,7 @@ _op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
     sympy.Min, _clamp_forward(0, 1), _clamp_grads(0, 1),
     (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (1.0,), (-0.5,)),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MAX,
+    findings=("clamp-bound-subgradient",),
     references=(ref((0.25, 0.0), lambda a, hi: (0,)), ref((-0.75, -0.5), lambda a, hi: (1,))))
 _op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_nn_functional.hardtanh)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
@@ -650,6 +675,7 @@ _op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch_nn
     lambda F, args, y: ((ONE if F.sign(args[0]) > 0 else args[1]), ZERO),
     (NZ, R), operands=PARAMETERS, parameters=((0.01,), (0.25,), (0.5,)), opinfo=("nn.functional.leaky_relu",),
     specials=(kink("x0 = 0", 0.0),), conventions=pins.LEAKY_RELU,
+    findings=("concave-kink-left-slope",),
     references=(ref((-0.5, 0.25), lambda a, slope: (slope,)), ref((0.5, 0.01), lambda a, slope: (1,))))
 ELU_ULPS = 1
 
@@ -673,6 +699,7 @@ _op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.el
     lambda a, alpha: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a) - 1), True)),
     _elu_forward, _elu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)), ulps=ELU_ULPS,
     opinfo=("nn.functional.elu",), specials=(kink("x0 = 0 (unless alpha = 1)", 0.0),), conventions=pins.ELU,
+    findings=("concave-kink-left-slope",),
     references=(ref((-0.5, 2.0), lambda a, alpha: (alpha * mp.exp(a),)), ref((0.75, 1.0), lambda a, alpha: (1,))))
 
 
@@ -712,6 +739,7 @@ _op("sinc", _unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch.s
                 "sinc's backward formula cancels twice; bfloat16 leaves ~57% of its second derivatives "
                 "unverifiable"),),
     # sinc(x) = sin(πx)/(πx): derivative (πx cos(πx) - sin(πx)) / (πx²)
+    findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow"),
     references=(ref((0.75,), lambda a: ((mp.pi * a * mp.cos(mp.pi * a) - mp.sin(mp.pi * a)) / (mp.pi * a**2),)),))
 # atanh: grad * 1 / (1 - self.pow(2))
 _unary("atanh", sympy.atanh, arb.atanh,
@@ -738,7 +766,8 @@ def _gelu_grads(F, args, y):
 
 _op("gelu", [_nn("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
     lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
-    conventions=pins.GELU, references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
+    conventions=pins.GELU, findings=("gelu-cdf-cancellation",),
+                           references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
 
 # ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
 # torch's constants M_LN2 and M_LN10 as the dtype sees them: rounded (the exact value lies in the same ball).
