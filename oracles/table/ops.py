@@ -18,7 +18,7 @@ Modelled on PyTorch's OpInfo (one record per op, capabilities and skips on the r
   whether its backward saves a tensor (`saves_tensors`);
 - a derivative written by hand at a few points (`references`), for the oracle's self-test.
 Capabilities (`smooth`, `second_order`, ...) derive from the entry; tests select ops with `ops_where`.
-Adding an op is one `_op(...)` call below.
+Adding an op is one `add_op(...)` call below.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ CAPABILITIES = ("smooth", "second_order", "forward_mode", "torch_func", "saves_t
 OPS: dict[str, OpSpec] = {}
 
 
-def _op(name, spellings, sympy_fn, forward, local_grads, domains, *, opinfo=None, intervals=None,
+def add_op(name, spellings, sympy_fn, forward, local_grads, domains, *, opinfo=None, intervals=None,
         **extra) -> None:
     """One entry. `opinfo` defaults to the op's own name; `intervals` to the reals for every argument."""
     OPS[name] = OpSpec(name, tuple(opinfo or (name,)), tuple(spellings), sympy_fn, forward, local_grads,
@@ -178,7 +178,7 @@ def ops_where(**capabilities: bool) -> tuple[str, ...]:
                  if all(getattr(op, flag) == value for flag, value in capabilities.items()))
 
 
-def _unary_spellings(name: str, *more: Spelling, method: bool = True) -> list[Spelling]:
+def unary_spellings(name: str, *more: Spelling, method: bool = True) -> list[Spelling]:
     fn = getattr(torch, name)
     spellings = [Spelling(f"torch.{name}({{0}})", fn)]
     if method:
@@ -186,7 +186,7 @@ def _unary_spellings(name: str, *more: Spelling, method: bool = True) -> list[Sp
     return spellings + list(more)
 
 
-def _binary_spellings(name: str, operator: str | None = None, **flags) -> list[Spelling]:
+def binary_spellings(name: str, operator: str | None = None, **flags) -> list[Spelling]:
     fn = getattr(torch, name)
     spellings = []
     if operator is not None:
@@ -218,30 +218,30 @@ def ref(point: tuple[float, ...], partials: Callable[..., tuple]) -> Reference:
 
 
 # ---------------------------------------------------------------- arithmetic (correctly rounded)
-_op("add", _binary_spellings("add", "+"), lambda a, b: a + b,
+add_op("add", binary_spellings("add", "+"), lambda a, b: a + b,
     lambda F, a, b: F.add(a, b), lambda F, args, y: (ONE, ONE), (R, R), operands=SCALAR,
     opinfo=("add", "__radd__"), saves_tensors=False,
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 1)),))
-_op("sub", _binary_spellings("sub", "-"), lambda a, b: a - b,
+add_op("sub", binary_spellings("sub", "-"), lambda a, b: a - b,
     lambda F, a, b: F.sub(a, b), lambda F, args, y: (ONE, -ONE), (R, R), operands=SCALAR,
     opinfo=("sub", "__rsub__"), saves_tensors=False,
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1, -1)),))
-_op("mul", _binary_spellings("mul", "*"), lambda a, b: a * b,
+add_op("mul", binary_spellings("mul", "*"), lambda a, b: a * b,
     lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands=SCALAR,
     opinfo=("mul", "__rmul__"),
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (b, a)),))
 # derivatives.yaml: self: grad / other; other: -grad * ((self / other) / other)
-_op("div", _binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1})", torch.true_divide)],
+add_op("div", binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1})", torch.true_divide)],
     lambda a, b: a / b, lambda F, a, b: F.div(a, b),
     lambda F, args, y: (F.div(ONE, args[1]), -F.div(F.div(args[0], args[1]), args[1])),
     (R, NZ), operands=SCALAR, opinfo=("div[no_rounding_mode]", "true_divide", "__rdiv__"),
     specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
-_op("neg", [Spelling("-{0}", lambda a: -a), *_unary_spellings("neg")[0:2],
+add_op("neg", [Spelling("-{0}", lambda a: -a), *unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
     lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,), saves_tensors=False,
     references=(ref((0.75,), lambda a: (-1,)),))
@@ -267,7 +267,7 @@ def _double_minus_one(exponent: arb) -> arb:
     return exact * (1 + arb(0, 2.0**-53))
 
 
-_op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow({0}, {1})", torch.pow),
+add_op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow({0}, {1})", torch.pow),
                    Spelling("{0}.pow({1})", lambda a, b: a.pow(b))],
     lambda a, c: a**c,
     lambda F, a, c: F.round(_power(a, c), 2),
@@ -280,7 +280,7 @@ _op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.pow
                 ref((-1.5, -2.0), lambda a, c: (-2 / a**3,)),
                 ref((1.25, 0.5), lambda a, c: (1 / (2 * mp.sqrt(a)),))))
 # pow(Tensor, Tensor): self: grad * exponent * self.pow(exponent - 1); exponent: grad * result * self.log()
-_op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_second=False),
+add_op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_second=False),
             Spelling("torch.pow({0}, {1})", torch.pow, const_first=True, const_second=False),
             Spelling("{0}.pow({1})", lambda a, b: a.pow(b), const_second=False)],
     lambda a, b: a**b,
@@ -294,87 +294,87 @@ _op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_sec
     second_order_deviation=Deviation(lambda values: values[1].contains(0), "pow's double backward at exponent 0"),
     findings=("pow-base-gradient-overflow", "pow-double-backward-exponent-zero"),
     references=(ref((1.25, 0.75), lambda a, b: (b * a ** (b - 1), a**b * mp.log(a))),))
-_op("reciprocal", _unary_spellings("reciprocal"), lambda a: 1 / a,
+add_op("reciprocal", unary_spellings("reciprocal"), lambda a: 1 / a,
     lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,),
     specials=(pole("x = 0", 0.0),), conventions=pins.RECIPROCAL,
     references=(ref((-1.25,), lambda a: (-1 / a**2,)),))
-_op("square", _unary_spellings("square"), lambda a: a**2,
+add_op("square", unary_spellings("square"), lambda a: a**2,
     lambda F, a: F.mul(a, a), lambda F, args, y: (F.mul(arb(2), args[0]),), (R,),
     references=(ref((-1.25,), lambda a: (2 * a,)),))
-_op("sqrt", _unary_spellings("sqrt"), sympy.sqrt,
+add_op("sqrt", unary_spellings("sqrt"), sympy.sqrt,
     lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,),
     intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.SQRT,
     findings=("sqrt-negative-zero",),
     references=(ref((1.25,), lambda a: (1 / (2 * mp.sqrt(a)),)),))
 # rsqrt: -0.5 * grad * result.pow(3)
-_op("rsqrt", _unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
+add_op("rsqrt", unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
     lambda F, a: F.round(a.rsqrt(), 2), lambda F, args, y: (F.mul(arb(-0.5), F.round(int_power(y, 3), 2)),),
     (P,), ulps=1, intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.RSQRT,
     references=(ref((1.25,), lambda a: (-1 / (2 * a * mp.sqrt(a)),)),))
 
 
 # ---------------------------------------------------------------- transcendental
-def _unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None, **extra):
+def add_unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None, **extra):
     """A unary op whose forward is one torch kernel accurate to `ulps`, modelled by `arb_function`."""
     k = 2 * ulps
 
     def forward(F, a):
         return F.round(arb_function(a), k)
 
-    _op(name, spellings or _unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
+    add_op(name, spellings or unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
 
 
-def _k(name):
+def k_of(name):
     return OPS[name].k
 
 
-def _saturates(where: str) -> Special:
+def saturates(where: str) -> Special:
     return Special(Kind.SATURATION, where)
 
 
-_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
+add_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
        references=(ref((0.75,), lambda a: (mp.exp(a),)),))
-_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
+add_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
        findings=("expm1-result-plus-one",),
        references=(ref((0.75,), lambda a: (mp.exp(a),)),))
-_unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P,
+add_unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG,
        references=(ref((1.25,), lambda a: (1 / a,)),))
-_unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
+add_unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
        lambda F, args, y: (F.div(ONE, F.add(args[0], ONE)),), P,
        intervals=(Interval(-1.0),), specials=(pole("x = -1", -1.0),), conventions=pins.LOG1P,
        references=(ref((0.75,), lambda a: (1 / (1 + a),)),))
-_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), _k("sin")),),
+add_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), k_of("sin")),),
        references=(ref((0.5,), lambda a: (mp.cos(a),)),))
-_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), _k("cos")),),
+add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), k_of("cos")),),
        references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
-_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
+add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
        references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
-_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
-       specials=(_saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
+add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
+       specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
        findings=("tanh-sigmoid-saturation",),
        references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
-_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), _k("sinh")),), B,
+add_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), k_of("sinh")),), B,
        references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
-_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), _k("cosh")),), B,
+add_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), k_of("cosh")),), B,
        references=(ref((0.5,), lambda a: (mp.sinh(a),)),))
-_unary("atan", sympy.atan, arb.atan,
+add_unary("atan", sympy.atan, arb.atan,
        lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
-       specials=(_saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
+       specials=(saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
        conventions=pins.ATAN, findings=("atan-square-overflow", "atan-second-derivative-underflow"),
                               references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
-_unary("asin", sympy.asin, arb.asin,
+add_unary("asin", sympy.asin, arb.asin,
        lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
        conventions=pins.ASIN, references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 - a**2),)),))
-_unary("acos", sympy.acos, arb.acos,
+add_unary("acos", sympy.acos, arb.acos,
        lambda F, args, y: (-F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
        conventions=pins.ACOS, references=(ref((0.5,), lambda a: (-1 / mp.sqrt(1 - a**2),)),))
-_unary("asinh", sympy.asinh, arb.asinh,
+add_unary("asinh", sympy.asinh, arb.asinh,
        lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
-       specials=(_saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
+       specials=(saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
        findings=("asinh-square-overflow", "asinh-second-derivative-underflow"),
        references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
 
@@ -396,16 +396,16 @@ def _erf_forward(F, a):
 
 
 # erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
-_op("erf", _unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
+add_op("erf", unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
     lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(args[0], args[0])).exp(), 2)),),
     (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
                          references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
 # sigmoid_backward: grad * (1 - y) * y
-_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
+add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
        lambda F, args, y: (F.mul(F.sub(ONE, y), y),),
-       spellings=_unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
+       spellings=unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
-       ulps=2, specials=(_saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
+       ulps=2, specials=(saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
        conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-subnormal-tail"),
                                  references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
 
@@ -428,7 +428,7 @@ def _softplus_grads(F, args, y):
     return (F.div(z, F.add(z, ONE)),)
 
 
-_op("softplus", [Spelling("torch.nn.functional.softplus({0})", torch_nn_functional.softplus)],
+add_op("softplus", [Spelling("torch.nn.functional.softplus({0})", torch_nn_functional.softplus)],
     lambda a: sympy.Piecewise((a, a > SOFTPLUS_THRESHOLD), (sympy.log(1 + sympy.exp(a)), True)),
     _softplus_forward, _softplus_grads, (R,), ulps=SOFTPLUS_ULPS, opinfo=("nn.functional.softplus",),
     specials=(kink("x = 20, torch's threshold: linear above it", float(SOFTPLUS_THRESHOLD)),),
@@ -442,7 +442,7 @@ def _abs_grads(F, args, y):
     return (arb(F.sign(args[0])),)
 
 
-_op("abs", [Spelling("abs({0})", abs), *_unary_spellings("abs")[0:2]], sympy.Abs,
+add_op("abs", [Spelling("abs({0})", abs), *unary_spellings("abs")[0:2]], sympy.Abs,
     lambda F, a: abs(a), _abs_grads, (NZ,), specials=(kink("x = 0", 0.0),), conventions=pins.ABS,
     findings=("abs-double-backward-zerotensor",),
     references=(ref((-1.5,), lambda a: (-1,)), ref((1.5,), lambda a: (1,))))
@@ -472,7 +472,7 @@ def _atan2_partials(y, x):
 
 
 # y bounded away from 0: every quadrant, never the origin nor the branch cut.
-_op("atan2", _binary_spellings("atan2", const_second=False)
+add_op("atan2", binary_spellings("atan2", const_second=False)
     + [Spelling("torch.arctan2({0}, {1})", torch.arctan2, const_second=False)],
     sympy.atan2, _atan2_forward, _atan2_grads, (NZ, R), ulps=ATAN2_ULPS,
     specials=(Special(Kind.BRANCH_CUT, "x0 = 0, x1 < 0", arg=None),
@@ -482,7 +482,7 @@ _op("atan2", _binary_spellings("atan2", const_second=False)
     references=(ref((0.75, -1.25), _atan2_partials), ref((-0.75, -1.25), _atan2_partials)))  # quadrants 2, 3
 HYPOT_ULPS = 1
 # hypot: grad * self / result, grad * other / result
-_op("hypot", _binary_spellings("hypot", const_second=False),
+add_op("hypot", binary_spellings("hypot", const_second=False),
     lambda a, b: sympy.sqrt(a**2 + b**2),
     lambda F, a, b: F.round((a * a + b * b).sqrt(), 2 * HYPOT_ULPS),
     lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=HYPOT_ULPS,
@@ -500,7 +500,7 @@ def _logaddexp_forward(F, a, b):
 
 
 # logaddexp: grad / (1 + exp(other - self)), grad / (1 + exp(self - other))
-_op("logaddexp", _binary_spellings("logaddexp", const_second=False),
+add_op("logaddexp", binary_spellings("logaddexp", const_second=False),
     lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)),
     _logaddexp_forward,
     lambda F, args, y: (F.div(ONE, F.add(ONE, F.round(F.sub(args[1], args[0]).exp(), 2))),
@@ -530,28 +530,28 @@ def _select_tangent(self_wins):
 
 
 _TIE = Special(Kind.TIE, "x0 = x1", arg=None)
-_op("maximum", _binary_spellings("maximum", const_second=False)
+add_op("maximum", binary_spellings("maximum", const_second=False)
     + [Spelling("torch.max({0}, {1})", torch.max, const_second=False)],
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("maximum", "max[binary]"),
     specials=(_TIE,), conventions=pins.MAXIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
     findings=("maximum-jvp-cancels",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 0)), ref((-1.25, 0.75), lambda a, b: (0, 1))))
-_op("minimum", _binary_spellings("minimum", const_second=False)
+add_op("minimum", binary_spellings("minimum", const_second=False)
     + [Spelling("torch.min({0}, {1})", torch.min, const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
     _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("minimum", "min[binary]"),
     specials=(_TIE,), conventions=pins.MINIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(b, a)),
     references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
 # fmax/fmin: maximum/minimum that ignore NaN; their backward sends a tie's gradient to `self` only.
-_op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False),
+add_op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False),
              Spelling("{0}.fmax({1})", lambda a, b: a.fmax(b), const_second=False)],
     sympy.Max, lambda F, a, b: a if F.greater(a, b) else b,
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED,
     specials=(_TIE,), conventions=pins.FMAX, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
     findings=("fmax-fmin-tie",),
     references=(ref((0.75, -1.25), lambda a, b: (1, 0)),))
-_op("fmin", [Spelling("torch.fmin({0}, {1})", torch.fmin, const_second=False),
+add_op("fmin", [Spelling("torch.fmin({0}, {1})", torch.fmin, const_second=False),
              Spelling("{0}.fmin({1})", lambda a, b: a.fmin(b), const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
     _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED,
@@ -567,42 +567,42 @@ OFF_PARAMETERS, OFF_INTEGERS, OFF_HALF_INTEGERS = (
 ZERO = arb(0)
 
 
-def _nn(name: str) -> Spelling:
+def nn_spelling(name: str) -> Spelling:
     return Spelling(f"torch.nn.functional.{name}({{0}})", getattr(torch_nn_functional, name))
 
 
 # relu: threshold_backward(grad, result, 0), i.e. 0 where result <= 0
-_op("relu", _unary_spellings("relu") + [_nn("relu")], lambda a: sympy.Max(a, 0),
+add_op("relu", unary_spellings("relu") + [nn_spelling("relu")], lambda a: sympy.Max(a, 0),
     lambda F, a: a if F.sign(a) > 0 else ZERO,
     lambda F, args, y: (ONE if F.sign(args[0]) > 0 else ZERO,), (NZ,), opinfo=("nn.functional.relu",),
     specials=(kink("x = 0", 0.0),), conventions=pins.RELU,
     references=(ref((0.5,), lambda a: (1,)), ref((-0.5,), lambda a: (0,))))
 # sign, floor, ceil, trunc, round: zeros_like(grad)
-_op("sign", _unary_spellings("sign"), sympy.sign,
+add_op("sign", unary_spellings("sign"), sympy.sign,
     lambda F, a: arb(F.sign(a)), lambda F, args, y: (ZERO,), (NZ,),
     specials=(Special(Kind.JUMP, "x = 0", 0, (0.0,)),), conventions=pins.SIGN,
     references=(ref((-0.5,), lambda a: (0,)),))
 
 
-def _jumps(where: str, first: float) -> Special:
+def jumps(where: str, first: float) -> Special:
     return Special(Kind.JUMP, where, 0, (first,), period=1.0)
 
 
 def _step_op(name: str, sympy_fn, domain: Domain, jumps: Special, conventions, reference: Reference) -> None:
     step = STEP_EVALUATORS[sympy_fn]
-    _op(name, _unary_spellings(name), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,),
+    add_op(name, unary_spellings(name), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,),
         specials=(jumps,), conventions=conventions, references=(reference,))
 
 
-_step_op("floor", Floor, OFF_INTEGERS, _jumps("the integers", 0.0), pins.FLOOR, ref((1.25,), lambda a: (0,)))
-_step_op("ceil", Ceil, OFF_INTEGERS, _jumps("the integers", 0.0), pins.CEIL, ref((-1.25,), lambda a: (0,)))
-_step_op("trunc", Trunc, OFF_INTEGERS, _jumps("the nonzero integers", 1.0), pins.TRUNC, ref((2.75,), lambda a: (0,)))
-_step_op("round", RoundHalfEven, OFF_HALF_INTEGERS, _jumps("the half-integers", 0.5), pins.ROUND,
+_step_op("floor", Floor, OFF_INTEGERS, jumps("the integers", 0.0), pins.FLOOR, ref((1.25,), lambda a: (0,)))
+_step_op("ceil", Ceil, OFF_INTEGERS, jumps("the integers", 0.0), pins.CEIL, ref((-1.25,), lambda a: (0,)))
+_step_op("trunc", Trunc, OFF_INTEGERS, jumps("the nonzero integers", 1.0), pins.TRUNC, ref((2.75,), lambda a: (0,)))
+_step_op("round", RoundHalfEven, OFF_HALF_INTEGERS, jumps("the half-integers", 0.5), pins.ROUND,
          ref((1.25,), lambda a: (0,)))
 # frac = self - trunc(self) (exact in floating point); frac: grad
-_op("frac", _unary_spellings("frac"), lambda a: a - Trunc(a),
+add_op("frac", unary_spellings("frac"), lambda a: a - Trunc(a),
     lambda F, a: F.sub(a, STEP_EVALUATORS[Trunc](a)), lambda F, args, y: (ONE,), (OFF_INTEGERS,),
-    specials=(_jumps("the nonzero integers", 1.0),), conventions=pins.FRAC,
+    specials=(jumps("the nonzero integers", 1.0),), conventions=pins.FRAC,
     references=(ref((-1.25,), lambda a: (1,)),))
 
 
@@ -637,7 +637,7 @@ def _clamp_grads(lower_arg, upper_arg):
 
 _AT_THE_BOUNDS = kink("x0 = a bound (the constant arguments)")
 CLAMP_BOUNDS = ((0.0, 1.0), (-1.0, 1.0), (-2.0, 0.5))
-_op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
+add_op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
               Spelling("{0}.clamp({1}, {2})", lambda a, lo, hi: a.clamp(lo, hi)),
               Spelling("torch.clip({0}, {1}, {2})", torch.clip)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
@@ -645,7 +645,7 @@ _op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP,
     findings=("clamp-bound-subgradient",),
     references=(ref((0.25, 0.0, 1.0), lambda a, lo, hi: (1,)), ref((1.5, 0.0, 1.0), lambda a, lo, hi: (0,))))
-_op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
+add_op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
                   Spelling("{0}.clamp_min({1})", lambda a, lo: a.clamp_min(lo)),
                   Spelling("torch.clamp({0}, {1})", torch.clamp)],
     sympy.Max, _clamp_forward(1, 0), _clamp_grads(1, 0),
@@ -653,7 +653,7 @@ _op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MIN,
     findings=("clamp-bound-subgradient",),
     references=(ref((-0.5, 0.0), lambda a, lo: (0,)), ref((0.75, -1.0), lambda a, lo: (1,))))
-_op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
+add_op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
                   Spelling("{0}.clamp_max({1})", lambda a, hi: a.clamp_max(hi)),
                   Spelling("torch.clamp({0}, max={1})", lambda a, hi: torch.clamp(a, max=hi))],
     sympy.Min, _clamp_forward(0, 1), _clamp_grads(0, 1),
@@ -661,7 +661,7 @@ _op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MAX,
     findings=("clamp-bound-subgradient",),
     references=(ref((0.25, 0.0), lambda a, hi: (0,)), ref((-0.75, -0.5), lambda a, hi: (1,))))
-_op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_nn_functional.hardtanh)],
+add_op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_nn_functional.hardtanh)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
     (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=((-1.0, 1.0), (0.0, 6.0), (-2.0, 0.5)),
     opinfo=("nn.functional.hardtanh",), specials=(_AT_THE_BOUNDS,), conventions=pins.HARDTANH,
@@ -669,7 +669,7 @@ _op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_n
 
 
 # leaky_relu: self > 0 ? grad : grad * negative_slope
-_op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch_nn_functional.leaky_relu)],
+add_op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch_nn_functional.leaky_relu)],
     lambda a, slope: sympy.Piecewise((a, a > 0), (slope * a, True)),
     lambda F, a, slope: a if F.sign(a) > 0 else F.mul(a, slope),
     lambda F, args, y: ((ONE if F.sign(args[0]) > 0 else args[1]), ZERO),
@@ -695,7 +695,7 @@ def _elu_grads(F, args, y):
     return (F.mul(alpha, F.round(a.exp(), 2 * ELU_ULPS)), ZERO)
 
 
-_op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.elu)],
+add_op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.elu)],
     lambda a, alpha: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a) - 1), True)),
     _elu_forward, _elu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)), ulps=ELU_ULPS,
     opinfo=("nn.functional.elu",), specials=(kink("x0 = 0 (unless alpha = 1)", 0.0),), conventions=pins.ELU,
@@ -703,7 +703,7 @@ _op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.el
     references=(ref((-0.5, 2.0), lambda a, alpha: (alpha * mp.exp(a),)), ref((0.75, 1.0), lambda a, alpha: (1,))))
 
 
-def _pi(F) -> arb:
+def pi_rounded(F) -> arb:
     """torch's M_PI as the dtype sees it: π rounded (the exact π lies in the same ball)."""
     return F.round(arb.pi())
 
@@ -712,7 +712,7 @@ SINC_ULPS = 1
 
 
 def _sinc_forward(F, a):
-    product = F.mul(_pi(F), a)
+    product = F.mul(pi_rounded(F), a)
     return F.div(F.round(product.sin(), 2 * SINC_ULPS), product)
 
 
@@ -720,8 +720,8 @@ def _sinc_grads(F, args, y):
     # sinc_backward: self_pi = self * pi; self_squared_pi = self * self * pi;
     # out = grad * (self_pi * cos(self_pi) - sin(self_pi)) / self_squared_pi, 0 where self_squared_pi == 0
     x = args[0]
-    self_pi = F.mul(x, _pi(F))
-    squared_pi = F.mul(F.mul(x, x), _pi(F))
+    self_pi = F.mul(x, pi_rounded(F))
+    squared_pi = F.mul(F.mul(x, x), pi_rounded(F))
     if squared_pi.contains(0):
         raise Singular("self * self * pi may underflow to 0, where torch returns 0")
     k = 2 * SINC_ULPS
@@ -729,7 +729,7 @@ def _sinc_grads(F, args, y):
     return (F.div(numerator, squared_pi),)
 
 
-_op("sinc", _unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch.special.sinc)),
+add_op("sinc", unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch.special.sinc)),
     lambda a: sympy.sin(sympy.pi * a) / (sympy.pi * a), _sinc_forward, _sinc_grads, (NZ,), ulps=SINC_ULPS,
     specials=(Special(Kind.REMOVABLE, "x = 0: sin(πx)/(πx) is 0/0, sinc(0) = 1", 0, (0.0,)),), conventions=pins.SINC,
     # sinc's backward formula (x π cos(x π) - sin(x π)) / (x² π) cancels, and its derivative cancels again
@@ -742,9 +742,9 @@ _op("sinc", _unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch.s
     findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow"),
     references=(ref((0.75,), lambda a: ((mp.pi * a * mp.cos(mp.pi * a) - mp.sin(mp.pi * a)) / (mp.pi * a**2),)),))
 # atanh: grad * 1 / (1 - self.pow(2))
-_unary("atanh", sympy.atanh, arb.atanh,
+add_unary("atanh", sympy.atanh, arb.atanh,
        lambda F, args, y: (F.div(ONE, F.sub(ONE, F.mul(args[0], args[0]))),), U,
-       spellings=_unary_spellings("atanh", Spelling("torch.arctanh({0})", torch.arctanh)),
+       spellings=unary_spellings("atanh", Spelling("torch.arctanh({0})", torch.arctanh)),
        intervals=(Interval(-1.0, 1.0),), specials=(pole("x = ±1", -1.0, 1.0),), conventions=pins.ATANH,
        references=(ref((0.5,), lambda a: (1 / (1 - a**2),)),))
 GELU_ULPS = 2
@@ -764,7 +764,7 @@ def _gelu_grads(F, args, y):
     return (F.add(_gelu_cdf(F, a), F.mul(a, pdf)),)
 
 
-_op("gelu", [_nn("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
+add_op("gelu", [nn_spelling("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
     lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
     conventions=pins.GELU, findings=("gelu-cdf-cancellation",),
                            references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
@@ -773,20 +773,20 @@ _op("gelu", [_nn("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
 # torch's constants M_LN2 and M_LN10 as the dtype sees them: rounded (the exact value lies in the same ball).
 
 
-def _ln(F, base: int) -> arb:
+def ln_rounded(F, base: int) -> arb:
     return F.round(arb(base).log())
 
 
 # exp2: grad * result * M_LN2
-_unary("exp2", lambda a: 2**a, lambda a: arb(2) ** a, lambda F, args, y: (F.mul(y, _ln(F, 2)),), B,
+add_unary("exp2", lambda a: 2**a, lambda a: arb(2) ** a, lambda F, args, y: (F.mul(y, ln_rounded(F, 2)),), B,
        references=(ref((0.75,), lambda a: (2**a * mp.log(2),)),))
 # log2: grad / (self * M_LN2); log10: grad / (self * M_LN10)
-_unary("log2", lambda a: sympy.log(a) / sympy.log(2), lambda a: a.log() / arb(2).log(),
-       lambda F, args, y: (F.div(ONE, F.mul(args[0], _ln(F, 2))),), P,
+add_unary("log2", lambda a: sympy.log(a) / sympy.log(2), lambda a: a.log() / arb(2).log(),
+       lambda F, args, y: (F.div(ONE, F.mul(args[0], ln_rounded(F, 2))),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG2,
        references=(ref((1.25,), lambda a: (1 / (a * mp.log(2)),)),))
-_unary("log10", lambda a: sympy.log(a) / sympy.log(10), lambda a: a.log() / arb(10).log(),
-       lambda F, args, y: (F.div(ONE, F.mul(args[0], _ln(F, 10))),), P,
+add_unary("log10", lambda a: sympy.log(a) / sympy.log(10), lambda a: a.log() / arb(10).log(),
+       lambda F, args, y: (F.div(ONE, F.mul(args[0], ln_rounded(F, 10))),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG10,
        references=(ref((1.25,), lambda a: (1 / (a * mp.log(10)),)),))
 
