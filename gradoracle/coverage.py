@@ -1,6 +1,6 @@
 """Which of the installed torch's differentiable OpInfo entries the op tables verify.
 
-    python -m gradoracle coverage                 # the count, per family
+    python -m gradoracle coverage                 # the count, per category
     python -m gradoracle coverage --missing       # and every entry not verified yet
     python -m gradoracle coverage --json PATH     # the same as JSON (written atomically)
 
@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,22 +24,34 @@ import torch
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
 
-FAMILIES = ("nn.functional.", "linalg.", "special.", "fft.", "masked.", "sparse.")
+# Categories from torch's own OpInfo metadata: the OpInfo class where it says what kind of op this is,
+# else the namespace of the name.
+CLASS_CATEGORIES = {"UnaryUfuncInfo": "unary elementwise", "BinaryUfuncInfo": "binary elementwise",
+                    "ReductionOpInfo": "reductions", "SpectralFuncInfo": "fft"}
+PREFIX_CATEGORIES = (("linalg.", "linalg"), ("fft.", "fft"), ("masked.", "masked"), ("sparse.", "sparse"),
+                     ("special.", "special"), ("nn.functional.", "nn.functional"))
 
 
 def opinfo_name(info) -> str:
     return f"{info.name}[{info.variant_test_name}]" if info.variant_test_name else info.name
 
 
-def differentiable_opinfos() -> list[str]:
-    """Names of torch's OpInfo entries with autograd and float64 on the CPU, in op_db's order.
+def differentiable_opinfos() -> dict[str, str]:
+    """Name -> category of torch's OpInfo entries with autograd and float64 on the CPU, in op_db's order.
     op_db lives in torch's test utilities, which import `expecttest` (requirements.txt has it)."""
     # Imported here, not at the top: building op_db takes seconds and imports torch's test machinery,
     # which no other command (nor `--help`) needs.
     from torch.testing._internal.common_methods_invocations import op_db
 
-    return [opinfo_name(info) for info in op_db
-            if info.supports_autograd and torch.float64 in info.supported_dtypes("cpu")]
+    return {opinfo_name(info): category(info) for info in op_db
+            if info.supports_autograd and torch.float64 in info.supported_dtypes("cpu")}
+
+
+def category(info) -> str:
+    by_prefix = next((name for prefix, name in PREFIX_CATEGORIES if info.name.startswith(prefix)), None)
+    if by_prefix in ("linalg", "fft", "masked", "sparse"):
+        return by_prefix
+    return CLASS_CATEGORIES.get(type(info).__name__) or by_prefix or "other"
 
 
 def claimed() -> dict[str, list[str]]:
@@ -53,14 +64,10 @@ def claimed() -> dict[str, list[str]]:
     return claims
 
 
-def family(name: str) -> str:
-    return next((prefix.rstrip(".") for prefix in FAMILIES if name.startswith(prefix)), "torch")
-
-
 @dataclass
 class Coverage:
     torch_version: str
-    differentiable: list[str]
+    differentiable: dict[str, str]  # OpInfo name -> category
     verified: dict[str, list[str]]  # OpInfo name -> entries
     unknown: dict[str, list[str]]  # names claimed by an entry that the installed torch's op_db lacks
 
@@ -68,31 +75,36 @@ class Coverage:
     def missing(self) -> list[str]:
         return [name for name in self.differentiable if name not in self.verified]
 
-    def by_family(self) -> dict[str, tuple[int, int]]:
-        total = Counter(family(n) for n in self.differentiable)
-        done = Counter(family(n) for n in self.verified)
-        return {f: (done[f], total[f]) for f in sorted(total, key=lambda f: -total[f])}
+    def categories(self) -> dict[str, dict]:
+        """Per category, largest first: total, covered and the missing names."""
+        out: dict[str, dict] = {}
+        for name, cat in self.differentiable.items():
+            entry = out.setdefault(cat, {"total": 0, "covered": 0, "missing": []})
+            entry["total"] += 1
+            if name in self.verified:
+                entry["covered"] += 1
+            else:
+                entry["missing"].append(name)
+        return dict(sorted(out.items(), key=lambda item: -item[1]["total"]))
 
     def to_json(self) -> dict:
-        return {"schema": "gradoracle-coverage/1", "torch": self.torch_version,
-                "differentiable": len(self.differentiable), "verified": len(self.verified),
-                "by_family": {f: {"verified": v, "of": n} for f, (v, n) in self.by_family().items()},
-                "entries": self.verified, "missing": self.missing, "unknown": self.unknown}
+        return {"schema": "gradoracle-coverage/1", "torch": self.torch_version, "total": len(self.differentiable),
+                "covered": len(self.verified), "categories": self.categories(), "entries": self.verified,
+                "unknown": self.unknown}
 
 
 def measure() -> Coverage:
     names = differentiable_opinfos()
-    known = set(names)
     claims = claimed()
     verified = {n: claims[n] for n in names if n in claims}
-    unknown = {n: entries for n, entries in claims.items() if n not in known}
+    unknown = {n: entries for n, entries in claims.items() if n not in names}
     return Coverage(torch.__version__, names, verified, unknown)
 
 
 def render(cov: Coverage, missing: bool) -> str:
     n, m = len(cov.verified), len(cov.differentiable)
     lines = [f"torch {cov.torch_version}: {n} of {m} differentiable OpInfo entries verified ({n / m:.0%})"]
-    lines += [f"  {f:<14} {v:>4} of {t:<4}" for f, (v, t) in cov.by_family().items()]
+    lines += [f"  {cat:<20} {c['covered']:>4} of {c['total']:<4}" for cat, c in cov.categories().items()]
     for name, entries in sorted(cov.unknown.items()):
         lines.append(f"warning: {', '.join(entries)} claims OpInfo {name!r}, which this torch's op_db lacks")
     if missing:

@@ -24,7 +24,10 @@ def test_the_count_is_the_claims_that_torch_lists(measured):
     claims = coverage.claimed()
     assert set(measured.verified) == set(claims) & set(measured.differentiable)
     assert len(measured.missing) + len(measured.verified) == len(measured.differentiable)
-    assert sum(v for v, _ in measured.by_family().values()) == len(measured.verified)
+    categories = measured.categories()
+    assert sum(c["covered"] for c in categories.values()) == len(measured.verified)
+    assert sum(c["total"] for c in categories.values()) == len(measured.differentiable)
+    assert sorted(n for c in categories.values() for n in c["missing"]) == sorted(measured.missing)
 
 
 def test_every_table_entry_claims_an_opinfo_name():
@@ -41,7 +44,8 @@ def test_command_prints_the_count_and_writes_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "differentiable OpInfo entries verified" in out and "not verified (" in out
     data = json.loads(path.read_text())
-    assert data["schema"] == "gradoracle-coverage/1" and data["verified"] == len(data["entries"])
+    assert data["schema"] == "gradoracle-coverage/1" and data["covered"] == len(data["entries"])
+    assert data["total"] == sum(c["total"] for c in data["categories"].values())
     assert not list(tmp_path.glob(".coverage.json.*.tmp")), "the temporary file was left behind"
 
 
