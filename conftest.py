@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, settings
 from oracles.core.verdict import Verdict, VerdictCounts
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import run_report
-from oracles.reports.findings import apply_findings
+from oracles.reports.findings import RegistryError, apply_findings
+from oracles.reports.findings import load as load_findings
 
 # ------------------------------------------------------------------ Hypothesis profiles
 _COMMON = dict(deadline=None, print_blob=True)  # torch's first call of a kernel is slow; machines are noisy
@@ -24,6 +25,7 @@ CI_EXAMPLES = 40  # the default profile's examples per property test
 settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
 settings.load_profile("ci")  # the default; `--hypothesis-profile` overrides it
+PROFILES = ("dev", "ci", "thorough")
 
 # A test whose points are mostly unverified is a failure of the strategy, not a pass.
 MAX_UNVERIFIED_FRACTION = 0.5
@@ -60,7 +62,27 @@ hypothesis.register_random(_TORCH_RANDOM)
 _CONFIG: dict = {}  # the session's config, for hooks that are not handed it (pytest_runtest_logreport)
 
 # ------------------------------------------------------------------ options
-def pytest_addoption(parser):
+class _CheckedFirst:
+    """Checks that must run before any other plugin's configure: Hypothesis's own loads the profile named
+    by --hypothesis-profile and turns an unknown name into an INTERNALERROR."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        profile = config.getoption("hypothesis_profile", None)
+        if profile is not None:
+            try:
+                settings.get_profile(profile)
+            except hypothesis.errors.InvalidArgument:
+                raise pytest.UsageError(f"--hypothesis-profile: unknown profile {profile!r}; choose from "
+                                        f"{', '.join(PROFILES)}") from None
+        try:
+            load_findings()
+        except RegistryError as exc:
+            raise pytest.UsageError(f"findings.toml: {exc}") from None
+
+
+def pytest_addoption(parser, pluginmanager):
+    pluginmanager.register(_CheckedFirst(), "gradoracle-checked-first")
     group = parser.getgroup("gradoracle")
     group.addoption("--dtypes", default=",".join(FORMATS),
                     help=f"comma-separated dtypes to verify (default: all of {', '.join(FORMATS)})")
@@ -79,6 +101,9 @@ def _parse_dtypes(text: str) -> list[str]:
         raise pytest.UsageError(
             f"--dtypes: unknown dtype(s) {', '.join(map(repr, unknown)) or repr(text)}; "
             f"choose from {', '.join(FORMATS)}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # every test would run twice under the same id, and registered findings would look stale
+        raise pytest.UsageError(f"--dtypes: {', '.join(map(repr, twice))} given more than once in {text!r}")
     return names
 
 

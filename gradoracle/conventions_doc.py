@@ -16,6 +16,7 @@ from pathlib import Path
 
 from oracles.core.pinning import Pinned, all_pinned
 from oracles.reports import findings
+from oracles.reports.files import file_problem, write_atomically
 from oracles.table.conventions import ALL_DTYPES, PINNED_TORCH, Rule, fmt_value
 from oracles.table.tensor_ops import TENSOR_OPS
 
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.path)
     text = render()
     if args.check:
+        if path.is_dir():
+            parser.error(f"--path: {args.path!r} is a directory; give the document's path")
         if not path.is_file():
             print(f"{path} does not exist; run python -m gradoracle conventions-doc", file=sys.stderr)
             return 1
@@ -153,11 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{path} is current")
         return 0
-    if path.exists() and path.is_dir():
-        parser.error(f"--path: {args.path!r} is a directory")
-    if not path.parent.is_dir():
-        parser.error(f"--path: the directory of {args.path!r} does not exist")
-    path.write_text(text)
+    problem = file_problem(args.path)
+    if problem:
+        parser.error(f"--path: {args.path!r} {problem}")
+    write_atomically(path, text)
     print(f"wrote {path}")
     return 0
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from oracles.reports.files import file_problem, write_atomically
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
 
@@ -114,27 +113,10 @@ def render(cov: Coverage, missing: bool) -> str:
 
 
 def writable_path(text: str) -> Path:
-    """A JSON output path whose directory exists and is writable, checked before the work starts."""
-    if not text or text.endswith(os.sep):
-        raise argparse.ArgumentTypeError(f"--json: {text!r} is not a file path")
-    path = Path(text)
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"--json: {text!r} is a directory")
-    if not directory.is_dir() or not os.access(directory, os.W_OK):
-        raise argparse.ArgumentTypeError(f"--json: cannot write into {str(directory)!r}")
-    return path
-
-
-def write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    problem = file_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return Path(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from gradoracle.explore_higher import evaluate_second
 from gradoracle.explore_report import write_reports
 from gradoracle.explore_tensor import evaluate_tensor
 from oracles.numerics.dtypes import FORMATS, format_named
+from oracles.reports.files import directory_problem
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
 from strategies.points import domain_points, near_conventions, near_points
@@ -216,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = _parse_list(args.dtypes, list(FORMATS), "dtypes", parser)
     modes = _parse_list(args.modes, list(MODES), "modes", parser)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out: {args.out!r} exists and is not a directory")
+    problem = directory_problem(args.out)
+    if problem:
+        parser.error(f"--out: {args.out!r} {problem}")
     slices = plan(ops, dtypes, modes)
     if not slices:
         parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes, "

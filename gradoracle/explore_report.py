@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from gradoracle.explore_eval import BAND_ULPS, CONVENTION_RADIUS, SEVERITY, Sample
+from oracles.reports.files import write_atomically
 from oracles.reports.run_report import versions
 
 SCHEMA = "gradoracle-explore-report/1"
@@ -96,8 +97,8 @@ def write_reports(out: Path, results, settings_used: dict) -> tuple[Path, Path]:
     report = {**meta, "settings": settings_used, "classes": CLASSES, "slices": [r.to_json() for r in results]}
     js = out / "report.json"
     md = out / "report.md"
-    js.write_text(json.dumps(report, indent=1) + "\n")
-    md.write_text(markdown(results, settings_used, meta))
+    write_atomically(js, json.dumps(report, indent=1) + "\n")
+    write_atomically(md, markdown(results, settings_used, meta))
     return md, js
 
 
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path} is not an explorer report (expected schema {SCHEMA!r})", file=sys.stderr)
         return 2
     md = path.with_name("report.md")
-    md.write_text(markdown(results_from_json(report), report["settings"], report))
+    write_atomically(md, markdown(results_from_json(report), report["settings"], report))
     print(f"wrote {md}")
     return 0
 

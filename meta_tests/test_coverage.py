@@ -50,8 +50,10 @@ def test_command_prints_the_count_and_writes_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("", "is not a file path"),
-    ("/nonexistent-dir/c.json", "cannot write into '/nonexistent-dir'"),
+    ("", "'' is empty"),
+    ("/nonexistent-dir/c.json", "'/nonexistent-dir', which is not a directory that exists"),
+    ("/proc/c.json", "cannot write into '/proc'"),
+    ("/tmp", "'/tmp' is a directory"),
 ])
 def test_bad_json_path_is_one_line_naming_it(value, message, capsys):
     with pytest.raises(SystemExit) as info:

@@ -30,12 +30,20 @@ def test_bad_arguments_are_reported_by_name(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_out_must_be_a_directory(tmp_path, capsys):
-    target = tmp_path / "file"
-    target.write_text("")
-    with pytest.raises(SystemExit):
-        explore.main(["--ops", "abs", "--minutes", "0.01", "--out", str(target)])
-    assert "exists and is not a directory" in capsys.readouterr().err
+@pytest.mark.parametrize("out, message", [
+    ("FILE", "exists and is not a directory"),
+    ("", "'' is empty"),
+    ("/proc/explore", "cannot write into '/proc'"),
+])
+def test_out_is_checked_before_the_run(tmp_path, capsys, out, message):
+    """An output directory that cannot be written fails at once, not after the whole budget."""
+    if out == "FILE":
+        out = str(tmp_path / "file")
+        (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as info:
+        explore.main(["--ops", "abs", "--minutes", "10", "--out", out])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err
 
 
 def test_near_mode_needs_conventions(capsys):

@@ -17,11 +17,20 @@ import pytest
 import sympy
 import torch
 
+import conftest
+from oracles.reports import findings
+
 REPO = Path(__file__).resolve().parent.parent
 TARGET = "tests/test_seed_guide.py"
 USAGE_ERROR = pytest.ExitCode.USAGE_ERROR  # 4
 
-BAD_VALUES = [("--dtypes", "float64,float8"), ("--device", "tpu"), ("--examples", "0"), ("--examples", "abc")]
+# (option, value, the text the one-line error must name)
+BAD_VALUES = [("--dtypes", "float64,float8", "'float8'"),
+              ("--dtypes", "float64,float64", "'float64' given more than once"), ("--device", "tpu", "'tpu'"),
+              ("--examples", "0", "'0'"), ("--examples", "abc", "'abc'"),
+              ("--hypothesis-profile", "nope", "unknown profile 'nope'"),
+              ("--report-json", "/proc/x.json", "'/proc/x.json' cannot write into '/proc'"),
+              ("--report-json", "", "'' is empty")]
 HEADER_RUN = ("--dtypes", "float32,float64")
 CUDA_RUN = ("--device", "cuda", "-q")
 _BATCH = {}  # options -> CompletedProcess-like result, once this module's batch has run
@@ -42,7 +51,7 @@ print(json.dumps(results))
 
 
 def _all_runs() -> list[tuple[str, ...]]:
-    runs = [(option, value, "-q") for option, value in BAD_VALUES] + [HEADER_RUN]
+    runs = [(option, value, "-q") for option, value, _ in BAD_VALUES] + [HEADER_RUN]
     return runs + ([] if torch.cuda.is_available() else [CUDA_RUN])
 
 
@@ -58,13 +67,29 @@ def _pytest(*options: str) -> subprocess.CompletedProcess:
     return _BATCH[tuple(options)]
 
 
-@pytest.mark.parametrize("option, value", BAD_VALUES)
-def test_bad_option_value_is_a_usage_error_naming_it(option, value):
+@pytest.mark.parametrize("option, value, named", BAD_VALUES)
+def test_bad_option_value_is_a_usage_error_naming_it(option, value, named):
     result = _pytest(option, value, "-q")
     assert result.returncode == USAGE_ERROR, (result.returncode, result.stdout, result.stderr)
     error = result.stderr
-    bad = "'float8'" if option == "--dtypes" else repr(value)
-    assert f"ERROR: {option}" in error and bad in error, error
+    assert f"ERROR: {option}: " in error and named in error and "Traceback" not in error, error
+    assert len(error.strip().splitlines()) == 1, error
+
+
+def test_a_broken_findings_registry_is_a_usage_error_not_an_internal_error(monkeypatch):
+    def broken():
+        raise findings.RegistryError("findings.toml is not valid TOML: Invalid value (at line 3)")
+
+    monkeypatch.setattr(conftest, "load_findings", broken)
+    with pytest.raises(pytest.UsageError, match=r"^findings.toml: findings.toml is not valid TOML"):
+        conftest._CheckedFirst().pytest_configure(_NoOptions())
+
+
+class _NoOptions:
+    """A pytest config as far as the early checks read it: no option given."""
+
+    def getoption(self, name, default=None):
+        return default
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid here")

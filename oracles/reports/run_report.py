@@ -14,18 +14,18 @@ import sympy
 import torch
 
 from oracles.core.verdict import VerdictCounts
+from oracles.reports.files import file_problem, write_atomically
 from oracles.reports.findings import load, registered_nodes
 
 SCHEMA = "gradoracle-run-report/1"
 
 
 def validate_path(text: str) -> Path:
-    path = Path(text)
-    if path.is_dir():
-        raise pytest.UsageError(f"--report-json: {text!r} is a directory; give a file path")
-    if not path.parent.exists():
-        raise pytest.UsageError(f"--report-json: the directory of {text!r} does not exist")
-    return path
+    """The report's path, checked writable before the run starts."""
+    problem = file_problem(text)
+    if problem:
+        raise pytest.UsageError(f"--report-json: {text!r} {problem}")
+    return Path(text)
 
 
 def tallies_to_json(tallies: dict) -> list[dict]:
@@ -73,4 +73,4 @@ def write(path: Path, tallies: dict, config) -> None:
         "test_outcomes": dict(sorted(getattr(config, "gradoracle_test_outcomes", {}).items())),
         "findings": finding_outcomes(getattr(config, "gradoracle_test_outcomes", {})),
     }
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    write_atomically(path, json.dumps(report, indent=1) + "\n")
