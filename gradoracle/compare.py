@@ -2,7 +2,8 @@
 
     python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2]
 
-Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, else 0.
+Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, 2 when a report
+cannot be read (named in one line), else 0.
 A registered finding whose strict xfail passes in the new run (torch changed there) is listed on its own.
 """
 
@@ -37,7 +38,39 @@ def load(path: str) -> dict:
         raise ReportError(f"{path!r} is not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReportError(f"{path!r} is not a gradoracle run report (expected schema {SCHEMA!r})")
+    problem = body_problem(data)
+    if problem:
+        raise ReportError(f"{path!r} is a damaged run report: {problem}")
+    data["file"] = path
     return data
+
+
+_NUMBERS = ("examples", "verified", "wrong", "unverified", "worst_error_ulps")
+
+
+def body_problem(data: dict) -> str | None:
+    """What in a report's body compare cannot read, or None: everything it reads is checked up front,
+    so a damaged file is a one-line error (exit 2), never a traceback or a false "regressed" (exit 1)."""
+    if not isinstance(data.get("versions"), dict) or not isinstance(data["versions"].get("torch"), str):
+        return "no versions.torch"
+    if not isinstance(data.get("profile"), str) or not isinstance(data.get("max_examples"), int):
+        return "no profile or max_examples"
+    checks = data.get("checks")
+    if not isinstance(checks, list):
+        return "checks is not a list"
+    for n, check in enumerate(checks):
+        if not isinstance(check, dict):
+            return f"checks[{n}] is not an object"
+        missing = [k for k in ("check", "op", "dtype") if not isinstance(check.get(k), str)]
+        missing += [k for k in _NUMBERS if not isinstance(check.get(k), int | float) or isinstance(check.get(k), bool)]
+        if not isinstance(check.get("failures"), list):
+            missing.append("failures")
+        if missing:
+            return f"checks[{n}] lacks or mistypes {', '.join(missing)}"
+    for key in ("test_outcomes", "findings"):
+        if not isinstance(data.get(key, {}), dict):
+            return f"{key} is not an object"
+    return None
 
 
 def _rows(old: dict, new: dict) -> list[Row]:
@@ -97,15 +130,28 @@ def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
 def _totals(report: dict) -> str:
     checks = report["checks"]
     total = {k: sum(c[k] for c in checks) for k in ("examples", "verified", "wrong", "unverified")}
-    return (f"torch {report['versions']['torch']}: {len(checks)} checks, {total['examples']} examples, "
+    return (f"{report['file']} (torch {report['versions']['torch']}): {len(checks)} checks, "
+            f"{total['examples']} examples, "
             f"{total['verified']} verified, {total['wrong']} wrong, {total['unverified']} unverified "
             f"(profile {report['profile']}, max_examples {report['max_examples']})")
+
+
+def sampling_warning(old: dict, new: dict) -> str | None:
+    """Runs drawn under different profiles or example counts see different inputs: their worst errors
+    differ by sampling alone, so accuracy shifts between them say little."""
+    if (old["profile"], old["max_examples"]) == (new["profile"], new["max_examples"]):
+        return None
+    return (f"warning: the runs sampled differently (profile {old['profile']}, max_examples {old['max_examples']} "
+            f"vs profile {new['profile']}, max_examples {new['max_examples']}): accuracy shifts may be sampling noise")
 
 
 def render(old: dict, new: dict, sections: dict[str, list[str]], markdown: bool) -> str:
     head = f"torch {old['versions']['torch']} -> {new['versions']['torch']}"
     lines = [f"## gradoracle: {head}" if markdown else f"gradoracle comparison: {head}"]
     lines += [f"- {_totals(r)}" if markdown else f"  {_totals(r)}" for r in (old, new)]
+    warning = sampling_warning(old, new)
+    if warning:
+        lines.append(f"- {warning}" if markdown else f"  {warning}")
     for title, items in sections.items():
         lines.append(f"\n### {title} ({len(items)})" if markdown else f"\n{title.upper()} ({len(items)})")
         bullet = "- " if markdown else "  "

@@ -78,3 +78,31 @@ def test_cli_names_bad_inputs(tmp_path, capsys):
         assert status == 2
         assert message in err
         assert "Traceback" not in err
+
+
+def test_a_damaged_body_is_named_with_exit_2_not_a_regression(tmp_path, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_report("2.13.0", 0, 1.0)))
+    for damage, message in [(lambda r: r["checks"][0].pop("wrong"), "checks[0] lacks or mistypes wrong"),
+                            (lambda r: r.update(checks={"a": 1}), "checks is not a list"),
+                            (lambda r: r.update(versions={}), "no versions.torch"),
+                            (lambda r: r["checks"][0].update(failures=None), "lacks or mistypes failures")]:
+        report = _report("2.14.1", 1, 1.0)
+        damage(report)
+        broken = tmp_path / "broken.json"
+        broken.write_text(json.dumps(report))
+        status, err = _main(str(good), str(broken), capsys=capsys)
+        assert status == 2 and "broken.json' is a damaged run report" in err and message in err, err
+        assert "Traceback" not in err
+
+
+def test_runs_sampled_differently_are_warned_and_sides_named_by_file(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_report("2.13.0", 0, 1.0)))
+    thorough = _report("2.13.0", 0, 8.0)
+    thorough.update(profile="thorough", max_examples=1000)
+    new.write_text(json.dumps(thorough))
+    assert compare.main([str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the runs sampled differently (profile ci, max_examples 40 vs profile thorough" in out
+    assert f"{old} (torch 2.13.0)" in out and f"{new} (torch 2.13.0)" in out
