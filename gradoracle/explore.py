@@ -74,7 +74,10 @@ class SliceResult:
 
     @property
     def classification(self) -> str:
-        """The most severe class seen."""
+        """The most severe class seen; "no examples" when the budget ran out before the first one: nothing
+        was shown, which is never "ok"."""
+        if not self.examples:
+            return "no examples"
         return next((c for c in SEVERITY if self.counts[c]), "ok")
 
     def to_json(self) -> dict:
@@ -155,18 +158,31 @@ def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: i
     return result
 
 
-def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> list[tuple[str, str, str]]:
-    """Every op x dtype x mode that can run (near needs a convention point pinned for the dtype)."""
-    slices = []
+def skip_reason(op: str, dtype: str, mode: str) -> str | None:
+    """Why an op x dtype x mode slice cannot run, or None."""
+    if mode == "near" and op in TENSOR_OPS:
+        return "tensor ops have no convention points to start near"
+    if mode == "near" and not near_conventions(OPS[op], dtype):
+        return f"no convention point pinned for {dtype}"
+    if mode == "second" and op in TENSOR_OPS:
+        return "the second mode judges elementwise ops only"
+    if mode == "second" and not OPS[op].second_order:
+        return "no double backward to judge (a step function)"
+    return None
+
+
+def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Every op x dtype x mode that can run, and a line for each one that cannot, saying why."""
+    slices, skipped = [], []
     for dtype in dtypes:
         for op in ops:
             for mode in modes:
-                if mode == "near" and (op in TENSOR_OPS or not near_conventions(OPS[op], dtype)):
-                    continue
-                if mode == "second" and (op in TENSOR_OPS or not OPS[op].second_order):
-                    continue
-                slices.append((op, dtype, mode))
-    return slices
+                reason = skip_reason(op, dtype, mode)
+                if reason is None:
+                    slices.append((op, dtype, mode))
+                else:
+                    skipped.append(f"{op} {dtype} {mode}: {reason}")
+    return slices, skipped
 
 
 def progress_line(i: int, n: int, r: SliceResult) -> str:
@@ -183,8 +199,10 @@ def progress_line(i: int, n: int, r: SliceResult) -> str:
 # ------------------------------------------------------------------ command line
 def _parse_list(text: str, known, what: str, parser) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    if text.strip() == "all":
+    if names == ["all"]:
         return list(known)
+    if "all" in names:
+        parser.error(f"--{what}: 'all' stands alone (got {text!r})")
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         parser.error(f"--{what}: unknown {what[:-1]} {', '.join(map(repr, unknown)) or repr(text)}; "
@@ -220,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     problem = directory_problem(args.out)
     if problem:
         parser.error(f"--out: {args.out!r} {problem}")
-    slices = plan(ops, dtypes, modes)
+    slices, skipped = plan(ops, dtypes, modes)
+    for line in skipped:
+        print(f"skipped {line}", flush=True)
     if not slices:
         parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes, "
                      "the second mode ops with a modelled second derivative, tensor ops the domain mode")

@@ -26,6 +26,8 @@ from oracles.numerics.floats import error_in_ulps
 BAND_ULPS = 16  # beyond this many ulps of the exact gradient, torch is "inaccurate"
 CONVENTION_RADIUS = 8  # ulps from a pinned point that the convention tests cover
 SEVERITY = ("oracle", "wrong", "inaccurate", "convention", "range", "ok")
+# A slice is classified by its most severe sample, or "no examples" when it had none: never "ok".
+SLICE_CLASSES = (*SEVERITY[:-1], "no examples", "ok")
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from gradoracle.explore_eval import BAND_ULPS, CONVENTION_RADIUS, SEVERITY, Sample
+from gradoracle.explore_eval import BAND_ULPS, CONVENTION_RADIUS, SEVERITY, SLICE_CLASSES, Sample
 from oracles.reports.files import write_atomically
 from oracles.reports.run_report import versions
 
@@ -28,6 +28,7 @@ CLASSES = {
                   f"(tests/test_conventions.py pins it)",
     "range": "an inaccurate gradient where the op's own exact value overflows the dtype (not a finding)",
     "ok": f"within {BAND_ULPS} ulps of the exact gradient and inside the model",
+    "no examples": "the slice's time ran out before its first example: nothing was shown",
 }
 
 
@@ -65,12 +66,12 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
     lines = ["# gradoracle explorer report", "", versions_line, "", command,
              "", "Classes:", ""]
     lines += [f"- **{name}**: {text}" for name, text in CLASSES.items()]
-    totals = {c: sum(1 for r in results if r.classification == c) for c in SEVERITY}
+    totals = {c: sum(1 for r in results if r.classification == c) for c in SLICE_CLASSES}
     lines += ["", "Slices by their most severe class: " + ", ".join(f"{n} {c}" for c, n in totals.items()), "",
               "## Worst case per op x dtype x mode", "",
               "| op | dtype | mode | examples | class | worst (ulp) | worst / bound | point | torch | exact |",
               "|---|---|---|---:|---|---:|---:|---|---|---|"]
-    for r in sorted(results, key=lambda r: (SEVERITY.index(r.classification), r.op, r.dtype, r.mode)):
+    for r in sorted(results, key=lambda r: (SLICE_CLASSES.index(r.classification), r.op, r.dtype, r.mode)):
         worst = r.worst_by_ulps
         bound = r.worst_by_bound.worst_over_bound if r.worst_by_bound else None
         torch_values, exact_values = _elements(worst) if worst else ("-", "-")
@@ -78,7 +79,7 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
                      f"{_num(worst.worst_ulps if worst else None)} | {_num(bound)} | "
                      f"{_point(worst) if worst else '-'} | {torch_values} | {exact_values} |")
     lines += ["", "## Cases that are not ok", ""]
-    for r in sorted(results, key=lambda r: (SEVERITY.index(r.classification), r.op, r.dtype, r.mode)):
+    for r in sorted(results, key=lambda r: (SLICE_CLASSES.index(r.classification), r.op, r.dtype, r.mode)):
         for cls in SEVERITY[:-1]:
             sample = r.first_by_class.get(cls)
             if sample is None:

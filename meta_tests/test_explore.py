@@ -22,6 +22,7 @@ from oracles.tensor.program import Input, Tensor, TensorCase
     (["--minutes", "-1"], "minutes must be positive"),
     (["--minutes", "soon"], "expected a number of minutes, got 'soon'"),
     (["--minutes", "nan"], "minutes must be positive"),
+    (["--ops", "all,sin"], "--ops: 'all' stands alone"),
 ])
 def test_bad_arguments_are_reported_by_name(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
@@ -113,3 +114,15 @@ def test_tensor_and_second_samples_are_classified():
     # tanh'' = -2 tanh (1 - tanh²) at 20: torch's 1 - y*y is 0 where the exact value is ~ -1.7e-17
     saturated = evaluate_second("tanh", "float64", (20.0,))
     assert saturated.classification == "inaccurate" and "import torch" in saturated.reproducer
+
+
+def test_skipped_slices_are_named_and_an_empty_slice_is_not_ok(tmp_path, capsys):
+    """--modes second with a tensor op says it skips it; a budget too short for one example is reported
+    as "no examples", never "ok"."""
+    assert explore.main(["--ops", "softmax,tanh", "--dtypes", "float64", "--modes", "second", "--minutes", "1e-9",
+                         "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped softmax float64 second: the second mode judges elementwise ops only" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    [tanh] = report["slices"]
+    assert (tanh["examples"], tanh["classification"]) == (0, "no examples")
