@@ -153,6 +153,7 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.acos: arb.acos,
     sympy.asinh: arb.asinh,
     sympy.erf: arb.erf,
+    sympy.erfc: arb.erfc,
     sympy.Abs: abs,
     sympy.sign: lambda v: arb(_certain_sign(v)),
     sympy.Heaviside: _heaviside,

@@ -1,1 +1,3 @@
 """The op tables: everything the suite knows about each op, one entry per op."""
+
+from oracles.table import math_functions  # noqa: F401 - registers its entries in OPS
