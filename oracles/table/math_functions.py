@@ -15,7 +15,17 @@ import sympy
 import torch
 from flint import arb
 
-from oracles.table.ops import R, Spelling, add_op, add_unary, ref, unary_spellings
+from oracles.table.ops import (
+    ERF_HALF_ABSOLUTE_ERROR,
+    ERF_ULPS,
+    ONE,
+    R,
+    Spelling,
+    add_op,
+    add_unary,
+    ref,
+    unary_spellings,
+)
 
 mp = mpmath.mp
 
@@ -56,3 +66,29 @@ def _erfc_grads(F, args, y):
 add_unary("erfc", sympy.erfc, arb.erfc, _erfc_grads, R, ulps=ERFC_ULPS,
     spellings=unary_spellings("erfc", Spelling("torch.special.erfc({0})", torch.special.erfc)),
     references=(ref((0.5,), lambda a: (-2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
+
+
+# special.ndtr is composite (torch/_refs/special ndtr): (1 + erf(self * M_SQRT1_2)) * 0.5, each step a
+# kernel of the dtype; autograd differentiates the steps: 0.5, then erf's 2.0 / sqrt(M_PI) * exp(-t^2),
+# then M_SQRT1_2. erf as the op table models it (bfloat16/float16's absolute error included).
+def _ndtr_argument(F, a):
+    return F.mul(a, _constant(F, 1 / arb(2).sqrt()))
+
+
+def _ndtr_forward(F, a):
+    erf = F.round(_ndtr_argument(F, a).erf(), 2 * ERF_ULPS)
+    if F.format.name in ("bfloat16", "float16"):
+        erf = F.in_range(erf + arb(0, ERF_HALF_ABSOLUTE_ERROR))
+    return F.mul(F.add(ONE, erf), arb(0.5))
+
+
+def _ndtr_grads(F, args, y):
+    t = _ndtr_argument(F, args[0])
+    erf_prime = F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(t, t)).exp(), 2))
+    return (F.mul(F.mul(arb(0.5), erf_prime), _constant(F, 1 / arb(2).sqrt())),)
+
+
+add_op("special.ndtr", [Spelling("torch.special.ndtr({0})", torch.special.ndtr)],
+    lambda a: (1 + sympy.erf(a / sympy.sqrt(2))) / 2, _ndtr_forward, _ndtr_grads, (R,), ulps=ERF_ULPS,
+    findings=("erf-bfloat16-near-zero",),
+    references=(ref((0.75,), lambda a: (mp.npdf(a),)),))
