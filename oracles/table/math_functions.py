@@ -92,3 +92,31 @@ add_op("special.ndtr", [Spelling("torch.special.ndtr({0})", torch.special.ndtr)]
     lambda a: (1 + sympy.erf(a / sympy.sqrt(2))) / 2, _ndtr_forward, _ndtr_grads, (R,), ulps=ERF_ULPS,
     findings=("erf-bfloat16-near-zero",),
     references=(ref((0.75,), lambda a: (mp.npdf(a),)),))
+
+
+# ---------------------------------------------------------------- base-2 log-sum-exp
+# torch (BinaryOpsKernel logaddexp2): m = max(a, b); m + log1p(exp2(-|a - b|)) * inv_log_2 (bfloat16 and
+# float16 in float32, rounded once). As logaddexp's, the final sum can cancel, so the kernel is accurate
+# relative to |m| + the tail.
+def _logaddexp2_forward(F, a, b):
+    m = a.max(b)
+    tail = F.round(F.round(arb(2) ** (-abs(F.sub(a, b))), 2).log1p(), 2)
+    return F.add(m, F.mul(tail, _constant(F, 1 / arb(2).log())))
+
+
+def _exp2(value):
+    """2 ** value, exactly (a ball or, in the second-order model, a jet)."""
+    return (value * arb(2).log()).exp()
+
+
+# logaddexp2: grad / (1 + pow(2, other - self)), grad / (1 + pow(2, self - other))
+def _logaddexp2_grads(F, args, y):
+    a, b = args
+    return (F.div(ONE, F.add(ONE, F.round(_exp2(F.sub(b, a)), 2))),
+            F.div(ONE, F.add(ONE, F.round(_exp2(F.sub(a, b)), 2))))
+
+
+add_op("logaddexp2", [Spelling("torch.logaddexp2({0}, {1})", torch.logaddexp2, const_second=False),
+                   Spelling("{0}.logaddexp2({1})", lambda a, b: a.logaddexp2(b), const_second=False)],
+    lambda a, b: sympy.log(2**a + 2**b) / sympy.log(2), _logaddexp2_forward, _logaddexp2_grads, (R, R), ulps=2,
+    references=(ref((0.75, -1.25), lambda a, b: (2**a / (2**a + 2**b), 2**b / (2**a + 2**b))),))
