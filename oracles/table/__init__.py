@@ -1,3 +1,6 @@
 """The op tables: everything the suite knows about each op, one entry per op."""
 
-from oracles.table import math_functions  # noqa: F401 - registers its entries in OPS
+from oracles.table import (
+    activations,  # noqa: F401 - registers its entries in OPS
+    math_functions,  # noqa: F401 - registers its entries in OPS
+)

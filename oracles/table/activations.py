@@ -1,0 +1,185 @@
+"""Activation functions (torch.nn.functional) as entries of the elementwise op table.
+
+Each entry is built with the builders of oracles.table.ops and registers itself into `OPS` when this module
+is imported (oracles/table/__init__.py imports it). Forwards and local derivatives follow torch's CPU
+kernels (aten/src/ATen/native/cpu/Activation.cpp) and derivatives.yaml; bfloat16 and float16 run those
+kernels in float32 and round once at the end, which the per-operation rounding of the dtype encloses.
+Conventions are in oracles.table.activation_conventions.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import sympy
+import torch
+import torch.nn.functional as torch_nn_functional
+from flint import arb
+
+from oracles.table import activation_conventions as pins
+from oracles.table.domains import kink
+from oracles.table.ops import (
+    NZ,
+    ONE,
+    PARAMETERS,
+    R,
+    Spelling,
+    add_op,
+    nn_spelling,
+    ref,
+)
+
+mp = mpmath.mp
+# Sleef's vectorised exp, log1p and tanh (the `_u10` variants torch's Vectorized uses): 1 ulp each.
+KERNEL_ULPS = 1
+K = 2 * KERNEL_ULPS
+
+
+def _exp(F, a):
+    return F.round(a.exp(), K)
+
+
+def _sigmoid(F, a):
+    """1 / (1 + exp(-x)), as silu's and mish's kernels compute it."""
+    return F.div(ONE, F.add(ONE, _exp(F, -a)))
+
+
+# ---------------------------------------------------------------- silu: x / (1 + exp(-x))
+def _silu_grads(F, args, y):
+    # silu_backward: sigmoid = 1 / (1 + exp(-x)); dy * sigmoid * (1 + x * (1 - sigmoid))
+    x = args[0]
+    s = _sigmoid(F, x)
+    return (F.mul(s, F.add(ONE, F.mul(x, F.sub(ONE, s)))),)
+
+
+add_op("silu", [nn_spelling("silu")], lambda a: a / (1 + sympy.exp(-a)),
+    lambda F, a: F.div(a, F.add(ONE, _exp(F, -a))), _silu_grads, (R,), ulps=KERNEL_ULPS,
+    opinfo=("nn.functional.silu",), conventions=pins.SILU,
+    references=(ref((0.75,), lambda a: (1 / (1 + mp.exp(-a)) * (1 + a * (1 - 1 / (1 + mp.exp(-a)))),)),
+                ref((-2.5,), lambda a: ((1 + mp.exp(-a) + a * mp.exp(-a)) / (1 + mp.exp(-a)) ** 2,))))
+
+
+# ---------------------------------------------------------------- mish: x * tanh(log1p(exp(x)))
+def _tanh_softplus(F, a):
+    return F.round(F.round(_exp(F, a).log1p(), K).tanh(), K)
+
+
+def _mish_grads(F, args, y):
+    # mish_backward: sigmoid = 1 / (1 + exp(-x)); tanh_softplus = tanh(log1p(exp(x)));
+    # dy * (tanh_softplus + x * sigmoid * (1 - tanh_softplus * tanh_softplus))
+    x = args[0]
+    t = _tanh_softplus(F, x)
+    return (F.add(t, F.mul(F.mul(x, _sigmoid(F, x)), F.sub(ONE, F.mul(t, t)))),)
+
+
+add_op("mish", [nn_spelling("mish")], lambda a: a * sympy.tanh(sympy.log(1 + sympy.exp(a))),
+    lambda F, a: F.mul(a, _tanh_softplus(F, a)), _mish_grads, (R,), ulps=KERNEL_ULPS,
+    opinfo=("nn.functional.mish",), conventions=pins.MISH,
+    # d/dx x tanh(sp(x)) = tanh(sp(x)) + x sech(sp(x))^2 sigmoid(x), sp(x) = log(1 + e^x)
+    references=(ref((0.75,), lambda a: (mp.tanh(mp.log(1 + mp.exp(a)))
+                                        + a / mp.cosh(mp.log(1 + mp.exp(a))) ** 2 / (1 + mp.exp(-a)),)),))
+
+
+# ---------------------------------------------------------------- logsigmoid: min(x, 0) - log1p(exp(-|x|))
+def _logsigmoid_forward(F, a):
+    z = _exp(F, -abs(a))
+    return F.sub(a.min(arb(0)), F.round(z.log1p(), K))
+
+
+def _logsigmoid_branch(F, x, negative: bool):
+    # log_sigmoid_backward (CPU): z = exp(-|x|), the forward's buffer; x < 0 ? 1 - z / (1 + z) : z / (1 + z)
+    z = _exp(F, x if negative else -x)
+    ratio = F.div(z, F.add(ONE, z))
+    return F.sub(ONE, ratio) if negative else ratio
+
+
+def _logsigmoid_grads(F, args, y):
+    x = args[0]
+    if x < 0:
+        return (_logsigmoid_branch(F, x, True),)
+    if x >= 0:
+        return (_logsigmoid_branch(F, x, False),)
+    # the ball straddles 0, where the function is smooth: torch takes either branch, both near 1/2
+    return (_logsigmoid_branch(F, x, True).union(_logsigmoid_branch(F, x, False)),)
+
+
+add_op("logsigmoid", [nn_spelling("logsigmoid")], lambda a: -sympy.log(1 + sympy.exp(-a)),
+    _logsigmoid_forward, _logsigmoid_grads, (R,), ulps=KERNEL_ULPS,
+    opinfo=("nn.functional.logsigmoid",), conventions=pins.LOGSIGMOID,
+    references=(ref((0.75,), lambda a: (1 / (1 + mp.exp(a)),)), ref((-1.5,), lambda a: (1 / (1 + mp.exp(a)),))))
+
+
+# ---------------------------------------------------------------- tanhshrink: x - tanh(x) (a Python composite)
+def _tanhshrink_grads(F, args, y):
+    # autograd through `input - input.tanh()`: grad from sub, plus -grad * (1 - t * t) from tanh_backward(grad, t).
+    # t, torch's tanh(x), is x - y exactly (the ball of y encloses the rounding of x - t). Written so, on jets t's
+    # derivative is torch's own 1 - t * t (the first-order local below, rounded), as torch differentiates
+    # tanh_backward through its output t: the cancellation of 1 - t * t reaches the second derivative.
+    t = args[0] - y
+    return (F.add(ONE, -F.sub(ONE, F.mul(t, t))),)
+
+
+add_op("tanhshrink", [nn_spelling("tanhshrink")], lambda a: a - sympy.tanh(a),
+    lambda F, a: F.sub(a, F.round(a.tanh(), K)), _tanhshrink_grads, (R,), ulps=KERNEL_ULPS,
+    opinfo=("nn.functional.tanhshrink",), conventions=pins.TANHSHRINK,
+    references=(ref((0.75,), lambda a: (mp.tanh(a) ** 2,)),))
+
+
+# ---------------------------------------------------------------- celu: elu with input_scale 1/alpha
+def _celu_forward(F, a, alpha):
+    if F.sign(a) > 0:
+        return a
+    # elu kernel, negcoef = alpha, negiptcoef = 1/alpha: (exp(x * negiptcoef) - 1) * negcoef
+    return F.mul(F.sub(_exp(F, F.mul(a, F.div(ONE, alpha))), ONE), alpha)
+
+
+def _celu_grads(F, args, y):
+    # elu_backward(grad, alpha, 1, 1/alpha, is_result=false, self): x <= 0 ?
+    # grad * negiptcoef * negcoef * exp(x * negiptcoef) : grad
+    a, alpha = args
+    if F.sign(a) > 0:
+        return (ONE, arb(0))
+    inverse = F.div(ONE, alpha)
+    return (F.mul(F.mul(inverse, alpha), _exp(F, F.mul(a, inverse))), arb(0))
+
+
+add_op("celu", [Spelling("torch.nn.functional.celu({0}, {1})", torch_nn_functional.celu)],
+    lambda a, alpha: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a / alpha) - 1), True)),
+    _celu_forward, _celu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)),
+    ulps=KERNEL_ULPS, opinfo=("nn.functional.celu",), conventions=pins.CELU,
+    references=(ref((-0.5, 2.0), lambda a, alpha: (mp.exp(a / alpha),)), ref((0.75, 0.5), lambda a, alpha: (1,))))
+
+
+# ---------------------------------------------------------------- selu: elu(x, SELU_ALPHA, SELU_SCALE)
+# at::selu's constants (aten/src/ATen/native/Activation.cpp), double literals; SymPy gets their exact values.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu_negcoef(F):
+    # elu's kernels: negcoef = alpha.to<scalar_t>() * scale.to<scalar_t>() (float for bfloat16/float16)
+    return F.mul(F.const(SELU_ALPHA), F.const(SELU_SCALE))
+
+
+def _selu_forward(F, a):
+    # elu kernel: x <= 0 ? (exp(x * negiptcoef) - 1) * negcoef : x * poscoef, negiptcoef = 1
+    if F.sign(a) > 0:
+        return F.mul(a, F.const(SELU_SCALE))
+    return F.mul(F.sub(_exp(F, a), ONE), _selu_negcoef(F))
+
+
+def _selu_grads(F, args, y):
+    # elu_backward(grad, alpha, scale, 1, is_result=false, self): x <= 0 ? grad * 1 * negcoef * exp(x) : grad * poscoef
+    a = args[0]
+    if F.sign(a) > 0:
+        return (F.const(SELU_SCALE),)
+    return (F.mul(_selu_negcoef(F), _exp(F, a)),)
+
+
+add_op("selu", [nn_spelling("selu"), Spelling("torch.selu({0})", torch.selu)],
+    lambda a: sympy.Rational(SELU_SCALE) * sympy.Piecewise(
+        (a, a > 0), (sympy.Rational(SELU_ALPHA) * (sympy.exp(a) - 1), True)),
+    _selu_forward, _selu_grads, (NZ,), ulps=KERNEL_ULPS, opinfo=("nn.functional.selu",),
+    specials=(kink("x = 0: slope scale * alpha = 1.758 below, scale = 1.051 above (concave)", 0.0),),
+    conventions=pins.SELU, findings=("concave-kink-left-slope",),
+    references=(ref((-0.5,), lambda a: (mp.mpf(SELU_SCALE) * mp.mpf(SELU_ALPHA) * mp.exp(a),)),
+                ref((0.75,), lambda a: (mp.mpf(SELU_SCALE),))))
