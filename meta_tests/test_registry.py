@@ -14,7 +14,7 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
 from oracles.table.ops import OPS
 from tests import test_forward_ad, test_higher_order
-from tests.test_known_findings import ERF_POINTS
+from tests.test_known_findings import ERF_POINTS, SUBNORMAL_SIZES
 
 REGISTRY = findings.load()
 CONVENTION_TESTS = "tests/test_conventions.py::"
@@ -46,6 +46,8 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_findings.py::test_region[{f.id}-{d}]" for f in REGISTRY if f.region for d in f.dtypes}
     possible |= {f"tests/test_known_findings.py::test_erf_keeps_relative_accuracy_near_zero[{name}-{d}]"
                  for name in ERF_POINTS for d in FORMATS}
+    possible |= {f"tests/test_known_findings.py::test_bfloat16_subnormal_results_are_kept[gelu-{n}-bfloat16]"
+                 for n in SUBNORMAL_SIZES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

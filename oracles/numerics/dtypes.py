@@ -14,6 +14,19 @@ class FloatFormat:
     mantissa_bits: int  # including the implicit bit
     min_subnormal: float
     max_finite: float
+    # torch's vectorized bfloat16 kernels on the CPU may flush a subnormal result to 0 (gelu of a subnormal
+    # is 0 in a tensor of two or more elements and exact in a tensor of one: finding bfloat16-subnormal-flush)
+    flushes_subnormals: bool = False
+
+    @property
+    def smallest_normal(self) -> float:
+        return self.min_subnormal * 2.0 ** (self.mantissa_bits - 1)
+
+    @property
+    def absolute_error(self) -> float:
+        """The largest error of one operation whose result is near 0: half the subnormal spacing at most,
+        bounded by it here; where subnormals may be flushed, the whole subnormal range."""
+        return self.smallest_normal if self.flushes_subnormals else self.min_subnormal
 
     @property
     def unit_roundoff(self) -> float:
@@ -25,7 +38,7 @@ class FloatFormat:
         return torch.tensor(value, dtype=torch.float64).to(self.torch_dtype).item()
 
 
-def _format(name: str, dtype: torch.dtype) -> FloatFormat:
+def _format(name: str, dtype: torch.dtype, flushes_subnormals: bool = False) -> FloatFormat:
     info = torch.finfo(dtype)
     return FloatFormat(
         name=name,
@@ -33,6 +46,7 @@ def _format(name: str, dtype: torch.dtype) -> FloatFormat:
         mantissa_bits=-int(round(torch.log2(torch.tensor(info.eps, dtype=torch.float64)).item())) + 1,
         min_subnormal=float(info.smallest_normal) * float(info.eps),
         max_finite=float(info.max),
+        flushes_subnormals=flushes_subnormals,
     )
 
 
@@ -41,7 +55,7 @@ FORMATS: dict[str, FloatFormat] = {
     for f in (
         _format("float64", torch.float64),
         _format("float32", torch.float32),
-        _format("bfloat16", torch.bfloat16),
+        _format("bfloat16", torch.bfloat16, flushes_subnormals=True),
         _format("float16", torch.float16),
     )
 }

@@ -45,8 +45,7 @@ def ulp_step(value: float, k: int, fmt: FloatFormat) -> float:
 
 def ulp_of(value: float, fmt: FloatFormat) -> float:
     """Spacing of `fmt` at `value` (the subnormal spacing below the normal range)."""
-    smallest_normal = fmt.min_subnormal * 2.0 ** (fmt.mantissa_bits - 1)
-    if not math.isfinite(value) or abs(value) < smallest_normal:
+    if not math.isfinite(value) or abs(value) < fmt.smallest_normal:
         return fmt.min_subnormal
     return 2.0 ** (math.frexp(abs(value))[1] - fmt.mantissa_bits)
 

@@ -46,7 +46,7 @@ class RoundingModel:
     def __init__(self, fmt: FloatFormat):
         self.format = fmt
         self.u = arb(fmt.unit_roundoff)
-        self.eta = arb(fmt.min_subnormal)
+        self.eta = arb(fmt.absolute_error)
         self.limit = arb(fmt.max_finite)
 
     def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:

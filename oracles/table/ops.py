@@ -766,7 +766,7 @@ def _gelu_grads(F, args, y):
 
 add_op("gelu", [nn_spelling("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
     lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
-    conventions=pins.GELU, findings=("gelu-cdf-cancellation",),
+    conventions=pins.GELU, findings=("gelu-cdf-cancellation", "bfloat16-subnormal-flush"),
                            references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
 
 # ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
