@@ -1,0 +1,37 @@
+"""The verdict tally: a replayed example counts once, and the unverified guard weighs each program once."""
+
+from __future__ import annotations
+
+from oracles.core.case import GradCase
+from oracles.core.expr import Apply, Var
+from oracles.core.verdict import ElementVerdict, Verdict, VerdictCounts
+
+
+def _case(op: str, value: float) -> GradCase:
+    return GradCase(Apply(op, (Var(0),), 0), ((),), ((value,),), "float64")
+
+
+def _verdict(kind: Verdict, torch_value: float = 1.0) -> ElementVerdict:
+    return ElementVerdict(0, (), kind, torch_value, 1.0, 0.5, "bound wider than the value" if
+                          kind is Verdict.UNVERIFIED else "")
+
+
+def test_an_example_judging_the_same_as_an_earlier_one_is_a_repeat():
+    counts = VerdictCounts()
+    case = _case("sin", 1.0)
+    for _ in range(3):
+        counts.add([_verdict(Verdict.VERIFIED)], case)
+    counts.add([_verdict(Verdict.VERIFIED, torch_value=1.5)], case)  # another torch value: judged anew
+    assert (counts.examples, counts.repeats, counts.counts[Verdict.VERIFIED]) == (4, 2, 2)
+    assert "4 examples (2 repeats); 2 verified" in counts.summary()
+    assert VerdictCounts.from_json(counts.to_json()).repeats == 2
+
+
+def test_a_replayed_program_weighs_once_in_the_unverified_guard():
+    counts = VerdictCounts()
+    for value in (1.0, 1.5, 2.0, 2.5, 3.0):  # one program in a saturated region, drawn five times
+        counts.add([_verdict(Verdict.UNVERIFIED, value)], _case("tanh", value))
+    counts.add([_verdict(Verdict.VERIFIED)], _case("sin", 1.0))
+    counts.add([_verdict(Verdict.VERIFIED)], _case("exp", 1.0))
+    assert counts.unverified_fraction == 5 / 7
+    assert counts.program_unverified_fraction == 1 / 3
