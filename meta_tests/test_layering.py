@@ -6,6 +6,7 @@ why, and the import graph of all three packages has no cycle."""
 from __future__ import annotations
 
 import ast
+import importlib
 from functools import cache
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def layer(module: str) -> int | None:
     if parts[0] != "oracles" or len(parts) < 2 or parts[1] not in LAYERS:
         return None
     return LAYERS.index(parts[1])
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_every_module_imports(module):
+    importlib.import_module(module)
 
 
 def test_every_oracles_module_is_in_a_layer():
