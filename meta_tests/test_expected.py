@@ -1,19 +1,23 @@
 """The two steps every oracle shares (oracles.core.expected): a kink, pole or overflow in either pass is a
-status with its reason, and an exact value outside the model's enclosure is our bug, raised by name, in
-every pipeline that uses them."""
+status with its reason (the exact value kept where it exists), an exact value outside the model's enclosure
+is our bug, raised by name, in every pipeline that uses them; and torch's NaN or inf where the exact value
+is finite is never hidden behind a status."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from flint import arb
 
 from oracles.core.case import GradCase
-from oracles.core.expected import OracleInconsistency, Status, model_then_exact, reconcile
+from oracles.core.expected import ExpectedElement, OracleInconsistency, Status, model_then_exact, reconcile
 from oracles.core.expr import Apply, Var
 from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.verdict import INTERMEDIATE_OVERFLOW, Verdict, judge_element
 from oracles.higher.higher_order import expected_nested
+from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import Overflow, Singular
 from oracles.table import ops
 
@@ -27,8 +31,11 @@ def _raise(exc):
 
 def test_failures_of_either_pass_become_statuses():
     assert model_then_exact(lambda: 1, lambda: 2) == (1, 2, None)
-    assert model_then_exact(_raise(Singular("at a kink")), lambda: 2) == (None, None, (Status.SINGULAR, "at a kink"))
-    assert model_then_exact(_raise(Overflow("x² overflows")), lambda: 2)[2] == (Status.OVERFLOW, "x² overflows")
+    # a model failure still computes the exact value, where it exists: torch's NaN or inf there is judged
+    assert model_then_exact(_raise(Singular("at a kink")), lambda: 2) == (None, 2, (Status.SINGULAR, "at a kink"))
+    assert model_then_exact(_raise(Overflow("x² overflows")), lambda: 2) == (None, 2, (Status.OVERFLOW, "x² overflows"))
+    assert model_then_exact(_raise(Overflow("x² overflows")), _raise(Singular("a pole")))[1:] == (
+        None, (Status.OVERFLOW, "x² overflows"))
     assert model_then_exact(lambda: 1, _raise(Singular("a pole")))[2] == (Status.SINGULAR, "exact derivative: a pole")
 
 
@@ -53,3 +60,16 @@ def test_a_wrong_table_formula_is_an_inconsistency_at_first_and_second_order(sin
         expected_gradients(case)
     with pytest.raises(OracleInconsistency):
         expected_nested(case, [[(1.0,)]])  # d²/dx² through torch's (wrong) sin formula on jets
+
+
+@pytest.mark.parametrize("status, torch_value, exact, verdict, reason", [
+    (Status.OVERFLOW, math.inf, 38967.9, Verdict.UNVERIFIED, INTERMEDIATE_OVERFLOW),
+    (Status.OVERFLOW, math.nan, 38967.9, Verdict.WRONG, "nan where the exact value 38967.9 is finite"),
+    (Status.SINGULAR, -math.inf, 2.5, Verdict.WRONG, "-inf where the exact value 2.5 is finite"),
+    (Status.OVERFLOW, math.inf, 1e300, Verdict.UNVERIFIED, "overflow"),  # float16 cannot hold the exact value
+    (Status.SINGULAR, math.nan, None, Verdict.UNVERIFIED, "singular"),  # no exact value: a real kink or pole
+])
+def test_a_nan_or_inf_where_the_exact_value_is_finite_is_never_hidden(status, torch_value, exact, verdict, reason):
+    expected = ExpectedElement(status, None if exact is None else arb(exact), reason="a value may exceed the range")
+    judged = judge_element(0, (), torch_value, expected, format_named("float16"))
+    assert judged.verdict is verdict and reason in judged.reason, judged

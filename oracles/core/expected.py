@@ -39,7 +39,7 @@ class Status(enum.Enum):
 @dataclass
 class ExpectedElement:
     status: Status
-    exact: arb | None = None  # ball around the exact derivative (tiny radius)
+    exact: arb | None = None  # ball around the exact derivative (tiny radius); with a failure too, where it exists
     enclosure: arb | None = None  # every value a torch with the modelled per-op accuracy may return
     reason: str = ""
 
@@ -61,18 +61,21 @@ Failure = tuple[Status, str]
 
 
 def model_then_exact(model_pass: Callable[[], M], exact_pass: Callable[[], E]) -> tuple[M, E, Failure | None]:
-    """(model, exact, None), or (whatever was computed, None, failure) where torch's formulas hit a kink,
-    tie or pole within the model or may overflow, or the exact derivative does not exist."""
+    """(model, exact, None); or, where torch's formulas hit a kink, tie or pole within the model or may
+    overflow, (None, exact, failure): the exact value is still computed where it exists, because a NaN or
+    inf from torch where it is finite is wrong whatever the model says; or (model, None, failure) where the
+    exact derivative does not exist."""
+    failure = None
     try:
         model = model_pass()
     except Singular as exc:  # oracles.higher's KnownDeviation included: its reason says so
-        return None, None, (Status.SINGULAR, str(exc))
+        model, failure = None, (Status.SINGULAR, str(exc))
     except Overflow as exc:
-        return None, None, (Status.OVERFLOW, str(exc))
+        model, failure = None, (Status.OVERFLOW, str(exc))
     try:
-        return model, exact_pass(), None
+        return model, exact_pass(), failure
     except Singular as exc:
-        return model, None, (Status.SINGULAR, f"exact derivative: {exc}")
+        return model, None, failure or (Status.SINGULAR, f"exact derivative: {exc}")
 
 
 def reconcile(exact: arb, enclosure: arb, where: Callable[[], str]) -> ExpectedElement:

@@ -98,12 +98,16 @@ class Contributions:
     a term per point of the output that reads the element (one point, or several under broadcasting)."""
 
     terms: list[Term] = field(default_factory=list)  # the points where nothing failed, in row-major order
-    failure: Failure | None = None  # at some point: singular or overflow; then nothing to judge
+    failure: Failure | None = None  # at some point: singular or overflow; then no enclosure
+    # the exact contributions of the points where the model failed (None: no exact value there either)
+    unmodelled: list[arb | None] = field(default_factory=list)
 
     @property
-    def exact(self) -> arb:
-        """The exact sum of the contributions."""
-        return sum((term.exact for term in self.terms), arb(0))
+    def exact(self) -> arb | None:
+        """The exact sum of the contributions; None where some point has no exact value."""
+        if any(e is None for e in self.unmodelled):
+            return None
+        return sum((term.exact for term in self.terms), sum(self.unmodelled, arb(0)))
 
     @property
     def rounded(self) -> list[arb]:
@@ -139,24 +143,26 @@ def point_contributions(case: GradCase, upstream: Sequence[float] | None = None)
             element = contributions[i][flat_index(case.shapes[i], broadcast_source(case.shapes[i], out_index))]
             if failure is not None:
                 element.failure = failure
+                element.unmodelled.append(exact_here[i] if exact_here is not None else None)
             elif not exact_here[i].is_finite():
                 element.failure = (Status.SINGULAR, "exact derivative not finite")
+                element.unmodelled.append(None)
             else:
                 element.terms.append(Term(exact_here[i], model_here.get(i, [])))
     return contributions
 
 
-def expected_element(model: RoundingModel, exact: arb, rounded: Sequence[arb], failure: Failure | None,
+def expected_element(model: RoundingModel, exact: arb | None, rounded: Sequence[arb], failure: Failure | None,
                      where: str, what: Callable[[], object]) -> ExpectedElement:
     """One element's expected `.grad` from what backpropagation contributed to it: the exact sum, and the
     enclosure of torch's rounded sum of the `rounded` values in any order. `where` and `what()` (derived only
     then) name the element and the derivative in an `OracleInconsistency`."""
     if failure is not None:
-        return ExpectedElement(failure[0], reason=failure[1])
+        return ExpectedElement(failure[0], exact, reason=failure[1])
     try:  # torch sums every occurrence at every broadcast point, in some order
         enclosure = model.sum(rounded)
     except Overflow as exc:
-        return ExpectedElement(Status.OVERFLOW, reason=str(exc))
+        return ExpectedElement(Status.OVERFLOW, exact, reason=str(exc))
     return reconcile(exact, enclosure, lambda: f"{where}, for {what()}")
 
 

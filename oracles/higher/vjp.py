@@ -47,12 +47,13 @@ SAVES_NO_TENSOR = ops_where(saves_tensors=False)
 class Terms:
     """What backpropagation contributes to one element of one leaf's gradient in one backward pass."""
 
-    exact: arb = field(default_factory=lambda: arb(0))  # exact sum of the contributions
+    exact: arb | None = field(default_factory=lambda: arb(0))  # exact sum of the contributions (None: none)
     rounded: list[arb] = field(default_factory=list)  # each contribution as torch computes it (model)
     failure: tuple[Status, str] | None = None  # somewhere on the way: singular or overflow
 
     def merge(self, other: Terms) -> Terms:
-        return Terms(self.exact + other.exact, self.rounded + other.rounded, other.failure or self.failure)
+        exact = None if self.exact is None or other.exact is None else self.exact + other.exact
+        return Terms(exact, self.rounded + other.rounded, other.failure or self.failure)
 
 
 @dataclass

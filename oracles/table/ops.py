@@ -275,7 +275,7 @@ add_op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.
     (R, R), operands=EXPONENT, ulps=1, opinfo=("pow",),
     specials=(pole("x0 = 0 with a negative or fractional exponent (an edge for fractional ones)", 0.0),),
     conventions=pins.POW_SCALAR,
-    findings=("pow-negative-exponent-overflow", "pow-scalar-power-overflow"),
+    findings=("pow-negative-exponent-overflow", "pow-scalar-power-overflow", "backward-intermediate-overflow"),
     references=(ref((1.25, 3.0), lambda a, c: (3 * a**2,)),
                 ref((-1.5, -2.0), lambda a, c: (-2 / a**3,)),
                 ref((1.25, 0.5), lambda a, c: (1 / (2 * mp.sqrt(a)),))))

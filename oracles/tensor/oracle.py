@@ -284,7 +284,8 @@ def expected_tensor_gradients(case: TensorCase) -> list[ExpectedGrad]:
         grad = ExpectedGrad(i, True, None)
         for index in np.ndindex(*shape):
             if failure is not None:
-                grad.elements.append(ExpectedElement(failure[0], reason=failure[1]))
+                value = exact[i][index] if exact is not None else None
+                grad.elements.append(ExpectedElement(failure[0], value, reason=failure[1]))
                 continue
             grad.elements.append(reconcile(exact[i][index], enclosures[i][index],
                                            lambda i=i, index=index: f"x{i}{list(index)}, for {case.source}"))
