@@ -56,8 +56,8 @@ def test_every_special_point_is_pinned(op):
 def test_capability_queries():
     assert set(ops_where(smooth=False)) == {op for op, e in OPS.items()
                                            if any(s.kind in (Kind.KINK, Kind.JUMP, Kind.TIE) for s in e.specials)}
-    assert set(ops_where(second_order=False)) == {op for op, e in OPS.items()
-                                                  if any(s.kind is Kind.JUMP for s in e.specials)}
+    assert set(ops_where(second_order=False)) == {op for op, e in OPS.items() if e.higher_order_gap
+                                                  or any(s.kind is Kind.JUMP for s in e.specials)}
     assert {"sign", "floor", "frac"} <= set(ops_where(second_order=False))
     assert set(ops_where(saves_tensors=False)) == {op for op, e in OPS.items() if not e.saves_tensors}
     with pytest.raises(ValueError, match="unknown capability 'smoothe'"):

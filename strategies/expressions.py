@@ -88,7 +88,7 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
     if op.operands is Operands.PARAMETERS:
         parameters = draw(choice(op.parameters), label="parameters")
         if op.domains[0] is Domain.OFF_PARAMETERS:
-            first = _off_parameters(draw, sorted(parameters), sub, n_vars, ops)
+            first = _off_points(draw, sorted(parameters), sub, n_vars, ops)
         else:
             first = _in_domain(draw, op.domains[0], sub, n_vars, ops)
         return (first,) + tuple(Const(p) for p in parameters)
@@ -100,13 +100,19 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
             value = draw(choice(SCALAR_OPERANDS), label="scalar")
             other = _in_domain(draw, op.domains[0] if where == "second" else op.domains[1], sub, n_vars, ops)
             return (other, Const(value)) if where == "second" else (Const(value), other)
-    return tuple(_in_domain(draw, d, sub, n_vars, ops) for d in op.domains)
+    return tuple(_off_points(draw, _special_points(op, i), sub, n_vars, ops) if d is Domain.OFF_SPECIALS
+                 else _in_domain(draw, d, sub, n_vars, ops) for i, d in enumerate(op.domains))
 
 
-def _off_parameters(draw, bounds: list[float], depth: int, n_vars: int, ops: Sequence[str]) -> Expr:
-    """A subtree bounded away from every bound (clamp's kinks): below the lowest (the bound minus a
-    POSITIVE subtree, at least 1/2 off), above the highest, or inside a gap (its middle plus
-    tanh(e) times 3/8 of the gap)."""
+def _special_points(op: OpSpec, arg: int) -> list[float]:
+    """The float points of the argument's specials, from the entry's domain data."""
+    return sorted({p for s in op.specials if s.arg == arg and s.period is None for p in s.at})
+
+
+def _off_points(draw, bounds: list[float], depth: int, n_vars: int, ops: Sequence[str]) -> Expr:
+    """A subtree bounded away from every point of `bounds` (clamp's bounds, relu6's kinks): below the
+    lowest (the point minus a POSITIVE subtree, at least 1/2 off), above the highest, or inside a gap (its
+    middle plus tanh(e) times 3/8 of the gap)."""
     regions = ["below", "above"] + [f"gap {i}" for i in range(len(bounds) - 1)]
     region = draw(choice(regions), label="region between the bounds")
     if region in ("below", "above"):

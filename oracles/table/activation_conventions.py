@@ -65,3 +65,26 @@ SELU = (
          "scale), whose elu_backward takes the x <= 0 branch at 0: grad * negcoef * exp(0) = alpha * scale.",
          approaches=(side(0, 1, _SELU_SCALE), side(0, -1, _SELU_ALPHA * _SELU_SCALE))),
 )
+
+# ------------------------------------------------------------------ kinks at fixed points
+RELU6 = (
+    conv(0.0, 0.0, SUB, 0.0,
+         "relu6(x) = min(max(x, 0), 6) is max(x, 0) near 0: convex, subdifferential [0, 1], minimum norm 0. "
+         "torch: relu6 is hardtanh(x, 0, 6), whose backward keeps grad only where 0 < x < 6.",
+         approaches=(side(0, 1, 1.0), side(0, -1, 0.0))),
+    conv(6.0, 0.0, SUPER, 0.0,
+         "relu6 is min(x, 6) near 6: concave, superdifferential [0, 1], minimum norm 0. torch: hardtanh's "
+         "open interval, as at 0.",
+         approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
+)
+HARDSWISH = (
+    conv(-3.0, 0.0, SUPER, 0.0,
+         "hardswish(x) = x min(max(x + 3, 0), 6) / 6 has slopes 0 below -3 and (2x + 3)/6 = -1/2 just above: "
+         "the slope drops, a concave kink, superdifferential [-1/2, 0], minimum norm 0. torch: "
+         "hardswish_backward gives 0 for x <= -3.",
+         approaches=(side(0, 1, -0.5), side(0, -1, 0.0))),
+    conv(3.0, 1.0, SUPER, 1.0,
+         "slopes (2x + 3)/6 = 3/2 just below 3 and 1 above: concave, superdifferential [1, 3/2], minimum "
+         "norm 1. torch: hardswish_backward gives grad (slope 1) for x >= 3.",
+         approaches=(side(0, -1, 1.5), side(0, 1, 1.0))),
+)

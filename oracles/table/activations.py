@@ -16,7 +16,7 @@ import torch.nn.functional as torch_nn_functional
 from flint import arb
 
 from oracles.table import activation_conventions as pins
-from oracles.table.domains import kink
+from oracles.table.domains import Domain, kink
 from oracles.table.ops import (
     NZ,
     ONE,
@@ -29,6 +29,7 @@ from oracles.table.ops import (
 )
 
 mp = mpmath.mp
+OFF_SPECIALS = Domain.OFF_SPECIALS
 # Sleef's vectorised exp, log1p and tanh (the `_u10` variants torch's Vectorized uses): 1 ulp each.
 KERNEL_ULPS = 1
 K = 2 * KERNEL_ULPS
@@ -105,6 +106,10 @@ def _logsigmoid_grads(F, args, y):
 add_op("logsigmoid", [nn_spelling("logsigmoid")], lambda a: -sympy.log(1 + sympy.exp(-a)),
     _logsigmoid_forward, _logsigmoid_grads, (R,), ulps=KERNEL_ULPS,
     opinfo=("nn.functional.logsigmoid",), conventions=pins.LOGSIGMOID,
+    higher_order_gap=(
+        "torch differentiates log_sigmoid_backward with log_sigmoid_double_backward, sigmoid's (z - 1) * z, "
+        "which cancels (13 float32 ulps at x = 4, forward over reverse); the jet model differentiates the "
+        "exp-based first-order formula instead, and cannot carry its branch at 0"),
     references=(ref((0.75,), lambda a: (1 / (1 + mp.exp(a)),)), ref((-1.5,), lambda a: (1 / (1 + mp.exp(a)),))))
 
 
@@ -183,3 +188,49 @@ add_op("selu", [nn_spelling("selu"), Spelling("torch.selu({0})", torch.selu)],
     conventions=pins.SELU, findings=("concave-kink-left-slope",),
     references=(ref((-0.5,), lambda a: (mp.mpf(SELU_SCALE) * mp.mpf(SELU_ALPHA) * mp.exp(a),)),
                 ref((0.75,), lambda a: (mp.mpf(SELU_SCALE),))))
+
+
+# ---------------------------------------------------------------- kinks at fixed points
+def _between(F, a, low: float, high: float) -> bool:
+    """low < a < high, deciding a ball that may touch either kink as `Singular`."""
+    return F.greater(a, arb(low)) and F.greater(arb(high), a)
+
+
+def _relu6_forward(F, a):
+    if not F.greater(a, arb(0)):
+        return arb(0)
+    return a if F.greater(arb(6), a) else arb(6)
+
+
+# relu6 = hardtanh(x, 0, 6): hardtanh_backward keeps grad where 0 < x < 6
+add_op("relu6", [nn_spelling("relu6")], lambda a: sympy.Min(sympy.Max(a, 0), 6), _relu6_forward,
+       lambda F, args, y: (ONE if _between(F, args[0], 0.0, 6.0) else arb(0),), (OFF_SPECIALS,),
+       opinfo=("nn.functional.relu6",), specials=(kink("x = 0 and x = 6", 0.0, 6.0),), conventions=pins.RELU6,
+       references=(ref((2.0,), lambda a: (1,)), ref((7.0,), lambda a: (0,)), ref((-1.0,), lambda a: (0,))))
+
+
+def _hardswish_forward(F, a):
+    # x * min(max(x + 3, 0), 6) / 6, each operation rounded
+    if not F.greater(a, arb(-3)):
+        return arb(0)
+    if not F.greater(arb(3), a):
+        return a
+    return F.div(F.mul(a, F.add(a, arb(3))), arb(6))
+
+
+def _hardswish_grads(F, args, y):
+    # hardswish_backward: x < -3 ? 0 : (x <= 3 ? grad * ((x / 3) + 0.5) : grad)
+    x = args[0]
+    if not F.greater(x, arb(-3)):
+        return (arb(0),)
+    if not F.greater(arb(3), x):
+        return (ONE,)
+    return (F.add(F.div(x, arb(3)), arb(0.5)),)
+
+
+add_op("hardswish", [nn_spelling("hardswish")],
+       lambda a: sympy.Piecewise((0, a <= -3), (a, a >= 3), (a * (a + 3) / 6, True)),
+       _hardswish_forward, _hardswish_grads, (OFF_SPECIALS,), opinfo=("nn.functional.hardswish",),
+       specials=(kink("x = -3 and x = 3", -3.0, 3.0),), conventions=pins.HARDSWISH,
+       references=(ref((1.0,), lambda a: (mpmath.mpf(5) / 6,)), ref((-4.0,), lambda a: (0,)),
+                   ref((4.0,), lambda a: (1,))))

@@ -27,6 +27,7 @@ class Domain(enum.Enum):
     # composition: every generated expression is defined at its inputs by construction.
     BOUNDED = "inside (-3, 3)"
     OFF_PARAMETERS = "bounded away from each constant argument that follows (clamp's bounds)"
+    OFF_SPECIALS = "bounded away from each float point of the argument's specials (relu6's kinks at 0 and 6)"
     OFF_INTEGERS = "at least 1/8 away from every integer"
     OFF_HALF_INTEGERS = "at least 1/8 away from every half-integer"
 

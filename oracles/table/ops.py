@@ -109,6 +109,9 @@ class OpSpec:
     skips: tuple[Skip, ...] = ()
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
     findings: tuple[str, ...] = ()  # ids of the registered torch findings (findings.toml) that touch this op
+    # why the jet model cannot judge this op's higher derivatives yet (empty: it can); such an op is
+    # checked at first order only, and the reason is on the record
+    higher_order_gap: str = ""
     references: tuple[Reference, ...] = ()
 
     @property
@@ -139,8 +142,9 @@ class OpSpec:
     @property
     def second_order(self) -> bool:
         """Its double backward is judged against the jet model: every op but those with jumps, whose
-        derivative is piecewise constant (0, or frac's 1), so a double backward has nothing to compute."""
-        return not any(s.kind is Kind.JUMP for s in self.specials)
+        derivative is piecewise constant (0, or frac's 1), so a double backward has nothing to compute; and
+        those whose `higher_order_gap` says why the model cannot follow torch there yet."""
+        return not self.higher_order_gap and not any(s.kind is Kind.JUMP for s in self.specials)
 
     @property
     def forward_mode(self) -> bool:
