@@ -14,7 +14,7 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
 from oracles.table.ops import OPS
 from tests import test_forward_ad, test_higher_order
-from tests.test_known_findings import ERF_POINTS, SUBNORMAL_SIZES
+from tests.test_known_findings import ERF_POINTS, JVP_CRASH_DTYPES, SUBNORMAL_SIZES
 
 REGISTRY = findings.load()
 CONVENTION_TESTS = "tests/test_conventions.py::"
@@ -50,6 +50,8 @@ def test_registered_ids_name_real_tests():
                  for n in SUBNORMAL_SIZES}
     possible.add("tests/test_known_findings.py::test_gradient_fits_although_an_intermediate_overflows"
                  "[pow_scalar@2^-23-float16]")
+    possible |= {f"tests/test_known_findings.py::test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar"
+                 f"[logsigmoid@1-{d}]" for d in JVP_CRASH_DTYPES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -75,3 +75,23 @@ def test_gradient_fits_although_an_intermediate_overflows(x, dtypes):
     exact = mp.mpf(0.25) * mp.mpf(x) ** mp.mpf(-0.75)
     assert leaf.grad.item() == float(format_named("float16").round(float(exact))), (
         f"x ** 0.25 at {x!r}, float16: torch {leaf.grad.item()!r}, exact {float(exact)!r}")
+
+
+JVP_CRASH_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+@pytest.mark.parametrize("precision", JVP_CRASH_DTYPES, ids=[f"logsigmoid@1-{d}" for d in JVP_CRASH_DTYPES])
+def test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar(precision, dtypes):
+    """torch.func.jvp of logsigmoid(2 + x) at the 0-d x = 1: the tangent is sigmoid(-3) = 0.0474. Under
+    torch.func's forward mode the 0-d `2 + x` is upcast to float64 (func-forward-mode-upcast), and
+    logsigmoid's forward-mode formula then mixes it with a buffer of the input's dtype."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    fmt = format_named(precision)
+    x, t = torch.tensor(1.0, dtype=fmt.torch_dtype), torch.tensor(1.0, dtype=fmt.torch_dtype)
+    try:
+        _, tangent = torch.func.jvp(lambda a: torch.nn.functional.logsigmoid(2.0 + a), (x,), (t,))
+    except RuntimeError as exc:
+        raise AssertionError(f"torch.func.jvp raised for {precision}: {exc}") from None
+    exact = 1 / (1 + mp.exp(3))
+    assert _relative_error_in_ulps(tangent.item(), exact, precision) <= ULPS_ALLOWED, (tangent.item(), float(exact))

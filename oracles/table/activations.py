@@ -105,7 +105,7 @@ def _logsigmoid_grads(F, args, y):
 
 add_op("logsigmoid", [nn_spelling("logsigmoid")], lambda a: -sympy.log(1 + sympy.exp(-a)),
     _logsigmoid_forward, _logsigmoid_grads, (R,), ulps=KERNEL_ULPS,
-    opinfo=("nn.functional.logsigmoid",), conventions=pins.LOGSIGMOID,
+    opinfo=("nn.functional.logsigmoid",), conventions=pins.LOGSIGMOID, findings=("func-jvp-logsigmoid-upcast-crash",),
     higher_order_gap=(
         "torch differentiates log_sigmoid_backward with log_sigmoid_double_backward, sigmoid's (z - 1) * z, "
         "which cancels (13 float32 ulps at x = 4, forward over reverse); the jet model differentiates the "
