@@ -6,7 +6,8 @@ arguments are subtrees built for that op's domains:
 - POSITIVE: a subtree passed through a positive-valued wrapper (`e ** 2 + 1`, `torch.cosh(e)`);
 - NONZERO: a POSITIVE subtree, possibly negated;
 - UNIT: `torch.tanh(e) * 0.75` or `torch.sin(e) * 0.5`, inside (-0.9, 0.9) with margin for rounding;
-- BOUNDED: `torch.tanh(e) * 3` or `torch.sin(e) * 2.5`, so exp/sinh/cosh never overflow.
+- BOUNDED: `torch.tanh(e) * 3` or `torch.sin(e) * 2.5`, so exp/sinh/cosh never overflow;
+- ABOVE_ONE: a POSITIVE subtree plus 1; INSIDE_UNIT_INTERVAL: `torch.tanh(e) * 0.45 + 0.5`.
 maximum/minimum compare a subtree with itself plus a NONZERO offset, so they never tie.
 """
 
@@ -54,6 +55,10 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
     inner = _expr(draw, depth, n_vars, ops)
     if domain is Domain.REAL:
         return inner
+    if domain is Domain.INSIDE_UNIT_INTERVAL:
+        return _apply(draw, "add", _apply(draw, "mul", _apply(draw, "tanh", inner), Const(0.45)), Const(0.5))
+    if domain is Domain.ABOVE_ONE:
+        return _apply(draw, "add", _positive(draw, inner), Const(1.0))
     if domain in (Domain.OFF_INTEGERS, Domain.OFF_HALF_INTEGERS):
         centres = STEP_CENTRES[domain]
         centre = draw(choice(centres), label="centre between jumps")
@@ -61,6 +66,14 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
     if domain in _SQUASHES:
         squash, scale = draw(choice(_SQUASHES[domain]), label=f"{domain.name.lower()} wrapper")
         return _apply(draw, "mul", _apply(draw, squash, inner), Const(scale))
+    positive = _positive(draw, inner)
+    if domain is Domain.NONZERO and draw(st.booleans(), label="negate"):
+        return _apply(draw, "neg", positive)
+    return positive
+
+
+def _positive(draw, inner: Expr) -> Expr:
+    """`inner` passed through a wrapper whose value is at least 1/2: `e ** 2 + c` or `torch.cosh(...)`."""
     kind = draw(choice(["square_plus", "cosh"]), label="positive wrapper")
     if kind == "square_plus":
         shift = draw(choice(POSITIVE_SHIFTS), label="shift")
@@ -70,8 +83,6 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
     else:
         squash, scale = draw(choice(_SQUASHES[Domain.BOUNDED]), label="bounded wrapper")
         positive = _apply(draw, "cosh", _apply(draw, "mul", _apply(draw, squash, inner), Const(scale)))
-    if domain is Domain.NONZERO and draw(st.booleans(), label="negate"):
-        return _apply(draw, "neg", positive)
     return positive
 
 

@@ -152,6 +152,7 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.asin: arb.asin,
     sympy.acos: arb.acos,
     sympy.asinh: arb.asinh,
+    sympy.acosh: arb.acosh,
     sympy.erf: arb.erf,
     sympy.erfc: arb.erfc,
     sympy.Abs: abs,

@@ -26,6 +26,8 @@ class Domain(enum.Enum):
     # exp/sinh/cosh of a bounded argument cannot overflow in any dtype (exp(3) = 20), however deep the
     # composition: every generated expression is defined at its inputs by construction.
     BOUNDED = "inside (-3, 3)"
+    ABOVE_ONE = "at least 1/2 above 1 (acosh's domain, off its edge)"
+    INSIDE_UNIT_INTERVAL = "inside (0.05, 0.95) (logit's domain, off its poles at 0 and 1)"
     OFF_PARAMETERS = "bounded away from each constant argument that follows (clamp's bounds)"
     OFF_SPECIALS = "bounded away from each float point of the argument's specials (relu6's kinks at 0 and 6)"
     OFF_INTEGERS = "at least 1/8 away from every integer"
