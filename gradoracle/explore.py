@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +113,7 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
               suppress_health_check=list(HealthCheck))
     @given(drawn=_point_strategy(op, dtype, mode))
     def search(drawn):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or STOP.requested:
             raise _TimeUp
         point, spelling, convention, moved = drawn
         try:
@@ -151,7 +153,7 @@ def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: i
         now = time.monotonic()
         rate = (result.examples - before) / max(now - round_start, 1e-3)
         remaining = deadline - now
-        if remaining < 0.5 or result.examples == before:
+        if remaining < 0.5 or result.examples == before or STOP.requested:
             break
         examples = max(CALIBRATION_EXAMPLES, int(rate * remaining * 0.95))
     result.seconds = time.monotonic() - start
@@ -245,18 +247,90 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to explore: the near mode needs ops with convention points for these dtypes, "
                      "the second mode ops with a modelled second derivative, tensor ops the domain mode")
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = take_lock(out)
+    except OutputBusy as exc:
+        parser.error(f"--out: {exc}")
+    try:
+        return _run(slices, out, {"ops": ops, "dtypes": dtypes, "modes": modes, "minutes": args.minutes,
+                                  "seed": args.seed}, args)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run(slices, out: Path, settings_used: dict, args) -> int:
+    """Explore every slice, rewriting both reports (atomically) after each one, marked partial until the
+    last: an interrupted or killed run keeps every slice it finished."""
     per_slice = args.minutes * 60 / len(slices)
     print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "
           f"{args.minutes:g} min in all; reports in {out}/", flush=True)
     started = time.time()
     results = []
-    for i, (op, dtype, mode) in enumerate(slices, 1):
-        result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i)
-        results.append(result)
-        print(progress_line(i, len(slices), result), flush=True)
-    settings_used = {"ops": ops, "dtypes": dtypes, "modes": modes, "minutes": args.minutes, "seed": args.seed,
-                     "seconds_per_slice": per_slice, "wall_seconds": round(time.time() - started, 1)}
-    md, js = write_reports(out, results, settings_used)
-    print(f"wrote {md} and {js}", flush=True)
+    progress = {**settings_used, "seconds_per_slice": per_slice, "slices_planned": len(slices)}
+    STOP.requested = False
+    previous = {sig: signal.signal(sig, STOP.request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for i, (op, dtype, mode) in enumerate(slices, 1):
+            result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i)
+            results.append(result)
+            print(progress_line(i, len(slices), result), flush=True)
+            if STOP.requested:
+                break
+            write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
+                                         "complete": i == len(slices)})
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if STOP.requested:
+        write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
+                                     "complete": False, "interrupted": True})
+        print(f"interrupted: {len(results)} of {len(slices)} slices kept (the last one cut short) in "
+              f"{out}/report.md and report.json", flush=True)
+        return 130
+    print(f"wrote {out / 'report.md'} and {out / 'report.json'}", flush=True)
     return 0
+
+
+class _Stop:
+    """Ctrl-C or SIGTERM asks the run to stop: the slice in progress ends at its next example (Hypothesis
+    would absorb a KeyboardInterrupt raised inside its run), and the reports keep everything done."""
+
+    requested = False
+
+    def request(self, signum, frame) -> None:
+        self.requested = True
+
+
+STOP = _Stop()
+
+
+class OutputBusy(Exception):
+    pass
+
+
+def take_lock(out: Path) -> Path:
+    """One explorer per output directory: a lock file naming its process, taken over only when that
+    process is gone (a run killed with SIGKILL leaves its lock behind)."""
+    lock = out / ".explore.lock"
+    for _ in range(2):
+        try:
+            with open(lock, "x") as handle:
+                handle.write(str(os.getpid()))
+            return lock
+        except FileExistsError:
+            owner = lock.read_text().strip()
+            if owner.isdigit() and _alive(int(owner)):
+                raise OutputBusy(f"another explorer (process {owner}) is writing to {str(out)!r}") from None
+            lock.unlink(missing_ok=True)
+    raise OutputBusy(f"cannot take {str(lock)!r}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 

@@ -63,8 +63,11 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
                f"--seed {settings_used['seed']}` ({len(results)} slices of "
                f"{settings_used['seconds_per_slice']:.1f} s, {settings_used['wall_seconds'] / 60:.1f} min wall, "
                f"{sum(r.examples for r in results)} examples).")
-    lines = ["# gradoracle explorer report", "", versions_line, "", command,
-             "", "Classes:", ""]
+    lines = ["# gradoracle explorer report", "", versions_line, "", command]
+    if not settings_used.get("complete", True):
+        why = "interrupted" if settings_used.get("interrupted") else "still running"
+        lines += ["", f"**Partial report ({why}):** {len(results)} of {settings_used['slices_planned']} slices."]
+    lines += ["", "Classes:", ""]
     lines += [f"- **{name}**: {text}" for name, text in CLASSES.items()]
     totals = {c: sum(1 for r in results if r.classification == c) for c in SLICE_CLASSES}
     lines += ["", "Slices by their most severe class: " + ", ".join(f"{n} {c}" for c, n in totals.items()), "",

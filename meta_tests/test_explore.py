@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
@@ -126,3 +128,36 @@ def test_skipped_slices_are_named_and_an_empty_slice_is_not_ok(tmp_path, capsys)
     report = json.loads((tmp_path / "report.json").read_text())
     [tanh] = report["slices"]
     assert (tanh["examples"], tanh["classification"]) == (0, "no examples")
+
+
+def test_an_interrupted_run_keeps_the_slices_it_finished(tmp_path, capsys, monkeypatch):
+    """A SIGINT (Ctrl-C) or SIGTERM during the second slice: that slice ends at its next example, both
+    reports keep the two slices, marked partial, and the exit status is 130."""
+    real = explore.explore_slice
+    calls = []
+
+    def interrupted_in_the_second(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args)
+
+    monkeypatch.setattr(explore, "explore_slice", interrupted_in_the_second)
+    status = explore.main(["--ops", "abs,sin,cos", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.05",
+                           "--out", str(tmp_path)])
+    assert status == 130 and "interrupted: 2 of 3 slices kept" in capsys.readouterr().out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [s["op"] for s in report["slices"]] == ["abs", "sin"]
+    assert report["settings"]["complete"] is False and report["settings"]["interrupted"] is True
+    assert "Partial report (interrupted):** 2 of 3 slices" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / ".explore.lock").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+
+
+def test_one_explorer_per_output_directory(tmp_path, capsys):
+    (tmp_path / ".explore.lock").write_text(str(os.getpid()))  # a live process holds it
+    with pytest.raises(SystemExit) as info:
+        explore.main(["--ops", "abs", "--minutes", "0.01", "--out", str(tmp_path)])
+    assert info.value.code == 2 and "another explorer (process" in capsys.readouterr().err
+    (tmp_path / ".explore.lock").write_text("999999999")  # a process that is gone: its lock is stale
+    assert explore.take_lock(tmp_path).read_text() == str(os.getpid())
