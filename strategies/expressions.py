@@ -99,7 +99,7 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
     if op.operands is Operands.PARAMETERS:
         parameters = draw(choice(op.parameters), label="parameters")
         if op.domains[0] is Domain.OFF_PARAMETERS:
-            first = _off_points(draw, sorted(parameters), sub, n_vars, ops)
+            first = _off_points(draw, sorted(op.points_of(parameters)), sub, n_vars, ops)
         else:
             first = _in_domain(draw, op.domains[0], sub, n_vars, ops)
         return (first,) + tuple(Const(p) for p in parameters)

@@ -88,3 +88,23 @@ HARDSWISH = (
          "norm 1. torch: hardswish_backward gives grad (slope 1) for x >= 3.",
          approaches=(side(0, -1, 1.5), side(0, 1, 1.0))),
 )
+
+# ------------------------------------------------------------------ kinks and jumps at ±lambd
+SOFTSHRINK = (
+    conv((0.5, 0.5), 0.0, SUB, 0.0,
+         "softshrink(x, 1/2) is 0 on [-1/2, 1/2] and x - 1/2 above: slopes 0 then 1 at 1/2, a convex kink, "
+         "subdifferential [0, 1], minimum norm 0. torch: softshrink_backward zeroes grad for -lambd <= x <= lambd.",
+         label="1/2,lambd=1/2", approaches=(side(0, 1, 1.0), side(0, -1, 0.0))),
+    conv((-0.5, 0.5), 0.0, SUPER, 0.0,
+         "slopes 1 (x + 1/2) then 0 at -1/2: concave, superdifferential [0, 1], minimum norm 0. torch: the same "
+         "closed interval.", label="-1/2,lambd=1/2", approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
+)
+HARDSHRINK = (
+    conv((0.5, 0.5), 0.0, UNDEFINED, None,
+         "hardshrink(x, 1/2) jumps from 0 to 1/2 at x = 1/2: not continuous, so no derivative and no limit "
+         "of the function; any value. torch: hardshrink_backward zeroes grad for -lambd <= x <= lambd.",
+         label="1/2,lambd=1/2", approaches=(side(0, 1, 1.0), side(0, -1, 0.0))),
+    conv((-0.5, 0.5), 0.0, UNDEFINED, None,
+         "a jump from -1/2 to 0 at x = -1/2, as above.", label="-1/2,lambd=1/2",
+         approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
+)

@@ -16,7 +16,7 @@ import torch.nn.functional as torch_nn_functional
 from flint import arb
 
 from oracles.table import activation_conventions as pins
-from oracles.table.domains import Domain, kink
+from oracles.table.domains import Domain, Kind, Special, kink
 from oracles.table.ops import (
     NZ,
     ONE,
@@ -29,7 +29,7 @@ from oracles.table.ops import (
 )
 
 mp = mpmath.mp
-OFF_SPECIALS = Domain.OFF_SPECIALS
+OFF_SPECIALS, OFF_PARAMETERS = Domain.OFF_SPECIALS, Domain.OFF_PARAMETERS
 # Sleef's vectorised exp, log1p and tanh (the `_u10` variants torch's Vectorized uses): 1 ulp each.
 KERNEL_ULPS = 1
 K = 2 * KERNEL_ULPS
@@ -234,3 +234,44 @@ add_op("hardswish", [nn_spelling("hardswish")],
        specials=(kink("x = -3 and x = 3", -3.0, 3.0),), conventions=pins.HARDSWISH,
        references=(ref((1.0,), lambda a: (mpmath.mpf(5) / 6,)), ref((-4.0,), lambda a: (0,)),
                    ref((4.0,), lambda a: (1,))))
+
+
+# ---------------------------------------------------------------- shrinkage: kinks or jumps at ±lambd
+def _outside(F, a, lambd) -> bool:
+    """|a| > lambd, deciding a ball that may touch ±lambd as `Singular`."""
+    return F.greater(a, lambd) or F.greater(-lambd, a)
+
+
+def _softshrink_forward(F, a, lambd):
+    # a > lambd ? a - lambd : (a < -lambd ? a + lambd : 0)
+    if F.greater(a, lambd):
+        return F.sub(a, lambd)
+    if F.greater(-lambd, a):
+        return F.add(a, lambd)
+    return arb(0)
+
+
+SHRINK_LAMBDAS = ((0.5,), (1.0,), (0.25,))
+
+
+def _plus_minus(parameters):
+    return (-parameters[0], parameters[0])
+
+
+# softshrink_backward / hardshrink_backward: (x >= -lambd && x <= lambd) ? 0 : grad
+add_op("softshrink", [Spelling("torch.nn.functional.softshrink({0}, {1})", torch_nn_functional.softshrink)],
+       lambda a, lambd: sympy.Piecewise((a - lambd, a > lambd), (a + lambd, a < -lambd), (0, True)),
+       _softshrink_forward, lambda F, args, y: (ONE if _outside(F, args[0], args[1]) else arb(0), arb(0)),
+       (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=SHRINK_LAMBDAS, parameter_points=_plus_minus,
+       opinfo=("nn.functional.softshrink",), specials=(kink("x0 = ±lambd (the constant argument)"),),
+       conventions=pins.SOFTSHRINK,
+       references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,)),
+                   ref((-1.5, 1.0), lambda a, lambd: (1,))))
+add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch_nn_functional.hardshrink)],
+       lambda a, lambd: sympy.Piecewise((a, a > lambd), (a, a < -lambd), (0, True)),
+       lambda F, a, lambd: a if _outside(F, a, lambd) else arb(0),
+       lambda F, args, y: (ONE if _outside(F, args[0], args[1]) else arb(0), arb(0)),
+       (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=SHRINK_LAMBDAS, parameter_points=_plus_minus,
+       opinfo=("nn.functional.hardshrink",),
+       specials=(Special(Kind.JUMP, "x0 = ±lambd (the constant argument)", 0),), conventions=pins.HARDSHRINK,
+       references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))))

@@ -101,6 +101,9 @@ class OpSpec:
     ulps: float = 0.5  # torch kernel's accuracy in ulps (0.5 = correctly rounded)
     conventions: tuple[Convention, ...] = ()  # torch's values at kinks, poles, boundaries, saturation
     parameters: tuple[tuple[float, ...], ...] = ()  # choices of the constant arguments (Operands.PARAMETERS)
+    # where the first argument's kinks or jumps lie, given the constant arguments (Domain.OFF_PARAMETERS keeps
+    # it away from them); None: at the constants themselves, as clamp's bounds
+    parameter_points: Callable[[tuple[float, ...]], tuple[float, ...]] | None = None
     constant_bases: tuple[float, ...] = ()  # the first argument may be one of these Python scalars
     # forward-mode AD's tangent (JetModel, argument values, argument tangents) -> result tangent, where
     # derivatives.yaml's `result:` formula differs numerically from the backward formula
@@ -155,6 +158,10 @@ class OpSpec:
     def torch_func(self) -> bool:
         """torch.func's transforms (grad, vjp, jacrev, hessian, vmap) are judged with the same jet model."""
         return self.second_order
+
+    def points_of(self, parameters: tuple[float, ...]) -> tuple[float, ...]:
+        """The first argument's kinks or jumps for these constant arguments."""
+        return parameters if self.parameter_points is None else self.parameter_points(parameters)
 
     def skip_reason(self, test: str, dtype: str) -> str | None:
         return next((s.reason for s in self.skips if s.test == test and s.dtype == dtype), None)
