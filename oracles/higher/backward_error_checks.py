@@ -20,6 +20,7 @@ from oracles.core.render import run_torch
 from oracles.core.verdict import judge
 from oracles.higher.vjp import SAVES_NO_TENSOR, accumulate, sources
 from oracles.numerics.rounding import RoundingModel
+from oracles.table.ops import ops_where
 
 IMPLICIT = "grad can be implicitly created only for scalar outputs"
 
@@ -201,10 +202,9 @@ def check_inplace_on_leaf(case: GradCase, leaf: int, op: str, device: str = "cpu
     assert x._version > version and x.is_leaf and x.requires_grad
 
 
-SAVES_INPUT = ("sin", "cos", "atan", "square", "erf", "asinh")
-
-
-SAVES_RESULT = ("exp", "tanh", "sigmoid")
+# Unary ops whose backward saves its input, or its result, as recorded on their entries.
+SAVES_INPUT = ops_where(saves_input=True)
+SAVES_RESULT = ops_where(saves_result=True)
 
 
 PRESERVING_INPLACE = {"mul_(1)": lambda t: t.mul_(1), "add_(0)": lambda t: t.add_(0)}  # values unchanged

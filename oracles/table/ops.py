@@ -111,6 +111,9 @@ class OpSpec:
     second_order_deviation: Deviation | None = None
     skips: tuple[Skip, ...] = ()
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
+    # which one, where recorded (derivatives.yaml: "self" or "result" in the formula): modifying it in
+    # place before backward is the version-counter error, modifying the other is harmless
+    saves: str | None = None
     findings: tuple[str, ...] = ()  # ids of the registered torch findings (findings.toml) that touch this op
     # why the jet model cannot judge this op's higher derivatives yet (empty: it can); such an op is
     # checked at first order only, and the reason is on the record
@@ -159,6 +162,14 @@ class OpSpec:
         """torch.func's transforms (grad, vjp, jacrev, hessian, vmap) are judged with the same jet model."""
         return self.second_order
 
+    @property
+    def saves_input(self) -> bool:
+        return self.saves == "input"
+
+    @property
+    def saves_result(self) -> bool:
+        return self.saves == "result"
+
     def points_of(self, parameters: tuple[float, ...]) -> tuple[float, ...]:
         """The first argument's kinks or jumps for these constant arguments."""
         return parameters if self.parameter_points is None else self.parameter_points(parameters)
@@ -167,7 +178,8 @@ class OpSpec:
         return next((s.reason for s in self.skips if s.test == test and s.dtype == dtype), None)
 
 
-CAPABILITIES = ("smooth", "second_order", "forward_mode", "torch_func", "saves_tensors")
+CAPABILITIES = ("smooth", "second_order", "forward_mode", "torch_func", "saves_tensors", "saves_input",
+                "saves_result")
 
 OPS: dict[str, OpSpec] = {}
 
@@ -311,7 +323,7 @@ add_op("reciprocal", unary_spellings("reciprocal"), lambda a: 1 / a,
     references=(ref((-1.25,), lambda a: (-1 / a**2,)),))
 add_op("square", unary_spellings("square"), lambda a: a**2,
     lambda F, a: F.mul(a, a), lambda F, args, y: (F.mul(arb(2), args[0]),), (R,),
-    references=(ref((-1.25,), lambda a: (2 * a,)),))
+    saves="input", references=(ref((-1.25,), lambda a: (2 * a,)),))
 add_op("sqrt", unary_spellings("sqrt"), sympy.sqrt,
     lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,),
     intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.SQRT,
@@ -344,7 +356,7 @@ def saturates(where: str) -> Special:
 
 
 add_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
-       references=(ref((0.75,), lambda a: (mp.exp(a),)),))
+       saves="result", references=(ref((0.75,), lambda a: (mp.exp(a),)),))
 add_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
        findings=("expm1-result-plus-one",),
        references=(ref((0.75,), lambda a: (mp.exp(a),)),))
@@ -356,16 +368,16 @@ add_unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
        intervals=(Interval(-1.0),), specials=(pole("x = -1", -1.0),), conventions=pins.LOG1P,
        references=(ref((0.75,), lambda a: (1 / (1 + a),)),))
 add_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), k_of("sin")),),
-       references=(ref((0.5,), lambda a: (mp.cos(a),)),))
+       saves="input", references=(ref((0.5,), lambda a: (mp.cos(a),)),))
 add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), k_of("cos")),),
-       references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
+       saves="input", references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
 add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
        references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
 add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
        specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
        findings=("tanh-sigmoid-saturation",),
-       references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
+       saves="result", references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
 add_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), k_of("sinh")),), B,
        references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
 add_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), k_of("cosh")),), B,
@@ -374,7 +386,7 @@ add_unary("atan", sympy.atan, arb.atan,
        lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
        specials=(saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
        conventions=pins.ATAN, findings=("atan-square-overflow", "atan-second-derivative-underflow"),
-                              references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
+       saves="input", references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
 add_unary("asin", sympy.asin, arb.asin,
        lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
@@ -387,7 +399,7 @@ add_unary("asinh", sympy.asinh, arb.asinh,
        lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
        specials=(saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
        findings=("asinh-square-overflow", "asinh-second-derivative-underflow"),
-       references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
+       saves="input", references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
 
 # bfloat16/float16 erf on CPU runs Vectorized<float>::erf, the Abramowitz-Stegun 7.1.26 formula whose
 # error bound 1.5e-7 is *absolute*: near 0 it loses every digit (bf16 erf(1e-10) = 0). That accuracy is
@@ -410,7 +422,7 @@ def _erf_forward(F, a):
 add_op("erf", unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
     lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(args[0], args[0])).exp(), 2)),),
     (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
-                         references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
+    saves="input", references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
 # sigmoid_backward: grad * (1 - y) * y
 add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
        lambda F, args, y: (F.mul(F.sub(ONE, y), y),),
@@ -418,7 +430,7 @@ add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
        ulps=2, specials=(saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
        conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-subnormal-tail"),
-                                 references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
+       saves="result", references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
 
 # softplus(beta=1, threshold=20) is linear above the threshold: that *is* the function torch computes.
 SOFTPLUS_THRESHOLD = 20
@@ -778,7 +790,7 @@ def _gelu_grads(F, args, y):
 add_op("gelu", [nn_spelling("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
     lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
     conventions=pins.GELU, findings=("gelu-cdf-cancellation", "bfloat16-subnormal-flush"),
-                           references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
+    references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
 
 # ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
 # torch's constants M_LN2 and M_LN10 as the dtype sees them: rounded (the exact value lies in the same ball).
