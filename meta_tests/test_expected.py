@@ -15,7 +15,7 @@ from oracles.core.case import GradCase
 from oracles.core.expected import ExpectedElement, OracleInconsistency, Status, model_then_exact, reconcile
 from oracles.core.expr import Apply, Var
 from oracles.core.gradient_oracle import expected_gradients
-from oracles.core.verdict import INTERMEDIATE_OVERFLOW, Verdict, judge_element
+from oracles.core.verdict import INTERMEDIATE_OVERFLOW, Verdict, faithfully_rounded, judge_element
 from oracles.higher.higher_order import expected_nested
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import Overflow, Singular
@@ -66,10 +66,38 @@ def test_a_wrong_table_formula_is_an_inconsistency_at_first_and_second_order(sin
     (Status.OVERFLOW, math.inf, 38967.9, Verdict.UNVERIFIED, INTERMEDIATE_OVERFLOW),
     (Status.OVERFLOW, math.nan, 38967.9, Verdict.WRONG, "nan where the exact value 38967.9 is finite"),
     (Status.SINGULAR, -math.inf, 2.5, Verdict.WRONG, "-inf where the exact value 2.5 is finite"),
-    (Status.OVERFLOW, math.inf, 1e300, Verdict.UNVERIFIED, "overflow"),  # float16 cannot hold the exact value
+    # float16 cannot hold the exact value: inf is what rounding to nearest gives
+    (Status.OVERFLOW, math.inf, 1e300, Verdict.VERIFIED, "faithfully rounded"),
+    (Status.OVERFLOW, -math.inf, 1e300, Verdict.UNVERIFIED, "overflow"),
     (Status.SINGULAR, math.nan, None, Verdict.UNVERIFIED, "singular"),  # no exact value: a real kink or pole
 ])
 def test_a_nan_or_inf_where_the_exact_value_is_finite_is_never_hidden(status, torch_value, exact, verdict, reason):
     expected = ExpectedElement(status, None if exact is None else arb(exact), reason="a value may exceed the range")
     judged = judge_element(0, (), torch_value, expected, format_named("float16"))
     assert judged.verdict is verdict and reason in judged.reason, judged
+
+
+@pytest.mark.parametrize("torch_value, exact, faithful", [
+    (1.0, 1.0, True),
+    (1.0, 1.0 + 2**-11, True),  # float16's next float above 1 is 1 + 2^-10
+    (1.0, 1.0 - 2**-12, True),  # ... and below, 1 - 2^-11
+    (1.0, 1.0 + 2**-10, False),  # the neighbour itself is closer
+    (0.0, 1e-9, True),  # below the smallest subnormal, 6e-8: 0 is a neighbour
+    (-0.0, -1e-9, True),
+    (0.0, 1e-7, False),
+    (65504.0, 65519.0, True),  # float16's largest float; from 65520 on, rounding gives inf
+    (math.inf, 65520.0, True),
+    (math.inf, 65519.0, False),
+    (-math.inf, -1e300, True),
+    (math.nan, 1.0, False),
+])
+def test_faithful_rounding_is_decided_without_the_model(torch_value, exact, faithful):
+    assert faithfully_rounded(torch_value, arb(exact), format_named("float16")) is faithful
+
+
+def test_a_faithfully_rounded_value_is_verified_where_the_enclosure_is_too_wide():
+    wide = ExpectedElement(Status.OK, arb(1e-5), arb(0, 0.3))  # a saturated tanh's 1 - y²
+    fmt = format_named("float16")
+    assert judge_element(0, (), 1.0013580322265625e-05, wide, fmt).verdict is Verdict.VERIFIED  # the float next to 1e-5
+    assert judge_element(0, (), 0.0, wide, fmt).verdict is Verdict.UNVERIFIED
+    assert judge_element(0, (), 0.5, wide, fmt).verdict is Verdict.WRONG

@@ -1,7 +1,8 @@
 """Judging torch's `.grad` against the expected gradients, element by element.
 
 - verified: torch lies inside the enclosure, and the enclosure is tight enough to say something
-  (its half-width below the exact value's magnitude, or the exact value is 0);
+  (its half-width below the exact value's magnitude, or the exact value is 0); or, wherever the exact
+  value is known, torch's value is one of the two floats next to it (faithfully rounded);
 - wrong: torch lies outside (NaN/inf where a finite value is expected included), or `.grad` has the
   wrong shape/dtype, or is set for an input outside the graph (or missing for one inside);
 - unverified: singular point, possible overflow, or an enclosure too wide to judge. Counted, never passed
@@ -21,7 +22,7 @@ from flint import arb
 from oracles.core.case import Case, all_indices
 from oracles.core.expected import ExpectedGrad, Status
 from oracles.numerics.dtypes import FloatFormat
-from oracles.numerics.floats import ulp_of
+from oracles.numerics.floats import ulp_of, ulp_step
 
 
 class Verdict(enum.Enum):
@@ -92,7 +93,31 @@ def hidden_nonfinite(torch_value: float, exact: arb | None, fmt: FloatFormat) ->
 INTERMEDIATE_OVERFLOW = "known torch deviation: an intermediate of the backward formula overflows"
 
 
+def faithfully_rounded(torch_value: float, exact: arb | None, fmt: FloatFormat) -> bool:
+    """torch's value is one of the two floats of the dtype next to the exact value (or the exact value
+    itself): as accurate as the dtype allows, whatever the model could bound. This decides the points where
+    the enclosure is too wide to judge (a saturated or underflowed factor, an intermediate the model fears
+    may overflow, a tie within the model) but torch's answer is nevertheless the right one."""
+    if exact is None or not exact.is_finite() or math.isnan(torch_value):
+        return False
+    # round to nearest gives ±inf from the largest finite float plus half its ulp on
+    overflows_at = arb(fmt.max_finite) + arb(ulp_of(fmt.max_finite, fmt)) / 2
+    if math.isinf(torch_value):
+        return bool(exact * (1 if torch_value > 0 else -1) >= overflows_at)
+    below, above = ulp_step(torch_value, -1, fmt), ulp_step(torch_value, 1, fmt)
+    if abs(torch_value) == fmt.max_finite:  # the neighbour beyond is inf: the interval ends where rounding does
+        below, above = (below, overflows_at) if torch_value > 0 else (-overflows_at, above)
+    return bool(exact > arb(below)) and bool(exact < arb(above))
+
+
+FAITHFUL = "faithfully rounded"  # verified without the model: see `faithfully_rounded`
+
+
 def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatFormat) -> ElementVerdict:
+    if expected.status is not Status.OK and faithfully_rounded(torch_value, expected.exact, fmt):
+        exact_f = float(expected.exact.mid())
+        return ElementVerdict(leaf, index, Verdict.VERIFIED, torch_value, exact_f, reason=FAITHFUL,
+                              ulp=ulp_of(exact_f, fmt))
     if expected.status is not Status.OK:
         if hidden_nonfinite(torch_value, expected.exact, fmt):
             exact_f = float(expected.exact.mid())
@@ -116,6 +141,8 @@ def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatForm
         return ElementVerdict(leaf, index, Verdict.WRONG, reason="outside the error bound", **base)
     # A ball around 0 (radius ~2^-192) is an exact zero for any float comparison: judged absolutely.
     if not exact.contains(0) and not bound < abs(exact_f):
+        if faithfully_rounded(torch_value, exact, fmt):
+            return ElementVerdict(leaf, index, Verdict.VERIFIED, reason=FAITHFUL, **base)
         return ElementVerdict(leaf, index, Verdict.UNVERIFIED, reason="bound wider than the value", **base)
     return ElementVerdict(leaf, index, Verdict.VERIFIED, **base)
 
