@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 from conftest import FIXTURE_HEALTH
 from oracles.core.check import check_case
 from oracles.core.outcomes import assert_gradients_match
+from oracles.reports import findings
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
+from strategies.whole_domain import whole_domain_cases
+
+
+REGISTRY = findings.load()
 
 
 def _check(data, verdict_log, device, cases):
@@ -24,6 +29,18 @@ def _check(data, verdict_log, device, cases):
 def test_op_gradient(op, dtype, device, verdict_log, data):
     """`op` at the root, each argument a random subtree inside the op's domain."""
     _check(data, verdict_log, device, grad_cases(dtype, lambda n: compositions(n, max_depth=2, root=op)))
+
+
+@pytest.mark.parametrize("op", list(OPS))
+@FIXTURE_HEALTH
+@given(data=st.data())
+def test_op_whole_domain(op, dtype, device, verdict_log, data):
+    """`op` applied to inputs anywhere in its domain: every binade of the dtype, 1 ulp to far off every
+    edge and special point (strategies/whole_domain.py); the run report records what was shown."""
+    drawn = data.draw(whole_domain_cases(op, dtype), label="case")
+    verdict_log.show(drawn.case, drawn.avoided)
+    outcome = findings.excuse_registered_regions(check_case(drawn.case, device), REGISTRY)
+    assert_gradients_match(outcome, verdict_log)
 
 
 @FIXTURE_HEALTH

@@ -21,6 +21,7 @@ from flint import arb
 
 from oracles.core.case import Case, all_indices
 from oracles.core.expected import ExpectedGrad, Status
+from oracles.core.shown import DomainShown
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.floats import ulp_of, ulp_step
 
@@ -180,6 +181,11 @@ def judge(case: Case, grads: list[torch.Tensor | None], expected: list[ExpectedG
     return verdicts
 
 
+# An element counted as a registered finding (findings.toml): unverified, but neither unknown nor hidden, so
+# the guard against strategies that mostly miss (program_unverified_fraction) does not count it.
+REGISTERED = "registered finding"
+
+
 class VerdictCounts:
     """Tally across the examples of one check: verdict counts, why points were unverified, the worst
     error seen (in ulps of the dtype and relative to the bound) and failure reports. Mergeable, and
@@ -203,6 +209,7 @@ class VerdictCounts:
         self.repeats = 0
         self._seen: set = set()
         self._programs: dict[str, list[int]] = {}  # program source -> [unverified, judged] elements
+        self.shown = DomainShown()  # where the inputs lay, for the checks that record it
 
     def add(self, verdicts: list[ElementVerdict], case: Case | None = None) -> None:
         """Tally one example; with its `case`, the element behind the worst error/bound ratio is kept
@@ -216,7 +223,7 @@ class VerdictCounts:
         self._seen.add(key)
         if case is not None:
             program = self._programs.setdefault(case.source, [0, 0])
-            program[0] += sum(v.verdict is Verdict.UNVERIFIED for v in verdicts)
+            program[0] += sum(v.verdict is Verdict.UNVERIFIED and not v.reason.startswith(REGISTERED) for v in verdicts)
             program[1] += len(verdicts)
         for v in verdicts:
             self.counts[v.verdict] += 1
@@ -229,6 +236,10 @@ class VerdictCounts:
                 self.worst_over_bound = v.error_over_bound
                 if case is not None:
                     self.worst_case = f"{describe(v, case)}; inputs {list(case.values)}"
+
+    def show(self, case: Case, avoided: tuple[tuple[float, ...], ...]) -> None:
+        """Record where `case`'s inputs lay, and how close they came to the points they were kept off."""
+        self.shown.add(case, avoided)
 
     def add_failure(self, text: str) -> None:
         if len(self.failures) < self.MAX_FAILURES:
@@ -244,6 +255,7 @@ class VerdictCounts:
             self.worst_over_bound, self.worst_case = other.worst_over_bound, other.worst_case
         for failure in other.failures:
             self.add_failure(failure)
+        self.shown.merge(other.shown)
 
     def to_json(self) -> dict:
         return {
@@ -255,6 +267,7 @@ class VerdictCounts:
             "worst_error_over_bound": self.worst_over_bound,
             "worst_case": self.worst_case,
             "failures": list(self.failures),
+            **({"domain_shown": self.shown.to_json()} if self.shown else {}),
         }
 
     @classmethod
@@ -268,6 +281,7 @@ class VerdictCounts:
         counts.worst_over_bound = data["worst_error_over_bound"]
         counts.worst_case = data.get("worst_case", "")
         counts.failures = list(data["failures"])
+        counts.shown = DomainShown.from_json(data.get("domain_shown", {}))
         return counts
 
     @property

@@ -298,7 +298,8 @@ add_op("pow_scalar", [Spelling("{0} ** {1}", _OPERATORS["**"]), Spelling("torch.
     (R, R), operands=EXPONENT, ulps=1, opinfo=("pow",),
     specials=(pole("x0 = 0 with a negative or fractional exponent (an edge for fractional ones)", 0.0),),
     conventions=pins.POW_SCALAR,
-    findings=("pow-negative-exponent-overflow", "pow-scalar-power-overflow", "backward-intermediate-overflow"),
+    findings=("pow-negative-exponent-overflow", "pow-scalar-power-overflow", "backward-intermediate-overflow",
+              "pow-bfloat16-scalar-exponent-rounded"),
     references=(ref((1.25, 3.0), lambda a, c: (3 * a**2,)),
                 ref((-1.5, -2.0), lambda a, c: (-2 / a**3,)),
                 ref((1.25, 0.5), lambda a, c: (1 / (2 * mp.sqrt(a)),))))
@@ -762,7 +763,7 @@ add_op("sinc", unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch
                 "sinc's backward formula cancels twice; bfloat16 leaves ~57% of its second derivatives "
                 "unverifiable"),),
     # sinc(x) = sin(πx)/(πx): derivative (πx cos(πx) - sin(πx)) / (πx²)
-    findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow"),
+    findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow", "sinc-rounded-phase"),
     references=(ref((0.75,), lambda a: ((mp.pi * a * mp.cos(mp.pi * a) - mp.sin(mp.pi * a)) / (mp.pi * a**2),)),))
 # atanh: grad * 1 / (1 - self.pow(2))
 add_unary("atanh", sympy.atanh, arb.atanh,
@@ -811,6 +812,7 @@ add_unary("log2", lambda a: sympy.log(a) / sympy.log(2), lambda a: a.log() / arb
 add_unary("log10", lambda a: sympy.log(a) / sympy.log(10), lambda a: a.log() / arb(10).log(),
        lambda F, args, y: (F.div(ONE, F.mul(args[0], ln_rounded(F, 10))),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG10,
+       findings=("log10-bfloat16-subnormal-reciprocal-overflow",),
        references=(ref((1.25,), lambda a: (1 / (a * mp.log(10)),)),))
 
 
