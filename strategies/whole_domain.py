@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -170,7 +171,11 @@ def argument_value(draw, plan: ArgumentPlan, fmt: FloatFormat, label: str) -> fl
         side = draw(choice([1, -1]), label=f"{label} side")
         step = abs(ulp_step(anchor, side, fmt) - anchor)
         distance = _distance(draw, _binade(step), _binade(period.period / 2), fmt, label)
-        return _off(anchor, side, distance, period.period, fmt)
+        value = _off(anchor, side, distance, period.period, fmt)
+        # where the dtype's spacing is a fair part of the period, rounding may land on the next jump
+        while (Fraction(value) - Fraction(period.offset)) % Fraction(period.period) == 0:
+            value = ulp_step(value, -side, fmt)
+        return value
     segment = draw(choice(plan.segments), label=f"{label} anchor and side")
     distance = _distance(draw, segment.low, segment.high, fmt, label)
     return _off(segment.anchor, segment.side, distance, segment.width, fmt)
