@@ -19,13 +19,7 @@ from oracles.table.conventions import Convention
 from oracles.table.domains import Domain
 from oracles.table.ops import Operands, OpSpec
 from strategies.cached import choice
-
-# pow's constant exponents by the base's domain (as strategies.expressions.EXPONENTS, a few more).
-EXPLORE_EXPONENTS = {
-    Domain.REAL: (2.0, 3.0, 4.0, 1.0, 5.0),
-    Domain.NONZERO: (-1.0, -2.0, -3.0),
-    Domain.POSITIVE: (0.5, -0.5, 1.5, 0.25, 2.5, 1 / 3, -1 / 3, 2 / 3),
-}
+from strategies.whole_domain import EXPONENTS
 
 
 def _width(fmt: FloatFormat) -> int:
@@ -59,8 +53,8 @@ def domain_values(domain: Domain, fmt: FloatFormat) -> st.SearchStrategy[float]:
 def domain_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[float, ...]:
     """The op's arguments anywhere in its domain (constants from the table's choices)."""
     if op.operands is Operands.EXPONENT:
-        base_domain = draw(choice(list(EXPLORE_EXPONENTS)), label="exponent kind")
-        exponent = draw(choice(EXPLORE_EXPONENTS[base_domain]), label="exponent")
+        base_domain = draw(choice(list(EXPONENTS)), label="exponent kind")
+        exponent = draw(choice(EXPONENTS[base_domain]), label="exponent")
         return draw(domain_values(base_domain, fmt), label="base"), exponent
     if op.operands is Operands.PARAMETERS:
         params = draw(choice(op.parameters), label="parameters")
