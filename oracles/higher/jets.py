@@ -454,6 +454,16 @@ class JetModel:
                 c[t] = c[t] + arb(0, kk * (self.u * jet.m[t] + self.eta * _factor_or_one(jet.p[t])))
         return self.in_range(Jet(jet.n, jet.order, c, jet.m, jet.p))
 
+    @property
+    def opmath(self) -> JetModel:
+        """Kernels' arithmetic in the format itself: torch's double backward differentiates a fused kernel
+        with ops of the tensor's dtype, and rounding in the format encloses float arithmetic rounded once."""
+        return self
+
+    @staticmethod
+    def store(value):
+        return value
+
     def round(self, value, k: float = 1, magnitude=None):
         if not isinstance(value, Jet):
             return self.base.round(value, k, magnitude)

@@ -9,13 +9,16 @@ produce: tight where the problem is well conditioned, wide where it is not.
 
 from __future__ import annotations
 
+import functools
+
 from flint import arb, ctx
 
-from oracles.numerics.dtypes import FloatFormat
+from oracles.numerics.dtypes import FloatFormat, format_named
 
 # Working precision of all ball arithmetic: far beyond float64, so arb's own rounding never matters.
 WORKING_PRECISION_BITS = 192
 ctx.prec = WORKING_PRECISION_BITS
+FLOAT32 = format_named("float32")
 
 
 def int_power(base: arb, n: int) -> arb:
@@ -49,6 +52,23 @@ class RoundingModel:
         self.eta = arb(fmt.absolute_error)
         self.limit = arb(fmt.max_finite)
 
+    @functools.cached_property
+    def opmath(self) -> RoundingModel:
+        """The model of the arithmetic inside one of torch's kernels. bfloat16 and float16 kernels convert their
+        inputs to float (at::opmath_type), compute in float and round the result once (`store`); float32 and
+        float64 kernels compute in their own format. A backward kernel's factor of the gradient may be computed
+        here and multiplied in by the caller's `mul` of the format: rounding a real z to float and then to a
+        format of p <= 11 bits errs by at most u·|z| (float's 24 bits exceed 2p + 2: the double rounding is
+        innocuous), so that product encloses the kernel's."""
+        if self.format.mantissa_bits >= FLOAT32.mantissa_bits:
+            return self
+        return RoundingModel(FLOAT32)
+
+    def store(self, value: arb) -> arb:
+        """A kernel's result computed in `opmath`, as the tensor holds it: rounded once more where opmath is
+        float and the format narrower."""
+        return value if self.opmath is self else self.round(value)
+
     def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:
         """`value` after one operation whose relative error is at most k·u (of `magnitude`, default |value|)."""
         if k == 0:
@@ -64,13 +84,13 @@ class RoundingModel:
             raise Overflow(f"a value may exceed the {self.format.name} range ({value.str(3)})")
         return value
 
-    # Correctly rounded IEEE operations (k = 1). Sums are widened by |a| + |b| rather than |a + b|, so
-    # the enclosure does not depend on the order in which torch happens to accumulate terms.
+    # Correctly rounded IEEE operations (k = 1): one addition of two floats errs by at most u·|a + b|, also
+    # where it cancels (Sterbenz: a - b is then exact). (Sums of more terms: `sum`.)
     def add(self, a: arb, b: arb) -> arb:
-        return self.round(a + b, 1, a.abs_upper() + b.abs_upper())
+        return self.round(a + b)
 
     def sub(self, a: arb, b: arb) -> arb:
-        return self.round(a - b, 1, a.abs_upper() + b.abs_upper())
+        return self.round(a - b)
 
     def mul(self, a: arb, b: arb) -> arb:
         return self.round(a * b)

@@ -24,6 +24,7 @@ from oracles.table.ops import (
     R,
     Spelling,
     add_op,
+    elu_expm1,
     nn_spelling,
     ref,
 )
@@ -133,8 +134,10 @@ add_op("tanhshrink", [nn_spelling("tanhshrink")], lambda a: a - sympy.tanh(a),
 def _celu_forward(F, a, alpha):
     if F.sign(a) > 0:
         return a
-    # elu kernel, negcoef = alpha, negiptcoef = 1/alpha: (exp(x * negiptcoef) - 1) * negcoef
-    return F.mul(F.sub(_exp(F, F.mul(a, F.div(ONE, alpha))), ONE), alpha)
+    # elu kernel, negcoef = alpha, negiptcoef = 1/alpha: expm1(x * negiptcoef) * negcoef (float for bfloat16
+    # and float16, rounded once)
+    inner = F.opmath
+    return F.store(inner.mul(elu_expm1(inner, inner.mul(a, inner.div(ONE, alpha))), alpha))
 
 
 def _celu_grads(F, args, y):
@@ -143,8 +146,9 @@ def _celu_grads(F, args, y):
     a, alpha = args
     if F.sign(a) > 0:
         return (ONE, arb(0))
-    inverse = F.div(ONE, alpha)
-    return (F.mul(F.mul(inverse, alpha), _exp(F, F.mul(a, inverse))), arb(0))
+    inner = F.opmath
+    inverse = inner.div(ONE, alpha)
+    return (inner.mul(inner.mul(inverse, alpha), _exp(inner, inner.mul(a, inverse))), arb(0))
 
 
 add_op("celu", [Spelling("torch.nn.functional.celu({0}, {1})", torch_nn_functional.celu)],
@@ -166,10 +170,10 @@ def _selu_negcoef(F):
 
 
 def _selu_forward(F, a):
-    # elu kernel: x <= 0 ? (exp(x * negiptcoef) - 1) * negcoef : x * poscoef, negiptcoef = 1
+    # elu kernel: x <= 0 ? expm1(x * negiptcoef) * negcoef : x * poscoef, negiptcoef = 1
     if F.sign(a) > 0:
         return F.mul(a, F.const(SELU_SCALE))
-    return F.mul(F.sub(_exp(F, a), ONE), _selu_negcoef(F))
+    return F.store(F.opmath.mul(elu_expm1(F.opmath, a), _selu_negcoef(F.opmath)))
 
 
 def _selu_grads(F, args, y):
@@ -177,7 +181,7 @@ def _selu_grads(F, args, y):
     a = args[0]
     if F.sign(a) > 0:
         return (F.const(SELU_SCALE),)
-    return (F.mul(_selu_negcoef(F), _exp(F, a)),)
+    return (F.opmath.mul(_selu_negcoef(F.opmath), _exp(F.opmath, a)),)
 
 
 add_op("selu", [nn_spelling("selu"), Spelling("torch.selu({0})", torch.selu)],

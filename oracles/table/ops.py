@@ -339,11 +339,13 @@ add_op("rsqrt", unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
 
 # ---------------------------------------------------------------- transcendental
 def add_unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None, **extra):
-    """A unary op whose forward is one torch kernel accurate to `ulps`, modelled by `arb_function`."""
+    """A unary op whose forward is one torch kernel accurate to `ulps`, modelled by `arb_function`. Its
+    bfloat16 and float16 kernels compute in float (UnaryOpsKernel.cpp: Vectorized<BFloat16>/<Half> map the
+    float function; the scalar path calls it on float(a)) and round once: within u of the value, not k·u."""
     k = 2 * ulps
 
     def forward(F, a):
-        return F.round(arb_function(a), k)
+        return F.store(F.opmath.round(arb_function(a), k))
 
     add_op(name, spellings or unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
 
@@ -375,7 +377,8 @@ add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(),
 add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
        references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
-add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.sub(ONE, F.mul(y, y)),),
+# tanh_backward: grad * (1 - y * y), in float for bfloat16 and float16 (BinaryOpsKernel.cpp), rounded once
+add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.opmath.sub(ONE, F.opmath.mul(y, y)),),
        specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
        findings=("tanh-sigmoid-saturation",),
        saves="result", references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
@@ -704,19 +707,27 @@ add_op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch
 ELU_ULPS = 1
 
 
+def elu_expm1(F, a):
+    """exp(a) - 1 as elu's kernels compute it: expm1 (aten/src/ATen/native/cpu/Elu.h) or exp(a) - 1 (older
+    versions, CUDA); the union encloses both."""
+    k = 2 * ELU_ULPS
+    return F.round(a.expm1(), k).union(F.sub(F.round(a.exp(), k), ONE))
+
+
 def _elu_forward(F, a, alpha):
     if F.sign(a) > 0:
         return a
-    # expm1(x) or exp(x) - 1 (both are within this enclosure), times alpha
-    return F.mul(alpha, F.sub(F.round(a.exp(), 2 * ELU_ULPS), ONE))
+    # negcoef * expm1(x * negiptcoef), in float for bfloat16 and float16, rounded once; alpha is exact
+    return F.store(F.opmath.mul(alpha, elu_expm1(F.opmath, a)))
 
 
 def _elu_grads(F, args, y):
-    # elu_backward (is_result=False): x <= 0 ? grad * input_scale * alpha * exp(x * input_scale) : grad
+    # elu_backward (is_result=False): x <= 0 ? grad * input_scale * alpha * exp(x * input_scale) : grad, in
+    # float for bfloat16 and float16 (Activation.cpp), rounded once
     a, alpha = args
     if F.sign(a) > 0:
         return (ONE, ZERO)
-    return (F.mul(alpha, F.round(a.exp(), 2 * ELU_ULPS)), ZERO)
+    return (F.opmath.mul(alpha, F.opmath.round(a.exp(), 2 * ELU_ULPS)), ZERO)
 
 
 add_op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional.elu)],
