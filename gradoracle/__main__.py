@@ -3,6 +3,7 @@ describes each."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from gradoracle import compare, conventions_doc, coverage, explore, explore_report, sensitivity
@@ -37,4 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing is lost, say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -17,6 +17,7 @@ from oracles.table.tensor_ops import (
     IndexSpace,
     MatmulParams,
     MatmulSpace,
+    OptionSpace,
     ReductionParams,
     ReductionSpace,
     ReshapeSpace,
@@ -118,3 +119,8 @@ def _index(draw, space: IndexSpace, shape: tuple[int, ...]):
 @params_in.register
 def _(space: IndexSpace, shapes: Shapes):
     return _index(space, shapes[0])
+
+
+@params_in.register
+def _(space: OptionSpace, shapes: Shapes):
+    return choice(space.options(shapes))

@@ -10,6 +10,9 @@ maxima are drawn often.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -17,26 +20,48 @@ from hypothesis import strategies as st
 from oracles.core.case import numel
 from oracles.core.expr import renamed, variables
 from oracles.numerics.dtypes import format_named
-from oracles.table.tensor_ops import TENSOR_OPS
-from oracles.tensor.program import Input, Map, Node, Tensor, TensorCase, shape_of
+from oracles.table.tensor_ops import TENSOR_OPS, MatmulSpace, OptionSpace
+from oracles.tensor.program import Input, Map, Node, Tensor, TensorCase, nodes, shape_of
 from strategies.backward import SMOOTH_OPS, upstream_values
 from strategies.cached import choice
 from strategies.expressions import compositions
 from strategies.tensor_params import op_params
 from strategies.values import leaf_value_lists
 
-SIDES = st.integers(1, 3)
+MAX_SIDE = 3
+SIDES = st.integers(1, MAX_SIDE)
 # The second stage: ops that take any tensor of rank >= 1 (matmul needs a partner; it is a first stage).
 SECOND_STAGE = tuple(name for name, op in TENSOR_OPS.items() if op.arity == 1)
 
 
 def shapes_for(op_name: str) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    """Argument shapes for a first-stage op: matmul's (m, k) @ (k, n), k-vectors on either side; others
-    rank 1 or 2 with sides 1..3."""
-    if TENSOR_OPS[op_name].arity == 2:
+    """Argument shapes for a first-stage op: matmul's (m, k) @ (k, n), k-vectors on either side; others one
+    shape of a rank the entry takes (`ranks`) with sides 1..3, shared by all its arguments."""
+    op = TENSOR_OPS[op_name]
+    if isinstance(op.space, MatmulSpace):
         return st.tuples(SIDES, SIDES, SIDES, st.booleans(), st.booleans()).map(
             lambda d: ((d[0], d[1]) if d[3] else (d[1],), (d[1], d[2]) if d[4] else (d[1],)))
-    return st.lists(SIDES, min_size=1, max_size=2).map(lambda s: (tuple(s),))
+    if isinstance(op.space, OptionSpace):
+        return choice(_shapes_with_options(op_name))
+    return choice(op.ranks).flatmap(lambda rank: st.lists(SIDES, min_size=rank, max_size=rank)).map(
+        lambda sides: (tuple(sides),) * op.arity)
+
+
+@functools.cache
+def _shapes_with_options(op_name: str) -> list[tuple[tuple[int, ...], ...]]:
+    """The argument shapes (sides 1..3) for which a shape op has parameters (reflect padding needs a side
+    longer than the padding), smallest first."""
+    op = TENSOR_OPS[op_name]
+    sides = range(1, MAX_SIDE + 1)
+    candidates = [c for rank in op.ranks for shape in itertools.product(sides, repeat=rank)
+                  for c in op.argument_shapes(shape)]
+    return sorted((c for c in candidates if op.space.options(c)), key=lambda c: (math.prod(c[0]), len(c[0]), c))
+
+
+def _takes(op, shape: tuple[int, ...]) -> bool:
+    """Whether a one-argument op has parameters for an argument of this shape (a shape op's options may be
+    none: fliplr of a vector) in every dtype."""
+    return op.cpu_dtypes is None and (not isinstance(op.space, OptionSpace) or bool(op.space.options((shape,))))
 
 
 @st.composite
@@ -60,7 +85,10 @@ def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str]
 def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: str) -> Tensor:
     op = TENSOR_OPS[op_name]
     params = draw(op_params(op, arg_shapes), label=f"{label}: parameters")
-    spelling = draw(choice(op.spellings_for(arg_shapes, params)), label=f"{label}: spelling")
+    # a tensor op's result may be a strided view, and elementwise ops keep their argument's strides
+    fresh = not any(isinstance(n, Tensor) for a in args for n in nodes(a))
+    spellings = [i for i in op.spellings_for(arg_shapes, params) if fresh or not op.spellings[i].needs_contiguous]
+    spelling = draw(choice(spellings), label=f"{label}: spelling")
     return Tensor(op_name, args, params, spelling)
 
 
@@ -86,7 +114,8 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
             node = Map(expr, (node,))
         out = shape_of(node, shapes)
         if after.endswith("op") and out:
-            second = draw(choice([n for n in SECOND_STAGE if n in names] or ["sum"]), label="second op")
+            fitting = [n for n in SECOND_STAGE if n in names and _takes(TENSOR_OPS[n], out)]
+            second = draw(choice(fitting or ["sum"]), label="second op")
             node = draw(_tensor_node(second, (node,), (out,), "second stage"), label="second stage")
     return node, shapes
 

@@ -15,7 +15,6 @@ from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
 from strategies.whole_domain import whole_domain_cases
 
-
 REGISTRY = findings.load()
 
 

@@ -25,10 +25,19 @@ from oracles.core.expected import ExpectedElement, Status
 from oracles.core.expr import Apply, Var
 from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.verdict import ElementVerdict, Verdict, judge_element
-from oracles.faults.derivatives import reduction_backward_on_wrong_axis
+from oracles.faults.derivatives import planted_tensor_backward_error, reduction_backward_on_wrong_axis
+from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
-from oracles.numerics.rounding import Singular
-from oracles.table.tensor_ops import TENSOR_OPS, IndexParams, OpParams, ReductionParams, ScanParams, ShapeParams
+from oracles.numerics.rounding import RoundingModel, Singular
+from oracles.table.tensor_ops import (
+    TENSOR_OPS,
+    IndexParams,
+    OpParams,
+    OptionSpace,
+    ReductionParams,
+    ScanParams,
+    ShapeParams,
+)
 from oracles.tensor.check import check_tensor_case, tensor_reproducer
 from oracles.tensor.oracle import exact_vjp, expected_tensor_gradients, program_sympy
 from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program
@@ -51,6 +60,9 @@ def check(case: TensorCase, device: str, verdict_log, overrides=None):
 def test_tensor_op_gradient(op, dtype, device, verdict_log, data):
     """`op` on elementwise compositions of the inputs (or the inputs themselves), maybe followed by an
     elementwise map and a second tensor op; `y.sum().backward()` or `y.backward(gradient=...)`."""
+    supported = TENSOR_OPS[op].cpu_dtypes
+    if device == "cpu" and supported is not None and dtype not in supported:
+        pytest.skip(f"torch {torch.__version__} has no {dtype} kernel for {op} on the CPU")
     check(data.draw(tensor_cases(dtype, root=op), label="case"), device, verdict_log)
 
 
@@ -146,15 +158,57 @@ def test_rendered_source_is_the_program(data):
     assert torch.equal(from_source, run_program(case.program, leaves)), case.source
 
 
+# Small shapes of every rank a shape op is drawn with: sizes 1 (squeezable) to 3, for the exhaustive checks.
+SMALL_SHAPES = {1: [(1,), (3,)], 2: [(2, 3), (3, 1)], 3: [(2, 1, 3), (3, 2, 2)]}
+
+
+def _listed(op) -> list[tuple[tuple[tuple[int, ...], ...], OpParams]]:
+    """(argument shapes, parameters) of a shape op (OptionSpace): every listed parameter set of small shapes."""
+    return [(shapes, p) for rank in op.ranks for shape in SMALL_SHAPES[rank] for shapes in op.argument_shapes(shape)
+            for p in op.space.options(shapes)]
+
+
 def test_every_spelling_is_reachable():
     """Each spelling of each tensor op applies to some parameters of a small shape (none is dead)."""
     shapes = {1: [((3,),), ((2, 3),), ((1, 3),)], 2: [((2, 3), (3, 2)), ((2, 3), (3,)), ((3,), (3, 2)), ((3,), (3,))]}
     for name, op in TENSOR_OPS.items():
         reached = set()
-        for arg_shapes in shapes[op.arity]:
-            for example in _params_examples(op, arg_shapes):
-                reached.update(op.spellings_for(arg_shapes, example))
+        if isinstance(op.space, OptionSpace):
+            for arg_shapes, p in _listed(op):
+                reached.update(op.spellings_for(arg_shapes, p))
+        else:
+            for arg_shapes in shapes[op.arity]:
+                for example in _params_examples(op, arg_shapes):
+                    reached.update(op.spellings_for(arg_shapes, example))
         assert reached == set(range(len(op.spellings))), f"{name}: spellings {set(range(len(op.spellings))) - reached}"
+
+
+@pytest.mark.parametrize("op", [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)])
+def test_shape_op_is_torchs_op(op):
+    """A shape op's index map is torch's op: for every listed parameter set of small shapes and every
+    spelling, torch's result on distinct values is the map's (same shape, same elements), and the rendered
+    source computes the same."""
+    entry = TENSOR_OPS[op]
+    F = RoundingModel(format_named("float64"))
+    listed = _listed(entry)
+    assert listed, f"{op}: no parameters for any small shape of ranks {entry.ranks}"
+    for arg_shapes, p in listed:
+        tensors, arrays, first = [], [], 0
+        for shape in arg_shapes:
+            size = int(np.prod(shape, dtype=int))
+            tensors.append(torch.arange(first + 1.0, first + size + 1.0, dtype=torch.float64).reshape(shape))
+            arrays.append(np.array([arb(v) for v in range(first + 1, first + size + 1)], dtype=object).reshape(shape))
+            first += size
+        mapped = np.asarray(entry.forward(F, arrays, p), dtype=object)
+        expected = [float(v.mid()) for v in mapped.reshape(-1)]
+        names = {f"x{i}": t for i, t in enumerate(tensors)} | {"torch": torch}
+        for k in entry.spellings_for(arg_shapes, p):
+            spelling = entry.spellings[k]
+            text = spelling.render([f"x{i}" for i in range(entry.arity)], p)
+            for got in (spelling.call(tensors, p), eval(text, {}, names)):  # our own generated text
+                assert tuple(got.shape) == mapped.shape and got.reshape(-1).tolist() == expected, (
+                    f"{text} with shapes {arg_shapes}: torch gives {got.tolist()}, "
+                    f"the index map {np.reshape(expected, mapped.shape).tolist()}")
 
 
 def test_opinfo_names_are_torchs():
@@ -355,6 +409,21 @@ def test_reduction_backward_on_the_wrong_axis_is_caught(device):
     prop(None)()
     with pytest.raises(AssertionError):
         prop({"sum": reduction_backward_on_wrong_axis()})()
+
+
+@pytest.mark.parametrize("op", ["flip", "pad_reflect", "index_add", "scatter_add", "avg_pool1d", "diff"])
+def test_a_gathering_backward_off_by_1e_12_is_caught(op, device):
+    """torch's own backward times 1 + 1e-12 (float64): the copies, sums and averages the index map implies
+    leave no room for it."""
+
+    @FAULT_RUN
+    @given(data=st.data())
+    def run(data):
+        case = data.draw(tensor_cases("float64", root=op, stages=1), label="case")
+        assert_gradients_match(check_tensor_case(case, device, {op: planted_tensor_backward_error(op, 1e-12)}))
+
+    with pytest.raises(AssertionError):
+        run()
 
 
 def test_planted_fault_refuses_shapes_it_cannot_fake():

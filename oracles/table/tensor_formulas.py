@@ -513,26 +513,126 @@ def matmul_backward(F, arrays, out, grad, p):
     return ga.reshape(a.shape), gb.reshape(b.shape)
 
 
-# ------------------------------------------------------------------ views
-def view(index_map: Callable[[np.ndarray, object], np.ndarray]):
-    """forward, backward and SymPy of a view from `index_map` (numpy array -> the same view of it)."""
+# ------------------------------------------------------------------ ops that gather (and add up) elements
+@dataclass(frozen=True)
+class Constant:
+    """An output element that holds a constant (padding, a masked fill, the zeros off a diagonal)."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Total:
+    """An output element that is a sum of argument elements, each added (+1) or subtracted (-1): scatter_add's
+    and index_add's accumulations, trace, diff; with a `divisor`, their mean (average pooling)."""
+
+    terms: tuple[tuple[int, int], ...]  # (element id, +1 or -1)
+    divisor: int = 1
+
+
+# An average's division: by the window's size, by its sides one after the other (adaptive pooling) or times
+# a rounded reciprocal; two roundings enclose each of these.
+K_DIVISION = 2
+
+
+def _divided(F: RoundingModel, value: arb, divisor: int) -> arb:
+    return value if divisor == 1 else F.round(value / divisor, K_DIVISION)
+
+
+def _terms(item) -> tuple[tuple[int, int], ...]:
+    if isinstance(item, Total):
+        if item.divisor != 1:
+            raise ValueError("an average cannot be part of a sum")
+        return item.terms
+    if isinstance(item, Constant):
+        if item.value != 0:
+            raise ValueError(f"only a constant 0 can be part of a sum, got {item.value}")
+        return ()
+    return ((item, 1),)
+
+
+def plus(a, b):
+    """The element a + b, for index maps that add (on element ids, as `gathered` runs them)."""
+    return Total(_terms(a) + _terms(b))
+
+
+def minus(a, b):
+    return Total(_terms(a) + tuple((element, -sign) for element, sign in _terms(b)))
+
+
+def _tokens(shapes) -> list[np.ndarray]:
+    """Per argument, an object array of the global row-major ids of its elements (argument after argument)."""
+    out, first = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=int))
+        out.append(np.arange(first, first + size).astype(object).reshape(shape))
+        first += size
+    return out
+
+
+def structure(index_map: Callable, shapes, p) -> np.ndarray:
+    """The op's output on element ids: per element an id, a `Constant` or a `Total`."""
+    return np.asarray(index_map(_tokens(shapes), p, Constant), dtype=object)
+
+
+def gathered_shape(index_map: Callable, shapes, p) -> tuple[int, ...]:
+    return structure(index_map, shapes, p).shape
+
+
+def gathered(index_map: Callable):
+    """forward, backward and SymPy of an op whose every output element is an element of one of its arguments,
+    a constant or a sum of elements, from `index_map(arrays, params, constant)`: the op on numpy object arrays
+    (one per argument; `constant(value)` is what it puts where the output holds a constant, and it adds with
+    `plus`/`minus`). The map runs once on element ids (`structure`); from that:
+    - SymPy: each output element is its element, constant or sum;
+    - torch's forward: a copy is exact, a sum is rounded in any order (`sum_any`);
+    - torch's backward: each output element's gradient goes to every element it came from (negated where
+      subtracted), and copies of one element add up, as torch's scatter-add, index_put_(accumulate=True) and
+      sum_to_size do; a constant passes no gradient."""
+
+    def evaluate(arrays, p, element, constant, total):
+        flat = [v for a in arrays for v in a.reshape(-1)]
+        layout = structure(index_map, [a.shape for a in arrays], p)
+        out = _obj(layout.shape)
+        for o in np.ndindex(*layout.shape):
+            item = layout[o]
+            if isinstance(item, Constant):
+                out[o] = constant(item.value)
+            elif isinstance(item, Total):
+                out[o] = total([flat[e] if sign > 0 else -flat[e] for e, sign in item.terms], item.divisor)
+            else:
+                out[o] = element(flat[item])
+        return out
 
     def sympy_side(arrays, p):
-        return np.asarray(index_map(arrays[0], p), dtype=object)
+        return evaluate(arrays, p, lambda v: v, sympy.Rational, lambda terms, d: sympy.Add(*terms) / d)
 
     def forward(F, arrays, p):
-        return np.asarray(index_map(arrays[0], p), dtype=object)
+        return evaluate(arrays, p, lambda v: v, arb, lambda terms, d: _divided(F, sum_any(F, terms), d))
 
     def backward(F, arrays, out, grad, p):
-        a = arrays[0]
-        sources = np.asarray(index_map(np.arange(a.size).reshape(a.shape), p))
-        collected: list[list[arb]] = [[] for _ in range(a.size)]
-        for o in np.ndindex(*sources.shape):
-            collected[int(sources[o])].append(grad[o])
-        grads = _obj(a.shape)  # index_put_(accumulate=True) / sum_to_size: repeats and expanded dims add up
-        for flat, index in enumerate(np.ndindex(*a.shape)):
-            grads[index] = sum_any(F, collected[flat])
-        return (grads,)
+        layout = structure(index_map, [a.shape for a in arrays], p)
+        collected: list[list[arb]] = [[] for _ in range(sum(a.size for a in arrays))]
+        for o in np.ndindex(*layout.shape):
+            item = layout[o]
+            if isinstance(item, Constant):
+                continue
+            share = grad[o]
+            if isinstance(item, Total):  # an average's gradient is divided once per output element
+                share = _divided(F, share, item.divisor)
+                terms = item.terms
+            else:
+                terms = ((item, 1),)
+            for element, sign in terms:
+                collected[element].append(share if sign > 0 else -share)
+        grads, first = [], 0
+        for a in arrays:
+            g = _obj(a.shape)
+            for flat, index in enumerate(np.ndindex(*a.shape)):
+                g[index] = sum_any(F, collected[first + flat])
+            grads.append(g)
+            first += a.size
+        return tuple(grads)
 
     return sympy_side, forward, backward
 

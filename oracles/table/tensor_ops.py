@@ -70,7 +70,21 @@ class IndexParams:
     index: tuple  # ("select", dim, i) | ("slice", dim, start, stop, step) | ("take", dim, indices)
 
 
-OpParams = ReductionParams | ScanParams | MatmulParams | ShapeParams | TransposeParams | IndexParams
+@dataclass(frozen=True)
+class CallParams:
+    """A shape op's parameters by name, as its spellings write them (oracles.table.shape_ops): dims, sizes,
+    index tensors (`Indices`), masks (`Mask`), fill values. Hashable, so exact Jacobians cache per parameters."""
+
+    items: tuple[tuple[str, object], ...] = ()
+
+    def __getitem__(self, name: str):
+        return dict(self.items)[name]
+
+    def get(self, name: str, default=None):
+        return dict(self.items).get(name, default)
+
+
+OpParams = ReductionParams | ScanParams | MatmulParams | ShapeParams | TransposeParams | IndexParams | CallParams
 
 
 # ------------------------------------------------------------------ parameter spaces: data, no strategies
@@ -118,7 +132,17 @@ class IndexSpace:
     max_taken: int = 4  # advanced indexing: how many indices, repeats allowed
 
 
-ParamSpace = ReductionSpace | ScanSpace | MatmulSpace | ReshapeSpace | TransposeSpace | ExpandSpace | IndexSpace
+@dataclass(frozen=True)
+class OptionSpace:
+    """Every valid parameter set for the given argument shapes, listed simplest first (a shape op's dims,
+    sizes and small index patterns are few for the small shapes the suite draws): a strategy picks one, and
+    shrinking goes to the first."""
+
+    options: Callable[[tuple[tuple[int, ...], ...]], Sequence[CallParams]]
+
+
+ParamSpace = (ReductionSpace | ScanSpace | MatmulSpace | ReshapeSpace | TransposeSpace | ExpandSpace | IndexSpace
+              | OptionSpace)
 
 
 # ------------------------------------------------------------------ the entry
@@ -128,6 +152,9 @@ class TSpelling:
     call: Callable[[Sequence[torch.Tensor], OpParams], torch.Tensor]
     applies: Callable[[tuple[tuple[int, ...], ...], OpParams], bool] = lambda shapes, p: True
     atomic: bool = True  # False for an operator spelling (`a @ b`), which needs parentheses inside others
+    # view and view_as refuse an argument whose strides they cannot reshape (a transposed view): such a
+    # spelling is drawn only on arguments that are fresh tensors
+    needs_contiguous: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +177,21 @@ class TensorOp:
     # the minimum-norm subgradient, the rule of torch's autograd notes for convex kinks.
     value: Callable | None = None  # (slice, params) -> ball
     subgradient: Callable | None = None  # (slice, grad, params) -> the slice's gradients
+    # the ranks of argument the op is drawn with (every argument has the same shape, except matmul's)
+    ranks: tuple[int, ...] = (1, 2)
+    # the argument shapes that go with a first argument of shape s (default: all s); a scatter's source has
+    # the shape of the part it writes, a concatenation's second part may differ along the joined dim
+    operand_shapes: Callable[[tuple[int, ...]], Sequence[tuple[tuple[int, ...], ...]]] | None = None
+    # the arguments the output depends on, where that is fewer than all (one output of broadcast_tensors
+    # reads only its own tensor: torch leaves the other's .grad None, it is not in the graph)
+    reads: Callable[[OpParams], tuple[int, ...]] | None = None
+    # the dtypes torch's CPU kernels implement, where fewer than all (avg_pool3d has no bfloat16 or float16)
+    cpu_dtypes: tuple[str, ...] | None = None
+
+    def argument_shapes(self, shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], ...]]:
+        if self.operand_shapes is None:
+            return [(shape,) * self.arity]
+        return list(self.operand_shapes(shape))
 
     def out_shape(self, shapes: tuple[tuple[int, ...], ...], p: OpParams) -> tuple[int, ...]:
         return tuple(self.shape(shapes, p))
@@ -172,10 +214,18 @@ def _along_dim(name: str, spellings, slice_formulas: SliceFormulas, opinfo: Sequ
                     formula.dimwise_backward(f.backward), ScanSpace(), lambda shapes, p: shapes[0], tuple(opinfo), **kw)
 
 
-def _view(name: str, index_map: Callable, spellings, space: ParamSpace, opinfo: Sequence[str]) -> TensorOp:
-    math, forward, backward = formula.view(index_map)
-    return TensorOp(name, 1, tuple(spellings), math, forward, backward, space,
-                    lambda shapes, p: index_map(np.empty(shapes[0]), p).shape, tuple(opinfo))
+def gathering(name: str, index_map: Callable, spellings, space: ParamSpace, opinfo: Sequence[str], arity: int = 1,
+              **kw) -> TensorOp:
+    """An op each of whose output elements is an element of an argument or a constant (views, copies,
+    indexing, padding, concatenation): everything follows from its `index_map` (tensor_formulas.gathered)."""
+    math, forward, backward = formula.gathered(index_map)
+    return TensorOp(name, arity, tuple(spellings), math, forward, backward, space,
+                    lambda shapes, p: formula.gathered_shape(index_map, shapes, p), tuple(opinfo), **kw)
+
+
+def _first(index_map: Callable) -> Callable:
+    """An index map of the one argument, as `gathering` takes them (arrays, params, constant)."""
+    return lambda arrays, p, constant: index_map(arrays[0], p)
 
 
 # ------------------------------------------------------------------ spellings
@@ -275,17 +325,38 @@ _transpose_spellings = (
     TSpelling(lambda a, p: f"torch.transpose({a[0]}, {p.dims[0]}, {p.dims[1]})",
               lambda a, p: torch.transpose(a[0], *p.dims)),
     TSpelling(lambda a, p: f"{a[0]}.T", lambda a, p: a[0].T, _t_applies),
+    TSpelling(lambda a, p: f"torch.transpose_copy({a[0]}, {p.dims[0]}, {p.dims[1]})",
+              lambda a, p: torch.transpose_copy(a[0], *p.dims)),
+    TSpelling(lambda a, p: f"torch.swapaxes({a[0]}, {p.dims[0]}, {p.dims[1]})",
+              lambda a, p: torch.swapaxes(a[0], *p.dims)),
+    TSpelling(lambda a, p: f"{a[0]}.swapdims({p.dims[0]}, {p.dims[1]})", lambda a, p: a[0].swapdims(*p.dims)),
 )
+
+def _like(x: torch.Tensor, shape) -> torch.Tensor:
+    """A tensor of `shape` for the spellings that take their shape from another tensor (view_as)."""
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
+
 
 _reshape_spellings = (
     TSpelling(lambda a, p: f"{a[0]}.reshape({p.shape})", lambda a, p: a[0].reshape(p.shape)),
     TSpelling(lambda a, p: f"torch.reshape({a[0]}, {p.shape})", lambda a, p: torch.reshape(a[0], p.shape)),
     TSpelling(lambda a, p: f"{a[0]}.flatten()", lambda a, p: a[0].flatten(), lambda s, p: len(p.shape) == 1),
+    TSpelling(lambda a, p: f"{a[0]}.view({p.shape})", lambda a, p: a[0].view(p.shape), needs_contiguous=True),
+    TSpelling(lambda a, p: f"torch.view_copy({a[0]}, {p.shape})", lambda a, p: torch.view_copy(a[0], p.shape),
+              needs_contiguous=True),
+    TSpelling(lambda a, p: f"{a[0]}.view_as(torch.empty({p.shape}))", lambda a, p: a[0].view_as(_like(a[0], p.shape)),
+              needs_contiguous=True),
+    TSpelling(lambda a, p: f"{a[0]}.reshape_as(torch.empty({p.shape}))",
+              lambda a, p: a[0].reshape_as(_like(a[0], p.shape))),
+    TSpelling(lambda a, p: f"torch.ravel({a[0]})", lambda a, p: torch.ravel(a[0]), lambda s, p: len(p.shape) == 1),
 )
 
 _expand_spellings = (
     TSpelling(lambda a, p: f"{a[0]}.expand({p.shape})", lambda a, p: a[0].expand(p.shape)),
     TSpelling(lambda a, p: f"torch.broadcast_to({a[0]}, {p.shape})", lambda a, p: torch.broadcast_to(a[0], p.shape)),
+    TSpelling(lambda a, p: f"{a[0]}.expand_as(torch.empty({p.shape}))",
+              lambda a, p: a[0].expand_as(_like(a[0], p.shape))),
+    TSpelling(lambda a, p: f"torch.expand_copy({a[0]}, {p.shape})", lambda a, p: torch.expand_copy(a[0], p.shape)),
 )
 
 
@@ -348,12 +419,14 @@ TENSOR_OPS: dict[str, TensorOp] = {
                    formula.LOG_SOFTMAX, ["log_softmax"]),
         TensorOp("matmul", 2, _matmul_spellings, *formula.MATMUL, MatmulSpace(),
                  lambda shapes, p: formula.matmul_out_shape(*shapes), ("matmul", "mm", "mv", "dot")),
-        _view("transpose", lambda a, p: np.swapaxes(a, *p.dims), _transpose_spellings, TransposeSpace(),
-              ["transpose", "T"]),
-        _view("reshape", lambda a, p: a.reshape(p.shape), _reshape_spellings, ReshapeSpace(), ["reshape", "flatten"]),
-        _view("expand", lambda a, p: np.broadcast_to(a, p.shape), _expand_spellings, ExpandSpace(),
-              ["expand", "broadcast_to"]),
-        _view("index", lambda a, p: a[_numpy_index(p.index)], _index_spellings, IndexSpace(), ["__getitem__"]),
+        gathering("transpose", _first(lambda a, p: np.swapaxes(a, *p.dims)), _transpose_spellings, TransposeSpace(),
+              ["transpose", "T", "transpose_copy"]),
+        gathering("reshape", _first(lambda a, p: a.reshape(p.shape)), _reshape_spellings, ReshapeSpace(),
+                  ["reshape", "flatten", "view", "view_copy", "view_as", "reshape_as", "ravel"]),
+        gathering("expand", _first(lambda a, p: np.broadcast_to(a, p.shape)), _expand_spellings, ExpandSpace(),
+              ["expand", "broadcast_to", "expand_as", "expand_copy"]),
+        gathering("index", _first(lambda a, p: a[_numpy_index(p.index)]), _index_spellings, IndexSpace(),
+                  ["__getitem__"]),
         _reduction("var", _reduce_spellings("var", torch.var, "var", unbiased=True), formula.VAR,
                    ["var", "var[unbiased]"], _VARIANCE),
         _reduction("std", _reduce_spellings("std", torch.std, "std", unbiased=True), formula.STD,

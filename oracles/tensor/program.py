@@ -52,7 +52,8 @@ def live_args(node: Map | Tensor) -> tuple[int, ...]:
     """The arguments the node reads: a Map's expression may leave some of its arguments out."""
     if isinstance(node, Map):
         return variables(node.expr)
-    return tuple(range(len(node.args)))
+    reads = TENSOR_OPS[node.op].reads
+    return tuple(range(len(node.args))) if reads is None else reads(node.params)
 
 
 def nodes(node: Node) -> Iterator[Node]:
