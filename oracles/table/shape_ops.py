@@ -1429,3 +1429,100 @@ for _mode, _opinfos in (("nearest", ["nn.functional.interpolate[nearest]", "nn.f
         _one(lambda a, size, _exact=_mode == "nearest-exact": _take(a, _nearest(a.shape[-1], size, _exact),
                                                                      a.ndim - 1)),
         _spellings, _resample_options, _opinfos, ranks=(3,))
+
+
+# ------------------------------------------------------------------ sums and means of chosen elements
+def _reduced(a: np.ndarray, dim, keepdim: bool, chosen: np.ndarray, mean: bool) -> np.ndarray:
+    """Per slice along `dim` (None: everything) the sum, or mean, of the chosen elements."""
+    dims = range(a.ndim) if dim is None else (dim % a.ndim,)
+    kept = tuple(1 if d in dims else n for d, n in enumerate(a.shape))
+    out = np.empty(kept, dtype=object)
+    for index in np.ndindex(*kept):
+        members = [a[m] for m in np.ndindex(*a.shape) if chosen[m]
+                   and all(m[d] == index[d] for d in range(a.ndim) if d not in dims)]
+        out[index] = Total(tuple((m, 1) for m in members), len(members) if mean else 1)
+    return out if keepdim else out.reshape(tuple(n for d, n in enumerate(kept) if d not in dims))
+
+
+def _reduction_options(shapes, keepdim_without_dim: bool = True):
+    rank = len(_sole(shapes))
+    return [_params(dim=d, keepdim=k) for d in [None, *range(-rank, rank)] for k in (False, True)
+            if d is not None or keepdim_without_dim]
+
+
+def _every_slice_chosen(mask: np.ndarray, dim) -> bool:
+    return bool(mask.any()) if dim is None else bool(mask.any(axis=dim).all())
+
+
+_op("nansum", _one(lambda a, dim, keepdim: _reduced(a, dim, keepdim, np.ones(a.shape, dtype=bool), mean=False)),
+    [_spelling("torch.nansum({0}, dim={dim}, keepdim={keepdim})",
+               lambda x, dim, keepdim: torch.nansum(x, dim=dim, keepdim=keepdim)),
+     _spelling("{0}.nansum()", lambda x, dim, keepdim: x.nansum(), _with(dim=None, keepdim=False))],
+    _reduction_options, ["nansum"])
+_op("nanmean", _one(lambda a, dim, keepdim: _reduced(a, dim, keepdim, np.ones(a.shape, dtype=bool), mean=True)),
+    [_spelling("torch.nanmean({0}, dim={dim}, keepdim={keepdim})",
+               lambda x, dim, keepdim: torch.nanmean(x, dim=dim, keepdim=keepdim)),
+     _spelling("{0}.nanmean()", lambda x, dim, keepdim: x.nanmean(), _with(dim=None, keepdim=False))],
+    _reduction_options, ["nanmean"])
+
+
+def _masked_reduction_options(mean: bool):
+    def options(shapes):
+        return [_params(dim=p["dim"], keepdim=p["keepdim"], mask=Mask.of(m)) for p in _reduction_options(shapes)
+                for m in _masks(_sole(shapes)) if not mean or _every_slice_chosen(m, p["dim"])]
+    return options
+
+
+for _name, _mean in (("sum", False), ("mean", True)):
+    _op(f"masked_{_name}", _one(lambda a, dim, keepdim, mask, _m=_mean: _reduced(a, dim, keepdim, mask.array, _m)),
+        [_spelling(f"torch.masked.{_name}({{0}}, {{dim}}, keepdim={{keepdim}}, mask={{mask}})",
+                   lambda x, dim, keepdim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, keepdim=keepdim,
+                                                                                      mask=mask))],
+        _masked_reduction_options(_mean), [f"masked.{_name}"])
+
+
+def _masked_cumsum_map(a, dim, mask):
+    chosen, d = mask.array, dim % a.ndim
+    out = np.empty(a.shape, dtype=object)
+    for index in np.ndindex(*a.shape):
+        prefix = [index[:d] + (k,) + index[d + 1:] for k in range(index[d] + 1)]
+        out[index] = Total(tuple((a[m], 1) for m in prefix if chosen[m]))
+    return out
+
+
+_op("masked_cumsum", _one(_masked_cumsum_map),
+    [_spelling("torch.masked.cumsum({0}, {dim}, mask={mask})",
+               lambda x, dim, mask: torch.masked.cumsum(x, dim, mask=mask))],
+    lambda shapes: [_params(dim=d, mask=Mask.of(m)) for d in range(len(_sole(shapes))) for m in _masks(_sole(shapes))],
+    ["masked.cumsum"])
+
+
+# ------------------------------------------------------------------ sliding blocks (im2col)
+def _im2col_options(shapes):
+    c, h, w = _sole(shapes)
+    out = []
+    for kernel in itertools.product(range(1, 3), repeat=2):
+        for padding in (0, 1):
+            for stride in (1, 2):
+                if all(n + 2 * padding >= k for n, k in zip((h, w), kernel)):
+                    out.append(_params(kernel_size=kernel, padding=padding, stride=stride))
+    return out
+
+
+def _im2col_map(arrays, p, constant):
+    a = arrays[0]
+    (kh, kw), pad, step = p["kernel_size"], p["padding"], p["stride"]
+    channels, h, w = a.shape
+    rows, columns = (h + 2 * pad - kh) // step + 1, (w + 2 * pad - kw) // step + 1
+    out = np.empty((channels * kh * kw, rows * columns), dtype=object)
+    for c, i, j, r, s in itertools.product(range(channels), range(kh), range(kw), range(rows), range(columns)):
+        y, x = r * step + i - pad, s * step + j - pad
+        out[(c * kh + i) * kw + j, r * columns + s] = a[c, y, x] if 0 <= y < h and 0 <= x < w else constant(0)
+    return out
+
+
+_op("im2col", _im2col_map,
+    [_spelling("torch.nn.functional.unfold({0}, {kernel_size}, padding={padding}, stride={stride})",
+               lambda x, kernel_size, padding, stride: torch.nn.functional.unfold(x, kernel_size, padding=padding,
+                                                                                  stride=stride))],
+    _im2col_options, ["nn.functional.unfold"], ranks=(3,))
