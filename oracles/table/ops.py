@@ -338,14 +338,23 @@ add_op("rsqrt", unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
 
 
 # ---------------------------------------------------------------- transcendental
+def unary_kernel(F, value: arb, k: float) -> arb:
+    """What a unary kernel (exp, cos, sinh, rsqrt, ...) accurate to k·u returns for the exact `value`, as the
+    tensor holds it. Its bfloat16 and float16 kernels compute in float (UnaryOpsKernel.cpp:
+    Vectorized<BFloat16>/<Half> map the float function; the scalar path calls it on float(a)) and round once:
+    within u of the value, not k·u. Measured: for every finite bfloat16 and float16 x, torch's exp, cos,
+    sinh, cosh and rsqrt equal their float32 result rounded once. Backward formulas that call such a kernel
+    (sin's grad * self.cos(), asinh's (self.pow(2) + 1).rsqrt()) get it with the forward's accuracy."""
+    return F.store(F.opmath.round(value, k))
+
+
 def add_unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings=None, **extra):
-    """A unary op whose forward is one torch kernel accurate to `ulps`, modelled by `arb_function`. Its
-    bfloat16 and float16 kernels compute in float (UnaryOpsKernel.cpp: Vectorized<BFloat16>/<Half> map the
-    float function; the scalar path calls it on float(a)) and round once: within u of the value, not k·u."""
+    """A unary op whose forward is one torch kernel accurate to `ulps` (`unary_kernel`), modelled by
+    `arb_function`."""
     k = 2 * ulps
 
     def forward(F, a):
-        return F.store(F.opmath.round(arb_function(a), k))
+        return unary_kernel(F, arb_function(a), k)
 
     add_op(name, spellings or unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
 
@@ -370,9 +379,9 @@ add_unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
        lambda F, args, y: (F.div(ONE, F.add(args[0], ONE)),), P,
        intervals=(Interval(-1.0),), specials=(pole("x = -1", -1.0),), conventions=pins.LOG1P,
        references=(ref((0.75,), lambda a: (1 / (1 + a),)),))
-add_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (F.round(args[0].cos(), k_of("sin")),),
+add_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (unary_kernel(F, args[0].cos(), k_of("sin")),),
        saves="input", references=(ref((0.5,), lambda a: (mp.cos(a),)),))
-add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-F.round(args[0].sin(), k_of("cos")),),
+add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-unary_kernel(F, args[0].sin(), k_of("cos")),),
        saves="input", references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
 add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
@@ -382,9 +391,9 @@ add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.opmath.sub(ONE, F.
        specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
        findings=("tanh-sigmoid-saturation",),
        saves="result", references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
-add_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (F.round(args[0].cosh(), k_of("sinh")),), B,
+add_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (unary_kernel(F, args[0].cosh(), k_of("sinh")),), B,
        references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
-add_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (F.round(args[0].sinh(), k_of("cosh")),), B,
+add_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (unary_kernel(F, args[0].sinh(), k_of("cosh")),), B,
        references=(ref((0.5,), lambda a: (mp.sinh(a),)),))
 add_unary("atan", sympy.atan, arb.atan,
        lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
@@ -392,15 +401,15 @@ add_unary("atan", sympy.atan, arb.atan,
        conventions=pins.ATAN, findings=("atan-square-overflow", "atan-second-derivative-underflow"),
        saves="input", references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
 add_unary("asin", sympy.asin, arb.asin,
-       lambda F, args, y: (F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
+       lambda F, args, y: (unary_kernel(F, F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
        conventions=pins.ASIN, references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 - a**2),)),))
 add_unary("acos", sympy.acos, arb.acos,
-       lambda F, args, y: (-F.round(F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
+       lambda F, args, y: (-unary_kernel(F, F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
        conventions=pins.ACOS, references=(ref((0.5,), lambda a: (-1 / mp.sqrt(1 - a**2),)),))
 add_unary("asinh", sympy.asinh, arb.asinh,
-       lambda F, args, y: (F.round(F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
+       lambda F, args, y: (unary_kernel(F, F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
        specials=(saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
        findings=("asinh-square-overflow", "asinh-second-derivative-underflow"),
        saves="input", references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
@@ -424,12 +433,21 @@ def _erf_forward(F, a):
 
 # erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
 add_op("erf", unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
-    lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5), F.round((-F.mul(args[0], args[0])).exp(), 2)),),
+    lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5),
+                              unary_kernel(F, (-F.mul(args[0], args[0])).exp(), 2)),),
     (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
     saves="input", references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
-# sigmoid_backward: grad * (1 - y) * y
-add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()),
-       lambda F, args, y: (F.mul(F.sub(ONE, y), y),),
+
+
+def _sigmoid_grads(F, args, y):
+    # sigmoid_backward_kernel (BinaryOpsKernel.cpp): grad * (1 - y) * y; its bfloat16 branch computes in float
+    # and rounds once (the caller's product with grad), float16 rounds each operation (Vectorized<Half>).
+    # Measured over every finite y of the dtype: bfloat16 equals the float32 kernel rounded once, float16 not.
+    G = F.opmath if F.format.name == "bfloat16" else F
+    return (G.mul(G.sub(ONE, y), y),)
+
+
+add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).exp()), _sigmoid_grads,
        spellings=unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
        ulps=2, specials=(saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
@@ -444,15 +462,18 @@ SOFTPLUS_ULPS = 2
 def _softplus_forward(F, a):
     if F.greater(a, arb(SOFTPLUS_THRESHOLD)):
         return a
-    return F.round(a.exp().log1p(), 2 * SOFTPLUS_ULPS)
+    # log1p(exp(x)), in float for bfloat16 and float16, rounded once
+    return F.store(F.opmath.round(a.exp().log1p(), 2 * SOFTPLUS_ULPS))
 
 
 def _softplus_grads(F, args, y):
-    # softplus_backward: z = exp(x); x > threshold ? grad : grad * z / (z + 1)
+    # softplus_backward: z = exp(x); x > threshold ? grad : grad * z / (z + 1), in float for bfloat16 and
+    # float16 (the caller's product with grad rounds it once)
     if F.greater(args[0], arb(SOFTPLUS_THRESHOLD)):
         return (ONE,)
-    z = F.round(args[0].exp(), 2)
-    return (F.div(z, F.add(z, ONE)),)
+    G = F.opmath
+    z = G.round(args[0].exp(), 2)
+    return (G.div(z, G.add(z, ONE)),)
 
 
 add_op("softplus", [Spelling("torch.nn.functional.softplus({0})", torch_nn_functional.softplus)],
@@ -519,11 +540,13 @@ add_op("hypot", binary_spellings("hypot", const_second=False),
 
 
 def _logaddexp_forward(F, a, b):
-    # torch: m = max(a, b); m + log1p(exp(-|a - b|)). The final sum can cancel (a = b = -log 2 / 2),
-    # so the kernel is accurate relative to |m| + log1p(...), not to the result.
+    # torch: m = max(a, b); m + log1p(exp(-|a - b|)), in float for bfloat16 and float16 (logaddexp_kernel's
+    # reduced-type branch), rounded once. The final sum can cancel (a = b = -log 2 / 2), so the kernel is
+    # accurate relative to |m| + log1p(...), not to the result.
+    G = F.opmath
     m = a.max(b)
-    tail = F.round(F.round((-abs(F.sub(a, b))).exp(), 2).log1p(), 2)
-    return F.add(m, tail)
+    tail = G.round(G.round((-abs(G.sub(a, b))).exp(), 2).log1p(), 2)
+    return F.store(G.add(m, tail))
 
 
 # logaddexp: grad / (1 + exp(other - self)), grad / (1 + exp(self - other))
