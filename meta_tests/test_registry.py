@@ -43,7 +43,7 @@ def test_registered_ids_name_real_tests():
         possible.add(f"{CONVENTION_TESTS}test_follows_rule[{pinned.id}-{dtype}]")
         for approach in pinned.convention.approaches:
             possible.add(f"{CONVENTION_TESTS}test_approach[{pinned.id}:{approach.label}-{dtype}]")
-    possible |= {f"tests/test_findings.py::test_region[{f.id}-{d}]" for f in REGISTRY if f.region for d in f.dtypes}
+    possible |= {f"tests/test_findings.py::test_region[{f.id}-{d}]" for f in REGISTRY if f.regions for d in f.dtypes}
     possible |= {f"tests/test_known_findings.py::test_erf_keeps_relative_accuracy_near_zero[{name}-{d}]"
                  for name in ERF_POINTS for d in FORMATS}
     possible |= {f"tests/test_known_findings.py::test_bfloat16_subnormal_results_are_kept[gelu-{n}-bfloat16]"

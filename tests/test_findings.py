@@ -26,7 +26,7 @@ def _region_params(dtypes):
     params = []
     nodes = findings.registered_nodes(REGISTRY)
     for finding in REGISTRY:
-        if finding.region is None:
+        if not finding.regions:
             continue
         for dtype in finding.dtypes:
             node = f"tests/test_findings.py::test_region[{finding.id}-{dtype}]"
@@ -60,9 +60,10 @@ def test_region(region_case, data):
     gradient: the finding holds. A torch that fixes it passes here, and the strict xfail fails the run."""
     finding, dtype = region_case
     fmt = format_named(dtype)
-    intervals = finding.region.args_for(dtype)
+    region = data.draw(st.sampled_from(finding.regions), label="region")
+    intervals = region.args_for(dtype)
     args = tuple(data.draw(_values_in(interval, fmt), label=f"x{i}") for i, interval in enumerate(intervals))
-    at = args + finding.region.constants
+    at = args + region.constants
     case = single_op_case(finding.op, at, dtype)
     pinned = Pinned(finding.op, conv(at, (0.0,) * len(args), Rule.UNDEFINED, (None,) * len(args), "region"))
     got = torch_gradients(pinned, at, dtype)

@@ -35,7 +35,7 @@ REGISTRY = Path(__file__).resolve().parents[2] / "findings.toml"
 KINDS = ("deviation", "inaccuracy")
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
-_OPTIONAL = {"region": dict}
+_OPTIONAL = {"region": (dict, list)}  # one region ([finding.region]) or several ([[finding.region]])
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[[^\]]+\]$")
 
@@ -82,7 +82,11 @@ class Finding:
     upstream: str
     evidence: str
     tests: tuple[str, ...]
-    region: Region | None = None
+    regions: tuple[Region, ...] = ()
+
+    def holds_at(self, point: tuple[float, ...], dtype: str) -> bool:
+        """Whether `point` (tensor arguments, then constants) lies in one of the finding's regions in `dtype`."""
+        return dtype in self.dtypes and any(region.contains(point, dtype) for region in self.regions)
 
     def node_ids(self) -> list[str]:
         """The pytest node ids this entry marks: each test id once per dtype, or as written when it
@@ -137,11 +141,13 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
         if _dtype_of(test) and _dtype_of(test) not in raw["dtypes"]:
             raise RegistryError(f"{where}: test id {test!r} names dtype {_dtype_of(test)!r}, "
                                 f"which the entry's dtypes {raw['dtypes']} lack")
-    region = None
-    if "region" in raw:
-        region = _region(raw["region"], where)
+    regions = raw.get("region", [])
+    if not isinstance(regions, (dict, list)) or not all(isinstance(r, dict) for r in (
+            [regions] if isinstance(regions, dict) else regions)):
+        raise RegistryError(f"{where}: region must be a table ([finding.region]) or tables ([[finding.region]])")
+    regions = tuple(_region(r, where) for r in ([regions] if isinstance(regions, dict) else regions))
     return Finding(raw["id"], raw["op"], raw["where"], raw["kind"], tuple(raw["dtypes"]),
-                   tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), region)
+                   tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), regions)
 
 
 def _dtype_of(test: str) -> str | None:
@@ -184,9 +190,8 @@ def _region(raw: dict, where: str) -> Region:
 
 
 def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> Finding | None:
-    """The registered finding whose region holds `op`'s argument tuple `point` in `dtype`, if any."""
-    return next((f for f in registry if f.op == op and dtype in f.dtypes and f.region is not None
-                 and f.region.contains(point, dtype)), None)
+    """The registered finding with a region that holds `op`'s argument tuple `point` in `dtype`, if any."""
+    return next((f for f in registry if f.op == op and f.holds_at(point, dtype)), None)
 
 
 def load(path: Path = REGISTRY) -> list[Finding]:

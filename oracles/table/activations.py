@@ -146,7 +146,7 @@ def _tanhshrink_grads(F, args, y):
 
 add_op("tanhshrink", [nn_spelling("tanhshrink")], lambda a: a - sympy.tanh(a),
     lambda F, a: F.sub(a, F.round(a.tanh(), K)), _tanhshrink_grads, (R,), ulps=KERNEL_ULPS,
-    opinfo=("nn.functional.tanhshrink",), conventions=pins.TANHSHRINK,
+    opinfo=("nn.functional.tanhshrink",), conventions=pins.TANHSHRINK, findings=("tanhshrink-cancellation-near-zero",),
     references=(ref((0.75,), lambda a: (mp.tanh(a) ** 2,)),))
 
 

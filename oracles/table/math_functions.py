@@ -133,6 +133,7 @@ add_unary("acosh", sympy.acosh, arb.acosh,
           lambda F, args, y: (unary_kernel(F, F.sub(F.mul(args[0], args[0]), ONE).rsqrt(), 2),), Domain.ABOVE_ONE,
           spellings=unary_spellings("acosh", Spelling("torch.arccosh({0})", torch.arccosh)),
           intervals=(Interval(1.0, low_closed=True),), specials=(edge("x = 1", 1.0),), conventions=pins.ACOSH,
+          findings=("acosh-square-overflow",),
           references=(ref((1.5,), lambda a: (1 / mp.sqrt(a**2 - 1),)),))
 
 
