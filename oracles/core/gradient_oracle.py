@@ -48,13 +48,17 @@ class _Evaluated:
     local_grads: tuple[arb, ...] = ()
 
 
-def _forward(expr: Expr, point: tuple[arb, ...], model: RoundingModel) -> _Evaluated:
+def _forward(expr: Expr, point: tuple[arb, ...], model: RoundingModel,
+             scalar_model: RoundingModel | None = None) -> _Evaluated:
+    """`expr` evaluated as torch's forward; a Python scalar is taken as `scalar_model` holds it (the model of
+    the kernel's opmath where the parent op takes it so, `OpSpec.opmath_scalars`), else as the dtype does."""
     if isinstance(expr, Var):
         return _Evaluated(expr, point[expr.index], [])
     if isinstance(expr, Const):
-        return _Evaluated(expr, model.const(expr.value), [])
+        return _Evaluated(expr, (scalar_model or model).const(expr.value), [])
     op = OPS[expr.op]
-    children = [_forward(arg, point, model) for arg in expr.args]
+    children = [_forward(arg, point, model, model.opmath if i in op.opmath_scalars else None)
+                for i, arg in enumerate(expr.args)]
     values = [child.value for child in children]
     result = model.in_range(op.forward(model, *values))
     return _Evaluated(expr, result, children, tuple(op.local_grads(model, values, result)))

@@ -111,6 +111,10 @@ class OpSpec:
     second_order_deviation: Deviation | None = None
     skips: tuple[Skip, ...] = ()
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
+    # positions of arguments whose Python scalar the kernel takes in opmath: mul_kernel and div_true_kernel
+    # read it with iter.original_scalar_value<opmath_t> (float for bfloat16 and float16) and round the
+    # product once; add and sub round the scalar to the dtype first
+    opmath_scalars: tuple[int, ...] = ()
     # which one, where recorded (derivatives.yaml: "self" or "result" in the formula): modifying it in
     # place before backward is the version-counter error, modifying the other is harmless
     saves: str | None = None
@@ -253,7 +257,7 @@ add_op("sub", binary_spellings("sub", "-"), lambda a, b: a - b,
     references=(ref((0.75, -1.25), lambda a, b: (1, -1)),))
 add_op("mul", binary_spellings("mul", "*"), lambda a, b: a * b,
     lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands=SCALAR,
-    opinfo=("mul", "__rmul__"),
+    opinfo=("mul", "__rmul__"), opmath_scalars=(0, 1),
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (b, a)),))
 # derivatives.yaml: self: grad / other; other: -grad * ((self / other) / other)
@@ -261,6 +265,8 @@ add_op("div", binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {
     lambda a, b: a / b, lambda F, a, b: F.div(a, b),
     lambda F, args, y: (F.div(ONE, args[1]), -F.div(F.div(args[0], args[1]), args[1])),
     (R, NZ), operands=SCALAR, opinfo=("div[no_rounding_mode]", "true_divide", "__rdiv__"),
+    # `c / x` is reciprocal(x) * c (Tensor.__rtruediv__): two roundings, so only the divisor's scalar is opmath
+    opmath_scalars=(1,),
     specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
     findings=("func-forward-mode-upcast",),
     references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
@@ -433,7 +439,7 @@ def _erf_forward(F, a):
 
 # erf: 2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad
 add_op("erf", unary_spellings("erf", Spelling("torch.special.erf({0})", torch.special.erf)), sympy.erf, _erf_forward,
-    lambda F, args, y: (F.mul(F.const(2 / 3.141592653589793**0.5),
+    lambda F, args, y: (F.mul(F.opmath.const(2 / 3.141592653589793**0.5),
                               unary_kernel(F, (-F.mul(args[0], args[0])).exp(), 2)),),
     (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
     saves="input", references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
@@ -762,16 +768,21 @@ add_op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional
 
 
 def pi_rounded(F) -> arb:
-    """torch's M_PI as the dtype sees it: π rounded (the exact π lies in the same ball)."""
-    return F.round(arb.pi())
+    """torch's M_PI as a kernel sees it: π rounded to opmath (the exact π lies in the same ball). A double
+    scalar multiplied into a bfloat16/float16 tensor stays float (`OpSpec.opmath_scalars`), and sinc's
+    kernel multiplies by c10::pi<opmath_t>."""
+    return F.opmath.round(arb.pi())
 
 
 SINC_ULPS = 1
 
 
 def _sinc_forward(F, a):
-    product = F.mul(pi_rounded(F), a)
-    return F.div(F.round(product.sin(), 2 * SINC_ULPS), product)
+    # sinc_kernel: product = pi * a; sin(product) / product, in float for bfloat16 and float16, rounded once
+    # (measured: equal to the float32 kernel rounded once for every finite bfloat16 and float16 a)
+    G = F.opmath
+    product = G.mul(pi_rounded(F), a)
+    return F.store(G.div(G.round(product.sin(), 2 * SINC_ULPS), product))
 
 
 def _sinc_grads(F, args, y):
@@ -828,11 +839,12 @@ add_op("gelu", [nn_spelling("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqr
     references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
 
 # ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
-# torch's constants M_LN2 and M_LN10 as the dtype sees them: rounded (the exact value lies in the same ball).
+# torch's constants M_LN2 and M_LN10 as the kernels multiplying by them see them: rounded to opmath (the
+# exact value lies in the same ball; see `OpSpec.opmath_scalars`).
 
 
 def ln_rounded(F, base: int) -> arb:
-    return F.round(arb(base).log())
+    return F.opmath.round(arb(base).log())
 
 
 # exp2: grad * result * M_LN2
