@@ -175,6 +175,7 @@ class _Traced:
     __sub__, __rsub__ = _op("-"), _op("-", True)
     __mul__, __rmul__ = _op("*"), _op("*", True)
     __truediv__, __rtruediv__ = _op("/"), _op("/", True)
+    __mod__, __rmod__ = _op("%"), _op("%", True)
     __pow__, __rpow__ = _op("**"), _op("**", True)
 
     def __neg__(self):
@@ -186,7 +187,7 @@ class _Traced:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: _Traced(f".{name}()", (self, *args, *kwargs.values()))
+        return lambda *args, **kwargs: _Traced(f".{name}()", (self, *args, *_operands(kwargs)))
 
 
 class _TracedModule:
@@ -199,7 +200,13 @@ class _TracedModule:
         return _TracedModule(f"{self.path}.{name}")
 
     def __call__(self, *args, **kwargs):
-        return _Traced(f"{self.path}()", (*args, *kwargs.values()))
+        return _Traced(f"{self.path}()", (*args, *_operands(kwargs)))
+
+
+def _operands(kwargs: dict) -> list:
+    """The keyword arguments that are operands (`max=x1`); a string one (`rounding_mode='trunc'`) is part
+    of the spelling."""
+    return [value for value in kwargs.values() if not isinstance(value, str)]
 
 
 def _shape(value) -> tuple:

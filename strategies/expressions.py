@@ -106,7 +106,9 @@ def _arguments(draw, op: OpSpec, depth: int, n_vars: int, ops: Sequence[str]) ->
     if op.constant_bases and draw(st.booleans(), label="constant base"):
         return Const(draw(choice(op.constant_bases), label="base")), _expr(draw, sub, n_vars, ops)
     if op.operands is Operands.SCALAR:
-        where = draw(choice(["none", "second", "first"]), label="scalar operand")
+        # a scalar first argument only where some spelling takes one (`2 - x`; torch.rsub(2, x) does not exist)
+        places = ["none", "second", "first"] if any(s.const_first for s in op.spellings) else ["none", "second"]
+        where = draw(choice(places), label="scalar operand")
         if where != "none":
             value = draw(choice(SCALAR_OPERANDS), label="scalar")
             other = _in_domain(draw, op.domains[0] if where == "second" else op.domains[1], sub, n_vars, ops)

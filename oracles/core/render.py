@@ -14,7 +14,8 @@ from oracles.table.ops import OPS
 
 # Python precedence of the operator spellings; calls and names bind tightest (ATOM).
 ATOM = 5
-_PRECEDENCE = {"{0} + {1}": 1, "{0} - {1}": 1, "{0} * {1}": 2, "{0} / {1}": 2, "-{0}": 3, "{0} ** {1}": 4}
+_PRECEDENCE = {"{0} + {1}": 1, "{0} - {1}": 1, "{0} * {1}": 2, "{0} / {1}": 2, "{0} % {1}": 2, "-{0}": 3,
+               "{0} ** {1}": 4}
 _CALL_SLOT = re.compile(r"[(,] ?\{(\d)\}(?=[,)])")  # a slot alone inside a call's argument list
 
 

@@ -2,6 +2,7 @@
 
 from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
+    arithmetic,  # noqa: F401 - registers its entries in OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )

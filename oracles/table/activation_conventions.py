@@ -108,3 +108,10 @@ HARDSHRINK = (
          "a jump from -1/2 to 0 at x = -1/2, as above.", label="-1/2,lambd=1/2",
          approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
 )
+SOFTSIGN = (
+    conv(0.0, 1.0, GRADIENT, 1.0,
+         "softsign(x) = x / (1 + |x|) is differentiable at 0: 1 / (1 + |x|)^2 is continuous there, 1. torch, through "
+         "the composite: div's grad / other = 1, plus abs's grad * sgn(0) = 0.",
+         approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
+    conv(-0.0, 1.0, GRADIENT, 1.0, "-0 is the point 0 (as above).", approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
+)

@@ -299,3 +299,27 @@ add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch
        opinfo=("nn.functional.hardshrink",),
        specials=(Special(Kind.JUMP, "x0 = ±lambd (the constant argument)", 0),), conventions=pins.HARDSHRINK,
        references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))))
+
+
+# ---------------------------------------------------------------- softsign: input / (input.abs() + 1), a Python composite
+def _magnitude(F, x):
+    """|x| as torch's abs computes it, exactly. On a jet (the second-order model), x times its sign: the
+    derivative of abs is sgn, constant on each side of 0, where the second derivative jumps."""
+    return abs(x) if isinstance(x, arb) else x * F.sign(x)
+
+
+def _softsign_grads(F, args, y):
+    # autograd through the composite: div's self: grad / other, plus div's other: -grad * ((self / other) / other)
+    # times abs's grad * self.sgn(), accumulated into x.grad: 1/d - (|x| / d) / d either side of 0, and 1/d at 0
+    # (sgn(0) = 0), so torch's value on either side of 0 is this one.
+    magnitude = _magnitude(F, args[0])
+    denominator = F.add(magnitude, ONE)
+    return (F.sub(F.div(ONE, denominator), F.div(F.div(magnitude, denominator), denominator)),)
+
+
+# Drawn off 0 (NZ): softsign is C¹, but its second derivative -2 sgn(x) / (1 + |x|)³ jumps there; the first
+# derivative at 0 is pinned by the convention.
+add_op("softsign", [nn_spelling("softsign")], lambda a: a / (1 + sympy.Abs(a)),
+    lambda F, a: F.div(a, F.add(_magnitude(F, a), ONE)), _softsign_grads, (NZ,), opinfo=("nn.functional.softsign",),
+    conventions=pins.SOFTSIGN, findings=("softsign-gradient-cancellation",),
+    references=(ref((0.75,), lambda a: (1 / (1 + abs(a)) ** 2,)), ref((-2.0,), lambda a: (1 / (1 + abs(a)) ** 2,))))

@@ -45,7 +45,7 @@ class Operands(enum.Enum):
     """How the strategies draw an op's arguments."""
 
     TENSORS = "every argument is a subexpression"
-    SCALAR = "either argument may be a Python scalar"
+    SCALAR = "either argument may be a Python scalar (the first where a spelling takes one)"
     EXPONENT = "the second argument is always a constant exponent"
     ORDERED = "the second is the first plus a nonzero offset, so the two never tie"
     PARAMETERS = "the arguments after the first are constants drawn from `parameters`"

@@ -1,0 +1,179 @@
+"""Arithmetic variants as entries of the elementwise op table (`OPS`, oracles.table.ops): reversed
+subtraction, signs and angles, copysign, the remainders (fmod, remainder) and division with a rounding mode,
+nan_to_num.
+
+Each entry registers itself on import (oracles/table/__init__.py imports this module). Forwards and local
+derivatives follow torch's CPU kernels (aten/src/ATen/native/cpu/BinaryOpsKernel.cpp, UnaryOpsKernel.cpp)
+and derivatives.yaml, every float operation rounded by the `RoundingModel` `F`. Conventions live in
+oracles.table.arithmetic_conventions.
+"""
+
+from __future__ import annotations
+
+import sympy
+import torch
+from flint import arb
+
+from oracles.numerics.exact import STEP_EVALUATORS
+from oracles.numerics.sympy_functions import Floor, Trunc
+from oracles.table import arithmetic_conventions as pins
+from oracles.table.domains import Domain, Kind, Special, kink
+from oracles.table.ops import (
+    NZ,
+    ONE,
+    PARAMETERS,
+    SCALAR,
+    ZERO,
+    R,
+    Spelling,
+    add_op,
+    jumps,
+    ref,
+    unary_spellings,
+)
+
+OFF_INTEGERS = Domain.OFF_INTEGERS
+
+# ---------------------------------------------------------------- rsub(self, other) = other - self
+# derivatives.yaml rsub.Tensor: self: -grad * alpha; other: grad (alpha = 1 here). torch.rsub takes a scalar
+# `other` (rsub.Scalar, self: -grad * alpha), never a scalar `self`.
+add_op("rsub", [Spelling("torch.rsub({0}, {1})", torch.rsub)], lambda a, b: b - a,
+    lambda F, a, b: F.sub(b, a), lambda F, args, y: (-ONE, ONE), (R, R), operands=SCALAR, saves_tensors=False,
+    references=(ref((0.75, -1.25), lambda a, b: (-1, 1)),))
+
+# ---------------------------------------------------------------- signs and angles of real numbers
+# sgn: sgn_backward(self, grad, result), for a real tensor an (efficient) zero tensor
+add_op("sgn", unary_spellings("sgn"), sympy.sign, lambda F, a: arb(F.sign(a)), lambda F, args, y: (ZERO,), (NZ,),
+    specials=(Special(Kind.JUMP, "x = 0", 0, (0.0,)),), conventions=pins.SGN,
+    references=(ref((-0.5,), lambda a: (0,)),))
+
+
+def _angle_forward(F, a):
+    # angle_impl for real a: a < 0 ? pi : 0 (pi as the dtype holds it)
+    return F.round(arb.pi()) if F.sign(a) < 0 else ZERO
+
+
+# angle: angle_backward(grad, self), for a real tensor zeros
+add_op("angle", unary_spellings("angle"), lambda a: sympy.Piecewise((sympy.pi, a < 0), (0, True)),
+    _angle_forward, lambda F, args, y: (ZERO,), (NZ,),
+    specials=(Special(Kind.JUMP, "x = 0: from pi below to 0 at and above", 0, (0.0,)),), conventions=pins.ANGLE,
+    references=(ref((-0.5,), lambda a: (0,)), ref((2.0,), lambda a: (0,))))
+
+
+# ---------------------------------------------------------------- copysign(a, b) = |a| sign(b), exactly
+def _copysign_forward(F, a, b):
+    return abs(a) if F.sign(b) > 0 else -abs(a)
+
+
+def _copysign_grads(F, args, y):
+    # copysign_tensor_self_backward: ratio = result / self (±1, exact), 0 where self == 0; other: zeros_like
+    a, b = args
+    if a.is_zero():
+        return (ZERO, ZERO)
+    return (arb(F.sign(a) * F.sign(b)), ZERO)
+
+
+add_op("copysign", [Spelling("torch.copysign({0}, {1})", torch.copysign),
+                 Spelling("{0}.copysign({1})", lambda a, b: a.copysign(b))],
+    lambda a, b: sympy.Abs(a) * sympy.sign(b), _copysign_forward, _copysign_grads, (NZ, NZ), operands=SCALAR,
+    specials=(kink("x0 = 0 (convex where x1 > 0, concave where x1 < 0)", 0.0),
+              Special(Kind.JUMP, "x1 = 0: the sign of x1 flips the result (±0 pick the side)", 1, (0.0,))),
+    conventions=pins.COPYSIGN,
+    references=(ref((-0.75, 1.25), lambda a, b: (-1, 0)), ref((0.75, -1.25), lambda a, b: (-1, 0))))
+
+
+# ---------------------------------------------------------------- remainders and rounded division by a constant
+# The divisor is a constant integer, so every jump (a multiple of it) is an integer and OFF_INTEGERS keeps
+# the dividend off them; a negative divisor flips remainder's and floor division's sides.
+DIVISORS = ((1.0,), (2.0,), (3.0,), (-1.0,), (-2.0,))
+
+
+def _trunc_quotient(a, b):
+    """trunc(a / b), exactly; `Singular` where the ball straddles a jump."""
+    return STEP_EVALUATORS[Trunc](a / b)
+
+
+def _fmod_forward(F, a, b):
+    # std::fmod: a - b * trunc(a / b), exact in IEEE arithmetic (every dtype holds the result)
+    return a - b * _trunc_quotient(a, b)
+
+
+def _remainder_forward(F, a, b):
+    # remainder kernel: mod = fmod(a, b); (mod != 0 && (b < 0) != (mod < 0)) ? mod + b : mod; only the
+    # addition rounds (remainder(-1e-20, 1) is 1)
+    mod = _fmod_forward(F, a, b)
+    if F.sign(mod) != F.sign(b):
+        return F.add(mod, b)
+    return mod
+
+
+def _hull_of_step(step, value: arb) -> arb:
+    """A monotone step function (floor, trunc) of every point of the ball: the hull of its ends' steps. Where
+    torch's rounded quotient may fall on either side of a jump, the values of both sides."""
+    low, high = value.lower(), value.upper()
+    return step(low).union(step(high))
+
+
+def _rounded_quotient_step(step):
+    # div_trunc_kernel: trunc(a / b) of the rounded quotient, in float for bfloat16 and float16
+    def forward(F, a, b):
+        return F.store(_hull_of_step(step, F.opmath.div(a, b)))
+
+    return forward
+
+
+def _floor_quotient(F, a, b):
+    # div_floor_floating (c10/util/generic_math.h): mod = fmod(a, b); div = (a - mod) / b, one less where mod
+    # and b differ in sign, then rounded to the nearest integer: Python's floor division, floor(a / b) of the
+    # exact quotient wherever the dtype holds that integer; beyond, a - mod and the division round (and the
+    # nearest-integer step errs by at most 1/2, under u relative there)
+    quotient = STEP_EVALUATORS[Floor](a / b)
+    if arb(F.format.round(float(quotient.mid()))) == quotient:
+        return quotient
+    return F.round(quotient, 3)
+
+
+def _constant_divisor_grads(F, args, y):
+    # fmod.Scalar, remainder.Scalar: self: grad
+    return (ONE, ZERO)
+
+
+add_op("fmod", [Spelling("torch.fmod({0}, {1})", torch.fmod), Spelling("{0}.fmod({1})", lambda a, b: a.fmod(b))],
+    lambda a, b: a - b * Trunc(a / b), _fmod_forward, _constant_divisor_grads, (OFF_INTEGERS, R),
+    operands=PARAMETERS, parameters=DIVISORS, parameter_points=lambda divisor: (),
+    specials=(jumps("x0 = a nonzero multiple of the divisor x1 (an integer)", 1.0),), conventions=pins.FMOD,
+    saves_tensors=False,
+    references=(ref((2.5, 2.0), lambda a, b: (1,)), ref((-0.25, 1.0), lambda a, b: (1,))))
+add_op("remainder", [Spelling("torch.remainder({0}, {1})", torch.remainder),
+                  Spelling("{0}.remainder({1})", lambda a, b: a.remainder(b)),
+                  Spelling("{0} % {1}", lambda a, b: a % b)],
+    lambda a, b: a - b * Floor(a / b), _remainder_forward, _constant_divisor_grads, (OFF_INTEGERS, R),
+    operands=PARAMETERS, parameters=DIVISORS, parameter_points=lambda divisor: (),
+    specials=(jumps("x0 = a multiple of the divisor x1 (an integer)", 0.0),), conventions=pins.REMAINDER,
+    saves_tensors=False,
+    references=(ref((-0.25, 1.0), lambda a, b: (1,)), ref((2.5, -2.0), lambda a, b: (1,))))
+
+
+def _div_spellings(mode: str) -> list[Spelling]:
+    return [Spelling(f"torch.div({{0}}, {{1}}, rounding_mode={mode!r})",
+                     lambda a, b: torch.div(a, b, rounding_mode=mode)),
+            Spelling(f"{{0}}.div({{1}}, rounding_mode={mode!r})", lambda a, b: a.div(b, rounding_mode=mode))]
+
+
+# div.Scalar_mode: self: grad * 0 (with a rounding mode)
+add_op("div_trunc", _div_spellings("trunc"), lambda a, b: Trunc(a / b), _rounded_quotient_step(STEP_EVALUATORS[Trunc]),
+    lambda F, args, y: (ZERO, ZERO), (OFF_INTEGERS, R), operands=PARAMETERS, parameters=DIVISORS,
+    parameter_points=lambda divisor: (), opinfo=("div[trunc_rounding]",),
+    specials=(jumps("x0 = a nonzero multiple of the divisor x1 (an integer)", 1.0),), conventions=pins.DIV_TRUNC,
+    saves_tensors=False, references=(ref((2.5, 2.0), lambda a, b: (0,)),))
+add_op("div_floor", _div_spellings("floor"), lambda a, b: Floor(a / b),
+    _floor_quotient, lambda F, args, y: (ZERO, ZERO), (OFF_INTEGERS, R),
+    operands=PARAMETERS, parameters=DIVISORS, parameter_points=lambda divisor: (), opinfo=("div[floor_rounding]",),
+    specials=(jumps("x0 = a multiple of the divisor x1 (an integer)", 0.0),), conventions=pins.DIV_FLOOR,
+    saves_tensors=False, references=(ref((-0.25, 1.0), lambda a, b: (0,)),))
+
+# ---------------------------------------------------------------- nan_to_num: the identity on finite inputs
+# nan_to_num: grad * at::isfinite(self)
+add_op("nan_to_num", unary_spellings("nan_to_num"),
+    lambda a: a, lambda F, a: a, lambda F, args, y: (ONE,), (R,), conventions=pins.NAN_TO_NUM,
+    references=(ref((-1.25,), lambda a: (1,)),))
