@@ -378,6 +378,9 @@ class Jet:
     def erf(self):
         return self._function("erf")
 
+    def erfinv(self):
+        return self._function("erfinv")
+
     def sqrt(self):
         return self._function("sqrt")
 
@@ -393,7 +396,8 @@ _SYMPY_FUNCTIONS = {
     "exp": sympy.exp, "expm1": lambda t: sympy.exp(t) - 1, "log": sympy.log, "log1p": lambda t: sympy.log(1 + t),
     "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "tanh": sympy.tanh, "sinh": sympy.sinh,
     "cosh": sympy.cosh, "atan": sympy.atan, "asin": sympy.asin, "acos": sympy.acos, "asinh": sympy.asinh,
-    "atanh": sympy.atanh, "erf": sympy.erf, "sqrt": sympy.sqrt, "rsqrt": lambda t: 1 / sympy.sqrt(t),
+    "atanh": sympy.atanh, "erf": sympy.erf, "erfinv": sympy.erfinv, "sqrt": sympy.sqrt,
+    "rsqrt": lambda t: 1 / sympy.sqrt(t),
 }
 _ARB_FUNCTIONS = {"expm1": arb.expm1, "log1p": arb.log1p, "rsqrt": arb.rsqrt}
 

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 
 import sympy
-from flint import arb, fmpq
+from flint import acb, arb, fmpq
 
 from oracles.numerics.rounding import Singular, int_power
 from oracles.numerics.sympy_functions import Ceil, Floor, RoundHalfEven, Trunc
@@ -160,12 +160,25 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.Heaviside: _heaviside,
     sympy.DiracDelta: _dirac_delta,
     sympy.atanh: arb.atanh,
+    sympy.erfinv: arb.erfinv,
+    # log|Γ(x)| (torch.lgamma), also for x < 0: the real part of the complex log-gamma
+    sympy.loggamma: lambda v: acb(v).lgamma().real,
     **{fn: evaluate for fn, evaluate in STEP_EVALUATORS.items()},
     # SymPy writes |f|' as sign(re f)·(re f)' + ... when it cannot prove f real (asin, acos, log);
     # at our points every value is real (arb returns NaN, i.e. "singular", where it is not).
     sympy.re: lambda v: v,
     sympy.im: lambda v: arb(0) if v.is_finite() else arb.nan(),
 }
+
+
+def _polygamma(order: arb, x: arb) -> arb:
+    """ψ^(n)(x) for an integer n >= 0, also for x < 0 (NaN at and near the poles 0, -1, -2, ...)."""
+    n = int(order.unique_fmpz())
+    if n == 0:
+        return x.digamma()
+    if n == 1 and x < 0:  # reflection: arb's polygamma loses every digit far below 0 (x = -2.2e12)
+        return arb.pi() ** 2 / x.sin_pi() ** 2 - acb(1 - x).polygamma(1).real
+    return acb(x).polygamma(n).real
 
 
 Step = Callable[[list, tuple], arb]  # (values of earlier steps, the point) -> this subexpression's ball
@@ -212,6 +225,12 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Step:
     if isinstance(expr, sympy.atan2):
         y, x = kids
         return lambda vals, env: arb.atan2(vals[y], vals[x])
+    if isinstance(expr, sympy.besseli) and expr.args[0].is_Integer:  # I_n = I_-n for an integer order
+        order, x = kids
+        return lambda vals, env: vals[x].bessel_i(abs(int(vals[order].unique_fmpz())))
+    if isinstance(expr, sympy.polygamma):
+        order, x = kids
+        return lambda vals, env: _polygamma(vals[order], vals[x])
     if isinstance(expr, (sympy.Max, sympy.Min)):
         pick = arb.max if isinstance(expr, sympy.Max) else arb.min
 

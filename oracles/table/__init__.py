@@ -5,4 +5,5 @@ from oracles.table import (
     arithmetic,  # noqa: F401 - registers its entries in OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    special_functions,  # noqa: F401 - registers its entries in OPS
 )

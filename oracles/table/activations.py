@@ -301,7 +301,7 @@ add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch
        references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))))
 
 
-# ---------------------------------------------------------------- softsign: input / (input.abs() + 1), a Python composite
+# ---------------------------------------------------------------- softsign: input / (input.abs() + 1), a composite
 def _magnitude(F, x):
     """|x| as torch's abs computes it, exactly. On a jet (the second-order model), x times its sign: the
     derivative of abs is sgn, constant on each side of 0, where the second derivative jumps."""

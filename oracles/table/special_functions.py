@@ -1,0 +1,295 @@
+"""Special functions (torch.special and their torch.* spellings) as entries of the elementwise op table
+(`OPS`, oracles.table.ops): x log y and x log(1 + y), entropy, the inverse error function.
+
+Each entry registers itself on import (oracles/table/__init__.py imports this module). Forwards and local
+derivatives follow torch's CPU kernels (aten/src/ATen/native/cpu/BinaryOpsKernel.cpp, UnaryOpsKernel.cpp,
+Math.h) and derivatives.yaml, every float operation rounded by the `RoundingModel` `F`; the kernels'
+accuracies (`ulps`) were measured against arb (a few thousand points per dtype and function, tails
+included). Conventions live in oracles.table.special_conventions.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import sympy
+import torch
+from flint import acb, arb
+
+from oracles.numerics.exact import STEP_EVALUATORS
+from oracles.numerics.rounding import Singular
+from oracles.numerics.sympy_functions import Trunc
+from oracles.table import special_conventions as pins
+from oracles.table.domains import Domain, Interval, Kind, Special, edge, kink, pole
+from oracles.table.ops import (
+    NONNEGATIVE_REALS,
+    ONE,
+    POSITIVE_REALS,
+    REALS,
+    ZERO,
+    P,
+    R,
+    Spelling,
+    add_op,
+    add_unary,
+    ref,
+    unary_spellings,
+)
+
+mp = mpmath.mp
+# log and log1p (libm, Sleef's u10 in vectorised loops): 1 ulp
+LOG_K = 2
+
+
+def _log(F, a):
+    return F.round(a.log(), LOG_K)
+
+
+def _log1p(F, a):
+    return F.round(a.log1p(), LOG_K)
+
+
+# ---------------------------------------------------------------- x log y, x log(1 + y): 0 where x == 0
+def _times_log(log):
+    # xlogy / xlog1py kernels: isnan(y) ? NAN : (x == 0 ? 0 : x * log(y)); for bfloat16 and float16 the
+    # log is rounded to the dtype before the product (c10's BFloat16/Half math), which this model's per-step
+    # rounding in the dtype encloses
+    def forward(F, x, y):
+        if x.is_exact() and x.is_zero():
+            return ZERO
+        return F.mul(x, log(F, y))
+
+    return forward
+
+
+# xlogy.Tensor: self: at::xlogy(grad, other).masked_fill((self == 0.) & (other <= 0.), 0.); other: grad * self / other
+add_op("xlogy", [Spelling("torch.xlogy({0}, {1})", torch.xlogy),
+              Spelling("{0}.xlogy({1})", lambda a, b: a.xlogy(b)),
+              Spelling("torch.special.xlogy({0}, {1})", torch.special.xlogy)],
+    lambda a, b: a * sympy.log(b), _times_log(_log),
+    lambda F, args, y: (_log(F, args[1]), F.div(args[0], args[1])), (R, P),
+    intervals=(REALS, POSITIVE_REALS), specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.XLOGY,
+    references=(ref((0.75, 1.25), lambda a, b: (mp.log(b), a / b)), ref((-2.0, 0.5), lambda a, b: (mp.log(b), a / b))))
+# special_xlog1py: self: at::special_xlog1py(grad, other).masked_fill(...); other: grad * self / (other + 1)
+add_op("special.xlog1py", [Spelling("torch.special.xlog1py({0}, {1})", torch.special.xlog1py)],
+    lambda a, b: a * sympy.log(1 + b), _times_log(_log1p),
+    lambda F, args, y: (_log1p(F, args[1]), F.div(args[0], F.add(args[1], ONE))), (R, P),
+    intervals=(REALS, Interval(-1.0)), specials=(pole("x1 = -1", -1.0, arg=1),), conventions=pins.XLOG1PY,
+    references=(ref((0.75, 1.25), lambda a, b: (mp.log(1 + b), a / (1 + b))),))
+
+
+# ---------------------------------------------------------------- entr: -x log x, 0 at 0
+def _entr_forward(F, a):
+    # entr kernel: x > 0 ? -x * log(x) : (x == 0 ? 0 : -inf)
+    return F.mul(-a, _log(F, a))
+
+
+# entr: grad * (-(1 + self.log()))
+add_op("special.entr", [Spelling("torch.special.entr({0})", torch.special.entr)],
+    lambda a: -a * sympy.log(a), _entr_forward, lambda F, args, y: (-F.add(ONE, _log(F, args[0])),), (P,),
+    intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.ENTR,
+    references=(ref((0.5,), lambda a: (-(1 + mp.log(a)),)), ref((3.0,), lambda a: (-(1 + mp.log(a)),))))
+
+
+# ---------------------------------------------------------------- erfinv
+# calc_erfinv (Math.h): a rational first guess and two Newton steps, in float for bfloat16 and float16;
+# measured within 1 ulp in every dtype (float64: correctly rounded on 3,000 points, tails to 1 - 2^-52).
+ERFINV_ULPS = 1
+
+
+def _erfinv_grads(F, args, y):
+    # erfinv: 0.5 * sqrt(M_PI) * exp(self.erfinv().pow(2)) * grad: erfinv recomputed, not the result
+    inverse = F.round(args[0].erfinv(), 2 * ERFINV_ULPS)
+    return (F.mul(F.round(arb.pi().sqrt() / 2), F.round(F.mul(inverse, inverse).exp(), 2)),)
+
+
+add_unary("erfinv", sympy.erfinv, arb.erfinv, _erfinv_grads, Domain.UNIT, ulps=ERFINV_ULPS,
+    spellings=unary_spellings("erfinv", Spelling("torch.special.erfinv({0})", torch.special.erfinv)),
+    intervals=(Interval(-1.0, 1.0),), specials=(pole("x = ±1", -1.0, 1.0),), conventions=pins.ERFINV,
+    references=(ref((0.5,), lambda a: (mp.sqrt(mp.pi) / 2 * mp.exp(mp.erfinv(a) ** 2),)),))
+
+
+# ---------------------------------------------------------------- digamma, trigamma, lgamma (Math.h)
+# The poles 0, -1, -2, ... of all three; the positive integers are listed too (a period of 1), where
+# nothing happens: the strategies keep every argument off them (OFF_INTEGERS), which costs nothing else.
+GAMMA_POLES = Special(Kind.POLE, "x = 0, -1, -2, ... (drawn off every integer)", 0, (0.0,), period=1.0)
+HIGHER_GAMMA_GAP = ("torch differentiates polygamma(n, x) with the kernel of polygamma(n + 1, x) (Hurwitz zeta "
+                    "for n >= 1), whose accuracy at negative x is not modelled yet")
+
+
+def _pi(F):
+    return F.round(arb.pi())
+
+
+def _digamma_positive(F, x):
+    """calc_digamma for x > 0: result -= 1/x, x += 1 while x < 10, then log(x) - 0.5/x - (a series in 1/x²).
+    Each step errs by u of the partial sums, at most their magnitude: the terms 1/x_i, log and 1 (the series
+    and its truncation below 1/(12 x^14) are far smaller), over 2 per term plus 4 operations."""
+    low = x.lower()
+    magnitude, steps = arb(1), 0
+    while low < 10:
+        magnitude += 1 / low
+        low += 1
+        steps += 1
+    magnitude += (x.upper() + 10).log()
+    return F.round(x.digamma(), 2 * (2 * steps + 4), magnitude)
+
+
+def _digamma(F, x):
+    # calc_digamma: x < 0 reflects, with the fractional part r = modf(x) for an accurate tan:
+    # digamma(1 - x) - pi / tan(pi * r); 1 / tan(θ) within 1.5 ulps of cot(θ), which unlike tan is continuous at
+    # r = ±1/2 (where the rounded pi * r may lie either side of ±pi/2)
+    if F.greater(x, ZERO):
+        return _digamma_positive(F, x)
+    r = x - STEP_EVALUATORS[Trunc](x)
+    if r.is_zero():
+        raise Singular("digamma at a pole")
+    return F.sub(_digamma_positive(F, F.sub(ONE, x)), F.mul(_pi(F), F.round(F.mul(_pi(F), r).cot(), 3)))
+
+
+def _trigamma(F, x):
+    """calc_trigamma: for x < 0.5, -pi²/sin²(pi x) (of the whole rounded pi * x: finding trigamma-negative-phase)
+    and x -> 1 - x; then six terms 1/x², x += 1 each, and the
+    asymptotic (1 + 1/(2x) + 1/x² (1/6 - 1/x² (1/30 - 1/(42 x²)))) / x, whose truncation (below 1/(30 x^9), a
+    relative 5e-10 at x = 7) is beyond float64's precision (finding trigamma-float64-truncated-series): that
+    error is added to the enclosure, as the kernel's accuracy."""
+    terms, sign = [], 1
+    if F.greater(arb(0.5), x):
+        sign = -1
+        sine = F.round(F.mul(_pi(F), x).sin(), 2)
+        terms.append(-F.div(F.mul(_pi(F), _pi(F)), F.mul(sine, sine)))
+        x = F.sub(ONE, x)
+    for _ in range(6):
+        terms.append(F.div(ONE, F.mul(x, x)))
+        x = F.add(x, ONE)
+    inverse_square = 1 / (x * x)
+    bracket = arb(1) / 6 - inverse_square * (arb(1) / 30 - inverse_square / 42)
+    series = (1 + 1 / (2 * x) + inverse_square * bracket) / x
+    truncation = (1 / (30 * x ** 9)).abs_upper()
+    terms.append(F.round(series, 12) + arb(0, truncation))
+    return F.sum(terms) * sign
+
+
+def _in_float(model):
+    """A kernel of Math.h that bfloat16 and float16 run on float, rounding once."""
+    return lambda F, *args: F.store(model(F.opmath, *args))
+
+
+def _polygamma_spellings(n):
+    return [Spelling(f"torch.polygamma({n}, {{0}})", lambda a, _n=n: torch.polygamma(_n, a)),
+            Spelling(f"{{0}}.polygamma({n})", lambda a, _n=n: a.polygamma(_n))]
+
+
+# digamma, polygamma(0, x): grad * polygamma(1, self), i.e. calc_trigamma
+add_op("digamma", unary_spellings("digamma", Spelling("torch.special.digamma({0})", torch.special.digamma),
+                                  Spelling("torch.special.psi({0})", torch.special.psi))
+    + _polygamma_spellings(0) + [Spelling("torch.special.polygamma(0, {0})", lambda a: torch.special.polygamma(0, a))],
+    sympy.digamma, _in_float(_digamma), lambda F, args, y: (F.store(_trigamma(F.opmath, args[0])),),
+    (Domain.OFF_INTEGERS,), opinfo=("digamma", "polygamma[polygamma_n_0]", "special.polygamma[special_polygamma_n_0]"),
+    specials=(GAMMA_POLES,), conventions=pins.DIGAMMA, higher_order_gap=HIGHER_GAMMA_GAP,
+    findings=("trigamma-float64-truncated-series", "trigamma-negative-phase"),
+    references=(ref((2.5,), lambda a: (mp.polygamma(1, a),)), ref((-0.75,), lambda a: (mp.polygamma(1, a),))))
+# lgamma = log|Γ(x)| (libm; float for bfloat16 and float16), within 1.1 u of max(|lgamma|, 1) measured in every
+# dtype (an absolute error near its zeros at 1, 2 and between the negative poles). lgamma: grad * digamma(self)
+LGAMMA_K = 3
+
+
+def _lgamma(F, x):
+    value = acb(x).lgamma().real
+    return F.round(value, LGAMMA_K, abs(value).upper().max(ONE))
+
+
+add_op("lgamma", unary_spellings("lgamma", Spelling("torch.special.gammaln({0})", torch.special.gammaln)),
+    sympy.loggamma, _in_float(_lgamma), lambda F, args, y: (F.store(_digamma(F.opmath, args[0])),),
+    (Domain.OFF_INTEGERS,), specials=(GAMMA_POLES,), conventions=pins.LGAMMA, higher_order_gap=HIGHER_GAMMA_GAP,
+    references=(ref((2.5,), lambda a: (mp.digamma(a),)), ref((-0.75,), lambda a: (mp.digamma(a),))))
+
+
+# ---------------------------------------------------------------- mvlgamma: the multivariate log-gamma function
+def _mvlgamma_shifts(p: int) -> list[arb]:
+    """arange(-p/2 + 0.5, 0.5, 0.5): the arguments are x + each (exact halves)."""
+    return [arb(j) / 2 - arb(p - 1) / 2 for j in range(p)]
+
+
+def _mvlgamma(p: int):
+    # args = arange(-p/2 + 0.5, 0.5, 0.5) + self; args.lgamma_().sum(-1).add_(p (p - 1) log(pi) / 4)
+    constant = arb(p * (p - 1)) * arb.pi().log() / 4
+
+    def forward(F, x):
+        terms = [_in_float(_lgamma)(F, F.add(x, shift)) for shift in _mvlgamma_shifts(p)]
+        return F.add(F.sum(terms), F.round(constant))
+
+    return forward
+
+
+def _mvlgamma_grads(p: int):
+    # mvlgamma_backward: grad * args.digamma_().sum(-1)
+    def grads(F, args, y):
+        return (F.sum([_in_float(_digamma)(F, F.add(args[0], shift)) for shift in _mvlgamma_shifts(p)]),)
+
+    return grads
+
+
+def _add_mvlgamma(p: int, domain: Domain) -> None:
+    edge_point = (p - 1) / 2
+    add_op(f"mvlgamma_p_{p}", [Spelling(f"torch.mvlgamma({{0}}, {p})", lambda a: torch.mvlgamma(a, p)),
+                               Spelling(f"{{0}}.mvlgamma({p})", lambda a: a.mvlgamma(p)),
+                               Spelling(f"torch.special.multigammaln({{0}}, {p})",
+                                        lambda a: torch.special.multigammaln(a, p))],
+        lambda a: sum(sympy.loggamma(a - sympy.Rational(j, 2)) for j in range(p)) + sympy.Rational(p * (p - 1), 4)
+        * sympy.log(sympy.pi), _mvlgamma(p), _mvlgamma_grads(p), (domain,), opinfo=(f"mvlgamma[mvlgamma_p_{p}]",),
+        intervals=(Interval(edge_point),),
+        specials=(Special(Kind.POLE, f"x = {edge_point:g}: torch raises an error at and below it, nothing to pin",
+                          0, (edge_point,), pinned=False),),
+        higher_order_gap=HIGHER_GAMMA_GAP,
+        references=(ref((2.5,), lambda a: (sum(mp.digamma(a - mp.mpf(j) / 2) for j in range(p)),)),))
+
+
+_add_mvlgamma(1, P)
+_add_mvlgamma(3, Domain.ABOVE_ONE)
+
+# ---------------------------------------------------------------- modified Bessel functions of order 0 (Math.h, Cephes)
+# Measured: i0 within 3 ulps, i1 (its gradient's kernel) within 7.2 (float32; float64 6), i1e 7.3: bfloat16 and
+# float16 run their float kernels and round once. i0e within 4 ulps in every dtype, also in bfloat16
+# (i0e(0) = 0.9921875, 2 ulps below 1; float16 2 ulps): its bfloat16 and float16 kernels are not the float one
+# rounded once, so their accuracy is applied in the dtype itself.
+I0_ULPS, I1_ULPS, I0E_ULPS = 3, 8, 5
+
+
+def _sign(F, x) -> int:
+    """sgn(x): 0 at an exact 0, else decided (`Singular` for a ball about 0)."""
+    return 0 if x.is_exact() and x.is_zero() else F.sign(x)
+
+
+def _scaled_bessel(F, x, order: int):
+    """exp(-|x|) I_n(x) (I_0 even, I_1 odd): arb's scaling is exp(-x), right for x > 0 only."""
+    magnitude = abs(x).bessel_i(order, scaled=True)
+    return magnitude if order == 0 else magnitude * _sign(F, x)
+
+
+def _bessel(F, x, order: int, scaled: bool, ulps: float):
+    value = _scaled_bessel(F, x, order) if scaled else x.bessel_i(order)
+    return F.store(F.opmath.round(value, 2 * ulps))
+
+
+# i0: grad * at::special_i1(self)
+add_unary("i0", lambda a: sympy.besseli(0, a), lambda a: a.bessel_i(0),
+    lambda F, args, y: (_bessel(F, args[0], 1, False, I1_ULPS),), Domain.BOUNDED, ulps=I0_ULPS,
+    spellings=unary_spellings("i0", Spelling("torch.special.i0({0})", torch.special.i0)),
+    higher_order_gap="torch differentiates i0's backward through i1_backward; the jet model has no Bessel I",
+    references=(ref((1.5,), lambda a: (mp.besseli(1, a),)),))
+
+
+def _i0e_grads(F, args, y):
+    # i0e: grad * (at::special_i1e(self) - self.sgn() * result); the difference cancels for large |x|
+    x = args[0]
+    return (F.sub(_bessel(F, x, 1, True, I1_ULPS), y * _sign(F, x)),)
+
+
+add_op("special.i0e", [Spelling("torch.special.i0e({0})", torch.special.i0e)],
+    lambda a: sympy.exp(-sympy.Abs(a)) * sympy.besseli(0, a),
+    lambda F, a: F.round(_scaled_bessel(F, a, 0), 2 * I0E_ULPS),
+    _i0e_grads, (Domain.NONZERO,), ulps=I0E_ULPS, specials=(kink("x = 0: exp(-|x|) (concave)", 0.0),),
+    conventions=pins.I0E, findings=("i0e-gradient-cancellation",),
+    higher_order_gap="torch differentiates special_i1e through i1e_backward; the jet model has no Bessel I",
+    references=(ref((1.5,), lambda a: (mp.exp(-a) * (mp.besseli(1, a) - mp.besseli(0, a)),)),
+                ref((-0.5,), lambda a: (mp.exp(a) * (mp.besseli(1, a) + mp.besseli(0, a)),))))
