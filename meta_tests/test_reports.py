@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import subprocess
 import sys
 
@@ -187,7 +186,7 @@ class _Traced:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return lambda *args, **kwargs: _Traced(f".{name}()", (self, *args, *_operands(kwargs)))
+        return lambda *args, **kwargs: _Traced(f".{name}()", (self, *_operands(args, kwargs)))
 
 
 class _TracedModule:
@@ -200,44 +199,42 @@ class _TracedModule:
         return _TracedModule(f"{self.path}.{name}")
 
     def __call__(self, *args, **kwargs):
-        return _Traced(f"{self.path}()", (*args, *_operands(kwargs)))
+        return _Traced(f"{self.path}()", _operands(args, kwargs))
 
 
-def _operands(kwargs: dict) -> list:
-    """The keyword arguments that are operands (`max=x1`); a string one (`rounding_mode='trunc'`) is part
-    of the spelling."""
-    return [value for value in kwargs.values() if not isinstance(value, str)]
+def _operands(args: tuple, kwargs: dict) -> tuple:
+    return (*args, *kwargs.values())
 
 
 def _shape(value) -> tuple:
     if isinstance(value, _Traced):
         return (value.label, tuple(_shape(a) for a in value.args))
+    if isinstance(value, str):  # a literal of the spelling: rounding_mode='trunc'
+        return ("literal", value)
     return ("const", float(value))
 
 
-def _traced(source: str, n_vars: int) -> tuple:
+def _traced(source: str, n_vars: int, names: tuple[str, ...] = ()) -> tuple:
     """The tree Python builds when it evaluates `source` (what torch would be asked to compute)."""
     namespace = {"torch": _TracedModule("torch"), "abs": abs,
-                 **{f"x{i}": _Traced(f"x{i}") for i in range(n_vars)}}
+                 **{name: _Traced(name) for name in (*(f"x{i}" for i in range(n_vars)), *names)}}
     return _shape(eval(source, namespace))  # our own generated text
 
 
-_OPERATOR = re.compile(r"^\{0\} (\S+) \{1\}$")
-
-
-def _label(template: str) -> str:
-    """How the tracer names a spelling: `{0} + {1}` -> `+`, `-{0}` -> `neg`, `torch.sin({0})` ->
-    `torch.sin()`, `{0}.pow({1})` -> `.pow()`, `abs({0})` -> `abs()`."""
-    if match := _OPERATOR.match(template):
-        return match.group(1)
-    if template == "-{0}":
-        return "neg"
-    return re.sub(r"\(.*\)$", "()", template.removeprefix("{0}"))
+def _substitute(tree: tuple, slots: dict[str, tuple]) -> tuple:
+    label, args = tree
+    if label in ("const", "literal"):
+        return tree
+    if label in slots and not args:
+        return slots[label]
+    return (label, tuple(_substitute(a, slots) for a in args))
 
 
 def _tree(expr: Expr) -> tuple:
-    """The tree as the tracer should see it. An op on Python scalars alone (a polynomial's `1 / 3`) is
-    evaluated by Python before torch sees it, in the source text as in run_torch: a constant."""
+    """The tree as the tracer should see it: each spelling's own template traced with its arguments in the slots
+    (so a spelling's literals, polygamma's order or decimals=-3, are on both sides). An op on Python scalars
+    alone (a polynomial's `1 / 3`) is evaluated by Python before torch sees it, in the source text as in
+    run_torch: a constant."""
     if isinstance(expr, Var):
         return (expr.name, ())
     if isinstance(expr, Const):
@@ -245,7 +242,8 @@ def _tree(expr: Expr) -> tuple:
     spelling = OPS[expr.op].spellings[expr.spelling]
     if all(isinstance(a, Const) for a in expr.args):
         return ("const", float(spelling.call(*(a.value for a in expr.args))))
-    return (_label(spelling.template), tuple(_tree(a) for a in expr.args))
+    slots = {f"slot{i}": _tree(a) for i, a in enumerate(expr.args)}
+    return _substitute(_traced(spelling.template.format(*slots), 0, tuple(slots)), slots)
 
 
 @given(data=st.data())

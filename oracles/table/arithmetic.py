@@ -15,7 +15,7 @@ import torch
 from flint import arb
 
 from oracles.numerics.exact import STEP_EVALUATORS
-from oracles.numerics.sympy_functions import Floor, Trunc
+from oracles.numerics.sympy_functions import Floor, RoundHalfEven, Trunc
 from oracles.table import arithmetic_conventions as pins
 from oracles.table.domains import Domain, Kind, Special, kink
 from oracles.table.ops import (
@@ -177,3 +177,23 @@ add_op("div_floor", _div_spellings("floor"), lambda a, b: Floor(a / b),
 add_op("nan_to_num", unary_spellings("nan_to_num"),
     lambda a: a, lambda F, a: a, lambda F, args, y: (ONE,), (R,), conventions=pins.NAN_TO_NUM,
     references=(ref((-1.25,), lambda a: (1,)),))
+
+
+# ---------------------------------------------------------------- round(x, decimals=-3): to a multiple of 1000
+def _round_to_thousands(F, a):
+    # round_decimals_kernel for decimals < 0, in opmath (float for bfloat16 and float16), ten_pow = 1000 exactly:
+    # nearbyint(x / ten_pow) * ten_pow, to nearest even, of the rounded quotient (so either side of a jump where that
+    # may fall: `_hull_of_step`)
+    inner, thousand = F.opmath, arb(1000)
+    return F.store(inner.mul(_hull_of_step(STEP_EVALUATORS[RoundHalfEven], inner.div(a, thousand)), thousand))
+
+
+# round.decimals: zeros_like(grad). Drawn over the reals (R): its jumps (k + 1/2) 1000 lie beyond what compositions
+# reach. (decimals=3 waits for the whole-domain strategy to draw jumps 1/1000 apart: strategies/whole_domain.py's
+# periodic plan assumes a period of about 1.)
+add_op("round_decimals_neg_3", [Spelling("torch.round({0}, decimals=-3)", lambda a: torch.round(a, decimals=-3)),
+                                Spelling("{0}.round(decimals=-3)", lambda a: a.round(decimals=-3))],
+    lambda a: RoundHalfEven(a / 1000) * 1000, _round_to_thousands, lambda F, args, y: (ZERO,), (R,),
+    opinfo=("round[decimals_neg_3]",),
+    specials=(Special(Kind.JUMP, "x = (k + 1/2) 1000", 0, (500.0,), period=1000.0),),
+    conventions=pins.ROUND_DECIMALS_NEG_3, references=(ref((1250.0,), lambda a: (0,)),))

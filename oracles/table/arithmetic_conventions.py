@@ -84,3 +84,8 @@ NAN_TO_NUM = (
          "NaN is no real number: any value. torch: grad * isfinite(self) = 0 (a NaN's replacement is a "
          "constant).", label="nan"),
 )
+ROUND_DECIMALS_NEG_3 = (
+    conv(500.0, 0.0, LIMIT, 0.0,
+         "round(x, -3) jumps at x = 500 (x / 1000 = 0.5, half to even: 0 at, 1000 above); derivative 0 on both "
+         "sides. torch: zeros_like(grad).", approaches=_FLAT),
+)

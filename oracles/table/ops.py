@@ -644,17 +644,20 @@ def jumps(where: str, first: float) -> Special:
     return Special(Kind.JUMP, where, 0, (first,), period=1.0)
 
 
-def _step_op(name: str, sympy_fn, domain: Domain, jumps: Special, conventions, reference: Reference) -> None:
+def _step_op(name: str, sympy_fn, domain: Domain, jumps: Special, conventions, reference: Reference,
+             *more: Spelling, opinfo=None) -> None:
     step = STEP_EVALUATORS[sympy_fn]
-    add_op(name, unary_spellings(name), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,),
-        specials=(jumps,), conventions=conventions, references=(reference,))
+    add_op(name, unary_spellings(name, *more), sympy_fn, lambda F, a: step(a), lambda F, args, y: (ZERO,), (domain,),
+        specials=(jumps,), conventions=conventions, references=(reference,), opinfo=opinfo)
 
 
 _step_op("floor", Floor, OFF_INTEGERS, jumps("the integers", 0.0), pins.FLOOR, ref((1.25,), lambda a: (0,)))
 _step_op("ceil", Ceil, OFF_INTEGERS, jumps("the integers", 0.0), pins.CEIL, ref((-1.25,), lambda a: (0,)))
 _step_op("trunc", Trunc, OFF_INTEGERS, jumps("the nonzero integers", 1.0), pins.TRUNC, ref((2.75,), lambda a: (0,)))
+# round(x, decimals=0) is round(x): round_decimals_out calls the same kernel
 _step_op("round", RoundHalfEven, OFF_HALF_INTEGERS, jumps("the half-integers", 0.5), pins.ROUND,
-         ref((1.25,), lambda a: (0,)))
+         ref((1.25,), lambda a: (0,)), Spelling("torch.round({0}, decimals=0)", lambda a: torch.round(a, decimals=0)),
+         opinfo=("round", "round[decimals_0]"))
 # frac = self - trunc(self) (exact in floating point); frac: grad
 add_op("frac", unary_spellings("frac"), lambda a: a - Trunc(a),
     lambda F, a: F.sub(a, STEP_EVALUATORS[Trunc](a)), lambda F, args, y: (ONE,), (OFF_INTEGERS,),

@@ -75,3 +75,17 @@ I0E = (
     conv(0.0, 0.0, SUPER, 0.0, _I0E_WHY, dtypes=(BF16,)),
     conv(-0.0, 0.0, SUPER, 0.0, "-0 is the point 0 (as above).", dtypes=(BF16,)),
 )
+
+def _polygamma_pole(n: int):
+    """polygamma(n, x) near its pole 0: its derivative polygamma(n + 1, x) ~ (-1)^n (n + 1)! / x^(n + 2)."""
+    above = -INF if n % 2 else INF
+    below = INF
+    why = (f"polygamma({n}, x) has a pole at 0: undefined. torch: grad * polygamma({n + 1}, 0), Cephes' "
+           f"zeta({n + 2}, 0) = inf, so {'-' if n % 2 else '+'}inf, the limit from above; from below the derivative "
+           "tends to +inf.")
+    sides = (side(0, 1, above), side(0, -1, below))
+    return (conv(0.0, above, UNDEFINED, None, why, approaches=sides),
+            conv(-0.0, above, UNDEFINED, None, "-0 is the pole 0 (as above).", approaches=sides))
+
+
+POLYGAMMA = {n: _polygamma_pole(n) for n in (1, 2)}
