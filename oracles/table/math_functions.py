@@ -106,9 +106,10 @@ add_op("special.ndtr", [Spelling("torch.special.ndtr({0})", torch.special.ndtr)]
 # float16 in float32, rounded once). As logaddexp's, the final sum can cancel, so the kernel is accurate
 # relative to |m| + the tail.
 def _logaddexp2_forward(F, a, b):
+    G = F.opmath
     m = a.max(b)
-    tail = F.round(F.round(arb(2) ** (-abs(F.sub(a, b))), 2).log1p(), 2)
-    return F.add(m, F.mul(tail, _constant(F, 1 / arb(2).log())))
+    tail = G.round(G.round(arb(2) ** (-abs(G.sub(a, b))), 2).log1p(), 2)
+    return F.store(G.add(m, G.mul(tail, _constant(F, 1 / arb(2).log()))))
 
 
 def _exp2(value):

@@ -345,12 +345,13 @@ add_op("rsqrt", unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
 
 # ---------------------------------------------------------------- transcendental
 def unary_kernel(F, value: arb, k: float) -> arb:
-    """What a unary kernel (exp, cos, sinh, rsqrt, ...) accurate to k·u returns for the exact `value`, as the
-    tensor holds it. Its bfloat16 and float16 kernels compute in float (UnaryOpsKernel.cpp:
-    Vectorized<BFloat16>/<Half> map the float function; the scalar path calls it on float(a)) and round once:
-    within u of the value, not k·u. Measured: for every finite bfloat16 and float16 x, torch's exp, cos,
-    sinh, cosh and rsqrt equal their float32 result rounded once. Backward formulas that call such a kernel
-    (sin's grad * self.cos(), asinh's (self.pow(2) + 1).rsqrt()) get it with the forward's accuracy."""
+    """What a kernel of one function (exp, cos, sinh, rsqrt, atan2, hypot, ...) accurate to k·u returns for the
+    exact `value`, as the tensor holds it. Its bfloat16 and float16 kernels compute in float
+    (UnaryOpsKernel.cpp: Vectorized<BFloat16>/<Half> map the float function; the scalar path calls it on
+    float(a)) and round once: within u of the value, not k·u. Measured: for every finite bfloat16 and float16
+    x, torch's exp, cos, sinh, cosh and rsqrt equal their float32 result rounded once (atan2 and hypot too,
+    with the second argument the values reversed). Backward formulas that call such a kernel (sin's
+    grad * self.cos(), asinh's (self.pow(2) + 1).rsqrt()) get it with the forward's accuracy."""
     return F.store(F.opmath.round(value, k))
 
 
@@ -514,10 +515,11 @@ ATAN2_ULPS = 2
 
 
 def _atan2_forward(F, y, x):
-    # The value jumps across the branch cut y = 0, x < 0 (and ±0 pick the side).
+    # The value jumps across the branch cut y = 0, x < 0 (and ±0 pick the side). atan2_kernel: in float for
+    # bfloat16 and float16, rounded once (measured, as unary_kernel's)
     if y.contains(0) and not x > 0:
         raise Singular("atan2 on its branch cut")
-    return F.round(arb.atan2(y, x), 2 * ATAN2_ULPS)
+    return unary_kernel(F, arb.atan2(y, x), 2 * ATAN2_ULPS)
 
 
 def _atan2_partials(y, x):
@@ -538,7 +540,7 @@ HYPOT_ULPS = 1
 # hypot: grad * self / result, grad * other / result
 add_op("hypot", binary_spellings("hypot", const_second=False),
     lambda a, b: sympy.sqrt(a**2 + b**2),
-    lambda F, a, b: F.round((a * a + b * b).sqrt(), 2 * HYPOT_ULPS),
+    lambda F, a, b: unary_kernel(F, (a * a + b * b).sqrt(), 2 * HYPOT_ULPS),  # in float for bfloat16/float16
     lambda F, args, y: (F.div(args[0], y), F.div(args[1], y)), (R, NZ), ulps=HYPOT_ULPS,
     specials=(kink("the origin (0, 0), a cone", arg=None),), conventions=pins.HYPOT,
     findings=("hypot-origin-nan",),
