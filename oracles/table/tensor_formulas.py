@@ -10,6 +10,7 @@ so a formula that depends on a parameter (var's `correction`) reads it where it 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -570,13 +571,16 @@ def _tokens(shapes) -> list[np.ndarray]:
     return out
 
 
-def structure(index_map: Callable, shapes, p) -> np.ndarray:
-    """The op's output on element ids: per element an id, a `Constant` or a `Total`."""
-    return np.asarray(index_map(_tokens(shapes), p, Constant), dtype=object)
+@functools.lru_cache(maxsize=4096)  # per op, shapes and parameters: every forward and backward asks again
+def structure(index_map: Callable, shapes: tuple[tuple[int, ...], ...], p) -> np.ndarray:
+    """The op's output on element ids: per element an id, a `Constant` or a `Total` (shared: read only)."""
+    layout = np.asarray(index_map(_tokens(shapes), p, Constant), dtype=object)
+    layout.flags.writeable = False
+    return layout
 
 
 def gathered_shape(index_map: Callable, shapes, p) -> tuple[int, ...]:
-    return structure(index_map, shapes, p).shape
+    return structure(index_map, tuple(map(tuple, shapes)), p).shape
 
 
 def gathered(index_map: Callable):
@@ -592,7 +596,7 @@ def gathered(index_map: Callable):
 
     def evaluate(arrays, p, element, constant, total):
         flat = [v for a in arrays for v in a.reshape(-1)]
-        layout = structure(index_map, [a.shape for a in arrays], p)
+        layout = structure(index_map, tuple(a.shape for a in arrays), p)
         out = _obj(layout.shape)
         for o in np.ndindex(*layout.shape):
             item = layout[o]
@@ -611,7 +615,7 @@ def gathered(index_map: Callable):
         return evaluate(arrays, p, lambda v: v, arb, lambda terms, d: _divided(F, sum_any(F, terms), d))
 
     def backward(F, arrays, out, grad, p):
-        layout = structure(index_map, [a.shape for a in arrays], p)
+        layout = structure(index_map, tuple(a.shape for a in arrays), p)
         collected: list[list[arb]] = [[] for _ in range(sum(a.size for a in arrays))]
         for o in np.ndindex(*layout.shape):
             item = layout[o]
