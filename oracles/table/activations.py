@@ -140,8 +140,11 @@ def _tanhshrink_grads(F, args, y):
     # t, torch's tanh(x), is x - y exactly (the ball of y encloses the rounding of x - t). Written so, on jets t's
     # derivative is torch's own 1 - t * t (the first-order local below, rounded), as torch differentiates
     # tanh_backward through its output t: the cancellation of 1 - t * t reaches the second derivative.
+    # torch multiplies the upstream gradient into 1 - t * t before the two paths cancel: that product's
+    # rounding (u relative to grad * (1 - t * t), so about u of grad) is charged here, as one more rounding
+    # of 1 - t * t; the caller's product of grad and this factor then encloses the sum of the two paths.
     t = args[0] - y
-    return (F.add(ONE, -F.sub(ONE, F.mul(t, t))),)
+    return (F.add(ONE, -F.round(F.sub(ONE, F.mul(t, t)))),)
 
 
 add_op("tanhshrink", [nn_spelling("tanhshrink")], lambda a: a - sympy.tanh(a),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from oracles.table import contractions
 from oracles.table import tensor_formulas as formula
 from oracles.table.tensor_formulas import SliceFormulas
 
@@ -221,6 +222,15 @@ def gathering(name: str, index_map: Callable, spellings, space: ParamSpace, opin
     math, forward, backward = formula.gathered(index_map)
     return TensorOp(name, arity, tuple(spellings), math, forward, backward, space,
                     lambda shapes, p: formula.gathered_shape(index_map, shapes, p), tuple(opinfo), **kw)
+
+
+def contracting(name: str, index_map: Callable, spellings, space: ParamSpace, opinfo: Sequence[str], arity: int = 1,
+                **kw) -> TensorOp:
+    """An op each of whose output elements is a sum of products of argument elements (matrix products,
+    einsum, convolutions): everything follows from its `index_map` (oracles.table.contractions)."""
+    math, forward, backward = contractions.contracted(index_map)
+    return TensorOp(name, arity, tuple(spellings), math, forward, backward, space,
+                    lambda shapes, p: contractions.contracted_shape(index_map, shapes, p), tuple(opinfo), **kw)
 
 
 def _first(index_map: Callable) -> Callable:

@@ -1,0 +1,158 @@
+"""Ops each of whose output elements is a sum of products of argument elements: matrix products and their
+batched, scaled and accumulated forms (addmm, baddbmm, addr, ...), einsum and tensordot, kron, cross
+products, linear and bilinear layers, convolutions, addcmul.
+
+An op is its index map: numpy run on object arrays whose elements are `Terms` (one argument element each), so
+`a @ b`, `np.einsum`, `np.kron` or a loop over a convolution's window build, per output element, the list
+of products torch forms. The map runs once per shapes and parameters (`structure`); from that follow
+- SymPy: the sum of the products (polynomials: SymPy's Jacobian is exact and cheap);
+- torch's forward: every product rounded once per factor after the first (a coefficient such as addmm's
+  alpha counts as a factor), the products summed in any order (`sum_any`). Terms are never merged: torch
+  computes beta * c + alpha * (a @ b) with c and every a_ik b_kj separate, and merging equal products would
+  hide a cancellation torch's rounding sees. Any bracketing torch uses (alpha applied after the sum, a
+  bilinear form summed one index at a time, a GEMM's blocking, float accumulation for bfloat16) takes each
+  term through at most as many roundings as this flat form charges it, each relative to at most the sum of
+  the terms' magnitudes, so the flat form encloses it;
+- torch's backward: the gradient of an argument element is the sum, over every product it is a factor of,
+  of the output's gradient times the coefficient and the other factors (grad @ b^T for a matmul, a
+  transposed convolution for a convolution: the same products, summed in any order).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+import sympy
+from flint import arb
+
+from oracles.numerics.rounding import RoundingModel
+from oracles.table.tensor_formulas import ZERO, product, sum_any
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A sum of products, each a coefficient and the ids of the argument elements it multiplies (a product
+    of no elements is a constant). Index maps combine them with +, -, * and numbers, as numpy does for
+    object arrays (`np.matmul` starts its sums from 0)."""
+
+    terms: tuple[tuple[Real, tuple[int, ...]], ...] = ()
+
+    def __add__(self, other):
+        if isinstance(other, Real):
+            return self if other == 0 else self + constant(other)
+        return Terms(self.terms + other.terms)
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return Terms(tuple((-c, f) for c, f in self.terms))
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        if isinstance(other, Real):
+            return Terms(tuple((c * other, f) for c, f in self.terms if c * other != 0))
+        return Terms(tuple((c * d, f + g) for c, f in self.terms for d, g in other.terms))
+
+    __rmul__ = __mul__
+
+
+def constant(value: Real) -> Terms:
+    return Terms(((value, ()),)) if value != 0 else Terms()
+
+
+def _tokens(shapes) -> list[np.ndarray]:
+    """Per argument, an object array of `Terms`, one per element: its global row-major id, argument after
+    argument."""
+    out, first = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=int))
+        items = np.empty(size, dtype=object)
+        for k in range(size):
+            items[k] = Terms(((1, (first + k,)),))
+        out.append(items.reshape(shape))
+        first += size
+    return out
+
+
+@functools.lru_cache(maxsize=4096)  # per op, shapes and parameters: every forward and backward asks again
+def structure(index_map: Callable, shapes: tuple[tuple[int, ...], ...], p) -> np.ndarray:
+    """The op's output on `Terms` tokens, one `Terms` per element (shared: read only)."""
+    out = np.asarray(index_map(_tokens(shapes), p), dtype=object)
+    layout = np.empty(out.shape, dtype=object)
+    for index in np.ndindex(*out.shape):
+        item = out[index]
+        layout[index] = item if isinstance(item, Terms) else constant(item)
+    layout.flags.writeable = False
+    return layout
+
+
+def contracted_shape(index_map: Callable, shapes, p) -> tuple[int, ...]:
+    return structure(index_map, tuple(map(tuple, shapes)), p).shape
+
+
+def _is_zero(value: arb) -> bool:
+    return value.is_exact() and value.is_zero()
+
+
+def _term(F: RoundingModel, coefficient: Real, factors: list[arb]) -> arb:
+    """coefficient × factors as torch forms it: exactly 0 when a factor is exactly 0 (IEEE), a sign change
+    exact, any other coefficient one more factor (a Python scalar, maybe rounded to the format)."""
+    if any(_is_zero(f) for f in factors):
+        return ZERO
+    if coefficient in (1, -1):
+        value = product(F, factors) if factors else arb(1)
+        return value if coefficient == 1 else -value
+    return product(F, [F.const(float(coefficient))] + factors)
+
+
+def contracted(index_map: Callable):
+    """SymPy side, forward and backward of the op `index_map(arrays, params)` (module docstring)."""
+
+    def layout_of(arrays, p):
+        return structure(index_map, tuple(a.shape for a in arrays), p)
+
+    def sympy_side(arrays, p):
+        flat = [v for a in arrays for v in a.reshape(-1)]
+        layout = layout_of(arrays, p)
+        out = np.empty(layout.shape, dtype=object)
+        for o in np.ndindex(*layout.shape):
+            out[o] = sympy.Add(*(sympy.Rational(c) * sympy.Mul(*(flat[e] for e in f)) for c, f in layout[o].terms))
+        return out
+
+    def forward(F, arrays, p):
+        flat = [v for a in arrays for v in a.reshape(-1)]
+        layout = layout_of(arrays, p)
+        out = np.empty(layout.shape, dtype=object)
+        for o in np.ndindex(*layout.shape):
+            out[o] = sum_any(F, [_term(F, c, [flat[e] for e in f]) for c, f in layout[o].terms])
+        return out
+
+    def backward(F, arrays, out, grad, p):
+        flat = [v for a in arrays for v in a.reshape(-1)]
+        layout = layout_of(arrays, p)
+        collected: list[list[arb]] = [[] for _ in flat]
+        for o in np.ndindex(*layout.shape):
+            g = grad[o]
+            for c, f in layout[o].terms:
+                for position, element in enumerate(f):
+                    others = [flat[e] for k, e in enumerate(f) if k != position]
+                    collected[element].append(_term(F, c, [g] + others))
+        grads, first = [], 0
+        for a in arrays:
+            g = np.empty(a.shape, dtype=object)
+            for k, index in enumerate(np.ndindex(*a.shape)):
+                g[index] = sum_any(F, collected[first + k])
+            grads.append(g)
+            first += a.size
+        return tuple(grads)
+
+    return sympy_side, forward, backward
