@@ -296,3 +296,189 @@ _contraction("addcmul", lambda arrays, p: arrays[0] + p["value"] * arrays[1] * a
               _spelling("torch.addcmul({0}, {1}, {2})", lambda s, a, b, value: torch.addcmul(s, a, b), _with(value=1))],
              lambda shapes: [_params(value=v) for v in (1, 2, -0.5)], ["addcmul"], arity=3, ranks=(1, 2),
              operand_shapes=_addcmul_operands)
+
+
+# ------------------------------------------------------------------ convolutions
+def _sides(padding, kernel, dilation) -> list[tuple[int, int]]:
+    """Per spatial dim, the zeros padded before and after: an int on both sides; 'valid' none; 'same' the
+    dilated kernel's extent less one, split with the odd one after (torch's rule for an even kernel)."""
+    if padding == "valid":
+        return [(0, 0)] * len(kernel)
+    if padding == "same":
+        totals = [dilation * (k - 1) for k in kernel]
+        return [(t // 2, t - t // 2) for t in totals]
+    return [(padding, padding)] * len(kernel)
+
+
+def _conv_map(dims: int):
+    """torch's convolution with bias: out[n, o, q] = bias[o] + sum over the group's channels c and kernel
+    offsets k of x[n, c, q * stride + k * dilation - padding] * weight[o, c, k] (zeros outside x)."""
+
+    def conv(arrays, p):
+        x, w, b = arrays
+        unbatched = x.ndim == dims + 1
+        if unbatched:
+            x = x[None]
+        stride, dilation, groups = p["stride"], p["dilation"], p["groups"]
+        kernel = w.shape[2:]
+        sides = _sides(p["padding"], kernel, dilation)
+        sizes = [(n + lo + hi - dilation * (k - 1) - 1) // stride + 1
+                 for n, k, (lo, hi) in zip(x.shape[2:], kernel, sides)]
+        per_group_out, per_group_in = w.shape[0] // groups, w.shape[1]
+        out = np.empty((x.shape[0], w.shape[0], *sizes), dtype=object)
+        for n, o, *q in np.ndindex(*out.shape):
+            total = b[o]
+            first = (o // per_group_out) * per_group_in
+            for c in range(per_group_in):
+                for k in np.ndindex(*kernel):
+                    at = [qi * stride + ki * dilation - lo for qi, ki, (lo, _) in zip(q, k, sides)]
+                    if all(0 <= a < n_ for a, n_ in zip(at, x.shape[2:])):
+                        total = total + x[(n, first + c, *at)] * w[(o, c, *k)]
+            out[(n, o, *q)] = total
+        return out[0] if unbatched else out
+
+    return conv
+
+
+def _conv_operands(dims: int, unbatched: bool):
+    """From (channels, spatial sides...): input batches of 1 and 2 (and none, where torch takes an unbatched
+    input), weights of 1 or 2 output channels per group for every group count dividing the channels, kernels
+    of side 1 or 2, and the bias."""
+
+    def operands(seed):
+        channels, spatial = seed[0], tuple(seed[1:]) + (2,) * (dims - len(seed) + 1)
+        inputs = [(1, channels, *spatial), (2, channels, *spatial)] + ([(channels, *spatial)] if unbatched else [])
+        out = []
+        for x in inputs:
+            for groups in (g for g in (1, 2, 3) if channels % g == 0):
+                for per_group in (1, 2):
+                    for k in (1, 2):
+                        o = groups * per_group
+                        out.append((x, (o, channels // groups) + (k,) * dims, (o,)))
+        return out
+
+    return operands
+
+
+def _conv_output_fits(x_spatial, kernel, p) -> bool:
+    sides = _sides(p["padding"], kernel, p["dilation"])
+    return all(n + lo + hi - p["dilation"] * (k - 1) - 1 >= 0 for n, k, (lo, hi) in zip(x_spatial, kernel, sides))
+
+
+def _conv_options(dims: int):
+    """Torch's defaults first, then each of stride 2, padding 1, 'valid', 'same', dilation 2 alone, then
+    stride with padding and dilation with padding; the group count is the one the weight's shape says."""
+
+    def options(shapes):
+        x, w, _ = shapes
+        groups = x[-dims - 1] // w[1]
+        out = []
+        for stride, padding, dilation in ((1, 0, 1), (2, 0, 1), (1, 1, 1), (1, "valid", 1), (1, "same", 1),
+                                          (1, 0, 2), (2, 1, 1), (1, 1, 2), (1, "same", 2)):
+            p = _params(stride=stride, padding=padding, dilation=dilation, groups=groups)
+            if _conv_output_fits(x[-dims:], w[2:], p):
+                out.append(p)
+        return out
+
+    return options
+
+
+for _dims, _unbatched in ((1, True), (2, True), (3, False)):
+    _name = f"conv{_dims}d"
+    _function = getattr(_F, _name)
+    _contraction(
+        _name, _conv_map(_dims),
+        [_spelling(f"torch.nn.functional.{_name}({{0}}, {{1}}, {{2}}, stride={{stride}}, padding={{padding}}, "
+                   "dilation={dilation}, groups={groups})",
+                   lambda x, w, b, stride, padding, dilation, groups, _f=_function:
+                   _f(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)),
+         _spelling(f"torch.nn.functional.{_name}({{0}}, {{1}}, {{2}})",
+                   lambda x, w, b, stride, padding, dilation, groups, _f=_function: _f(x, w, b),
+                   _with(stride=1, padding=0, dilation=1, groups=1))],
+        _conv_options(_dims), [f"nn.functional.{_name}"], arity=3, ranks=(min(_dims + 1, 3),),
+        operand_shapes=_conv_operands(_dims, _unbatched))
+
+
+def _transposed_map(dims: int):
+    """torch's transposed convolution with bias, the adjoint of `_conv_map`'s: each x[n, c, i] times
+    weight[c, o, k] is added to out[n, o, i * stride + k * dilation - padding] (dropped outside the
+    output), out of size (n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1."""
+
+    def transposed(arrays, p):
+        x, w, b = arrays
+        stride, padding, dilation, groups = p["stride"], p["padding"], p["dilation"], p["groups"]
+        kernel = w.shape[2:]
+        sizes = [(n - 1) * stride - 2 * padding + dilation * (k - 1) + p["output_padding"] + 1
+                 for n, k in zip(x.shape[2:], kernel)]
+        per_group_in, per_group_out = x.shape[1] // groups, w.shape[1]
+        out = np.empty((x.shape[0], per_group_out * groups, *sizes), dtype=object)
+        for n, o, *q in np.ndindex(*out.shape):
+            out[(n, o, *q)] = b[o]
+        for n, c, *i in np.ndindex(*x.shape):
+            group = c // per_group_in
+            for o in range(per_group_out):
+                for k in np.ndindex(*kernel):
+                    at = [ii * stride + ki * dilation - padding for ii, ki in zip(i, k)]
+                    if all(0 <= a < s for a, s in zip(at, sizes)):
+                        target = (n, group * per_group_out + o, *at)
+                        out[target] = out[target] + x[(n, c, *i)] * w[(c, o, *k)]
+        return out
+
+    return transposed
+
+
+def _transposed_operands(dims: int):
+    """From (channels, spatial sides...): batches of 1 and 2, weights (channels, 1 or 2 outputs per group,
+    kernel of side 1 or 2), the bias of every group count dividing the channels."""
+
+    def operands(seed):
+        channels, spatial = seed[0], tuple(seed[1:]) + (2,) * (dims - len(seed) + 1)
+        out = []
+        for batch in (1, 2):
+            for groups in (g for g in (1, 2, 3) if channels % g == 0):
+                for per_group in (1, 2):
+                    for k in (1, 2):
+                        out.append(((batch, channels, *spatial), (channels, per_group) + (k,) * dims,
+                                    (per_group * groups,)))
+        return out
+
+    return operands
+
+
+def _transposed_options(dims: int):
+    """Torch's defaults first; stride 2 (with output_padding 1), padding 1, dilation 2; the group count is
+    the one the bias's length says (the weight's second side is per group)."""
+
+    def options(shapes):
+        x, w, b = shapes
+        groups = b[0] // w[1]
+        if x[1] % groups:
+            return []
+        out = []
+        for stride, padding, dilation, output_padding in ((1, 0, 1, 0), (2, 0, 1, 0), (2, 0, 1, 1), (1, 1, 1, 0),
+                                                          (1, 0, 2, 0), (2, 1, 2, 1)):
+            sizes = [(n - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+                     for n, k in zip(x[2:], w[2:])]
+            if min(sizes) >= 1:
+                out.append(_params(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                                   dilation=dilation))
+        return out
+
+    return options
+
+
+for _dims in (1, 2, 3):
+    _name = f"conv_transpose{_dims}d"
+    _function = getattr(_F, _name)
+    _contraction(
+        _name, _transposed_map(_dims),
+        [_spelling(f"torch.nn.functional.{_name}({{0}}, {{1}}, {{2}}, stride={{stride}}, padding={{padding}}, "
+                   "output_padding={output_padding}, groups={groups}, dilation={dilation})",
+                   lambda x, w, b, stride, padding, output_padding, groups, dilation, _f=_function:
+                   _f(x, w, b, stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                      dilation=dilation)),
+         _spelling(f"torch.nn.functional.{_name}({{0}}, {{1}}, {{2}})",
+                   lambda x, w, b, stride, padding, output_padding, groups, dilation, _f=_function: _f(x, w, b),
+                   _with(stride=1, padding=0, output_padding=0, groups=1, dilation=1))],
+        _transposed_options(_dims), [f"nn.functional.{_name}"], arity=3, ranks=(min(_dims + 1, 3),),
+        operand_shapes=_transposed_operands(_dims))

@@ -90,13 +90,12 @@ def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]
     for o, index in enumerate(np.ndindex(*out.shape)):
         expr = sympy.sympify(out[index])
         values.append(compile_sympy(expr))
-        base = 0
+        present = expr.free_symbols  # the others' derivatives are 0 (a convolution reads a window)
         for k, array in enumerate(arrays):
             for a, sym in enumerate(array.reshape(-1)):
-                derivative = sympy.diff(expr, sym)
+                derivative = sympy.diff(expr, sym) if sym in present else 0
                 if derivative != 0:
                     entries.append((o, k, a, compile_sympy(derivative)))
-            base += array.size
     return OpJacobian(tuple(values), tuple(entries))
 
 
