@@ -482,3 +482,65 @@ for _dims in (1, 2, 3):
                    _with(stride=1, padding=0, output_padding=0, groups=1, dilation=1))],
         _transposed_options(_dims), [f"nn.functional.{_name}"], arity=3, ranks=(min(_dims + 1, 3),),
         operand_shapes=_transposed_operands(_dims))
+
+
+# ------------------------------------------------------------------ the trapezoid rule (ATen's Integration.cpp)
+def _ends(a: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The slices before and after each step along `dim`: y[:-1] and y[1:]."""
+    a = np.moveaxis(a, dim, 0)
+    return np.moveaxis(a[:-1], 0, dim), np.moveaxis(a[1:], 0, dim)
+
+
+def _trapezoid_dx(arrays, p):
+    """Constant spacing: dx * (sum(y) - (y_first + y_last) / 2), as ATen computes it."""
+    y, dim, dx = arrays[0], p["dim"], p["dx"]
+    along = np.moveaxis(y, dim, 0)
+    return (along.sum(axis=0) - (along[0] + along[-1]) * 0.5) * dx
+
+
+def _trapezoid_x(arrays, p):
+    """Sample points x: sum((y[:-1] + y[1:]) * diff(x)) / 2."""
+    (left, right), (x0, x1) = _ends(arrays[0], p["dim"]), _ends(arrays[1], p["dim"])
+    return ((left + right) * (x1 - x0)).sum(axis=p["dim"]) * 0.5
+
+
+def _cumulative_dx(arrays, p):
+    left, right = _ends(arrays[0], p["dim"])
+    return np.cumsum(p["dx"] * 0.5 * (left + right), axis=p["dim"])
+
+
+def _cumulative_x(arrays, p):
+    (left, right), (x0, x1) = _ends(arrays[0], p["dim"]), _ends(arrays[1], p["dim"])
+    return np.cumsum((x1 - x0) * (left + right), axis=p["dim"]) * 0.5
+
+
+def _steps(shape) -> list[int]:
+    """The dims with at least one step (two samples), the last first (torch's default dim=-1)."""
+    rank = len(shape)
+    return [d for d in [-1] + list(range(-rank, -1)) if shape[d] >= 2]
+
+
+def _dx_options(shapes):
+    return [_params(dx=dx, dim=d) for d in _steps(shapes[0]) for dx in (1, 0.5, -2)]
+
+
+def _x_options(shapes):
+    return [_params(dim=d) for d in _steps(shapes[0])]
+
+
+for _function, _dx_map, _x_map, _opinfo in (("trapezoid", _trapezoid_dx, _trapezoid_x, ["trapezoid"]),
+                                            ("trapz", _trapezoid_dx, _trapezoid_x, ["trapz"]),
+                                            ("cumulative_trapezoid", _cumulative_dx, _cumulative_x,
+                                             ["cumulative_trapezoid"])):
+    _call = getattr(torch, _function)
+    _contraction(f"{_function}_dx", _dx_map,
+                 [_spelling(f"torch.{_function}({{0}}, dx={{dx}}, dim={{dim}})",
+                            lambda y, dx, dim, _c=_call: _c(y, dx=dx, dim=dim)),
+                  _spelling(f"torch.{_function}({{0}})", lambda y, dx, dim, _c=_call: _c(y), _with(dx=1, dim=-1))],
+                 _dx_options, _opinfo, arity=1, ranks=(1, 2))
+    _contraction(f"{_function}_x", _x_map,
+                 [_spelling(f"torch.{_function}({{0}}, {{1}}, dim={{dim}})",
+                            lambda y, x, dim, _c=_call: _c(y, x, dim=dim)),
+                  _spelling(f"torch.{_function}({{0}}, x={{1}}, dim={{dim}})",
+                            lambda y, x, dim, _c=_call: _c(y, x=x, dim=dim))],
+                 _x_options, _opinfo, arity=2, ranks=(1, 2))
