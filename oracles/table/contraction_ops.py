@@ -544,3 +544,21 @@ for _function, _dx_map, _x_map, _opinfo in (("trapezoid", _trapezoid_dx, _trapez
                   _spelling(f"torch.{_function}({{0}}, x={{1}}, dim={{dim}})",
                             lambda y, x, dim, _c=_call: _c(y, x=x, dim=dim))],
                  _x_options, _opinfo, arity=2, ranks=(1, 2))
+
+
+# ------------------------------------------------------------------ matrix powers
+def _matrix_power(arrays, p):
+    """A^n for n >= 0 as products of n factors (torch multiplies by repeated squaring: any bracketing of the
+    same products); A^0 is the identity, which depends on nothing."""
+    a = arrays[0]
+    if p["n"] == 0:
+        return np.eye(a.shape[-1], dtype=int) + 0 * a
+    return np.linalg.matrix_power(a, p["n"]) if a.ndim == 2 else np.stack([_matrix_power([m], p) for m in a])
+
+
+_contraction("matrix_power", _matrix_power,
+             [_spelling("torch.linalg.matrix_power({0}, {n})", lambda a, n: torch.linalg.matrix_power(a, n)),
+              _spelling("torch.matrix_power({0}, {n})", lambda a, n: torch.matrix_power(a, n)),
+              _spelling("{0}.matrix_power({n})", lambda a, n: a.matrix_power(n))],
+             lambda shapes: [_params(n=n) for n in (2, 1, 3, 0, 4)] if shapes[0][-1] == shapes[0][-2] else [],
+             ["linalg.matrix_power"], arity=1, ranks=(2, 3))
