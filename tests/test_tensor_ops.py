@@ -186,8 +186,9 @@ def test_every_spelling_is_reachable():
 @pytest.mark.parametrize("op", [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)])
 def test_shape_op_is_torchs_op(op):
     """A shape op's index map is torch's op: for every listed parameter set of small shapes and every
-    spelling, torch's result on distinct values is the map's (same shape, same elements), and the rendered
-    source computes the same."""
+    spelling, torch's result on distinct values is the map's (same shape, same elements: in the rounding
+    model's enclosure of the map's value, which for a copy is the element itself), and the rendered source
+    computes the same."""
     entry = TENSOR_OPS[op]
     F = RoundingModel(format_named("float64"))
     listed = _listed(entry)
@@ -200,15 +201,16 @@ def test_shape_op_is_torchs_op(op):
             arrays.append(np.array([arb(v) for v in range(first + 1, first + size + 1)], dtype=object).reshape(shape))
             first += size
         mapped = np.asarray(entry.forward(F, arrays, p), dtype=object)
-        expected = [float(v.mid()) for v in mapped.reshape(-1)]
+        expected = mapped.reshape(-1)
         names = {f"x{i}": t for i, t in enumerate(tensors)} | {"torch": torch}
         for k in entry.spellings_for(arg_shapes, p):
             spelling = entry.spellings[k]
             text = spelling.render([f"x{i}" for i in range(entry.arity)], p)
             for got in (spelling.call(tensors, p), eval(text, {}, names)):  # our own generated text
-                assert tuple(got.shape) == mapped.shape and got.reshape(-1).tolist() == expected, (
+                assert tuple(got.shape) == mapped.shape and all(
+                    e.contains(arb(v)) for e, v in zip(expected, got.reshape(-1).tolist())), (
                     f"{text} with shapes {arg_shapes}: torch gives {got.tolist()}, "
-                    f"the index map {np.reshape(expected, mapped.shape).tolist()}")
+                    f"the index map {np.reshape([e.str(5) for e in expected], mapped.shape).tolist()}")
 
 
 def test_opinfo_names_are_torchs():

@@ -29,8 +29,41 @@ import numpy as np
 import sympy
 from flint import arb
 
+from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel
 from oracles.table.tensor_formulas import ZERO, product, sum_any
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A constant torch computes rather than takes (an FFT's twiddle factor cos(2πjk/n), a normalization
+    1/sqrt(n)): its exact value, and how far torch's float may be from it, `roundings` times u of `scale` (a
+    bound of its magnitude; also where the exact value is 0: sin(π) computes to 1.2e-16, not 0). A product of
+    two computed constants adds their roundings and one for the product torch forms of them."""
+
+    exact: sympy.Expr
+    roundings: int
+    scale: Real = 1
+
+    def __mul__(self, other):
+        if not isinstance(other, Real | Computed):  # Terms and arrays multiply it in themselves
+            return NotImplemented
+        if isinstance(other, Computed):
+            return Computed(self.exact * other.exact, self.roundings + other.roundings + 1, self.scale * other.scale)
+        return Computed(self.exact * other, self.roundings, self.scale * abs(other))
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return Computed(-self.exact, self.roundings, self.scale)
+
+
+Coefficient = Real | Computed
+
+
+def _dropped(c: Coefficient) -> bool:
+    """A coefficient torch's product is exactly 0 for: a Python 0 (a computed constant never is)."""
+    return isinstance(c, Real) and c == 0
 
 
 @dataclass(frozen=True)
@@ -39,11 +72,11 @@ class Terms:
     of no elements is a constant). Index maps combine them with +, -, * and numbers, as numpy does for
     object arrays (`np.matmul` starts its sums from 0)."""
 
-    terms: tuple[tuple[Real, tuple[int, ...]], ...] = ()
+    terms: tuple[tuple[Coefficient, tuple[int, ...]], ...] = ()
 
     def __add__(self, other):
-        if isinstance(other, Real):
-            return self if other == 0 else self + constant(other)
+        if not isinstance(other, Terms):
+            return self if _dropped(other) else self + constant(other)
         return Terms(self.terms + other.terms)
 
     __radd__ = __add__
@@ -58,15 +91,15 @@ class Terms:
         return (-self) + other
 
     def __mul__(self, other):
-        if isinstance(other, Real):
-            return Terms(tuple((c * other, f) for c, f in self.terms if c * other != 0))
+        if not isinstance(other, Terms):
+            return Terms(tuple((c * other, f) for c, f in self.terms if not _dropped(c * other)))
         return Terms(tuple((c * d, f + g) for c, f in self.terms for d, g in other.terms))
 
     __rmul__ = __mul__
 
 
-def constant(value: Real) -> Terms:
-    return Terms(((value, ()),)) if value != 0 else Terms()
+def constant(value: Coefficient) -> Terms:
+    return Terms() if _dropped(value) else Terms(((value, ()),))
 
 
 def _tokens(shapes) -> list[np.ndarray]:
@@ -103,15 +136,27 @@ def _is_zero(value: arb) -> bool:
     return value.is_exact() and value.is_zero()
 
 
-def _term(F: RoundingModel, coefficient: Real, factors: list[arb]) -> arb:
+def _coefficient(F: RoundingModel, c: Computed) -> arb:
+    value = compile_sympy(sympy.sympify(c.exact))(())
+    return F.in_range(value + arb(0, c.roundings * (F.u * c.scale + F.eta)))
+
+
+def _term(F: RoundingModel, coefficient: Coefficient, factors: list[arb]) -> arb:
     """coefficient × factors as torch forms it: exactly 0 when a factor is exactly 0 (IEEE), a sign change
-    exact, any other coefficient one more factor (a Python scalar, maybe rounded to the format)."""
+    exact, any other coefficient one more factor (a Python scalar, maybe rounded to the format; a computed
+    constant, within its roundings)."""
     if any(_is_zero(f) for f in factors):
         return ZERO
+    if isinstance(coefficient, Computed):
+        return product(F, [_coefficient(F, coefficient)] + factors)
     if coefficient in (1, -1):
         value = product(F, factors) if factors else arb(1)
         return value if coefficient == 1 else -value
     return product(F, [F.const(float(coefficient))] + factors)
+
+
+def _exact(c: Coefficient) -> sympy.Expr:
+    return c.exact if isinstance(c, Computed) else sympy.Rational(c)
 
 
 def contracted(index_map: Callable):
@@ -125,7 +170,7 @@ def contracted(index_map: Callable):
         layout = layout_of(arrays, p)
         out = np.empty(layout.shape, dtype=object)
         for o in np.ndindex(*layout.shape):
-            out[o] = sympy.Add(*(sympy.Rational(c) * sympy.Mul(*(flat[e] for e in f)) for c, f in layout[o].terms))
+            out[o] = sympy.Add(*(_exact(c) * sympy.Mul(*(flat[e] for e in f)) for c, f in layout[o].terms))
         return out
 
     def forward(F, arrays, p):
