@@ -1,0 +1,161 @@
+"""torch.masked reductions and normalizations, one entry each: torch.masked fills the masked-out elements
+with the op's identity (torch.where(mask, input, identity): 1 for prod and cumprod, -inf for logsumexp and
+softmax, +inf for softmin) and runs the plain op along one dim, so an entry is the plain op's per-slice
+formulas (oracles.table.tensor_formulas) on each slice's kept elements:
+- an identity that drops out of the arithmetic exactly (exp(-inf - max) = 0 added, a factor 1 of a product)
+  is the same as leaving the element out, forward and backward; cumprod keeps its 1s, since every position
+  has an output (the product so far);
+- where's backward passes no gradient to a masked-out element: its gradient is exactly 0;
+- softmax's output at a masked-out element is exactly 0.
+Every slice keeps at least one element (a slice of identities alone is -inf or NaN in torch).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import sympy
+import torch
+
+from oracles.table import tensor_formulas as formula
+from oracles.table.shape_ops import Mask, _masks, _params, _spelling
+from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, ReductionParams, TensorOp
+
+ZERO = formula.ZERO
+
+
+def _reduction_params(p) -> ReductionParams:
+    return ReductionParams(p["dim"], p["keepdim"])
+
+
+def _kept_reduction(per_slice):
+    """A reduction's math or forward over each slice's kept elements."""
+
+    def apply(*args):
+        *head, arrays, p = args
+        a, rp = arrays[0], _reduction_params(p)
+        slices, kept = formula.slices(a.shape, p["dim"]), p["mask"].array
+        out = np.empty(formula.reduced_shape(a.shape, rp), dtype=object)
+        for members, at in slices:
+            out[formula.out_index(at, a.shape, rp)] = per_slice(*head, [a[m] for m in members if kept[m]], rp)
+        return out
+
+    return apply
+
+
+def _kept_reduction_backward(per_slice):
+    def backward(F, arrays, out, grad, p):
+        a, rp = arrays[0], _reduction_params(p)
+        slices, kept = formula.slices(a.shape, p["dim"]), p["mask"].array
+        result = np.full(a.shape, ZERO, dtype=object)
+        for members, at in slices:
+            index = formula.out_index(at, a.shape, rp)
+            chosen = [m for m in members if kept[m]]
+            for m, g in zip(chosen, per_slice(F, [a[m] for m in chosen], out[index], grad[index], rp)):
+                result[m] = g
+        return (result,)
+
+    return backward
+
+
+def _kept_dimwise(per_slice, fill):
+    """An op along the dim over each slice: the kept elements alone (`fill` None; the others' output is 0), or
+    the slice with `fill` (its SymPy and ball values) in place of the others."""
+
+    def apply(*args):
+        *head, arrays, p = args
+        a = arrays[0]
+        model = bool(head)  # the forward takes the rounding model first; the SymPy side does not
+        slices, kept = formula.slices(a.shape, p["dim"]), p["mask"].array
+        out = np.empty(a.shape, dtype=object)
+        for members, _ in slices:
+            if fill is None:
+                chosen = [m for m in members if kept[m]]
+                for m in members:
+                    out[m] = ZERO if model else sympy.Integer(0)
+            else:
+                chosen = members
+            values = [a[m] if kept[m] else fill[model] for m in chosen]
+            for m, v in zip(chosen, per_slice(*head, values, p)):
+                out[m] = v
+        return out
+
+    return apply
+
+
+def _kept_dimwise_backward(per_slice, fill):
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        slices, kept = formula.slices(a.shape, p["dim"]), p["mask"].array
+        result = np.full(a.shape, ZERO, dtype=object)
+        for members, _ in slices:
+            chosen = [m for m in members if kept[m]] if fill is None else members
+            values = [a[m] if kept[m] else fill[True] for m in chosen]
+            grads = per_slice(F, values, [out[m] for m in chosen], [grad[m] for m in chosen], p)
+            for m, g in zip(chosen, grads):
+                if kept[m]:
+                    result[m] = g
+        return (result,)
+
+    return backward
+
+
+ONE = (sympy.Integer(1), formula.arb(1))  # a product's identity: SymPy's, the model's
+
+
+def _negated(per_slice):
+    """softmin: softmax of the negated slice (torch: softmax(-x)); its gradient negated back, exactly."""
+
+    def forward(*args):
+        *head, a, p = args
+        return per_slice(*head, [-v for v in a], p)
+
+    return forward
+
+
+def _negated_backward(per_slice):
+    def backward(F, a, y, g, p):
+        return [-v for v in per_slice(F, [-v for v in a], y, g, p)]
+
+    return backward
+
+
+# ------------------------------------------------------------------ options
+def _reduction_options(shapes):
+    shape = shapes[0]
+    return [_params(dim=d, keepdim=k, mask=Mask.of(m)) for d in range(-len(shape), len(shape)) for k in (False, True)
+            for m in _masks(shape) if m.any(axis=d).all()]
+
+
+def _dimwise_options(shapes):
+    shape = shapes[0]
+    return [_params(dim=d, mask=Mask.of(m)) for d in range(len(shape)) for m in _masks(shape) if m.any(axis=d).all()]
+
+
+def _entry(name: str, math, forward, backward, options, shape, spelling: str, call):
+    listed = functools.cache(lambda shapes: tuple(options(shapes)))
+    TENSOR_OPS[f"masked_{name}"] = TensorOp(
+        f"masked_{name}", 1, (_spelling(spelling, call),), math, forward, backward, OptionSpace(listed), shape,
+        (f"masked.{name}",))
+
+
+def _reduced_shape(shapes, p):
+    return formula.reduced_shape(shapes[0], _reduction_params(p))
+
+
+for _name, _formulas in (("prod", formula.PROD), ("logsumexp", formula.LOGSUMEXP)):
+    _entry(_name, _kept_reduction(_formulas.math), _kept_reduction(_formulas.forward),
+           _kept_reduction_backward(_formulas.backward), _reduction_options, _reduced_shape,
+           f"torch.masked.{_name}({{0}}, {{dim}}, keepdim={{keepdim}}, mask={{mask}})",
+           lambda x, dim, keepdim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, keepdim=keepdim, mask=mask))
+
+for _name, _math, _forward, _backward, _fill in (
+        ("softmax", formula.sym_softmax, formula.softmax_forward, formula.softmax_backward, None),
+        ("softmin", _negated(formula.sym_softmax), _negated(formula.softmax_forward),
+         _negated_backward(formula.softmax_backward), None),
+        ("cumprod", formula.sym_cumprod, formula.prefix_products, formula.cumprod_backward, ONE)):
+    _entry(_name, _kept_dimwise(_math, _fill), _kept_dimwise(_forward, _fill),
+           _kept_dimwise_backward(_backward, _fill), _dimwise_options, lambda shapes, p: shapes[0],
+           f"torch.masked.{_name}({{0}}, {{dim}}, mask={{mask}})",
+           lambda x, dim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, mask=mask))
