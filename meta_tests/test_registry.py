@@ -13,8 +13,9 @@ from oracles.core.pinning import (
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
 from oracles.table.ops import OPS
+from oracles.table.tensor_ops import TENSOR_OPS
 from tests import test_forward_ad, test_higher_order
-from tests.test_known_findings import ERF_POINTS, JVP_CRASH_DTYPES, SUBNORMAL_SIZES
+from tests.test_known_findings import ERF_POINTS, JVP_CRASH_DTYPES, STRIDED_SCATTER_DTYPES, SUBNORMAL_SIZES
 
 REGISTRY = findings.load()
 CONVENTION_TESTS = "tests/test_conventions.py::"
@@ -54,6 +55,9 @@ def test_registered_ids_name_real_tests():
                  "[cosh-chain@1-float16]")
     possible |= {f"tests/test_known_findings.py::test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar"
                  f"[logsigmoid@1-{d}]" for d in JVP_CRASH_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_as_strided_scatter_passes_no_gradient_to_overwritten_places"
+                 f"[as_strided_scatter@0-{d}]" for d in STRIDED_SCATTER_DTYPES}
+    possible |= {f"tests/test_tensor_ops.py::test_tensor_op_gradient[{d}-{op}]" for op in TENSOR_OPS for d in FORMATS}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -61,8 +61,10 @@ def _shapes_with_options(op_name: str) -> list[tuple[tuple[int, ...], ...]]:
 
 def _takes(op, shape: tuple[int, ...]) -> bool:
     """Whether a one-argument op has parameters for an argument of this shape (a shape op's options may be
-    none: fliplr of a vector) in every dtype."""
-    return op.cpu_dtypes is None and (not isinstance(op.space, OptionSpace) or bool(op.space.options((shape,))))
+    none: fliplr of a vector) in every dtype, and a spelling that takes a tensor op's result (as_strided reads
+    the storage: only a tensor of its own)."""
+    return (op.cpu_dtypes is None and not all(s.needs_contiguous for s in op.spellings)
+            and (not isinstance(op.space, OptionSpace) or bool(op.space.options((shape,)))))
 
 
 @st.composite

@@ -7,7 +7,11 @@ import mpmath as mp
 import pytest
 import torch
 
+from oracles.core.outcomes import assert_gradients_match
 from oracles.numerics.dtypes import format_named
+from oracles.table.tensor_ops import CallParams
+from oracles.tensor.check import check_tensor_case
+from oracles.tensor.program import Input, Tensor, TensorCase
 
 mp.mp.dps = 50
 ULPS_ALLOWED = 8  # far beyond a faithful erf; the failure is by factors, not ulps
@@ -112,3 +116,21 @@ def test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar(precision, dtypes):
         raise AssertionError(f"torch.func.jvp raised for {precision}: {exc}") from None
     exact = 1 / (1 + mp.exp(3))
     assert _relative_error_in_ulps(tangent.item(), exact, precision) <= ULPS_ALLOWED, (tangent.item(), float(exact))
+
+
+
+STRIDED_SCATTER_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+@pytest.mark.parametrize("precision", STRIDED_SCATTER_DTYPES,
+                         ids=[f"as_strided_scatter@0-{d}" for d in STRIDED_SCATTER_DTYPES])
+def test_as_strided_scatter_passes_no_gradient_to_overwritten_places(precision, dtypes, device, verdict_log):
+    """as_strided_scatter(x, src, (), (), 0) writes src over x[0]: the output no longer depends on x[0]
+    (its gradient 0) and passes x[1], x[2] through (their gradients the output's), src's gradient the
+    output's at 0. Judged by the oracle like any tensor program."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    scatter = Tensor("as_strided_scatter", (Input(0), Input(1)),
+                     CallParams((("size", ()), ("stride", ()), ("storage_offset", 0))), 0)
+    case = TensorCase(scatter, ((3,), ()), ((1.0, 2.0, 3.0), (10.0,)), precision, (100.0, 200.0, 300.0))
+    assert_gradients_match(check_tensor_case(case, device), verdict_log)

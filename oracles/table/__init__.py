@@ -5,6 +5,7 @@ from oracles.table import (
     arithmetic,  # noqa: F401 - registers its entries in OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS

@@ -72,6 +72,9 @@ class Mask(Indices):
 
 
 def _argument(value, device):
+    """A parameter as the call takes it: index tensors and masks (alone or a tuple of them) made on `device`."""
+    if isinstance(value, tuple) and value and all(isinstance(v, Indices) for v in value):
+        return tuple(v.tensor(device) for v in value)
     return value.tensor(device) if isinstance(value, Indices) else value
 
 
@@ -80,7 +83,8 @@ def _params(**items) -> CallParams:
 
 
 # ------------------------------------------------------------------ spellings
-def _spelling(template: str, call: Callable, applies: Callable | None = None) -> TSpelling:
+def _spelling(template: str, call: Callable, applies: Callable | None = None, needs_contiguous: bool = False
+              ) -> TSpelling:
     """`template` formats the arguments' source texts ({0}, {1}) and the parameters by name ({dims});
     `call(*tensors, **parameters)` runs it (index tensors and masks made on the arguments' device)."""
 
@@ -90,7 +94,7 @@ def _spelling(template: str, call: Callable, applies: Callable | None = None) ->
     def run(tensors, p: CallParams):
         return call(*tensors, **{name: _argument(value, tensors[0].device) for name, value in p.items})
 
-    return TSpelling(render, run, applies or (lambda shapes, p: True))
+    return TSpelling(render, run, applies or (lambda shapes, p: True), needs_contiguous=needs_contiguous)
 
 
 def _with(**values) -> Callable:
@@ -1003,9 +1007,9 @@ def _index_put_options(shapes):
 
 _op("index_put", lambda arrays, p, constant: _written(arrays[0], p["indices"][0].array, arrays[1]),
     [_spelling("torch.index_put({0}, {indices}, {1})",
-               lambda x, y, indices: torch.index_put(x, tuple(i.tensor(x.device) for i in indices), y)),
+               lambda x, y, indices: torch.index_put(x, indices, y)),
      _spelling("{0}.index_put({indices}, {1})",
-               lambda x, y, indices: x.index_put(tuple(i.tensor(x.device) for i in indices), y))],
+               lambda x, y, indices: x.index_put(indices, y))],
     _index_put_options, ["index_put"], arity=2,
     operand_shapes=lambda shape: [(shape, _resized(shape, 0, k)) for k in range(1, shape[0] + 1)])
 
@@ -1192,7 +1196,7 @@ def _index_put_accumulate_options(shapes):
 _op("index_put_accumulate",
     lambda arrays, p, constant: _added(arrays[0], _index_targets(arrays[1].shape, 0, p["indices"][0].array), arrays[1]),
     [_spelling("torch.index_put({0}, {indices}, {1}, accumulate=True)",
-               lambda x, y, indices: torch.index_put(x, tuple(i.tensor(x.device) for i in indices), y,
+               lambda x, y, indices: torch.index_put(x, indices, y,
                                                      accumulate=True))],
     _index_put_accumulate_options, ["index_put"], arity=2,
     operand_shapes=lambda shape: [(shape, _resized(shape, 0, k)) for k in range(1, shape[0] + 1)])
