@@ -282,3 +282,58 @@ _op("unsafe_masked_index_put_accumulate", _masked_put_map,
                    x, mask, list(indices), v))],
     _masked_put_options, ["_unsafe_masked_index_put_accumulate"], arity=2, ranks=(1, 2),
     operand_shapes=_values_shape)
+
+
+# ------------------------------------------------------------------ segment_reduce: sums and means of runs
+def _compositions(n: int, allow_empty: bool) -> list[tuple[int, ...]]:
+    """The ways to cut n elements into consecutive runs (of at least one element; with `allow_empty`, a run
+    of none between them too), the whole first."""
+    out = [(n,)]
+    for k in range(2, n + 1):
+        out += [c for c in itertools.product(range(1, n + 1), repeat=k) if sum(c) == n]
+    if allow_empty:
+        out += [(0,) + c for c in out[:2]] + [(n, 0)]
+    return list(dict.fromkeys(out))
+
+
+def _segment_options(mean: bool):
+    def options(shapes):
+        shape = shapes[0]
+        out = []
+        for axis in dict.fromkeys((0, len(shape) - 1)):
+            lead = shape[:axis]
+            for runs in _compositions(shape[axis], allow_empty=not mean):
+                lengths = np.broadcast_to(np.array(runs), lead + (len(runs),))
+                offsets = np.broadcast_to(np.concatenate([[0], np.cumsum(runs)]), lead + (len(runs) + 1,))
+                out.append(_params(axis=axis, lengths=Indices.of(lengths), offsets=Indices.of(offsets)))
+        return out
+
+    return options
+
+
+def _segment_map(mean: bool):
+    def segments(arrays, p, constant):
+        x, axis = arrays[0], p["axis"]
+        runs = p["lengths"].array.reshape(-1, p["lengths"].array.shape[-1])[0]
+        along = np.moveaxis(x, axis, 0)
+        out = np.empty((len(runs),) + along.shape[1:], dtype=object)
+        start = 0
+        for k, n in enumerate(runs):
+            for rest in np.ndindex(*along.shape[1:]):
+                members = [along[(start + j,) + rest] for j in range(n)]
+                out[(k,) + rest] = Total(tuple((m, 1) for m in members), n if mean else 1) if n else constant(0)
+            start += n
+        return np.moveaxis(out, 0, axis)
+
+    return segments
+
+
+for _reduce, _mean in (("sum", False), ("mean", True)):
+    _op(f"segment_reduce_{_reduce}", _segment_map(_mean),
+        [_spelling(f"torch.segment_reduce({{0}}, '{_reduce}', lengths={{lengths}}, axis={{axis}})",
+                   lambda x, axis, lengths, offsets, _r=_reduce: torch.segment_reduce(x, _r, lengths=lengths,
+                                                                                      axis=axis)),
+         _spelling(f"torch.segment_reduce({{0}}, '{_reduce}', offsets={{offsets}}, axis={{axis}})",
+                   lambda x, axis, lengths, offsets, _r=_reduce: torch.segment_reduce(x, _r, offsets=offsets,
+                                                                                      axis=axis))],
+        _segment_options(_mean), ["_segment_reduce[lengths]", "_segment_reduce[offsets]"], ranks=(1, 2))
