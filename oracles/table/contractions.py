@@ -137,8 +137,11 @@ def _is_zero(value: arb) -> bool:
 
 
 def _coefficient(F: RoundingModel, c: Computed) -> arb:
+    """A computed constant as torch has it: computed in its kernels' float type (at::opmath_type, float for
+    bfloat16 and float16), then used in that type."""
+    inner = F.opmath
     value = compile_sympy(sympy.sympify(c.exact))(())
-    return F.in_range(value + arb(0, c.roundings * (F.u * c.scale + F.eta)))
+    return inner.in_range(value + arb(0, c.roundings * (inner.u * c.scale + inner.eta)))
 
 
 def _term(F: RoundingModel, coefficient: Coefficient, factors: list[arb]) -> arb:

@@ -1,6 +1,6 @@
-"""Linear interpolation (nn.functional.interpolate's linear, bilinear and trilinear modes, upsample_bilinear)
-as contractions (oracles.table.contractions): each output element is a weighted sum of its neighbours in
-the input, weights products of one per spatial dim.
+"""Linear and cubic interpolation (nn.functional.interpolate's linear, bilinear, trilinear and bicubic modes,
+upsample_bilinear) as contractions (oracles.table.contractions): each output element is a weighted sum of
+its neighbours in the input, weights products of one per spatial dim.
 
 Per dim, after ATen's upsampling kernels (UpSample.h): the source index of output q is
 scale * q (align_corners) or scale * (q + 1/2) - 1/2 clamped at 0, scale (in - 1)/(out - 1) or in/out; its
@@ -56,17 +56,53 @@ def _weights(q: int, n_in: int, n_out: int, align_corners: bool) -> dict[int, ob
             for index, w in exact.items()}
 
 
-def _interpolate_map(dims: int):
+# Bicubic: Keys' cubic convolution with A = -3/4 (ATen's get_cubic_upsample_coefficients), four taps around
+# the source index, each clamped into the input; the coefficients are cubics of λ that torch evaluates in its
+# float type: `K_CUBIC` roundings of twice the source index's magnitude enclose λ's error carried through
+# them (their slope is below 2) and their own evaluation.
+A = Fraction(-3, 4)
+K_CUBIC = 16
+
+
+def _near(x: Fraction) -> Fraction:
+    return ((A + 2) * x - (A + 3)) * x * x + 1
+
+
+def _far(x: Fraction) -> Fraction:
+    return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+
+
+def _cubic_weights(q: int, n_in: int, n_out: int, align_corners: bool) -> list[tuple[int, object]]:
+    """(input index, weight) of output q's taps along one dim (an index repeats where taps clamp to it)."""
+    if n_in == n_out:
+        return [(q, 1)]
+    if align_corners:
+        src = Fraction(0) if n_out == 1 else Fraction(n_in - 1, n_out - 1) * q
+    else:  # no clamp at 0 for the cubic mode
+        src = Fraction(n_in, n_out) * (2 * q + 1) / 2 - Fraction(1, 2)
+    floor = src.numerator // src.denominator
+    i0 = min(floor, n_in - 1)
+    lam = min(max(src - i0, Fraction(0)), Fraction(1))
+    taps = [(i0 - 1, _far(lam + 1)), (i0, _near(lam)), (i0 + 1, _near(1 - lam)), (i0 + 2, _far(2 - lam))]
+    if src.denominator == 1:  # torch's source index may fall just below the integer: one more tap each side
+        taps = [(i0 - 2, Fraction(0))] + taps + [(i0 + 3, Fraction(0))]
+    scale = 2 * max(abs(floor) + 1, 1)
+    return [(min(max(i, 0), n_in - 1), Computed(sympy.Rational(w.numerator, w.denominator), K_CUBIC, scale))
+            for i, w in taps]
+
+
+def _interpolate_map(dims: int, cubic: bool = False):
     def interpolate(arrays, p):
         x = arrays[0]
         spatial = x.shape[-dims:]
         size = p["size"]
-        per_dim = [[_weights(q, n, m, p["align_corners"]) for q in range(m)] for n, m in zip(spatial, size)]
+        weights = _cubic_weights if cubic else (lambda *a: list(_weights(*a).items()))
+        per_dim = [[weights(q, n, m, p["align_corners"]) for q in range(m)] for n, m in zip(spatial, size)]
         out = np.empty(x.shape[:-dims] + tuple(size), dtype=object)
         for lead in np.ndindex(*x.shape[:-dims]):
             for q in np.ndindex(*size):
                 total = 0
-                for taps in itertools.product(*(per_dim[d][q[d]].items() for d in range(dims))):
+                for taps in itertools.product(*(per_dim[d][q[d]] for d in range(dims))):
                     weight = 1
                     for _, w in taps:
                         weight = weight * w
@@ -109,4 +145,12 @@ _contraction(
     [_spelling("torch.nn.functional.upsample_bilinear({0}, size={size})",
                lambda x, size, align_corners: _F.upsample_bilinear(x, size=size))],
     _options(2, align=(True,)), ["nn.functional.upsample_bilinear"], arity=1, ranks=(3,),
+    operand_shapes=lambda shape: [((1,) + shape,)])
+
+_contraction(
+    "interpolate_bicubic", _interpolate_map(2, cubic=True),
+    [_spelling("torch.nn.functional.interpolate({0}, size={size}, mode='bicubic', align_corners={align_corners})",
+               lambda x, size, align_corners: _F.interpolate(x, size=size, mode="bicubic",
+                                                             align_corners=align_corners))],
+    _options(2), ["nn.functional.interpolate[bicubic]"], arity=1, ranks=(3,),
     operand_shapes=lambda shape: [((1,) + shape,)])
