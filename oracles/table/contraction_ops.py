@@ -11,6 +11,7 @@ Whether each map is torch's op is checked against torch's own forward for every 
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -27,8 +28,12 @@ _SCALES = [_params(beta=1, alpha=1), _params(beta=0.5, alpha=2), _params(beta=0,
            _params(beta=2, alpha=-1)]
 
 
-def _contraction(name, index_map, spellings, options, opinfo, arity, **kw):
-    _op(name, index_map, spellings, options, opinfo, arity=arity, kind=contracting, **kw)
+def _contraction(name, index_map, spellings, options, opinfo, arity, fused: bool = False,
+                 fused_backward: bool = False, **kw):
+    """One entry; `fused` (`fused_backward`): its forward (its backward) is one float-accumulating kernel per
+    output (oracles.table.contractions)."""
+    kind = functools.partial(contracting, fused=fused, fused_backward=fused_backward)
+    _op(name, index_map, spellings, options, opinfo, arity=arity, kind=kind, **kw)
 
 
 def _defaults(shapes, p) -> bool:
@@ -81,7 +86,8 @@ _contraction("batched_matmul", lambda arrays, p: np.matmul(*arrays),
              [_spelling("torch.matmul({0}, {1})", torch.matmul),
               _spelling("{1}.__rmatmul__({0})", lambda a, b: b.__rmatmul__(a)),
               _spelling("torch.bmm({0}, {1})", torch.bmm, _same_batches)],
-             _no_parameters, ["matmul", "bmm", "__rmatmul__"], arity=2, ranks=(3,), operand_shapes=_batched_operands)
+             _no_parameters, ["matmul", "bmm", "__rmatmul__"], arity=2, ranks=(3,), operand_shapes=_batched_operands,
+             fused=True, fused_backward=True)
 
 
 def _addmm_operands(shape):
@@ -90,7 +96,8 @@ def _addmm_operands(shape):
 
 
 _contraction("addmm", _scaled(np.matmul), _scaled_spellings("addmm", "addmm"), _scales,
-             ["addmm", "addmm[decomposed]"], arity=3, ranks=(2,), operand_shapes=_addmm_operands)
+             ["addmm", "addmm[decomposed]"], arity=3, ranks=(2,), operand_shapes=_addmm_operands,
+             fused=True, fused_backward=True)
 
 
 def _addmv_operands(shape):
@@ -99,7 +106,7 @@ def _addmv_operands(shape):
 
 
 _contraction("addmv", _scaled(np.matmul), _scaled_spellings("addmv", "addmv"), _scales, ["addmv"], arity=3,
-             ranks=(2,), operand_shapes=_addmv_operands)
+             ranks=(2,), operand_shapes=_addmv_operands, fused=True, fused_backward=True)
 
 
 def _addbmm_operands(shape):
@@ -117,7 +124,7 @@ def _baddbmm_operands(shape):
 
 
 _contraction("baddbmm", _scaled(np.matmul), _scaled_spellings("baddbmm", "baddbmm"), _scales, ["baddbmm"],
-             arity=3, ranks=(3,), operand_shapes=_baddbmm_operands)
+             arity=3, ranks=(3,), operand_shapes=_baddbmm_operands, fused=True, fused_backward=True)
 
 
 def _addr_operands(shape):
@@ -136,10 +143,11 @@ def _vector_pairs(shape):
 _contraction("outer", lambda arrays, p: np.multiply.outer(*arrays),
              [_spelling("torch.outer({0}, {1})", torch.outer), _spelling("{0}.outer({1})", torch.Tensor.outer),
               _spelling("torch.ger({0}, {1})", torch.ger)],
-             _no_parameters, ["outer"], arity=2, ranks=(1,), operand_shapes=_vector_pairs)
+             _no_parameters, ["outer"], arity=2, ranks=(1,), operand_shapes=_vector_pairs, fused=True)
 _contraction("vdot", lambda arrays, p: np.dot(*arrays),
              [_spelling("torch.vdot({0}, {1})", torch.vdot), _spelling("{0}.vdot({1})", torch.Tensor.vdot)],
-             _no_parameters, ["vdot"], arity=2, ranks=(1,), operand_shapes=lambda shape: [(shape, shape)])
+             _no_parameters, ["vdot"], arity=2, ranks=(1,), operand_shapes=lambda shape: [(shape, shape)],
+             fused=True, fused_backward=True)
 
 
 def _inner_operands(shape):
@@ -150,7 +158,8 @@ def _inner_operands(shape):
 
 _contraction("inner", lambda arrays, p: np.inner(*arrays),
              [_spelling("torch.inner({0}, {1})", torch.inner), _spelling("{0}.inner({1})", torch.Tensor.inner)],
-             _no_parameters, ["inner"], arity=2, ranks=(1, 2), operand_shapes=_inner_operands)
+             _no_parameters, ["inner"], arity=2, ranks=(1, 2), operand_shapes=_inner_operands,
+             fused=True, fused_backward=True)
 
 
 def _kron_operands(shape):
@@ -159,7 +168,7 @@ def _kron_operands(shape):
 
 _contraction("kron", lambda arrays, p: np.kron(*arrays),
              [_spelling("torch.kron({0}, {1})", torch.kron), _spelling("{0}.kron({1})", torch.Tensor.kron)],
-             _no_parameters, ["kron"], arity=2, ranks=(1, 2), operand_shapes=_kron_operands)
+             _no_parameters, ["kron"], arity=2, ranks=(1, 2), operand_shapes=_kron_operands, fused=True)
 
 
 def _tensordot_operands(shape):
@@ -191,7 +200,8 @@ def _tensordot_map(arrays, p):
 
 _contraction("tensordot", _tensordot_map,
              [_spelling("torch.tensordot({0}, {1}, dims={dims})", lambda a, b, dims: torch.tensordot(a, b, dims=dims))],
-             _tensordot_options, ["tensordot"], arity=2, ranks=(1, 2), operand_shapes=_tensordot_operands)
+             _tensordot_options, ["tensordot"], arity=2, ranks=(1, 2), operand_shapes=_tensordot_operands,
+             fused=True, fused_backward=True)
 
 
 def _einsum_operands(shape):
@@ -257,7 +267,8 @@ def _linear_operands(shape):
 _contraction("linear", lambda arrays, p: np.matmul(arrays[0], arrays[1].T) + arrays[2],
              [_spelling("torch.nn.functional.linear({0}, {1}, {2})", _F.linear),
               _spelling("torch.nn.functional.linear({0}, {1}, bias={2})", lambda x, w, b: _F.linear(x, w, bias=b))],
-             _no_parameters, ["nn.functional.linear"], arity=3, ranks=(1, 2), operand_shapes=_linear_operands)
+             _no_parameters, ["nn.functional.linear"], arity=3, ranks=(1, 2), operand_shapes=_linear_operands,
+             fused=True, fused_backward=True)
 
 
 def _bilinear_operands(shape):
@@ -295,7 +306,7 @@ _contraction("addcmul", lambda arrays, p: arrays[0] + p["value"] * arrays[1] * a
               _spelling("{0}.addcmul({1}, {2}, value={value})", lambda s, a, b, value: s.addcmul(a, b, value=value)),
               _spelling("torch.addcmul({0}, {1}, {2})", lambda s, a, b, value: torch.addcmul(s, a, b), _with(value=1))],
              lambda shapes: [_params(value=v) for v in (1, 2, -0.5)], ["addcmul"], arity=3, ranks=(1, 2),
-             operand_shapes=_addcmul_operands)
+             operand_shapes=_addcmul_operands, fused=True)
 
 
 # ------------------------------------------------------------------ convolutions
@@ -396,7 +407,7 @@ for _dims, _unbatched in ((1, True), (2, True), (3, False)):
                    lambda x, w, b, stride, padding, dilation, groups, _f=_function: _f(x, w, b),
                    _with(stride=1, padding=0, dilation=1, groups=1))],
         _conv_options(_dims), [f"nn.functional.{_name}"], arity=3, ranks=(min(_dims + 1, 3),),
-        operand_shapes=_conv_operands(_dims, _unbatched))
+        operand_shapes=_conv_operands(_dims, _unbatched), fused=True)
 
 
 def _transposed_map(dims: int):

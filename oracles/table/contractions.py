@@ -162,8 +162,26 @@ def _exact(c: Coefficient) -> sympy.Expr:
     return c.exact if isinstance(c, Computed) else sympy.Rational(c)
 
 
-def contracted(index_map: Callable):
-    """SymPy side, forward and backward of the op `index_map(arrays, params)` (module docstring)."""
+def _fused_sum(F: RoundingModel, terms: list[tuple[Coefficient, list[arb]]]) -> arb:
+    """Σ coefficient × factors as one kernel that forms and adds every product in its float type
+    (at::opmath_type: float for bfloat16 and float16) and rounds the sum once."""
+    inner = F.opmath
+    return F.store(sum_any(inner, [_term(inner, c, f) for c, f in terms]))
+
+
+def _sum(F: RoundingModel, terms: list[tuple[Coefficient, list[arb]]]) -> arb:
+    """Σ coefficient × factors, every product and every addition rounded in the format."""
+    return sum_any(F, [_term(F, c, f) for c, f in terms])
+
+
+def contracted(index_map: Callable, fused: bool = False, fused_backward: bool = False):
+    """SymPy side, forward and backward of the op `index_map(arrays, params)` (module docstring). `fused`:
+    torch's forward is one kernel per output that accumulates in float and rounds once (`_fused_sum`), as
+    CPU matrix products, convolutions and addcmul are (measured: their bfloat16 and float16 results are the
+    float-accumulated value rounded once); `fused_backward`: so is each argument's gradient (the matrix
+    products, with scalars that are powers of two: scaling by them is exact)."""
+    forward_sum = _fused_sum if fused else _sum
+    backward_sum = _fused_sum if fused_backward else _sum
 
     def layout_of(arrays, p):
         return structure(index_map, tuple(a.shape for a in arrays), p)
@@ -181,24 +199,24 @@ def contracted(index_map: Callable):
         layout = layout_of(arrays, p)
         out = np.empty(layout.shape, dtype=object)
         for o in np.ndindex(*layout.shape):
-            out[o] = sum_any(F, [_term(F, c, [flat[e] for e in f]) for c, f in layout[o].terms])
+            out[o] = forward_sum(F, [(c, [flat[e] for e in f]) for c, f in layout[o].terms])
         return out
 
     def backward(F, arrays, out, grad, p):
         flat = [v for a in arrays for v in a.reshape(-1)]
         layout = layout_of(arrays, p)
-        collected: list[list[arb]] = [[] for _ in flat]
+        collected: list[list] = [[] for _ in flat]
         for o in np.ndindex(*layout.shape):
             g = grad[o]
             for c, f in layout[o].terms:
                 for position, element in enumerate(f):
                     others = [flat[e] for k, e in enumerate(f) if k != position]
-                    collected[element].append(_term(F, c, [g] + others))
+                    collected[element].append((c, [g] + others))
         grads, first = [], 0
         for a in arrays:
             g = np.empty(a.shape, dtype=object)
             for k, index in enumerate(np.ndindex(*a.shape)):
-                g[index] = sum_any(F, collected[first + k])
+                g[index] = backward_sum(F, collected[first + k])
             grads.append(g)
             first += a.size
         return tuple(grads)

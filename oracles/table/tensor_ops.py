@@ -225,10 +225,10 @@ def gathering(name: str, index_map: Callable, spellings, space: ParamSpace, opin
 
 
 def contracting(name: str, index_map: Callable, spellings, space: ParamSpace, opinfo: Sequence[str], arity: int = 1,
-                **kw) -> TensorOp:
+                fused: bool = False, fused_backward: bool = False, **kw) -> TensorOp:
     """An op each of whose output elements is a sum of products of argument elements (matrix products,
     einsum, convolutions): everything follows from its `index_map` (oracles.table.contractions)."""
-    math, forward, backward = contractions.contracted(index_map)
+    math, forward, backward = contractions.contracted(index_map, fused, fused_backward)
     return TensorOp(name, arity, tuple(spellings), math, forward, backward, space,
                     lambda shapes, p: contractions.contracted_shape(index_map, shapes, p), tuple(opinfo), **kw)
 
