@@ -1,4 +1,5 @@
-"""Selection ops (oracles/table/selection_ops.py): max, min, amin, aminmax, median, kthvalue, sort, topk, cummax.
+"""Selection ops (oracles/table/selection_ops.py: max, min, amin, aminmax, median, kthvalue, sort, topk, cummax;
+oracles/table/max_pooling.py: max_pool, adaptive_max_pool).
 
 - each entry's forward is torch's op: every listed parameter set of small shapes, every spelling, on
   distinct values in an order that is neither sorted nor reversed (the gradient follows the same choice);
@@ -22,7 +23,7 @@ from oracles.core.outcomes import assert_gradients_match
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel
 from oracles.table.selection_ops import SelectionParams
-from oracles.table.tensor_ops import TENSOR_OPS
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams
 from oracles.tensor.check import check_tensor_case
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
@@ -30,7 +31,7 @@ from strategies.tensor_programs import tensor_cases
 from tests.test_tensor_ops import FAULT_RUN, SMALL_SHAPES, _assert_pinned
 
 SELECTION_OPS = ["max", "min", "amin", "aminmax", "max_dim", "min_dim", "median", "median_dim", "kthvalue", "sort",
-                 "topk", "cummax", "cummin"]
+                 "topk", "cummax", "cummin"] + [f"{kind}max_pool{d}d" for kind in ("", "adaptive_") for d in (1, 2, 3)]
 X = Input(0)
 P = SelectionParams
 
@@ -48,7 +49,8 @@ def test_selection_op_is_torchs_op(op):
     F = RoundingModel(format_named("float64"))
     checked = 0
     for rank in entry.ranks:
-        for shape in SMALL_SHAPES[rank] + [(2, 2)] * (rank == 2):
+        for shape in [s for small in SMALL_SHAPES[rank] + [(2, 2)] * (rank == 2)
+                      for (s,) in entry.argument_shapes(small)]:
             values = _shuffled(int(np.prod(shape, dtype=int)))
             x = torch.tensor(values, dtype=torch.float64).reshape(shape)
             balls = np.array([arb(v) for v in values], dtype=object).reshape(shape)
@@ -148,6 +150,15 @@ def test_a_tie_at_an_undocumented_index_is_unverified(op, p, values):
     assert all(e.status is Status.SINGULAR for e in expected[0].elements), case.source
 
 
+def test_max_pool_adds_the_gradients_of_overlapping_windows():
+    """max_pool1d([1, 3, 2, 0], 2, stride=1): windows [1, 3], [3, 2], [2, 0] pick x1, x1, x2, so x1 collects
+    two gradients."""
+    node = Tensor("max_pool1d", (X,), CallParams((("kernel_size", 2), ("stride", 1))), 0)
+    _assert_pinned(node, ((1, 4),), ((1.0, 3.0, 2.0, 0.0),), {0: (0.0, 3.0, 4.0, 0.0)}, upstream=(1.0, 2.0, 4.0))
+    node = Tensor("adaptive_max_pool2d", (X,), CallParams((("output_size", (1, 2)),)), 0)
+    _assert_pinned(node, ((1, 2, 2),), ((1.0, 5.0, 4.0, 2.0),), {0: (0.0, 2.0, 3.0, 0.0)}, upstream=(3.0, 2.0))
+
+
 def test_a_tie_away_from_the_selected_element_is_decided():
     """The 3rd smallest of [1, 1, 3] is 3 whatever order the tied 1s take."""
     node = _spelled("kthvalue", P(0, k=3), "torch.kthvalue(x0, 3, dim=0)[0]")
@@ -156,8 +167,8 @@ def test_a_tie_away_from_the_selected_element_is_decided():
 
 # ------------------------------------------------------------------ planted faults
 class _MirroredBackward(torch.autograd.Function):
-    """torch's op, its gradient flipped along the op's dim (every dim for dim None): each element receives
-    the gradient of its mirror image."""
+    """torch's op, its gradient flipped (`_mirror_dims`): each element receives the gradient of its mirror
+    image."""
 
     @staticmethod
     def forward(ctx, call, params, x):
@@ -171,8 +182,14 @@ class _MirroredBackward(torch.autograd.Function):
         x = x.detach().requires_grad_()
         with torch.enable_grad():
             (g,) = torch.autograd.grad(ctx.call([x], ctx.params), x, grad)
-        dims = list(range(x.dim())) if ctx.params.dim is None else [ctx.params.dim]
-        return None, None, g.flip(dims)
+        return None, None, g.flip(_mirror_dims(x, ctx.params))
+
+
+def _mirror_dims(x: torch.Tensor, p) -> list[int]:
+    """The op's dim; every dim where it reduces everything; a pooling op's last pooled dim."""
+    if isinstance(p, CallParams):
+        return [-1]
+    return list(range(x.dim())) if p.dim is None else [p.dim]
 
 
 def _mirrored(op: str):
@@ -195,7 +212,7 @@ def _caught(op: str, overrides, device) -> None:
         run()
 
 
-@pytest.mark.parametrize("op", ["sort", "topk", "cummax", "kthvalue", "median_dim", "max_dim", "amin"])
+@pytest.mark.parametrize("op", ["sort", "topk", "cummax", "kthvalue", "median_dim", "max_dim", "amin", "max_pool1d"])
 def test_gradient_routed_to_the_mirrored_element_is_caught(op, device):
     _caught(op, {op: _mirrored(op)}, device)
 

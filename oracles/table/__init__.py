@@ -4,6 +4,7 @@ from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
     arithmetic,  # noqa: F401 - registers its entries in OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
+    max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
