@@ -49,6 +49,22 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "backward scatters grad to that index only (value_selecting_reduction_backward), so the tie "
              "goes to the first maximum.", label="tie2"),
     ), note="max over a dimension, which also returns indices"),
+    PinnedOnly("min_dim", (_stacked("{v}.min(dim=0).values", lambda v: v.min(dim=0).values),), (
+        conv(_HALF_TIE, (1.0, 0.0), SUPER, (0.5, 0.5),
+             "the same function as amin (1/2 each by the rule). torch: min(dim) returns an index, the first "
+             "minimum (its docs), and its backward scatters grad to that index only "
+             "(value_selecting_reduction_backward).", label="tie2"),
+    ), note="min over a dimension, which also returns indices"),
+    PinnedOnly("aminmax_min", (_stacked("torch.aminmax({v}).min", lambda v: torch.aminmax(v).min),), (
+        conv(_HALF_TIE, (0.5, 0.5), SUPER, (0.5, 0.5),
+             "the min piece, concave: minimum-norm supergradient 1/k on a tie of k. torch: aminmax_backward "
+             "splits grad evenly among the tied (scale_grad_by_count, as amin).", label="tie2"),
+    ), note="the min piece of aminmax"),
+    PinnedOnly("aminmax_max", (_stacked("torch.aminmax({v}).max", lambda v: torch.aminmax(v).max),), (
+        conv(_HALF_TIE, (0.5, 0.5), SUB, (0.5, 0.5),
+             "the max piece, convex: minimum-norm subgradient 1/k on a tie of k. torch: aminmax_backward "
+             "splits grad evenly among the tied (scale_grad_by_count, as amax).", label="tie2"),
+    ), note="the max piece of aminmax"),
     PinnedOnly("min", (_stacked("{v}.min()", torch.min),), (
         conv(_HALF_TIE, (0.5, 0.5), SUPER, (0.5, 0.5), "the full reduction min(): 1/k each.", label="tie2"),
     ), note="full reduction, no dim"),

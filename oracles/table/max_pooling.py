@@ -1,0 +1,95 @@
+"""Max pooling, one entry per op (max_pool1d/2d/3d, adaptive_max_pool1d/2d/3d): selection ops
+(oracles.table.selection_ops) over the windows of average pooling (oracles.table.shape_ops), whose window
+maps, parameter lists and input shapes they share.
+
+Each output element is the largest element of its window: SymPy's Max of the window, torch's exact copy of
+the chosen element, and its backward (max_pool's with-indices backward) adds each output's gradient into the
+index the forward returned, so an element that is the maximum of overlapping windows collects them all. At
+a tie for a window's maximum that index is the kernel's, which torch does not document: undecidable.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import sympy
+import torch
+
+from oracles.table.selection_ops import TieRule, chosen, order_statistic
+from oracles.table.shape_ops import (
+    _adaptive_map,
+    _adaptive_options,
+    _avg_pool_map,
+    _avg_pool_options,
+    _batched,
+    _spelling,
+)
+from oracles.table.tensor_formulas import structure, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
+
+
+def _windows(index_map: Callable, shape: tuple[int, ...], p) -> np.ndarray:
+    """Per output element the row-major positions of its window's elements (average pooling's terms)."""
+    layout = structure(index_map, (shape,), p)
+    out = np.empty(layout.shape, dtype=object)
+    for o in np.ndindex(*layout.shape):
+        out[o] = [element for element, _ in layout[o].terms]
+    return out
+
+
+def _window_max_op(name: str, index_map: Callable, spellings, options: Callable, opinfo, ranks, operand_shapes):
+    def per_window(arrays, p, pick):
+        flat = arrays[0].reshape(-1)
+        windows = _windows(index_map, arrays[0].shape, p)
+        out = np.empty(windows.shape, dtype=object)
+        for o in np.ndindex(*windows.shape):
+            out[o] = pick([flat[e] for e in windows[o]])
+        return out
+
+    def math_(arrays, p):
+        return per_window(arrays, p, lambda window: sympy.Max(*window))
+
+    def forward(F, arrays, p):
+        return per_window(arrays, p, lambda window: order_statistic(window, len(window) - 1)[0])
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        windows = _windows(index_map, a.shape, p)
+        collected: list[list] = [[] for _ in range(a.size)]
+        for o in np.ndindex(*windows.shape):
+            window = windows[o]
+            [(i, _)] = chosen([a.reshape(-1)[e] for e in window], len(window) - 1, TieRule.UNDOCUMENTED)
+            collected[window[i]].append(grad[o])
+        result = np.empty(a.size, dtype=object)
+        for e, parts in enumerate(collected):
+            result[e] = sum_any(F, parts)
+        return (result.reshape(a.shape),)
+
+    first_ranks = set(ranks) if operand_shapes is None else {
+        len(shapes[0]) for r in ranks for side in (1, 2, 3) for shapes in operand_shapes((side,) * r)}
+
+    @functools.cache
+    def listed(shapes):
+        return tuple(options(shapes)) if len(shapes[0]) in first_ranks else ()
+
+    return TensorOp(name, 1, tuple(spellings), math_, forward, backward, OptionSpace(listed),
+                    lambda shapes, p: _windows(index_map, shapes[0], p).shape, tuple(opinfo), ranks=ranks,
+                    operand_shapes=operand_shapes)
+
+
+_F = torch.nn.functional
+for _d, _ranks, _shapes in ((1, (2, 3), None), (2, (3,), None), (3, (3,), _batched)):
+    _name, _adaptive_name = f"max_pool{_d}d", f"adaptive_max_pool{_d}d"
+    for _entry in (
+        _window_max_op(_name, _avg_pool_map(_d), [
+            _spelling(f"torch.nn.functional.{_name}({{0}}, {{kernel_size}}, stride={{stride}})",
+                      lambda x, kernel_size, stride, _n=_name: getattr(_F, _n)(x, kernel_size, stride=stride))],
+            _avg_pool_options(_d), [f"nn.functional.{_name}"], _ranks, _shapes),
+        _window_max_op(_adaptive_name, _adaptive_map(_d), [
+            _spelling(f"torch.nn.functional.{_adaptive_name}({{0}}, {{output_size}})",
+                      lambda x, output_size, _n=_adaptive_name: getattr(_F, _n)(x, output_size))],
+            _adaptive_options(_d), [f"nn.functional.{_adaptive_name}"], _ranks, _shapes),
+    ):
+        TENSOR_OPS[_entry.name] = _entry
