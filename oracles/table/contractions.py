@@ -31,7 +31,7 @@ from flint import arb
 
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel
-from oracles.table.tensor_formulas import ZERO, product, sum_any
+from oracles.table.tensor_formulas import ZERO, fused_sum, product, sum_any
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,7 @@ def _exact(c: Coefficient) -> sympy.Expr:
 def _fused_sum(F: RoundingModel, terms: list[tuple[Coefficient, list[arb]]]) -> arb:
     """Σ coefficient × factors as one kernel that forms and adds every product in its float type
     (at::opmath_type: float for bfloat16 and float16) and rounds the sum once."""
-    inner = F.opmath
-    return F.store(sum_any(inner, [_term(inner, c, f) for c, f in terms]))
+    return fused_sum(F, [_term(F.opmath, c, f) for c, f in terms])
 
 
 def _sum(F: RoundingModel, terms: list[tuple[Coefficient, list[arb]]]) -> arb:

@@ -166,6 +166,14 @@ def sum_any(F: RoundingModel, values: list[arb]) -> arb:
     return F.sum(terms)
 
 
+def fused_sum(F: RoundingModel, values: list[arb]) -> arb:
+    """A sum as one of torch's reduction kernels computes it: added in any order in its float type
+    (at::opmath_type: float for bfloat16 and float16), rounded to the format once. Measured on the CPU: the
+    bfloat16 and float16 results of sum, mean, cumsum and the matrix products are the float-accumulated
+    value rounded once."""
+    return F.store(sum_any(F.opmath, values))
+
+
 def maximum(values: list[arb]) -> tuple[arb, list[int]]:
     """The largest value and the positions torch sees as equal to it. Exact equal balls tie (torch compares
     the same floats); balls that may or may not be the largest leave the point undecidable."""
@@ -204,7 +212,8 @@ def sum_backward(F, a, y, g, p):
 
 
 def mean_forward(F, a, p):
-    return F.div(F.sum(a), arb(len(a)))  # at::mean = sum(...).div_(n)
+    inner = F.opmath  # at::mean = sum(...).div_(n), in float for bfloat16 and float16, rounded once
+    return F.store(inner.div(sum_any(inner, a), arb(len(a))))
 
 
 def mean_backward(F, a, y, g, p):
@@ -368,7 +377,7 @@ def amax_subgradient(a, g, p):
 
 # ------------------------------------------------------------------ cumulative ops and softmax
 def prefix_sums(F, a, p):
-    return [sum_any(F, a[:i + 1]) for i in range(len(a))]
+    return [fused_sum(F, a[:i + 1]) for i in range(len(a))]
 
 
 def _reversed_cumsum(F, w):
@@ -652,7 +661,7 @@ class SliceFormulas:
     backward: Callable  # (F, balls, result, grad, params) -> the slice's gradients
 
 
-SUM = SliceFormulas(lambda a, p: sympy.Add(*a), lambda F, a, p: sum_any(F, a), sum_backward)
+SUM = SliceFormulas(lambda a, p: sympy.Add(*a), lambda F, a, p: fused_sum(F, a), sum_backward)
 MEAN = SliceFormulas(lambda a, p: sympy.Add(*a) / len(a), mean_forward, mean_backward)
 PROD = SliceFormulas(lambda a, p: sympy.Mul(*a), lambda F, a, p: product(F, a), prod_backward)
 AMAX = SliceFormulas(lambda a, p: sympy.Max(*a), lambda F, a, p: maximum(a)[0], amax_backward)
