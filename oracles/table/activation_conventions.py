@@ -77,6 +77,16 @@ RELU6 = (
          "open interval, as at 0.",
          approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
 )
+HARDSIGMOID = (
+    conv(-3.0, 0.0, SUB, 0.0,
+         "hardsigmoid(x) = min(max(x + 3, 0), 6) / 6 is max(x + 3, 0) / 6 near -3: convex, subdifferential "
+         "[0, 1/6], minimum norm 0. torch: hardsigmoid_backward keeps grad / 6 only where -3 < x < 3.",
+         approaches=(side(0, 1, 1 / 6), side(0, -1, 0.0))),
+    conv(3.0, 0.0, SUPER, 0.0,
+         "hardsigmoid is min(x + 3, 6) / 6 near 3: concave, superdifferential [0, 1/6], minimum norm 0. "
+         "torch: the same open interval.",
+         approaches=(side(0, -1, 1 / 6), side(0, 1, 0.0))),
+)
 HARDSWISH = (
     conv(-3.0, 0.0, SUPER, 0.0,
          "hardswish(x) = x min(max(x + 3, 0), 6) / 6 has slopes 0 below -3 and (2x + 3)/6 = -1/2 just above: "

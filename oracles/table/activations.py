@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as torch_nn_functional
 from flint import arb
 
+from oracles.numerics.rounding import FLOAT32, RoundingModel
 from oracles.table import activation_conventions as pins
 from oracles.table.domains import Domain, Kind, Special, kink
 from oracles.table.ops import (
@@ -234,6 +235,29 @@ add_op("relu6", [nn_spelling("relu6")], lambda a: sympy.Min(sympy.Max(a, 0), 6),
        lambda F, args, y: (ONE if _between(F, args[0], 0.0, 6.0) else arb(0),), (OFF_SPECIALS,),
        opinfo=("nn.functional.relu6",), specials=(kink("x = 0 and x = 6", 0.0, 6.0),), conventions=pins.RELU6,
        references=(ref((2.0,), lambda a: (1,)), ref((7.0,), lambda a: (0,)), ref((-1.0,), lambda a: (0,))))
+
+
+def _hardsigmoid_forward(F, a):
+    # min(max(x + 3, 0), 6) / 6 (in float for bfloat16 and float16, the result rounded once)
+    if not F.greater(a, arb(-3)):
+        return arb(0)
+    if not F.greater(arb(3), a):
+        return ONE
+    G = F.opmath
+    return F.store(G.div(G.add(a, arb(3)), arb(6)))
+
+
+# hardsigmoid_backward: -3 < x < 3 ? grad * one_sixth : 0, one_sixth = 1.0f / 6.0f computed in float in every
+# dtype, double too: within float's rounding of 1/6 (finding hardsigmoid-float64-float-sixth)
+_FLOAT_SIXTH = RoundingModel(FLOAT32).round(arb(1) / 6)
+add_op("hardsigmoid", [nn_spelling("hardsigmoid")], lambda a: sympy.Min(sympy.Max(a + 3, 0), 6) / 6,
+       _hardsigmoid_forward,
+       lambda F, args, y: (_FLOAT_SIXTH if _between(F, args[0], -3.0, 3.0) else arb(0),),
+       (OFF_SPECIALS,), opinfo=("nn.functional.hardsigmoid",), specials=(kink("x = -3 and x = 3", -3.0, 3.0),),
+       conventions=pins.HARDSIGMOID, findings=("hardsigmoid-float64-float-sixth",),
+       higher_order_gap="torch implements no derivative of hardsigmoid_backward (double backward raises)",
+       references=(ref((1.0,), lambda a: (mp.mpf(1) / 6,)), ref((4.0,), lambda a: (0,)),
+                   ref((-4.0,), lambda a: (0,))))
 
 
 def _hardswish_forward(F, a):
