@@ -3,6 +3,7 @@
 from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
     arithmetic,  # noqa: F401 - registers its entries in OPS
+    loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS

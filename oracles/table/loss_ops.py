@@ -1,0 +1,498 @@
+"""Loss functions (torch.nn.functional), one entry each: a loss of one element and a reduction over all of them.
+
+An entry is its `ElementLoss`: the element's mathematics (SymPy), torch's forward of it and torch's backward of
+it (balls, every float operation rounded by the `RoundingModel`), after the kernels of
+aten/src/ATen/native/Loss.cpp, cpu/PointwiseOpsKernel.cpp and derivatives.yaml. The reduction ('mean', 'sum',
+'none') is a parameter: forward `unreduced.mean()` (a sum, then / N) or `.sum()`; backward either torch's fused
+loss-backward kernel, which takes the reduction's 1 / N as its `norm` (mse_loss, smooth_l1_loss, huber_loss,
+soft_margin_loss, binary_cross_entropy_with_logits), or autograd through the composite loss, whose mean's
+backward divides the gradient by N first (l1_loss, poisson_nll_loss, kl_div).
+
+Every tensor argument torch differentiates is an argument here (mse_loss's target too); a target torch does
+not differentiate (soft_margin_loss's ±1 labels) is a parameter, a tensor of the input's dtype
+(`x.new_tensor([...])`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+import torch
+from flint import arb
+
+from oracles.numerics.rounding import RoundingModel
+from oracles.table.ops import unary_kernel
+from oracles.table.tensor_formulas import ZERO, mul, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, TSpelling
+
+ONE = arb(1)
+HALF = arb(0.5)
+REDUCTIONS = ("mean", "sum", "none")  # the default first: what a failing case shrinks to
+EXP_K = 2  # torch's exp and log kernels: 1 ulp (Sleef's _u10), as the op table's exp and log
+LOG_K = 2
+SIGMOID_K = 4  # torch.sigmoid: 2 ulps, as the op table's sigmoid
+
+
+# ------------------------------------------------------------------ rounding-model helpers
+def difference(F: RoundingModel, a: arb, b: arb) -> arb:
+    """a - b as a kernel computes it: IEEE subtraction is correctly rounded, so where the dtype holds the exact
+    difference of two exact inputs the result is exact (0 at a tie), and kinks and branches stay decidable."""
+    if a.is_exact() and b.is_exact():
+        exact = a - b
+        as_float = float(exact.mid())
+        if arb(as_float) == exact and F.format.round(as_float) == as_float:
+            return exact
+    return F.sub(a, b)
+
+
+def either_precision(F: RoundingModel, compute: Callable[[RoundingModel], arb]) -> arb:
+    """A kernel whose bfloat16/float16 code may compute in float and round once (its Vectorized path) or
+    round every operation in the dtype (its scalar path): the hull of both; float32 and float64 have one."""
+    in_dtype = compute(F)
+    if F.opmath is F:
+        return in_dtype
+    return in_dtype.union(F.store(compute(F.opmath)))
+
+
+def hull(*values: arb) -> arb:
+    out = values[0]
+    for v in values[1:]:
+        out = out.union(v)
+    return out
+
+
+def _exp(F, x):
+    return unary_kernel(F, x.exp(), EXP_K)
+
+
+def _log(F, x):
+    return unary_kernel(F, x.log(), LOG_K)
+
+
+def _sigmoid(F, x):
+    return unary_kernel(F, 1 / (1 + (-x).exp()), SIGMOID_K)
+
+
+def mean_gradient(F, g: arb, mean_of: int | None) -> arb:
+    """The gradient reaching each element through `.mean()` (mean_backward: the expanded grad / N, one
+    rounding) or `.sum()`/no reduction (a copy)."""
+    return g if mean_of is None else F.div(g, arb(mean_of))
+
+
+def fused_norm(mean_of: int | None, factor: float = 1.0) -> float:
+    """The `norm` a fused loss-backward kernel receives: factor / N for 'mean', else factor (a double)."""
+    return factor / mean_of if mean_of is not None else factor
+
+
+# ------------------------------------------------------------------ one element of a loss
+@dataclass(frozen=True)
+class ElementLoss:
+    """One element of a loss before reduction, of its operands: the tensor arguments' elements, then the
+    elements of the tensor parameters (`constants`, e.g. ±1 labels) and the op's parameters `p`.
+    `backward(F, operands, g, mean_of, p)`: the gradients of the tensor arguments for upstream g of the
+    element's loss; `mean_of` is what the reduction divides by (`divisor`), else None."""
+
+    math: Callable  # (SymPy operands, p) -> SymPy expression
+    forward: Callable  # (F, balls, p) -> ball
+    backward: Callable  # (F, balls, g, mean_of, p) -> tuple of gradients, one per tensor argument
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A tensor parameter of ±1 (or other exact) values, made in the input's dtype: `x.new_tensor([...])`."""
+
+    values: tuple  # nested tuples, the tensor's shape
+
+    @property
+    def array(self) -> np.ndarray:
+        return np.array(self.values, dtype=float)
+
+    def __repr__(self) -> str:
+        return repr(self.array.tolist())
+
+
+def _operands(arrays, p: CallParams, constants: Sequence[str]):
+    """Per element (row-major): the tensor arguments' elements and the tensor parameters' elements."""
+    shape = arrays[0].shape
+    for index in np.ndindex(*shape):
+        yield index, [a[index] for a in arrays] + [p[name].array[index] for name in constants]
+
+
+def divisor(shape: tuple[int, ...], reduction: str) -> int | None:
+    """What the reduced loss is divided by: N for 'mean', the batch size for kl_div's 'batchmean' (the sum /
+    input.size(0)); None for 'sum' and 'none'."""
+    if reduction == "mean":
+        return int(np.prod(shape, dtype=int))
+    return shape[0] if reduction == "batchmean" else None
+
+
+def _reduce_math(out: np.ndarray, p: CallParams):
+    if p["reduction"] == "none":
+        return out
+    total = sympy.Add(*out.reshape(-1))
+    n = divisor(out.shape, p["reduction"])
+    return np.array(total if n is None else total / n, dtype=object)
+
+
+def _reduce_forward(F, out: np.ndarray, p: CallParams):
+    """`.mean()`: the sum, then / N; `.sum()`; batchmean: the sum, then / size(0)."""
+    if p["reduction"] == "none":
+        return out
+    flat = list(out.reshape(-1))
+    n = divisor(out.shape, p["reduction"])
+    result = np.empty((), dtype=object)
+    result[()] = sum_any(F, flat) if n is None else F.div(F.sum(flat), arb(n))
+    return result
+
+
+def loss_op(name: str, element: ElementLoss, spellings, options: Callable, opinfo: Sequence[str], arity: int,
+            constants: Sequence[str] = (), ranks: tuple[int, ...] = (1, 2)) -> TensorOp:
+    """A loss entry: `element` applied to every element of its arguments (one shape), then reduced."""
+
+    def math(arrays, p):
+        out = np.empty(arrays[0].shape, dtype=object)
+        for index, operands in _operands(arrays, p, constants):
+            out[index] = element.math([sympy.Rational(v) if isinstance(v, float) else v for v in operands], p)
+        return _reduce_math(out, p)
+
+    def forward(F, arrays, p):
+        out = np.empty(arrays[0].shape, dtype=object)
+        for index, operands in _operands(arrays, p, constants):
+            out[index] = element.forward(F, [arb(v) if isinstance(v, float) else v for v in operands], p)
+        return _reduce_forward(F, out, p)
+
+    def backward(F, arrays, out, grad, p):
+        shape = arrays[0].shape
+        mean_of = divisor(shape, p["reduction"])
+        grads = [np.empty(shape, dtype=object) for _ in range(arity)]
+        for index, operands in _operands(arrays, p, constants):
+            g = grad[index] if p["reduction"] == "none" else grad[()]
+            balls = [arb(v) if isinstance(v, float) else v for v in operands]
+            for k, value in enumerate(element.backward(F, balls, g, mean_of, p)):
+                grads[k][index] = value
+        return tuple(grads)
+
+    def shape(shapes, p):
+        return shapes[0] if p["reduction"] == "none" else ()
+
+    def listed(shapes):
+        return tuple(options(shapes[0])) if len(shapes[0]) in ranks else ()
+
+    return TensorOp(name, arity, tuple(spellings), math, forward, backward, OptionSpace(listed), shape, tuple(opinfo),
+                    ranks=ranks)
+
+
+# ------------------------------------------------------------------ spellings and parameter lists
+def _keywords(p: CallParams, skip: Sequence[str]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in p.items if k not in skip)
+
+
+def functional(function: str, arity: int, constants: Sequence[str] = (), defaults: dict | None = None) -> list:
+    """torch.nn.functional.<function>(arguments, labels as x.new_tensor([...]), keyword=...) with every parameter
+    named, and without keywords where every parameter has torch's default (`defaults`; None: no parameter set
+    of the entry has them all)."""
+    call = getattr(torch.nn.functional, function)
+
+    def positional(texts, p):
+        return list(texts[:arity]) + [f"{texts[0]}.new_tensor({p[name]!r})" for name in constants]
+
+    def tensors(args, p):
+        return list(args[:arity]) + [args[0].new_tensor(p[name].array.tolist()) for name in constants]
+
+    def keywords(p):
+        return {k: v for k, v in p.items if k not in constants}
+
+    named = TSpelling(
+        lambda texts, p: f"torch.nn.functional.{function}({', '.join(positional(texts, p))}, "
+                         f"{_keywords(p, constants)})",
+        lambda args, p: call(*tensors(args, p), **keywords(p)))
+    if defaults is None:
+        return [named]
+    bare = TSpelling(
+        lambda texts, p: f"torch.nn.functional.{function}({', '.join(positional(texts, p))})",
+        lambda args, p: call(*tensors(args, p)),
+        lambda shapes, p: all(p.get(k) == v for k, v in defaults.items()))
+    return [named, bare]
+
+
+def module(class_name: str, arity: int, constants: Sequence[str] = ()) -> TSpelling:
+    """torch.nn.<Loss>(keyword=...)(arguments): the module form, every parameter named."""
+    cls = getattr(torch.nn, class_name)
+
+    def render(texts, p):
+        labels = [f"{texts[0]}.new_tensor({p[name]!r})" for name in constants]
+        return f"torch.nn.{class_name}({_keywords(p, constants)})({', '.join(list(texts[:arity]) + labels)})"
+
+    def call(args, p):
+        labels = [args[0].new_tensor(p[name].array.tolist()) for name in constants]
+        return cls(**{k: v for k, v in p.items if k not in constants})(*args[:arity], *labels)
+
+    return TSpelling(render, call)
+
+
+def _params(**items) -> CallParams:
+    return CallParams(tuple(items.items()))
+
+
+def reductions(**choices) -> Callable:
+    """Every reduction with every combination of the listed parameter values (the first of each simplest)."""
+    def options(shape):
+        out = [{"reduction": r} for r in REDUCTIONS]
+        for key, values in choices.items():
+            out = [dict(o, **{key: v}) for o in out for v in values]
+        return [_params(**o) for o in out]
+    return options
+
+
+def label_patterns(shape: tuple[int, ...]) -> list[Labels]:
+    """±1 labels: all +1, all -1, alternating either way."""
+    size = int(np.prod(shape, dtype=int))
+    flat = np.arange(size)
+    patterns = [np.ones(size), -np.ones(size), np.where(flat % 2 == 0, 1.0, -1.0), np.where(flat % 2 == 0, -1.0, 1.0)]
+    unique = {}
+    for values in patterns:
+        unique.setdefault(values.tobytes(), Labels(_nested(values.reshape(shape))))
+    return list(unique.values())
+
+
+def _nested(array: np.ndarray):
+    return tuple(_nested(a) for a in array) if array.ndim else float(array)
+
+
+def with_labels(options: Callable) -> Callable:
+    def listed(shape):
+        return [CallParams(o.items + (("target", labels),)) for o in options(shape) for labels in label_patterns(shape)]
+    return listed
+
+
+# ------------------------------------------------------------------ the losses
+def _branches(x: arb, edge: arb) -> list[str]:
+    """The branches a kernel may take for x against ±edge: "low" (x <= -edge), "high" (x >= edge), "middle"
+    (|x| < edge); more than one where x's ball straddles an edge."""
+    out = []
+    if not x > -edge:
+        out.append("low")
+    if not x < edge:
+        out.append("high")
+    if not (x <= -edge or x >= edge):
+        out.append("middle")
+    return out
+
+
+def _mse_forward(F, ops, p):
+    def kernel(G):
+        d = difference(G, ops[0], ops[1])
+        return mul(G, d, d)  # mse_kernel: diff * diff
+    return either_precision(F, kernel)
+
+
+def _mse_backward(F, ops, g, mean_of, p):
+    """mse_backward_cpu_kernel: norm * (self - target) * grad, each operation in the dtype, norm = 2 / N ('mean')
+    or 2 cast to the dtype; the target's gradient is the same kernel with the two swapped: exactly the negation."""
+    norm = F.const(fused_norm(mean_of, 2.0))
+    grad = mul(F, mul(F, norm, difference(F, ops[0], ops[1])), g)
+    return grad, -grad
+
+
+MSE = ElementLoss(lambda ops, p: (ops[0] - ops[1]) ** 2, _mse_forward, _mse_backward)
+
+
+def _l1_backward(F, ops, g, mean_of, p):
+    """Autograd through the composite (input - target).abs() and its mean: grad / N, then abs's grad * sgn(diff),
+    exact, 0 at a tie (the minimum-norm subgradient); the target's is its negation (sub's backward)."""
+    d = difference(F, ops[0], ops[1])
+    share = mean_gradient(F, g, mean_of)
+    grad = ZERO if d.is_exact() and d.is_zero() else share * F.sign(d)
+    return grad, -grad
+
+
+L1 = ElementLoss(lambda ops, p: sympy.Abs(ops[0] - ops[1]), lambda F, ops, p: abs(difference(F, ops[0], ops[1])),
+                 _l1_backward)
+
+
+def _smooth_l1_math(ops, p):
+    d, beta = ops[0] - ops[1], sympy.Rational(p["beta"])
+    return sympy.Piecewise((d**2 / (2 * beta), sympy.Abs(d) < beta), (sympy.Abs(d) - beta / 2, True))
+
+
+def _smooth_l1_forward(F, ops, p):
+    """smooth_l1_kernel: z = |a - b|; z < beta ? 0.5 * z * z / beta : z - 0.5 * beta."""
+    beta = arb(p["beta"])
+
+    def kernel(G):
+        z = abs(difference(G, ops[0], ops[1]))
+        values = []
+        if not z >= beta:
+            values.append(G.div(mul(G, mul(G, HALF, z), z), beta))
+        if not z < beta:
+            values.append(G.sub(z, HALF * beta))
+        return hull(*values)
+    return either_precision(F, kernel)
+
+
+def _smooth_l1_backward(F, ops, g, mean_of, p):
+    """smooth_l1_backward_cpu_kernel, x = input - target: -norm * grad (x <= -beta), norm * grad (x >= beta),
+    else norm * x * grad / beta (its scalar loop) or norm * (x / beta) * grad (its Vectorized loop); bfloat16 and
+    float16 in float, norm read as a float, rounded once. norm = 1 / N ('mean') or 1. The target's gradient is
+    the kernel with the two swapped: exactly the negation."""
+    G, beta = F.opmath, arb(p["beta"])
+    norm = G.const(fused_norm(mean_of))
+    x = difference(G, ops[0], ops[1])
+    values = []
+    for branch in _branches(x, beta):
+        if branch == "middle":
+            values += [G.div(mul(G, mul(G, norm, x), g), beta), mul(G, mul(G, norm, G.div(x, beta)), g)]
+        else:
+            values.append(mul(G, norm if branch == "high" else -norm, g))
+    grad = F.store(hull(*values))
+    return grad, -grad
+
+
+SMOOTH_L1 = ElementLoss(_smooth_l1_math, _smooth_l1_forward, _smooth_l1_backward)
+
+
+def _huber_math(ops, p):
+    d, delta = ops[0] - ops[1], sympy.Rational(p["delta"])
+    return sympy.Piecewise((d**2 / 2, sympy.Abs(d) < delta), (delta * (sympy.Abs(d) - delta / 2), True))
+
+
+def _huber_forward(F, ops, p):
+    """huber_kernel: z = |a - b|; z < delta ? 0.5 * z * z : delta * (z - 0.5 * delta)."""
+    delta = arb(p["delta"])
+
+    def kernel(G):
+        z = abs(difference(G, ops[0], ops[1]))
+        values = []
+        if not z >= delta:
+            values.append(mul(G, mul(G, HALF, z), z))
+        if not z < delta:
+            values.append(mul(G, delta, G.sub(z, HALF * delta)))
+        return hull(*values)
+    return either_precision(F, kernel)
+
+
+def _huber_backward(F, ops, g, mean_of, p):
+    """huber_backward_cpu_kernel, every operation in the dtype (bfloat16 and float16 too), x = input - target:
+    ±norm * grad * delta (|x| >= delta; its Vectorized loop: norm * (±delta) * grad), else norm * x * grad;
+    norm = 1 / N ('mean') or 1, cast to the dtype. The target's gradient: exactly the negation."""
+    delta = arb(p["delta"])
+    norm = F.const(fused_norm(mean_of))
+    x = difference(F, ops[0], ops[1])
+    values = []
+    for branch in _branches(x, delta):
+        if branch == "middle":
+            values.append(mul(F, mul(F, norm, x), g))
+        else:
+            signed = delta if branch == "high" else -delta
+            values += [mul(F, mul(F, norm, g), signed), mul(F, mul(F, norm, signed), g)]
+    grad = hull(*values)
+    return grad, -grad
+
+
+HUBER = ElementLoss(_huber_math, _huber_forward, _huber_backward)
+
+
+def _soft_margin_forward(F, ops, p):
+    """soft_margin_loss_out: (-input * target).exp_().add_(1.).log_(), one kernel each (y = ±1: the product is
+    exact)."""
+    x, y = ops
+    return _log(F, F.add(_exp(F, -y * x), ONE))
+
+
+def _soft_margin_backward(F, ops, g, mean_of, p):
+    """soft_margin_loss_backward_out: z = exp(-target * input); (target * z).mul_(-norm), norm = 1 / N ('mean')
+    or 1, a scalar the mul kernel reads in opmath (float for bfloat16 and float16); .div_(z + 1).mul_(grad)."""
+    x, y = ops
+    z = _exp(F, -y * x)
+    scaled = F.store(mul(F.opmath, y * z, F.opmath.const(-fused_norm(mean_of))))
+    return (mul(F, F.div(scaled, F.add(z, ONE)), g),)
+
+
+SOFT_MARGIN = ElementLoss(lambda ops, p: sympy.log(1 + sympy.exp(-ops[1] * ops[0])), _soft_margin_forward,
+                          _soft_margin_backward)
+
+
+def _bce_logits_forward(F, ops, p):
+    """binary_cross_entropy_with_logits: max_val = (-input).clamp_min(0); (1 - target) * input + max_val +
+    log(exp(-max_val) + exp(-input - max_val)), one kernel each."""
+    x, t = ops
+    top = (-x).max(ZERO)
+    linear = F.add(mul(F, F.sub(ONE, t), x), top)
+    return F.add(linear, _log(F, F.add(_exp(F, -top), _exp(F, difference(F, -x, top)))))
+
+
+def _bce_logits_backward(F, ops, g, mean_of, p):
+    """binary_cross_entropy_with_logits_backward: (input.sigmoid() - target) * grad; the target's
+    (binary_cross_entropy_with_logits_target_backward): -input * grad; each / N for 'mean'."""
+    x, t = ops
+    grads = (mul(F, F.sub(_sigmoid(F, x), t), g), mul(F, -x, g))
+    return tuple(v if mean_of is None else F.div(v, arb(mean_of)) for v in grads)
+
+
+BCE_LOGITS = ElementLoss(lambda ops, p: (1 - ops[1]) * ops[0] + sympy.log(1 + sympy.exp(-ops[0])),
+                         _bce_logits_forward, _bce_logits_backward)
+
+
+def _poisson_backward(F, ops, g, mean_of, p):
+    """Autograd through the composite exp(input) - target * input (log_input=True) and its mean: the input gets
+    grad * exp(input) (exp's backward, from its result) and -grad * target, added once; the target -grad * input."""
+    x, t = ops
+    share = mean_gradient(F, g, mean_of)
+    return sum_any(F, [mul(F, share, _exp(F, x)), mul(F, -share, t)]), mul(F, -share, x)
+
+
+POISSON_NLL = ElementLoss(lambda ops, p: sympy.exp(ops[0]) - ops[1] * ops[0],
+                          lambda F, ops, p: F.sub(_exp(F, ops[0]), mul(F, ops[1], ops[0])), _poisson_backward)
+
+
+def _kl_div_log_forward(F, ops, p):
+    x, t = ops
+    return mul(F, _exp(F, t), difference(F, t, x))  # _kl_div_log_target: exp(target) * (target - input)
+
+
+def _kl_div_log_backward(F, ops, g, mean_of, p):
+    """Autograd through exp(target) * (target - input) and its reduction (mean: grad / N; batchmean: / size(0)):
+    the product's backward gives grad * (target - input) to exp (then * exp(target), exp's result) and
+    grad * exp(target) to the difference: the target adds both (one rounding), the input gets the negation."""
+    x, t = ops
+    share = mean_gradient(F, g, mean_of)
+    e = _exp(F, t)
+    to_difference = mul(F, share, e)
+    through_exp = mul(F, mul(F, share, difference(F, t, x)), e)
+    return -to_difference, sum_any(F, [through_exp, to_difference])
+
+
+KL_DIV_LOG = ElementLoss(lambda ops, p: sympy.exp(ops[1]) * (ops[1] - ops[0]), _kl_div_log_forward,
+                         _kl_div_log_backward)
+
+_MEAN = {"reduction": "mean"}
+_BETAS = (1.0, 0.5, 2.0)  # powers of two: torch's beta and delta are exact in every dtype
+
+for _op in [
+    loss_op("mse_loss", MSE, functional("mse_loss", 2, defaults=_MEAN) + [module("MSELoss", 2)],
+            reductions(), ["nn.functional.mse_loss"], 2),
+    loss_op("l1_loss", L1, functional("l1_loss", 2, defaults=_MEAN) + [module("L1Loss", 2)],
+            reductions(), ["nn.functional.l1_loss"], 2),
+    loss_op("smooth_l1_loss", SMOOTH_L1,
+            functional("smooth_l1_loss", 2, defaults={"reduction": "mean", "beta": 1.0}) + [module("SmoothL1Loss", 2)],
+            reductions(beta=_BETAS), ["nn.functional.smooth_l1_loss"], 2),
+    loss_op("huber_loss", HUBER,
+            functional("huber_loss", 2, defaults={"reduction": "mean", "delta": 1.0}) + [module("HuberLoss", 2)],
+            reductions(delta=_BETAS), ["nn.functional.huber_loss"], 2),
+    loss_op("soft_margin_loss", SOFT_MARGIN,
+            functional("soft_margin_loss", 1, ("target",), defaults=_MEAN) + [module("SoftMarginLoss", 1, ("target",))],
+            with_labels(reductions()), ["nn.functional.soft_margin_loss"], 1, constants=("target",)),
+    loss_op("binary_cross_entropy_with_logits", BCE_LOGITS,
+            functional("binary_cross_entropy_with_logits", 2, defaults=_MEAN) + [module("BCEWithLogitsLoss", 2)],
+            reductions(), ["nn.functional.binary_cross_entropy_with_logits"], 2),
+    loss_op("poisson_nll_loss", POISSON_NLL,
+            functional("poisson_nll_loss", 2, defaults=_MEAN) + [module("PoissonNLLLoss", 2)],
+            reductions(), ["nn.functional.poisson_nll_loss"], 2),
+    loss_op("kl_div_log_target", KL_DIV_LOG, functional("kl_div", 2) + [module("KLDivLoss", 2)],
+            lambda shape: [_params(reduction=r, log_target=True) for r in ("batchmean", "sum", "none")],
+            ["nn.functional.kl_div"], 2),
+]:
+    TENSOR_OPS[_op.name] = _op
