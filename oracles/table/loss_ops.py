@@ -149,7 +149,7 @@ def _reduce_forward(F, out: np.ndarray, p: CallParams):
 
 
 def loss_op(name: str, element: ElementLoss, spellings, options: Callable, opinfo: Sequence[str], arity: int,
-            constants: Sequence[str] = (), ranks: tuple[int, ...] = (1, 2)) -> TensorOp:
+            constants: Sequence[str] = (), ranks: tuple[int, ...] = (1, 2), **kw) -> TensorOp:
     """A loss entry: `element` applied to every element of its arguments (one shape), then reduced."""
 
     def math(arrays, p):
@@ -182,7 +182,7 @@ def loss_op(name: str, element: ElementLoss, spellings, options: Callable, opinf
         return tuple(options(shapes[0])) if len(shapes[0]) in ranks else ()
 
     return TensorOp(name, arity, tuple(spellings), math, forward, backward, OptionSpace(listed), shape, tuple(opinfo),
-                    ranks=ranks)
+                    ranks=ranks, **kw)
 
 
 # ------------------------------------------------------------------ spellings and parameter lists
@@ -468,14 +468,73 @@ def _kl_div_log_backward(F, ops, g, mean_of, p):
 KL_DIV_LOG = ElementLoss(lambda ops, p: sympy.exp(ops[1]) * (ops[1] - ops[0]), _kl_div_log_forward,
                          _kl_div_log_backward)
 
+def _ramp_passes(F, z: arb) -> bool:
+    """clamp_min(z, 0)'s backward, where(z >= 0, grad, 0): whether the gradient passes; `Singular` where z may
+    be on either side of 0 (an exact 0 passes: torch's convention, the clamp-bound-subgradient finding)."""
+    if z.is_exact() and z.is_zero():
+        return True
+    return F.sign(z) > 0
+
+
+def _margin_ranking_forward(F, ops, p):
+    """(-target * (input1 - input2) + margin).clamp_min_(0), one kernel each (target ±1: the product is exact)."""
+    x1, x2, y = ops
+    return F.add(-y * difference(F, x1, x2), arb(p["margin"])).max(ZERO)
+
+
+def _margin_ranking_backward(F, ops, g, mean_of, p):
+    """Autograd through the composite: the reduction's backward, clamp_min's where(z >= 0, grad, 0), the
+    product's grad * (-target) (exact), the difference's +/-."""
+    x1, x2, y = ops
+    z = F.add(-y * difference(F, x1, x2), arb(p["margin"]))
+    share = mean_gradient(F, g, mean_of) if _ramp_passes(F, z) else ZERO
+    grad = -y * share
+    return grad, -grad
+
+
+def _margin_ranking_math(ops, p):
+    x1, x2, y = ops
+    return sympy.Max(-y * (x1 - x2) + sympy.Rational(p["margin"]), 0)
+
+
+MARGIN_RANKING = ElementLoss(_margin_ranking_math, _margin_ranking_forward, _margin_ranking_backward)
+
+
+def _hinge_forward(F, ops, p):
+    """where(target != 1, (margin - self).clamp_min_(0), 0) + where(target != -1, self, 0), target ±1."""
+    x, y = ops
+    return x if y > 0 else difference(F, arb(p["margin"]), x).max(ZERO)
+
+
+def _hinge_backward(F, ops, g, mean_of, p):
+    """The sum's backward to both where's: the self branch passes grad where target is 1; the margin branch
+    where target is -1, through clamp_min's where(z >= 0, grad, 0) and the difference's -grad (the other
+    branch's zero adds exactly)."""
+    x, y = ops
+    share = mean_gradient(F, g, mean_of)
+    if y > 0:
+        return (share,)
+    return (-share if _ramp_passes(F, difference(F, arb(p["margin"]), x)) else ZERO,)
+
+
+def _hinge_math(ops, p):
+    x, y = ops
+    return x if y > 0 else sympy.Max(sympy.Rational(p["margin"]) - x, 0)
+
+
+HINGE_EMBEDDING = ElementLoss(_hinge_math, _hinge_forward, _hinge_backward)
+
 _MEAN = {"reduction": "mean"}
+_RAMP_TIES = ("where the clamped margin term is exactly 0 torch passes the whole gradient (clamp_min's z >= 0), not "
+              "the minimum-norm subgradient 0: unverified there, pinned")
 _BETAS = (1.0, 0.5, 2.0)  # powers of two: torch's beta and delta are exact in every dtype
 
 for _op in [
     loss_op("mse_loss", MSE, functional("mse_loss", 2, defaults=_MEAN) + [module("MSELoss", 2)],
             reductions(), ["nn.functional.mse_loss"], 2),
     loss_op("l1_loss", L1, functional("l1_loss", 2, defaults=_MEAN) + [module("L1Loss", 2)],
-            reductions(), ["nn.functional.l1_loss"], 2),
+            reductions(), ["nn.functional.l1_loss"], 2,
+            ties="at input == target the gradient is 0 (sgn(0), the minimum-norm subgradient)", pinned_as=("l1_loss",)),
     loss_op("smooth_l1_loss", SMOOTH_L1,
             functional("smooth_l1_loss", 2, defaults={"reduction": "mean", "beta": 1.0}) + [module("SmoothL1Loss", 2)],
             reductions(beta=_BETAS), ["nn.functional.smooth_l1_loss"], 2),
@@ -485,6 +544,16 @@ for _op in [
     loss_op("soft_margin_loss", SOFT_MARGIN,
             functional("soft_margin_loss", 1, ("target",), defaults=_MEAN) + [module("SoftMarginLoss", 1, ("target",))],
             with_labels(reductions()), ["nn.functional.soft_margin_loss"], 1, constants=("target",)),
+    loss_op("margin_ranking_loss", MARGIN_RANKING,
+            functional("margin_ranking_loss", 2, ("target",), defaults={"reduction": "mean", "margin": 0.0})
+            + [module("MarginRankingLoss", 2, ("target",))],
+            with_labels(reductions(margin=(0.5, 0.0, 1.0))), ["nn.functional.margin_ranking_loss"], 2,
+            constants=("target",), ties=_RAMP_TIES, pinned_as=("margin_ranking_loss",)),
+    loss_op("hinge_embedding_loss", HINGE_EMBEDDING,
+            functional("hinge_embedding_loss", 1, ("target",), defaults={"reduction": "mean", "margin": 1.0})
+            + [module("HingeEmbeddingLoss", 1, ("target",))],
+            with_labels(reductions(margin=(1.0, 0.5, 2.0))), ["nn.functional.hinge_embedding_loss"], 1,
+            constants=("target",), ties=_RAMP_TIES, pinned_as=("hinge_embedding_loss",)),
     loss_op("binary_cross_entropy_with_logits", BCE_LOGITS,
             functional("binary_cross_entropy_with_logits", 2, defaults=_MEAN) + [module("BCEWithLogitsLoss", 2)],
             reductions(), ["nn.functional.binary_cross_entropy_with_logits"], 2),
