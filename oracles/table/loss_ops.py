@@ -24,7 +24,9 @@ import torch
 from flint import arb
 
 from oracles.numerics.rounding import RoundingModel
+from oracles.table import tensor_formulas as formula
 from oracles.table.ops import unary_kernel
+from oracles.table.shape_ops import Indices
 from oracles.table.tensor_formulas import ZERO, mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, TSpelling
 
@@ -564,4 +566,105 @@ for _op in [
             lambda shape: [_params(reduction=r, log_target=True) for r in ("batchmean", "sum", "none")],
             ["nn.functional.kl_div"], 2),
 ]:
+    TENSOR_OPS[_op.name] = _op
+
+
+# ------------------------------------------------------------------ losses of class indices: nll_loss, cross_entropy
+def _rows(a: np.ndarray) -> list:
+    """The per-sample rows of class scores: an input of shape (C,) is one sample, (N, C) N of them."""
+    return [a] if a.ndim == 1 else [a[i] for i in range(a.shape[0])]
+
+
+def _targets(p: CallParams) -> list[int]:
+    values = p["target"].array
+    return [int(values)] if values.ndim == 0 else [int(v) for v in values]
+
+
+def _class_targets(shape: tuple[int, ...]) -> list[Indices]:
+    """Class indices for an input of shape (C,) (one, 0-d) or (N, C) (one per row): the first class, the last,
+    and for a batch every row its own (i mod C) and the reverse."""
+    classes = shape[-1]
+    if len(shape) == 1:
+        return [Indices(k) for k in dict.fromkeys((0, classes - 1, classes // 2))]
+    n = shape[0]
+    patterns = [(0,) * n, (classes - 1,) * n, tuple(i % classes for i in range(n)),
+                tuple((classes - 1 - i) % classes for i in range(n))]
+    return [Indices(t) for t in dict.fromkeys(patterns)]
+
+
+def class_loss(name: str, function: str, module_name: str, opinfo: str, normalized: bool) -> TensorOp:
+    """-(score of the target class), per sample, reduced: nll_loss of log-probabilities, or (`normalized`)
+    cross_entropy of raw scores, nll_loss of their log_softmax over the class dim. Backward: nll_loss_backward
+    puts -grad (/ N under 'mean', the total weight) at each target, nothing elsewhere; cross_entropy then runs
+    log_softmax's backward, grad - exp(output) * sum(grad), on each row."""
+
+    def scores_math(row):
+        if not normalized:
+            return list(row)
+        return formula.sym_log_softmax(list(row), None)
+
+    def scores_model(F, row):
+        return list(row) if not normalized else formula.log_softmax_forward(F, list(row), None)
+
+    def math(arrays, p):
+        losses = [-scores_math(row)[t] for row, t in zip(_rows(arrays[0]), _targets(p))]
+        return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+    def forward(F, arrays, p):
+        losses = [-scores_model(F, row)[t] for row, t in zip(_rows(arrays[0]), _targets(p))]
+        return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        rows, targets = _rows(a), _targets(p)
+        result = np.empty(a.shape, dtype=object)
+        for i, (row, t) in enumerate(zip(rows, targets)):
+            g = grad[i] if p["reduction"] == "none" and a.ndim == 2 else grad[()]
+            at_target = -(F.div(g, arb(len(rows))) if p["reduction"] == "mean" else g)
+            sparse = [at_target if k == t else ZERO for k in range(len(row))]
+            if normalized:
+                sparse = formula.log_softmax_backward(F, list(row), scores_model(F, row), sparse, None)
+            for k, value in enumerate(sparse):
+                result[(i, k) if a.ndim == 2 else (k,)] = value
+        return (result,)
+
+    def shape(shapes, p):
+        return shapes[0][:1] if p["reduction"] == "none" and len(shapes[0]) == 2 else ()
+
+    def options(shapes):
+        return tuple(CallParams((("target", t), ("reduction", r))) for r in REDUCTIONS
+                     for t in _class_targets(shapes[0])) if len(shapes[0]) in (1, 2) else ()
+
+    call = getattr(torch.nn.functional, function)
+    cls = getattr(torch.nn, module_name)
+    spellings = (
+        TSpelling(lambda texts, p: f"torch.nn.functional.{function}({texts[0]}, {p['target']!r}, "
+                                   f"reduction={p['reduction']!r})",
+                  lambda args, p: call(args[0], p["target"].tensor(args[0].device), reduction=p["reduction"])),
+        TSpelling(lambda texts, p: f"torch.nn.functional.{function}({texts[0]}, {p['target']!r})",
+                  lambda args, p: call(args[0], p["target"].tensor(args[0].device)),
+                  lambda shapes, p: p["reduction"] == "mean"),
+        TSpelling(lambda texts, p: f"torch.nn.{module_name}(reduction={p['reduction']!r})({texts[0]}, {p['target']!r})",
+                  lambda args, p: cls(reduction=p["reduction"])(args[0], p["target"].tensor(args[0].device))),
+    )
+    return TensorOp(name, 1, spellings, math, forward, backward, OptionSpace(options), shape, (opinfo,))
+
+
+def _reduce_samples(losses: list, rank: int, p: CallParams, total: Callable, divide: Callable) -> np.ndarray:
+    """Per-sample losses reduced: 'none' keeps one per sample (a 0-d result for one sample of shape (C,)), 'sum'
+    adds them, 'mean' divides the sum by their number (the total weight without class weights)."""
+    if p["reduction"] == "none":
+        out = np.empty(() if rank == 1 else (len(losses),), dtype=object)
+        for index, loss in zip(np.ndindex(*out.shape), losses):
+            out[index] = loss
+        return out
+    summed = total(losses)
+    result = np.empty((), dtype=object)
+    result[()] = divide(summed, len(losses)) if p["reduction"] == "mean" else summed
+    return result
+
+
+for _op in (class_loss("nll_loss", "nll_loss", "NLLLoss", "nn.functional.nll_loss", normalized=False),
+            class_loss("cross_entropy", "cross_entropy", "CrossEntropyLoss", "nn.functional.cross_entropy",
+                       normalized=True)):
     TENSOR_OPS[_op.name] = _op
