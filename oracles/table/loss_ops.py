@@ -36,18 +36,23 @@ REDUCTIONS = ("mean", "sum", "none")  # the default first: what a failing case s
 EXP_K = 2  # torch's exp and log kernels: 1 ulp (Sleef's _u10), as the op table's exp and log
 LOG_K = 2
 SIGMOID_K = 4  # torch.sigmoid: 2 ulps, as the op table's sigmoid
+NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
 
 
 # ------------------------------------------------------------------ rounding-model helpers
+def correctly_rounded(F: RoundingModel, value: arb) -> arb:
+    """The result of one correctly rounded IEEE operation (+, -, *, /) whose exact result is `value`: exact where
+    `value` is an exact number the dtype holds, so ties, kinks, branches and zero tests stay decidable."""
+    if value.is_exact():
+        as_float = float(value.mid())
+        if arb(as_float) == value and F.format.round(as_float) == as_float:
+            return value
+    return F.round(value)
+
+
 def difference(F: RoundingModel, a: arb, b: arb) -> arb:
-    """a - b as a kernel computes it: IEEE subtraction is correctly rounded, so where the dtype holds the exact
-    difference of two exact inputs the result is exact (0 at a tie), and kinks and branches stay decidable."""
-    if a.is_exact() and b.is_exact():
-        exact = a - b
-        as_float = float(exact.mid())
-        if arb(as_float) == exact and F.format.round(as_float) == as_float:
-            return exact
-    return F.sub(a, b)
+    """a - b as a kernel computes it (exact at a tie of exact inputs: 0)."""
+    return correctly_rounded(F, a - b)
 
 
 def either_precision(F: RoundingModel, compute: Callable[[RoundingModel], arb]) -> arb:
@@ -567,6 +572,7 @@ for _op in [
             ["nn.functional.kl_div"], 2),
 ]:
     TENSOR_OPS[_op.name] = _op
+    NAMES.append(_op.name)
 
 
 # ------------------------------------------------------------------ losses of class indices: nll_loss, cross_entropy
@@ -668,3 +674,4 @@ for _op in (class_loss("nll_loss", "nll_loss", "NLLLoss", "nn.functional.nll_los
             class_loss("cross_entropy", "cross_entropy", "CrossEntropyLoss", "nn.functional.cross_entropy",
                        normalized=True)):
     TENSOR_OPS[_op.name] = _op
+    NAMES.append(_op.name)
