@@ -29,7 +29,7 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import loss_ops
+from oracles.table import loss_ops, normalization_ops
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
     IndexParams,
@@ -184,10 +184,10 @@ def test_every_spelling_is_reachable():
         assert reached == set(range(len(op.spellings))), f"{name}: spellings {set(range(len(op.spellings))) - reached}"
 
 
-# The ops whose forward is an index map (oracles.table.shape_ops); losses also list their parameters, but their
-# forward rounds (tests/test_loss_ops.py checks it lies in the model's enclosure).
+# The ops whose forward is an index map (oracles.table.shape_ops); losses and normalizing ops also list their
+# parameters, but their forward rounds (tests/test_loss_ops.py checks it lies in the model's enclosure).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
-              if isinstance(op.space, OptionSpace) and name not in loss_ops.NAMES]
+              if isinstance(op.space, OptionSpace) and name not in loss_ops.NAMES + normalization_ops.NAMES]
 
 
 @pytest.mark.parametrize("op", INDEX_MAPS)

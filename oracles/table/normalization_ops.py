@@ -1,5 +1,5 @@
-"""Normalizing ops of the tensor-op table: softmin, and var_mean and std_mean (one of the pair taken), after
-torch's kernels and derivatives.yaml, per slice along a dim as oracles.table.tensor_formulas writes them.
+"""Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
+glu, dist and pairwise_distance, after torch's kernels and derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -10,6 +10,7 @@ the piece not taken gets no gradient and adds nothing).
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
 import torch
 from flint import arb
@@ -17,11 +18,14 @@ from flint import arb
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import tensor_formulas as formula
-from oracles.table.loss_ops import correctly_rounded, difference
-from oracles.table.tensor_formulas import ZERO, SliceFormulas
+from oracles.table.loss_ops import EXP_K, ONE, SIGMOID_K, correctly_rounded, difference
+from oracles.table.ops import unary_kernel
+from oracles.table.tensor_formulas import ZERO, SliceFormulas, mul
 from oracles.table.tensor_ops import (
     DEFAULT_CORRECTION,
     TENSOR_OPS,
+    CallParams,
+    OptionSpace,
     ReductionParams,
     ReductionSpace,
     ScanSpace,
@@ -128,6 +132,122 @@ for _op in (
     _pair_piece("var_mean", 1, MEAN_PIECE),
     _pair_piece("std_mean", 0, STD_PIECE, **_STD_ZERO),
     _pair_piece("std_mean", 1, MEAN_PIECE),
+):
+    TENSOR_OPS[_op.name] = _op
+    NAMES.append(_op.name)
+
+
+# ------------------------------------------------------------------ glu
+def _halves(a: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    half = a.shape[dim] // 2
+    return np.take(a, range(half), axis=dim), np.take(a, range(half, 2 * half), axis=dim)
+
+
+def _glu_math(arrays, p):
+    a, b = _halves(arrays[0], p["dim"])
+    return np.vectorize(lambda x, y: x / (1 + sympy.exp(-y)), otypes=[object])(a, b)
+
+
+def _glu_forward(F, arrays, p):
+    """glu_kernel: a * (1 / (1 + exp(-b))), in float for bfloat16 and float16 and rounded once."""
+    G = F.opmath
+    a, b = _halves(arrays[0], p["dim"])
+    gate = np.vectorize(lambda y: G.div(ONE, G.add(ONE, G.round((-y).exp(), EXP_K))), otypes=[object])(b)
+    return np.vectorize(lambda x, s: F.store(mul(G, x, s)), otypes=[object])(a, gate)
+
+
+def _glu_backward(F, arrays, out, grad, p):
+    """glu_backward_cpu_out: s = sigmoid(b) (torch.sigmoid's kernel, into the dtype); the first half's gradient
+    s * grad; the second's glu_backward_kernel: (1 - s) * s * a * grad, in float for bfloat16 and float16 and
+    rounded once."""
+    G, dim = F.opmath, p["dim"]
+    a, b = _halves(arrays[0], dim)
+    s = np.vectorize(lambda y: unary_kernel(F, 1 / (1 + (-y).exp()), SIGMOID_K), otypes=[object])(b)
+    first = np.vectorize(lambda si, g: mul(F, si, g), otypes=[object])(s, grad)
+    second = np.vectorize(lambda si, x, g: F.store(mul(G, mul(G, mul(G, G.sub(ONE, si), si), x), g)),
+                          otypes=[object])(s, a, grad)
+    return (np.concatenate([first, second], axis=dim),)
+
+
+def _glu_options(shapes):
+    return [CallParams((("dim", d),)) for d in (-1, *range(len(shapes[0]) - 1)) if shapes[0][d] % 2 == 0]
+
+
+# ------------------------------------------------------------------ distances: dist, pairwise_distance
+PAIRWISE_EPS = 1e-6  # pairwise_distance's default eps, added to the difference
+
+
+def _distance_slices(arrays, p):
+    """(slice of x1, slice of x2, output index) per distance: dist over every element, pairwise_distance over
+    the last dim."""
+    x1, x2 = arrays
+    if p["pairwise"]:
+        for index in np.ndindex(*x1.shape[:-1]):
+            yield list(x1[index]), list(x2[index]), index
+    else:
+        yield list(x1.reshape(-1)), list(x2.reshape(-1)), ()
+
+
+def _differences(F, a, b, p):
+    """self - other (dist), x1 - x2 + eps (pairwise_distance), in the dtype."""
+    d = [difference(F, x, y) for x, y in zip(a, b)]
+    return [F.add(v, F.const(PAIRWISE_EPS)) for v in d] if p["pairwise"] else d
+
+
+def _distance_math(arrays, p):
+    out = np.empty(arrays[0].shape[:-1] if p["pairwise"] else (), dtype=object)
+    eps = sympy.Rational(PAIRWISE_EPS) if p["pairwise"] else 0
+    for a, b, index in _distance_slices(arrays, p):
+        out[index] = sympy.sqrt(sympy.Add(*((x - y + eps) ** 2 for x, y in zip(a, b))))
+    return out
+
+
+def _distance_forward(F, arrays, p):
+    out = np.empty(arrays[0].shape[:-1] if p["pairwise"] else (), dtype=object)
+    for a, b, index in _distance_slices(arrays, p):
+        out[index] = formula.norm_forward(F, _differences(F, a, b, p), p)
+    return out
+
+
+def _distance_backward(F, arrays, out, grad, p):
+    """dist's norm_backward(grad, self - other, 2, result), the other's its negation; pairwise_distance's
+    NormBackward1 of x1 - x2 + eps, through the addition and the difference: the same. Both mask the division
+    where the norm is 0 (gradient 0)."""
+    g1 = np.empty(arrays[0].shape, dtype=object)
+    for a, b, index in _distance_slices(arrays, p):
+        grads = formula.norm_backward(F, _differences(F, a, b, p), out[index], grad[index], p)
+        target = g1[index] if p["pairwise"] else g1.reshape(-1)
+        for i, value in enumerate(grads):
+            target[i] = value
+    return g1, -g1
+
+
+def _fixed(**items) -> OptionSpace:
+    """One parameter set for every shape of the entry's ranks."""
+    return OptionSpace(lambda shapes: (CallParams(tuple(items.items())),))
+
+
+for _op in (
+    TensorOp("glu", 1, (
+        TSpelling(lambda a, p: f"torch.nn.functional.glu({a[0]}, dim={p['dim']})",
+                  lambda a, p: torch.nn.functional.glu(a[0], dim=p["dim"])),
+        TSpelling(lambda a, p: f"torch.nn.GLU(dim={p['dim']})({a[0]})", lambda a, p: torch.nn.GLU(dim=p["dim"])(a[0])),
+    ), _glu_math, _glu_forward, _glu_backward, OptionSpace(_glu_options),
+        lambda shapes, p: tuple(n // 2 if d == p["dim"] % len(shapes[0]) else n for d, n in enumerate(shapes[0])),
+        ("nn.functional.glu",), operand_shapes=lambda s: [(s[:-1] + (2 * s[-1],),)]),
+    TensorOp("dist", 2, (
+        TSpelling(lambda a, p: f"torch.dist({a[0]}, {a[1]})", lambda a, p: torch.dist(a[0], a[1])),
+        TSpelling(lambda a, p: f"{a[0]}.dist({a[1]})", lambda a, p: a[0].dist(a[1])),
+    ), _distance_math, _distance_forward, _distance_backward, _fixed(pairwise=False), lambda shapes, p: (),
+        ("dist",), ties="where the two tensors are equal the gradient is 0 (the minimum-norm subgradient)",
+        pinned_as=("vector_norm",)),
+    TensorOp("pairwise_distance", 2, (
+        TSpelling(lambda a, p: f"torch.nn.functional.pairwise_distance({a[0]}, {a[1]})",
+                  lambda a, p: torch.nn.functional.pairwise_distance(a[0], a[1])),
+        TSpelling(lambda a, p: f"torch.nn.PairwiseDistance()({a[0]}, {a[1]})",
+                  lambda a, p: torch.nn.PairwiseDistance()(a[0], a[1])),
+    ), _distance_math, _distance_forward, _distance_backward, _fixed(pairwise=True),
+        lambda shapes, p: shapes[0][:-1], ("nn.functional.pairwise_distance",)),
 ):
     TENSOR_OPS[_op.name] = _op
     NAMES.append(_op.name)
