@@ -109,7 +109,8 @@ class ElementLoss:
 
 @dataclass(frozen=True)
 class Labels:
-    """A tensor parameter of ±1 (or other exact) values, made in the input's dtype: `x.new_tensor([...])`."""
+    """A tensor parameter torch does not differentiate (±1 labels, variances), exact in every dtype and made in
+    the input's dtype: `x.new_tensor([...])`."""
 
     values: tuple  # nested tuples, the tensor's shape
 
@@ -531,6 +532,32 @@ def _hinge_math(ops, p):
 
 HINGE_EMBEDDING = ElementLoss(_hinge_math, _hinge_forward, _hinge_backward)
 
+def _gaussian_nll_forward(F, ops, p):
+    """0.5 * (log(var) + (input - target) ** 2 / var), one kernel each (the 0.5 exact; var above eps, unclamped)."""
+    x, t, v = ops
+    d = difference(F, x, t)
+    return HALF * F.add(_log(F, v), F.div(mul(F, d, d), v))
+
+
+def _gaussian_nll_backward(F, ops, g, mean_of, p):
+    """Autograd through the composite: the reduction's, the 0.5 (exact), the division's grad / var, the square's
+    (pow_backward) grad * (2 * d) (2 * d exact), the difference's +/-."""
+    x, t, v = ops
+    share = HALF * mean_gradient(F, g, mean_of)
+    grad = mul(F, F.div(share, v), 2 * difference(F, x, t))
+    return grad, -grad
+
+
+def _variances(shape: tuple[int, ...]) -> list[Labels]:
+    """Positive variances (above gaussian_nll_loss's eps, so unclamped): all 1, and 0.5 and 2 alternating."""
+    size = int(np.prod(shape, dtype=int))
+    alternating = np.where(np.arange(size) % 2 == 0, 0.5, 2.0).reshape(shape)
+    return [Labels(_nested(np.ones(shape))), Labels(_nested(alternating))]
+
+
+GAUSSIAN_NLL = ElementLoss(lambda ops, p: (sympy.log(ops[2]) + (ops[0] - ops[1]) ** 2 / ops[2]) / 2,
+                           _gaussian_nll_forward, _gaussian_nll_backward)
+
 _MEAN = {"reduction": "mean"}
 _RAMP_TIES = ("where the clamped margin term is exactly 0 torch passes the whole gradient (clamp_min's z >= 0), not "
               "the minimum-norm subgradient 0: unverified there, pinned")
@@ -561,6 +588,10 @@ for _op in [
             + [module("HingeEmbeddingLoss", 1, ("target",))],
             with_labels(reductions(margin=(1.0, 0.5, 2.0))), ["nn.functional.hinge_embedding_loss"], 1,
             constants=("target",), ties=_RAMP_TIES, pinned_as=("hinge_embedding_loss",)),
+    loss_op("gaussian_nll_loss", GAUSSIAN_NLL,
+            functional("gaussian_nll_loss", 2, ("var",), defaults=_MEAN) + [module("GaussianNLLLoss", 2, ("var",))],
+            lambda shape: [CallParams(o.items + (("var", v),)) for o in reductions()(shape) for v in _variances(shape)],
+            ["nn.functional.gaussian_nll_loss"], 2, constants=("var",)),
     loss_op("binary_cross_entropy_with_logits", BCE_LOGITS,
             functional("binary_cross_entropy_with_logits", 2, defaults=_MEAN) + [module("BCEWithLogitsLoss", 2)],
             reductions(), ["nn.functional.binary_cross_entropy_with_logits"], 2),
