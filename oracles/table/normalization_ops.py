@@ -1,5 +1,5 @@
 """Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
-glu, dist and pairwise_distance, after torch's kernels and derivatives.yaml.
+glu, dist and pairwise_distance, normalize and cosine_similarity, after torch's kernels and derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -248,6 +248,113 @@ for _op in (
                   lambda a, p: torch.nn.PairwiseDistance()(a[0], a[1])),
     ), _distance_math, _distance_forward, _distance_backward, _fixed(pairwise=True),
         lambda shapes, p: shapes[0][:-1], ("nn.functional.pairwise_distance",)),
+):
+    TENSOR_OPS[_op.name] = _op
+    NAMES.append(_op.name)
+
+
+# ------------------------------------------------------------------ normalize, cosine_similarity
+NORMALIZE_EPS = 1e-12  # nn.functional.normalize's default
+COSINE_EPS = 1e-8  # nn.functional.cosine_similarity's default
+
+
+def _clamped_norm(F, a, eps: float) -> arb:
+    """The 2-norm of a slice, clamped below at eps: decided only where the norm is above eps, where the clamp
+    (and its backward) is the identity."""
+    norm = formula.norm_forward(F, a, None)
+    if not norm > F.const(eps).upper():
+        raise Singular("the norm may be below eps, where torch divides by its clamp")
+    return norm
+
+
+def _divided_by_norm_backward(F, a, norm, upstream) -> list[arb]:
+    """The gradient of a_i / norm(a) for upstream u: DivBackward0's u_i / norm to a_i, and -u_i * ((a_i / norm) /
+    norm) to the norm, summed over the slice (the expand's backward) and through norm_backward (a * (S / norm)),
+    added to a_i's."""
+    direct = [F.div(u, norm) for u in upstream]
+    to_norm = formula.sum_any(F, [mul(F, -u, F.div(F.div(v, norm), norm)) for v, u in zip(a, upstream)])
+    scale = F.div(to_norm, norm)
+    return [formula.sum_any(F, [d, mul(F, v, scale)]) for d, v in zip(direct, a)]
+
+
+def _sym_norm(a, eps: float):
+    return sympy.Max(sympy.sqrt(sympy.Add(*(v**2 for v in a))), sympy.Rational(eps))
+
+
+def _normalize_forward(F, a, p):
+    """input / input.norm(2, dim, keepdim=True).clamp_min(eps).expand_as(input)."""
+    norm = _clamped_norm(F, a, NORMALIZE_EPS)
+    return [F.div(v, norm) for v in a]
+
+
+def _normalize_backward(F, a, y, g, p):
+    return _divided_by_norm_backward(F, a, _clamped_norm(F, a, NORMALIZE_EPS), g)
+
+
+NORMALIZE = SliceFormulas(lambda a, p: [v / _sym_norm(a, NORMALIZE_EPS) for v in a], _normalize_forward,
+                          _normalize_backward)
+
+
+def _cosine_slices(arrays, dim: int):
+    """(x1 slice, x2 slice, members, output index) per slice along dim."""
+    x1, x2 = arrays
+    for members, kept in formula.slices(x1.shape, dim):
+        yield [x1[m] for m in members], [x2[m] for m in members], members, kept[:dim] + kept[dim + 1:]
+
+
+def _cosine_math(arrays, p):
+    dim = p.dim % arrays[0].ndim
+    out = np.empty(formula.reduced_shape(arrays[0].shape, ReductionParams(dim)), dtype=object)
+    for a, b, _, index in _cosine_slices(arrays, dim):
+        out[index] = sympy.Add(*(x * y for x, y in zip(a, b))) / (_sym_norm(a, COSINE_EPS) * _sym_norm(b, COSINE_EPS))
+    return out
+
+
+def _cosine_forward(F, arrays, p):
+    """((x1 / x1_norm) * (x2 / x2_norm)).sum(dim), each norm linalg_vector_norm(x, 2, dim, keepdim=True) clamped
+    at eps without grad."""
+    dim = p.dim % arrays[0].ndim
+    out = np.empty(formula.reduced_shape(arrays[0].shape, ReductionParams(dim)), dtype=object)
+    for a, b, _, index in _cosine_slices(arrays, dim):
+        na, nb = _clamped_norm(F, a, COSINE_EPS), _clamped_norm(F, b, COSINE_EPS)
+        out[index] = formula.sum_any(F, [mul(F, F.div(x, na), F.div(y, nb)) for x, y in zip(a, b)])
+    return out
+
+
+def _cosine_backward(F, arrays, out, grad, p):
+    """The sum's backward (grad expanded), the product's (grad * the other factor), then each factor's
+    `_divided_by_norm_backward` (the clamp, done without grad, is the identity above eps)."""
+    dim = p.dim % arrays[0].ndim
+    g1, g2 = np.empty(arrays[0].shape, dtype=object), np.empty(arrays[1].shape, dtype=object)
+    for a, b, members, index in _cosine_slices(arrays, dim):
+        na, nb = _clamped_norm(F, a, COSINE_EPS), _clamped_norm(F, b, COSINE_EPS)
+        qa, qb = [F.div(x, na) for x in a], [F.div(y, nb) for y in b]
+        ga = _divided_by_norm_backward(F, a, na, [mul(F, grad[index], v) for v in qb])
+        gb = _divided_by_norm_backward(F, b, nb, [mul(F, grad[index], v) for v in qa])
+        for m, u, v in zip(members, ga, gb):
+            g1[m], g2[m] = u, v
+    return g1, g2
+
+
+for _op in (
+    TensorOp("normalize", 1, (
+        TSpelling(lambda a, p: f"torch.nn.functional.normalize({a[0]}, dim={p.dim})",
+                  lambda a, p: torch.nn.functional.normalize(a[0], dim=p.dim)),
+        TSpelling(lambda a, p: f"torch.nn.functional.normalize({a[0]})",
+                  lambda a, p: torch.nn.functional.normalize(a[0]), lambda s, p: p.dim == 1),
+    ), formula.dimwise(NORMALIZE.math), formula.dimwise(NORMALIZE.forward),
+        formula.dimwise_backward(NORMALIZE.backward), ScanSpace(), lambda shapes, p: shapes[0],
+        ("nn.functional.normalize",)),
+    TensorOp("cosine_similarity", 2, (
+        TSpelling(lambda a, p: f"torch.nn.functional.cosine_similarity({a[0]}, {a[1]}, dim={p.dim})",
+                  lambda a, p: torch.nn.functional.cosine_similarity(a[0], a[1], dim=p.dim)),
+        TSpelling(lambda a, p: f"torch.nn.functional.cosine_similarity({a[0]}, {a[1]})",
+                  lambda a, p: torch.nn.functional.cosine_similarity(a[0], a[1]), lambda s, p: p.dim == 1),
+        TSpelling(lambda a, p: f"torch.nn.CosineSimilarity(dim={p.dim})({a[0]}, {a[1]})",
+                  lambda a, p: torch.nn.CosineSimilarity(dim=p.dim)(a[0], a[1])),
+    ), _cosine_math, _cosine_forward, _cosine_backward, ScanSpace(),
+        lambda shapes, p: formula.reduced_shape(shapes[0], ReductionParams(p.dim)),
+        ("nn.functional.cosine_similarity",)),
 ):
     TENSOR_OPS[_op.name] = _op
     NAMES.append(_op.name)
