@@ -25,7 +25,7 @@ from flint import arb
 
 from oracles.numerics.rounding import RoundingModel
 from oracles.table import tensor_formulas as formula
-from oracles.table.ops import unary_kernel
+from oracles.table.ops import OPS, unary_kernel
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_formulas import ZERO, mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, TSpelling
@@ -706,3 +706,71 @@ for _op in (class_loss("nll_loss", "nll_loss", "NLLLoss", "nn.functional.nll_los
                        normalized=True)):
     TENSOR_OPS[_op.name] = _op
     NAMES.append(_op.name)
+
+
+# ------------------------------------------------------------------ multilabel_soft_margin_loss
+def _logsigmoid(F, x) -> tuple[arb, arb]:
+    """torch.nn.functional.logsigmoid's value and the factor its backward multiplies the gradient by, as the
+    elementwise op table models its kernels."""
+    entry = OPS["logsigmoid"]
+    value = entry.forward(F, x)
+    return value, entry.local_grads(F, (x,), value)[0]
+
+
+def _multilabel_sample(F, x: list, t: list) -> arb:
+    """-(target * logsigmoid(input) + (1 - target) * logsigmoid(-input)), summed over the classes, / C."""
+    terms = []
+    for xi, ti in zip(x, t):
+        positive, negative = _logsigmoid(F, xi)[0], _logsigmoid(F, -xi)[0]
+        terms.append(-F.add(mul(F, ti, positive), mul(F, F.sub(ONE, ti), negative)))
+    return F.div(sum_any(F, terms), arb(len(x)))
+
+
+def _multilabel_sample_backward(F, x: list, t: list, g: arb) -> tuple[list, list]:
+    """Autograd through the composite per sample, after the reduction's backward: the division by C (grad / C),
+    the class sum (a copy), the negation, then per class both products (grad * the other factor), logsigmoid's
+    backward (grad * its factor) and the negations of -input and 1 - target; the two contributions to each of
+    input and target added once."""
+    h = -F.div(g, arb(len(x)))
+    gx, gt = [], []
+    for xi, ti in zip(x, t):
+        (positive, d_positive), (negative, d_negative) = _logsigmoid(F, xi), _logsigmoid(F, -xi)
+        through_positive = mul(F, mul(F, h, ti), d_positive)
+        through_negative = mul(F, mul(F, h, F.sub(ONE, ti)), d_negative)
+        gx.append(sum_any(F, [through_positive, -through_negative]))
+        gt.append(sum_any(F, [mul(F, h, positive), -mul(F, h, negative)]))
+    return gx, gt
+
+
+def _multilabel_math(arrays, p):
+    losses = [-sympy.Add(*(ti * -sympy.log(1 + sympy.exp(-xi)) + (1 - ti) * -sympy.log(1 + sympy.exp(xi))
+                           for xi, ti in zip(x, t))) / len(x)
+              for x, t in zip(_rows(arrays[0]), _rows(arrays[1]))]
+    return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+
+def _multilabel_forward(F, arrays, p):
+    losses = [_multilabel_sample(F, list(x), list(t)) for x, t in zip(_rows(arrays[0]), _rows(arrays[1]))]
+    return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+
+def _multilabel_backward(F, arrays, out, grad, p):
+    x, t = arrays
+    rows = list(zip(_rows(x), _rows(t)))
+    gx, gt = np.empty(x.shape, dtype=object), np.empty(t.shape, dtype=object)
+    for i, (xr, tr) in enumerate(rows):
+        g = grad[i] if p["reduction"] == "none" and x.ndim == 2 else grad[()]
+        share = mean_gradient(F, g, len(rows) if p["reduction"] == "mean" else None)
+        for k, (u, v) in enumerate(zip(*_multilabel_sample_backward(F, list(xr), list(tr), share))):
+            index = (i, k) if x.ndim == 2 else (k,)
+            gx[index], gt[index] = u, v
+    return gx, gt
+
+
+TENSOR_OPS["multilabel_soft_margin_loss"] = TensorOp(
+    "multilabel_soft_margin_loss", 2,
+    tuple(functional("multilabel_soft_margin_loss", 2, defaults=_MEAN) + [module("MultiLabelSoftMarginLoss", 2)]),
+    _multilabel_math, _multilabel_forward, _multilabel_backward, OptionSpace(lambda shapes: tuple(reductions()(()))),
+    lambda shapes, p: shapes[0][:1] if p["reduction"] == "none" and len(shapes[0]) == 2 else (),
+    ("nn.functional.multilabel_soft_margin_loss",))
+NAMES.append("multilabel_soft_margin_loss")
