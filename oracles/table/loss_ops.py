@@ -23,7 +23,7 @@ import sympy
 import torch
 from flint import arb
 
-from oracles.numerics.rounding import RoundingModel
+from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import tensor_formulas as formula
 from oracles.table.ops import OPS, unary_kernel
 from oracles.table.shape_ops import Indices
@@ -558,6 +558,68 @@ def _variances(shape: tuple[int, ...]) -> list[Labels]:
 GAUSSIAN_NLL = ElementLoss(lambda ops, p: (sympy.log(ops[2]) + (ops[0] - ops[1]) ** 2 / ops[2]) / 2,
                            _gaussian_nll_forward, _gaussian_nll_backward)
 
+def _bce_forward(F, ops, p):
+    """p = torch.sigmoid(input) (the op table's sigmoid), then binary_cross_entropy's kernel: (target - 1) *
+    max(log(1 - p), -100) - target * max(log(p), -100) (no clamp for p = sigmoid of the suite's inputs)."""
+    x, t = ops
+    q = OPS["sigmoid"].forward(F, x)
+
+    def kernel(G):
+        return G.sub(mul(G, G.sub(t, ONE), _log(G, G.sub(ONE, q))), mul(G, t, _log(G, q)))
+    return either_precision(F, kernel)
+
+
+def _bce_backward(F, ops, g, mean_of, p):
+    """binary_cross_entropy_backward's kernel: grad * (p - target) / max((1 - p) * p, 1e-12), then / N ('mean');
+    then sigmoid's backward (the op table's)."""
+    x, t = ops
+    q = OPS["sigmoid"].forward(F, x)
+
+    def kernel(G):
+        denominator = mul(G, G.sub(ONE, q), q)
+        if not denominator > arb(1e-12):
+            raise Singular("binary_cross_entropy's denominator may be clamped at 1e-12")
+        return G.div(mul(G, g, G.sub(q, t)), denominator)
+    through_loss = either_precision(F, kernel)
+    if mean_of is not None:
+        through_loss = F.div(through_loss, arb(mean_of))
+    return (mul(F, through_loss, OPS["sigmoid"].local_grads(F, (x,), q)[0]),)
+
+
+def _bce_math(ops, p):
+    x, t = ops
+    q = 1 / (1 + sympy.exp(-x))
+    return -(t * sympy.log(q) + (1 - t) * sympy.log(1 - q))
+
+
+BCE = ElementLoss(_bce_math, _bce_forward, _bce_backward)
+
+
+def _probabilities(shape: tuple[int, ...]) -> list[Labels]:
+    """Targets in [0, 1], exact in every dtype: all 1/2, and 0, 1, 1/4 in turn."""
+    size = int(np.prod(shape, dtype=int))
+    cycle = np.array([0.0, 1.0, 0.25])[np.arange(size) % 3].reshape(shape)
+    return [Labels(_nested(np.full(shape, 0.5))), Labels(_nested(cycle))]
+
+
+def _bce_spellings() -> list[TSpelling]:
+    """binary_cross_entropy of torch.sigmoid(x) (its input must lie in [0, 1]) and a target parameter."""
+    def texts(t, p):
+        return f"torch.sigmoid({t[0]}), {t[0]}.new_tensor({p['target']!r})"
+
+    def tensors(a, p):
+        return torch.sigmoid(a[0]), a[0].new_tensor(p["target"].array.tolist())
+
+    return [
+        TSpelling(lambda t, p: f"torch.nn.functional.binary_cross_entropy({texts(t, p)}, reduction={p['reduction']!r})",
+                  lambda a, p: torch.nn.functional.binary_cross_entropy(*tensors(a, p), reduction=p["reduction"])),
+        TSpelling(lambda t, p: f"torch.nn.functional.binary_cross_entropy({texts(t, p)})",
+                  lambda a, p: torch.nn.functional.binary_cross_entropy(*tensors(a, p)),
+                  lambda shapes, p: p["reduction"] == "mean"),
+        TSpelling(lambda t, p: f"torch.nn.BCELoss(reduction={p['reduction']!r})({texts(t, p)})",
+                  lambda a, p: torch.nn.BCELoss(reduction=p["reduction"])(*tensors(a, p))),
+    ]
+
 _MEAN = {"reduction": "mean"}
 _RAMP_TIES = ("where the clamped margin term is exactly 0 torch passes the whole gradient (clamp_min's z >= 0), not "
               "the minimum-norm subgradient 0: unverified there, pinned")
@@ -592,6 +654,10 @@ for _op in [
             functional("gaussian_nll_loss", 2, ("var",), defaults=_MEAN) + [module("GaussianNLLLoss", 2, ("var",))],
             lambda shape: [CallParams(o.items + (("var", v),)) for o in reductions()(shape) for v in _variances(shape)],
             ["nn.functional.gaussian_nll_loss"], 2, constants=("var",)),
+    loss_op("binary_cross_entropy", BCE, _bce_spellings(),
+            lambda shape: [CallParams(o.items + (("target", t),)) for o in reductions()(shape)
+                           for t in _probabilities(shape)],
+            ["nn.functional.binary_cross_entropy"], 1, constants=("target",)),
     loss_op("binary_cross_entropy_with_logits", BCE_LOGITS,
             functional("binary_cross_entropy_with_logits", 2, defaults=_MEAN) + [module("BCEWithLogitsLoss", 2)],
             reductions(), ["nn.functional.binary_cross_entropy_with_logits"], 2),
