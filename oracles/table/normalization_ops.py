@@ -358,3 +358,39 @@ for _op in (
 ):
     TENSOR_OPS[_op.name] = _op
     NAMES.append(_op.name)
+
+
+# ------------------------------------------------------------------ softmax, log_softmax, softmin in float64
+def _in_double(f: SliceFormulas) -> SliceFormulas:
+    """`f` run on the input converted to float64 (exact), returning float64: forward and backward in double, the
+    gradient then cast to the input's dtype once (ToCopyBackward0). What follows the op in a program runs in
+    float64 too, which the model's rounding in the input's dtype encloses."""
+    def backward(F, a, y, g, p):
+        return [_cast(F, v) for v in f.backward(DOUBLE, a, y, g, p)]
+    return SliceFormulas(f.math, lambda F, a, p: f.forward(DOUBLE, a, p), backward)
+
+
+def _with_dtype(name: str, functions: list[tuple[str, object]], method: str | None, f: SliceFormulas,
+                opinfo: str) -> TensorOp:
+    spellings = [TSpelling(lambda a, p, text=text: f"{text}({a[0]}, dim={p.dim}, dtype=torch.float64)",
+                           lambda a, p, fn=fn: fn(a[0], dim=p.dim, dtype=torch.float64)) for text, fn in functions]
+    if method:
+        spellings.append(TSpelling(lambda a, p: f"{a[0]}.{method}({p.dim}, dtype=torch.float64)",
+                                   lambda a, p: getattr(a[0], method)(p.dim, dtype=torch.float64)))
+    g = _in_double(f)
+    return TensorOp(name, 1, tuple(spellings), formula.dimwise(g.math), formula.dimwise(g.forward),
+                    formula.dimwise_backward(g.backward), ScanSpace(), lambda shapes, p: shapes[0], (opinfo,))
+
+
+_NN = torch.nn.functional
+for _op in (
+    _with_dtype("softmax_float64", [("torch.softmax", torch.softmax), ("torch.nn.functional.softmax", _NN.softmax)],
+                "softmax", formula.SOFTMAX, "softmax[with_dtype]"),
+    _with_dtype("log_softmax_float64", [("torch.log_softmax", torch.log_softmax),
+                                        ("torch.nn.functional.log_softmax", _NN.log_softmax)],
+                "log_softmax", formula.LOG_SOFTMAX, "log_softmax[with_dtype]"),
+    _with_dtype("softmin_float64", [("torch.nn.functional.softmin", _NN.softmin)], None, SOFTMIN,
+                "nn.functional.softmin[with_dtype]"),
+):
+    TENSOR_OPS[_op.name] = _op
+    NAMES.append(_op.name)
