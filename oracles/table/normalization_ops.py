@@ -1,5 +1,6 @@
 """Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
-glu, dist and pairwise_distance, normalize and cosine_similarity, after torch's kernels and derivatives.yaml.
+glu, dist and pairwise_distance, normalize and cosine_similarity, rms_norm, after torch's kernels and
+derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -16,7 +17,7 @@ import torch
 from flint import arb
 
 from oracles.numerics.dtypes import format_named
-from oracles.numerics.rounding import RoundingModel, Singular
+from oracles.numerics.rounding import RoundingModel, Singular, int_power
 from oracles.table import tensor_formulas as formula
 from oracles.table.loss_ops import EXP_K, ONE, SIGMOID_K, correctly_rounded, difference
 from oracles.table.ops import unary_kernel
@@ -34,6 +35,7 @@ from oracles.table.tensor_ops import (
 )
 
 DOUBLE = RoundingModel(format_named("float64"))  # WelfordOps' accumulator
+HALF_EXACT = arb(0.5)
 NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
 
 
@@ -394,3 +396,76 @@ for _op in (
 ):
     TENSOR_OPS[_op.name] = _op
     NAMES.append(_op.name)
+
+
+# ------------------------------------------------------------------ rms_norm
+RMS_EPS = 2.0**-20  # passed as eps=: exact in float and double (eps=None would make the function dtype-dependent)
+
+
+def _groups(a: np.ndarray, p) -> np.ndarray:
+    """(groups, group size): the last len(normalized_shape) dims of each leading index, row-major."""
+    k = len(p["normalized_shape"])
+    return a.reshape(-1, int(np.prod(a.shape[a.ndim - k:], dtype=int)))
+
+
+def _rms_math(arrays, p):
+    groups = _groups(arrays[0], p)
+    out = np.empty(groups.shape, dtype=object)
+    for i, row in enumerate(groups):
+        scale = sympy.sqrt(sympy.Add(*(v**2 for v in row)) / len(row) + sympy.Rational(RMS_EPS))
+        for j, v in enumerate(row):
+            out[i, j] = v / scale
+    return out.reshape(arrays[0].shape)
+
+
+def _rms_scale(C: RoundingModel, row) -> arb:
+    """rsqrt(x.pow(2).mean(dims, keepdim=True) + eps) in the compute type: each square, the mean (a sum, then
+    / N), the addition, rsqrt (1 ulp, as the op table's)."""
+    mean = C.div(C.sum([mul(C, v, v) for v in row]), arb(len(row)))
+    return C.round(C.add(mean, arb(RMS_EPS)).rsqrt(), 2)
+
+
+def _rms_forward(F, arrays, p):
+    """x * rsqrt(mean(x^2) + eps), in opmath (float for bfloat16 and float16: the input converted exactly, the
+    result rounded to the dtype once)."""
+    C = F.opmath
+    groups = _groups(arrays[0], p)
+    out = np.empty(groups.shape, dtype=object)
+    for i, row in enumerate(groups):
+        scale = _rms_scale(C, row)
+        for j, v in enumerate(row):
+            out[i, j] = F.store(mul(C, v, scale))
+    return out.reshape(arrays[0].shape)
+
+
+def _rms_backward(F, arrays, out, grad, p):
+    """Autograd through the composite, in opmath: the product's grad * scale to x and sum(grad * x) to the scale;
+    rsqrt's -0.5 * grad * result.pow(3); the mean's grad / N; pow's grad * (2 * x) (2 * x exact); x's two
+    contributions added once, then rounded to the dtype once (ToCopyBackward0)."""
+    C = F.opmath
+    groups, g = _groups(arrays[0], p), _groups(grad, p)
+    out_grads = np.empty(groups.shape, dtype=object)
+    for i, (row, g_row) in enumerate(zip(groups, g)):
+        scale = _rms_scale(C, row)
+        to_scale = formula.sum_any(C, [mul(C, gi, v) for gi, v in zip(g_row, row)])
+        to_mean = mul(C, -HALF_EXACT * to_scale, C.round(int_power(scale, 3), 2))
+        share = C.div(to_mean, arb(len(row)))
+        for j, (gi, v) in enumerate(zip(g_row, row)):
+            out_grads[i, j] = F.store(formula.sum_any(C, [mul(C, gi, scale), mul(C, share, 2 * v)]))
+    return (out_grads.reshape(arrays[0].shape),)
+
+
+def _rms_options(shapes):
+    shape = shapes[0]
+    return [CallParams((("normalized_shape", shape[len(shape) - k:]),)) for k in range(1, len(shape) + 1)]
+
+
+TENSOR_OPS["rms_norm"] = TensorOp("rms_norm", 1, (
+    TSpelling(lambda a, p: f"torch.nn.functional.rms_norm({a[0]}, {p['normalized_shape']}, eps={RMS_EPS!r})",
+              lambda a, p: torch.nn.functional.rms_norm(a[0], p["normalized_shape"], eps=RMS_EPS)),
+    TSpelling(lambda a, p: f"torch.nn.RMSNorm({p['normalized_shape']}, eps={RMS_EPS!r}, "
+                           f"elementwise_affine=False)({a[0]})",
+              lambda a, p: torch.nn.RMSNorm(p["normalized_shape"], eps=RMS_EPS, elementwise_affine=False)(a[0])),
+), _rms_math, _rms_forward, _rms_backward, OptionSpace(_rms_options), lambda shapes, p: shapes[0],
+    ("nn.functional.rms_norm",))
+NAMES.append("rms_norm")
