@@ -476,7 +476,7 @@ def _kl_div_log_backward(F, ops, g, mean_of, p):
 KL_DIV_LOG = ElementLoss(lambda ops, p: sympy.exp(ops[1]) * (ops[1] - ops[0]), _kl_div_log_forward,
                          _kl_div_log_backward)
 
-def _ramp_passes(F, z: arb) -> bool:
+def ramp_passes(F, z: arb) -> bool:
     """clamp_min(z, 0)'s backward, where(z >= 0, grad, 0): whether the gradient passes; `Singular` where z may
     be on either side of 0 (an exact 0 passes: torch's convention, the clamp-bound-subgradient finding)."""
     if z.is_exact() and z.is_zero():
@@ -495,7 +495,7 @@ def _margin_ranking_backward(F, ops, g, mean_of, p):
     product's grad * (-target) (exact), the difference's +/-."""
     x1, x2, y = ops
     z = F.add(-y * difference(F, x1, x2), arb(p["margin"]))
-    share = mean_gradient(F, g, mean_of) if _ramp_passes(F, z) else ZERO
+    share = mean_gradient(F, g, mean_of) if ramp_passes(F, z) else ZERO
     grad = -y * share
     return grad, -grad
 
@@ -522,7 +522,7 @@ def _hinge_backward(F, ops, g, mean_of, p):
     share = mean_gradient(F, g, mean_of)
     if y > 0:
         return (share,)
-    return (-share if _ramp_passes(F, difference(F, arb(p["margin"]), x)) else ZERO,)
+    return (-share if ramp_passes(F, difference(F, arb(p["margin"]), x)) else ZERO,)
 
 
 def _hinge_math(ops, p):
@@ -621,7 +621,7 @@ def _bce_spellings() -> list[TSpelling]:
     ]
 
 _MEAN = {"reduction": "mean"}
-_RAMP_TIES = ("where the clamped margin term is exactly 0 torch passes the whole gradient (clamp_min's z >= 0), not "
+RAMP_TIES = ("where the clamped margin term is exactly 0 torch passes the whole gradient (clamp_min's z >= 0), not "
               "the minimum-norm subgradient 0: unverified there, pinned")
 _BETAS = (1.0, 0.5, 2.0)  # powers of two: torch's beta and delta are exact in every dtype
 
@@ -644,12 +644,12 @@ for _op in [
             functional("margin_ranking_loss", 2, ("target",), defaults={"reduction": "mean", "margin": 0.0})
             + [module("MarginRankingLoss", 2, ("target",))],
             with_labels(reductions(margin=(0.5, 0.0, 1.0))), ["nn.functional.margin_ranking_loss"], 2,
-            constants=("target",), ties=_RAMP_TIES, pinned_as=("margin_ranking_loss",)),
+            constants=("target",), ties=RAMP_TIES, pinned_as=("margin_ranking_loss",)),
     loss_op("hinge_embedding_loss", HINGE_EMBEDDING,
             functional("hinge_embedding_loss", 1, ("target",), defaults={"reduction": "mean", "margin": 1.0})
             + [module("HingeEmbeddingLoss", 1, ("target",))],
             with_labels(reductions(margin=(1.0, 0.5, 2.0))), ["nn.functional.hinge_embedding_loss"], 1,
-            constants=("target",), ties=_RAMP_TIES, pinned_as=("hinge_embedding_loss",)),
+            constants=("target",), ties=RAMP_TIES, pinned_as=("hinge_embedding_loss",)),
     loss_op("gaussian_nll_loss", GAUSSIAN_NLL,
             functional("gaussian_nll_loss", 2, ("var",), defaults=_MEAN) + [module("GaussianNLLLoss", 2, ("var",))],
             lambda shape: [CallParams(o.items + (("var", v),)) for o in reductions()(shape) for v in _variances(shape)],
@@ -711,11 +711,11 @@ def class_loss(name: str, function: str, module_name: str, opinfo: str, normaliz
 
     def math(arrays, p):
         losses = [-scores_math(row)[t] for row, t in zip(_rows(arrays[0]), _targets(p))]
-        return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+        return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
 
     def forward(F, arrays, p):
         losses = [-scores_model(F, row)[t] for row, t in zip(_rows(arrays[0]), _targets(p))]
-        return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+        return reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
 
     def backward(F, arrays, out, grad, p):
         a = arrays[0]
@@ -730,9 +730,6 @@ def class_loss(name: str, function: str, module_name: str, opinfo: str, normaliz
             for k, value in enumerate(sparse):
                 result[(i, k) if a.ndim == 2 else (k,)] = value
         return (result,)
-
-    def shape(shapes, p):
-        return shapes[0][:1] if p["reduction"] == "none" and len(shapes[0]) == 2 else ()
 
     def options(shapes):
         return tuple(CallParams((("target", t), ("reduction", r))) for r in REDUCTIONS
@@ -750,10 +747,15 @@ def class_loss(name: str, function: str, module_name: str, opinfo: str, normaliz
         TSpelling(lambda texts, p: f"torch.nn.{module_name}(reduction={p['reduction']!r})({texts[0]}, {p['target']!r})",
                   lambda args, p: cls(reduction=p["reduction"])(args[0], p["target"].tensor(args[0].device))),
     )
-    return TensorOp(name, 1, spellings, math, forward, backward, OptionSpace(options), shape, (opinfo,))
+    return TensorOp(name, 1, spellings, math, forward, backward, OptionSpace(options), per_sample_shape, (opinfo,))
 
 
-def _reduce_samples(losses: list, rank: int, p: CallParams, total: Callable, divide: Callable) -> np.ndarray:
+def per_sample_shape(shapes, p) -> tuple[int, ...]:
+    """The output of a loss per sample: one per row of an (N, ...) input under 'none', else a scalar."""
+    return shapes[0][:1] if p["reduction"] == "none" and len(shapes[0]) == 2 else ()
+
+
+def reduce_samples(losses: list, rank: int, p: CallParams, total: Callable, divide: Callable) -> np.ndarray:
     """Per-sample losses reduced: 'none' keeps one per sample (a 0-d result for one sample of shape (C,)), 'sum'
     adds them, 'mean' divides the sum by their number (the total weight without class weights)."""
     if p["reduction"] == "none":
@@ -812,12 +814,12 @@ def _multilabel_math(arrays, p):
     losses = [-sympy.Add(*(ti * -sympy.log(1 + sympy.exp(-xi)) + (1 - ti) * -sympy.log(1 + sympy.exp(xi))
                            for xi, ti in zip(x, t))) / len(x)
               for x, t in zip(_rows(arrays[0]), _rows(arrays[1]))]
-    return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
 
 
 def _multilabel_forward(F, arrays, p):
     losses = [_multilabel_sample(F, list(x), list(t)) for x, t in zip(_rows(arrays[0]), _rows(arrays[1]))]
-    return _reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
 
 
 def _multilabel_backward(F, arrays, out, grad, p):
@@ -837,6 +839,5 @@ TENSOR_OPS["multilabel_soft_margin_loss"] = TensorOp(
     "multilabel_soft_margin_loss", 2,
     tuple(functional("multilabel_soft_margin_loss", 2, defaults=_MEAN) + [module("MultiLabelSoftMarginLoss", 2)]),
     _multilabel_math, _multilabel_forward, _multilabel_backward, OptionSpace(lambda shapes: tuple(reductions()(()))),
-    lambda shapes, p: shapes[0][:1] if p["reduction"] == "none" and len(shapes[0]) == 2 else (),
-    ("nn.functional.multilabel_soft_margin_loss",))
+    per_sample_shape, ("nn.functional.multilabel_soft_margin_loss",))
 NAMES.append("multilabel_soft_margin_loss")

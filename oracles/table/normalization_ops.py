@@ -1,6 +1,6 @@
 """Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
-glu, dist and pairwise_distance, normalize and cosine_similarity, rms_norm, after torch's kernels and
-derivatives.yaml.
+glu, dist and pairwise_distance (and the triplet losses built on it), normalize and cosine_similarity, rms_norm,
+after torch's kernels and derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -19,7 +19,19 @@ from flint import arb
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular, int_power
 from oracles.table import tensor_formulas as formula
-from oracles.table.loss_ops import EXP_K, ONE, SIGMOID_K, correctly_rounded, difference
+from oracles.table.loss_ops import (
+    EXP_K,
+    ONE,
+    RAMP_TIES,
+    REDUCTIONS,
+    SIGMOID_K,
+    correctly_rounded,
+    difference,
+    mean_gradient,
+    per_sample_shape,
+    ramp_passes,
+    reduce_samples,
+)
 from oracles.table.ops import unary_kernel
 from oracles.table.tensor_formulas import ZERO, SliceFormulas, mul
 from oracles.table.tensor_ops import (
@@ -469,3 +481,85 @@ TENSOR_OPS["rms_norm"] = TensorOp("rms_norm", 1, (
 ), _rms_math, _rms_forward, _rms_backward, OptionSpace(_rms_options), lambda shapes, p: shapes[0],
     ("nn.functional.rms_norm",))
 NAMES.append("rms_norm")
+
+
+# ------------------------------------------------------------------ triplet losses: pairwise distances, clamped
+def _triplets(arrays):
+    """(anchor row, positive row, negative row, output index) per sample: (N, D) inputs, or one (D,) sample."""
+    a, pos, neg = arrays
+    if a.ndim == 1:
+        yield list(a), list(pos), list(neg), ()
+    else:
+        for i in range(a.shape[0]):
+            yield list(a[i]), list(pos[i]), list(neg[i]), (i,)
+
+
+_PAIRWISE = CallParams((("pairwise", True),))
+
+
+def _triplet_parts(F, a, pos, neg, p):
+    """The two distances (pairwise_distance, eps 1e-6), margin + dist_pos - dist_neg, one kernel each."""
+    d_pos, d_neg = _differences(F, a, pos, _PAIRWISE), _differences(F, a, neg, _PAIRWISE)
+    dist_pos, dist_neg = formula.norm_forward(F, d_pos, p), formula.norm_forward(F, d_neg, p)
+    return d_pos, d_neg, dist_pos, dist_neg, F.sub(F.add(dist_pos, arb(p["margin"])), dist_neg)
+
+
+def _triplet_math(arrays, p):
+    eps = sympy.Rational(PAIRWISE_EPS)
+    losses = []
+    for a, pos, neg, _ in _triplets(arrays):
+        dist_pos = sympy.sqrt(sympy.Add(*((x - y + eps) ** 2 for x, y in zip(a, pos))))
+        dist_neg = sympy.sqrt(sympy.Add(*((x - y + eps) ** 2 for x, y in zip(a, neg))))
+        losses.append(sympy.Max(sympy.Rational(p["margin"]) + dist_pos - dist_neg, 0))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+
+def _triplet_forward(F, arrays, p):
+    """clamp_min(margin + dist_pos - dist_neg, 0), then the reduction."""
+    losses = [_triplet_parts(F, a, pos, neg, p)[4].max(ZERO) for a, pos, neg, _ in _triplets(arrays)]
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: formula.sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+
+def _triplet_backward(F, arrays, out, grad, p):
+    """The reduction's; clamp_min's where(z >= 0, grad, 0); +grad to dist_pos and -grad to dist_neg; each
+    pairwise_distance's norm_backward, to the anchor (the two added once) and, negated, to the other."""
+    ga, gp, gn = (np.empty(x.shape, dtype=object) for x in arrays)
+    samples = list(_triplets(arrays))
+    for a, pos, neg, index in samples:
+        g = grad[index] if p["reduction"] == "none" else grad[()]
+        share = mean_gradient(F, g, len(samples) if p["reduction"] == "mean" else None)
+        d_pos, d_neg, dist_pos, dist_neg, z = _triplet_parts(F, a, pos, neg, p)
+        to_z = share if ramp_passes(F, z) else ZERO
+        through_pos = formula.norm_backward(F, d_pos, dist_pos, to_z, p)
+        through_neg = formula.norm_backward(F, d_neg, dist_neg, -to_z, p)
+        for j, (u, v) in enumerate(zip(through_pos, through_neg)):
+            ga[index + (j,)] = formula.sum_any(F, [u, v])
+            gp[index + (j,)], gn[index + (j,)] = -u, -v
+    return ga, gp, gn
+
+
+def _triplet_options(shapes):
+    return [CallParams((("reduction", r), ("margin", m))) for r in REDUCTIONS for m in (1.0, 0.5)]
+
+
+def _triplet_spellings(function: str, module_name: str) -> tuple[TSpelling, ...]:
+    call, cls = getattr(torch.nn.functional, function), getattr(torch.nn, module_name)
+    return (
+        TSpelling(lambda a, p: f"torch.nn.functional.{function}({a[0]}, {a[1]}, {a[2]}, margin={p['margin']!r}, "
+                               f"reduction={p['reduction']!r})",
+                  lambda a, p: call(a[0], a[1], a[2], margin=p["margin"], reduction=p["reduction"])),
+        TSpelling(lambda a, p: f"torch.nn.{module_name}(margin={p['margin']!r}, reduction={p['reduction']!r})"
+                               f"({a[0]}, {a[1]}, {a[2]})",
+                  lambda a, p: cls(margin=p["margin"], reduction=p["reduction"])(a[0], a[1], a[2])),
+        TSpelling(lambda a, p: f"torch.nn.functional.{function}({a[0]}, {a[1]}, {a[2]})",
+                  lambda a, p: call(a[0], a[1], a[2]), lambda s, p: p["reduction"] == "mean" and p["margin"] == 1.0),
+    )
+
+
+for _name, _module in (("triplet_margin_loss", "TripletMarginLoss"),
+                       ("triplet_margin_with_distance_loss", "TripletMarginWithDistanceLoss")):
+    TENSOR_OPS[_name] = TensorOp(
+        _name, 3, _triplet_spellings(_name, _module), _triplet_math, _triplet_forward, _triplet_backward,
+        OptionSpace(_triplet_options), per_sample_shape, (f"nn.functional.{_name}",), ties=RAMP_TIES,
+        pinned_as=("margin_ranking_loss",))
+    NAMES.append(_name)
