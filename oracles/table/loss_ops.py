@@ -841,3 +841,91 @@ TENSOR_OPS["multilabel_soft_margin_loss"] = TensorOp(
     _multilabel_math, _multilabel_forward, _multilabel_backward, OptionSpace(lambda shapes: tuple(reductions()(()))),
     per_sample_shape, ("nn.functional.multilabel_soft_margin_loss",))
 NAMES.append("multilabel_soft_margin_loss")
+
+
+# ------------------------------------------------------------------ multi_margin_loss
+def _margin_terms(F, row: list, t: int, margin: float) -> list[tuple[int, arb]]:
+    """(class, z) for every class but the target: z = margin - input[target] + input[class], two roundings."""
+    head = correctly_rounded(F, arb(margin) - row[t])
+    return [(d, correctly_rounded(F, head + v)) for d, v in enumerate(row) if d != t]
+
+
+def _positive(F, z: arb) -> bool:
+    """The kernel's z > 0 (an exact 0 is not: the minimum-norm subgradient 0 of max(0, z))."""
+    if z.is_exact() and z.is_zero():
+        return False
+    return F.sign(z) > 0
+
+
+def _multi_margin_math(arrays, p):
+    margin = sympy.Rational(p["margin"])
+    losses = []
+    for row, t in zip(_rows(arrays[0]), _targets(p)):
+        terms = [sympy.Max(margin - row[t] + v, 0) ** p["p"] for d, v in enumerate(row) if d != t]
+        losses.append(sympy.Add(*terms) / len(row))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+
+def _multi_margin_forward(F, arrays, p):
+    """multi_margin_loss_cpu_kernel: per sample the sum of z (p = 1) or z * z (p = 2) over classes with z > 0,
+    / C; 'mean' and 'sum' add the samples in a wider accumulator (enclosed by rounding in the dtype)."""
+    losses = []
+    for row, t in zip(_rows(arrays[0]), _targets(p)):
+        hinges = [z if p["p"] == 1 else mul(F, z, z) for _, z in _margin_terms(F, list(row), t, p["margin"])
+                  if _positive(F, z)]
+        losses.append(F.div(sum_any(F, hinges), arb(len(row))))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+
+def _multi_margin_backward(F, arrays, out, grad, p):
+    """multi_margin_loss_backward_cpu_kernel: g = 1 / (N C) ('mean') or 1 / C cast to the dtype; for each class
+    with z > 0, h = g (p = 1) or 2 * g * z, at that class, and minus their sum at the target; then each times
+    grad_output."""
+    a = arrays[0]
+    rows = _rows(a)
+    g = F.const(1 / (len(rows) * a.shape[-1]) if p["reduction"] == "mean" else 1 / a.shape[-1])
+    result = np.empty(a.shape, dtype=object)
+    for i, (row, t) in enumerate(zip(rows, _targets(p))):
+        upstream = grad[i] if p["reduction"] == "none" and a.ndim == 2 else grad[()]
+        local = [ZERO] * len(row)
+        for d, z in _margin_terms(F, list(row), t, p["margin"]):
+            if _positive(F, z):
+                local[d] = g if p["p"] == 1 else mul(F, 2 * g, z)
+        local[t] = -sum_any(F, local)
+        for k, value in enumerate(local):
+            result[(i, k) if a.ndim == 2 else (k,)] = mul(F, value, upstream)
+    return (result,)
+
+
+def _multi_margin_options(shapes):
+    if len(shapes[0]) not in (1, 2):
+        return ()
+    return tuple(CallParams((("target", t), ("p", power), ("margin", m), ("reduction", r)))
+                 for r in REDUCTIONS for power in (1, 2) for m in (1.0, 0.5) for t in _class_targets(shapes[0]))
+
+
+def _multi_margin_spellings() -> tuple[TSpelling, ...]:
+    call = torch.nn.functional.multi_margin_loss
+
+    def keywords(p):
+        return f"p={p['p']}, margin={p['margin']!r}, reduction={p['reduction']!r}"
+
+    return (
+        TSpelling(lambda a, p: f"torch.nn.functional.multi_margin_loss({a[0]}, {p['target']!r}, {keywords(p)})",
+                  lambda a, p: call(a[0], p["target"].tensor(a[0].device), p=p["p"], margin=p["margin"],
+                                    reduction=p["reduction"])),
+        TSpelling(lambda a, p: f"torch.nn.functional.multi_margin_loss({a[0]}, {p['target']!r})",
+                  lambda a, p: call(a[0], p["target"].tensor(a[0].device)),
+                  lambda s, p: p["p"] == 1 and p["margin"] == 1.0 and p["reduction"] == "mean"),
+        TSpelling(lambda a, p: f"torch.nn.MultiMarginLoss({keywords(p)})({a[0]}, {p['target']!r})",
+                  lambda a, p: torch.nn.MultiMarginLoss(p=p["p"], margin=p["margin"], reduction=p["reduction"])(
+                      a[0], p["target"].tensor(a[0].device))),
+    )
+
+
+TENSOR_OPS["multi_margin_loss"] = TensorOp(
+    "multi_margin_loss", 1, _multi_margin_spellings(), _multi_margin_math, _multi_margin_forward,
+    _multi_margin_backward, OptionSpace(_multi_margin_options), per_sample_shape, ("nn.functional.multi_margin_loss",),
+    ties="where a margin term is exactly 0 torch gives 0 (z > 0), the minimum-norm subgradient; unverified there",
+    pinned_as=("multi_margin_loss",), cpu_dtypes=("float64", "float32"))
+NAMES.append("multi_margin_loss")

@@ -94,4 +94,13 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "max(0, 1 - x) (target -1, margin 1) is convex; at x = 1 its subdifferential is [-1, 0], of minimum "
              "norm 0. torch: clamp_min's backward passes grad where z >= 0, so the slope -1.", label="margin"),
     ), note="target -1, margin 1"),
+    PinnedOnly("multi_margin_loss", (Spelling("torch.nn.functional.multi_margin_loss(torch.stack([{0}, {1}]), "
+                                              "torch.tensor(0))",
+                                              lambda *xs: torch.nn.functional.multi_margin_loss(
+                                                  torch.stack(xs), torch.tensor(0))),), (
+        conv((1.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
+             "max(0, 1 - x0 + x1) / 2 (target class 0, margin 1) is convex; at x0 - x1 = 1 its subdifferential is "
+             "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel adds a class only where "
+             "z > 0.", label="margin", dtypes=("float64", "float32")),
+    ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
 )}
