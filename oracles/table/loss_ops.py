@@ -23,7 +23,7 @@ import sympy
 import torch
 from flint import arb
 
-from oracles.numerics.rounding import RoundingModel, Singular
+from oracles.numerics.rounding import EpsilonUnderflow, RoundingModel, Singular
 from oracles.table import tensor_formulas as formula
 from oracles.table.ops import OPS, unary_kernel
 from oracles.table.shape_ops import Indices
@@ -62,6 +62,15 @@ def either_precision(F: RoundingModel, compute: Callable[[RoundingModel], arb]) 
     if F.opmath is F:
         return in_dtype
     return in_dtype.union(F.store(compute(F.opmath)))
+
+
+def guarded_by_eps(F: RoundingModel, eps: float, divisor: str) -> Singular:
+    """The exception for a divisor that may be 0 where torch guards it with `eps`: `EpsilonUnderflow` where the
+    dtype holds no eps (float16 and 1e-12: torch then divides by 0), else `Singular` (which side of the guard
+    torch takes is undecided)."""
+    if F.format.round(eps) == 0:
+        return EpsilonUnderflow(f"{divisor} may be 0 and eps = {eps:g} is 0 in {F.format.name}")
+    return Singular(f"{divisor} may be below eps = {eps:g} within the rounding model")
 
 
 def hull(*values: arb) -> arb:
@@ -558,6 +567,9 @@ def _variances(shape: tuple[int, ...]) -> list[Labels]:
 GAUSSIAN_NLL = ElementLoss(lambda ops, p: (sympy.log(ops[2]) + (ops[0] - ops[1]) ** 2 / ops[2]) / 2,
                            _gaussian_nll_forward, _gaussian_nll_backward)
 
+BCE_EPS = 1e-12  # binary_cross_entropy_backward's clamp of (1 - p) * p, cast to the dtype
+
+
 def _bce_forward(F, ops, p):
     """p = torch.sigmoid(input) (the op table's sigmoid), then binary_cross_entropy's kernel: (target - 1) *
     max(log(1 - p), -100) - target * max(log(p), -100) (no clamp for p = sigmoid of the suite's inputs)."""
@@ -577,8 +589,8 @@ def _bce_backward(F, ops, g, mean_of, p):
 
     def kernel(G):
         denominator = mul(G, G.sub(ONE, q), q)
-        if not denominator > arb(1e-12):
-            raise Singular("binary_cross_entropy's denominator may be clamped at 1e-12")
+        if not denominator > arb(BCE_EPS):
+            raise guarded_by_eps(G, BCE_EPS, "binary_cross_entropy's (1 - p) * p")
         return G.div(mul(G, g, G.sub(q, t)), denominator)
     through_loss = either_precision(F, kernel)
     if mean_of is not None:
@@ -929,3 +941,97 @@ TENSOR_OPS["multi_margin_loss"] = TensorOp(
     ties="where a margin term is exactly 0 torch gives 0 (z > 0), the minimum-norm subgradient; unverified there",
     pinned_as=("multi_margin_loss",), cpu_dtypes=("float64", "float32"))
 NAMES.append("multi_margin_loss")
+
+
+# ------------------------------------------------------------------ cosine_embedding_loss
+COSINE_EMBEDDING_EPS = float(np.float32(1e-12))  # Loss.cpp's EPSILON, a float constant
+
+
+def _sample_rows(arrays, p):
+    """(x1 row, x2 row, label, output index) per sample: inputs of shape (N, D) with N labels, or (D,) with one."""
+    x1, x2 = arrays
+    labels = p["target"].array
+    if x1.ndim == 1:
+        yield list(x1), list(x2), float(labels), ()
+    else:
+        for i in range(x1.shape[0]):
+            yield list(x1[i]), list(x2[i]), float(labels[i]), (i,)
+
+
+def _cosine_parts(F, a, b):
+    """prod_sum = sum(x1 * x2), mag_square = sum(x * x) + EPSILON each, denom = sqrt(mag_square1 * mag_square2)
+    and cos = prod_sum / denom, one kernel each. float16 holds no EPSILON: a zero magnitude stays 0 there."""
+    eps = F.const(COSINE_EMBEDDING_EPS)
+    products = sum_any(F, [mul(F, x, y) for x, y in zip(a, b)])
+    squares = [F.add(sum_any(F, [mul(F, x, x) for x in v]), eps) for v in (a, b)]
+    if any(s.contains(0) for s in squares):
+        raise guarded_by_eps(F, COSINE_EMBEDDING_EPS, "a squared magnitude")
+    denominator = F.round(mul(F, *squares).sqrt())
+    return products, squares, denominator, F.div(products, denominator)
+
+
+def _cosine_embedding_math(arrays, p):
+    eps = sympy.Rational(COSINE_EMBEDDING_EPS)
+    losses = []
+    for a, b, label, _ in _sample_rows(arrays, p):
+        cos = sympy.Add(*(x * y for x, y in zip(a, b))) / sympy.sqrt(
+            (sympy.Add(*(x**2 for x in a)) + eps) * (sympy.Add(*(y**2 for y in b)) + eps))
+        losses.append(1 - cos if label > 0 else sympy.Max(cos - sympy.Rational(p["margin"]), 0))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+
+def _cosine_embedding_forward(F, arrays, p):
+    """where(target == 1, 1 - cos, 0) + where(target == -1, (cos - margin).clamp_min_(0), 0)."""
+    losses = []
+    for a, b, label, _ in _sample_rows(arrays, p):
+        cos = _cosine_parts(F, a, b)[3]
+        losses.append(F.sub(ONE, cos) if label > 0 else F.sub(cos, arb(p["margin"])).max(ZERO))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+
+def _cosine_embedding_backward(F, arrays, out, grad, p):
+    """Autograd through the composite per sample: the reduction's; to cos -grad (target 1, through 1 - cos) or
+    clamp_min's where(cos - margin >= 0, grad, 0) (target -1); the division's grad / denom to prod_sum and
+    -grad * ((prod_sum / denom) / denom) to denom; sqrt's grad / (2 * result); the product's grad * the other
+    factor to each mag_square; the sums' copies; x * x's two factors, and x1 * x2's, added at each input."""
+    x1, x2 = arrays
+    g1, g2 = np.empty(x1.shape, dtype=object), np.empty(x2.shape, dtype=object)
+    samples = list(_sample_rows(arrays, p))
+    for a, b, label, index in samples:
+        g = grad[index] if p["reduction"] == "none" else grad[()]
+        share = mean_gradient(F, g, len(samples) if p["reduction"] == "mean" else None)
+        products, (square_a, square_b), denominator, cos = _cosine_parts(F, a, b)
+        if label > 0:
+            to_cos = -share
+        else:
+            to_cos = share if ramp_passes(F, F.sub(cos, arb(p["margin"]))) else ZERO
+        to_products = F.div(to_cos, denominator)
+        to_denominator = mul(F, -to_cos, F.div(F.div(products, denominator), denominator))
+        to_square_product = F.div(to_denominator, 2 * denominator)
+        to_square_a, to_square_b = mul(F, to_square_product, square_b), mul(F, to_square_product, square_a)
+        row_a = [sum_any(F, [mul(F, to_products, y), mul(F, to_square_a, x), mul(F, to_square_a, x)])
+                 for x, y in zip(a, b)]
+        row_b = [sum_any(F, [mul(F, to_products, x), mul(F, to_square_b, y), mul(F, to_square_b, y)])
+                 for x, y in zip(a, b)]
+        for j, (u, v) in enumerate(zip(row_a, row_b)):
+            g1[index + (j,)], g2[index + (j,)] = u, v
+    return g1, g2
+
+
+def _cosine_embedding_options(shapes):
+    shape = shapes[0]
+    if len(shape) not in (1, 2):
+        return ()
+    labels = label_patterns(shape[:1]) if len(shape) == 2 else [Labels(1.0), Labels(-1.0)]
+    return tuple(CallParams((("target", t), ("reduction", r), ("margin", m)))
+                 for r in REDUCTIONS for m in (0.5, 0.0) for t in labels)
+
+
+TENSOR_OPS["cosine_embedding_loss"] = TensorOp(
+    "cosine_embedding_loss", 2,
+    tuple(functional("cosine_embedding_loss", 2, ("target",), defaults={"reduction": "mean", "margin": 0.0})
+          + [module("CosineEmbeddingLoss", 2, ("target",))]),
+    _cosine_embedding_math, _cosine_embedding_forward, _cosine_embedding_backward,
+    OptionSpace(_cosine_embedding_options),
+    per_sample_shape, ("nn.functional.cosine_embedding_loss",), ties=RAMP_TIES, pinned_as=("margin_ranking_loss",))
+NAMES.append("cosine_embedding_loss")

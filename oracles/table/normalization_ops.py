@@ -27,6 +27,7 @@ from oracles.table.loss_ops import (
     SIGMOID_K,
     correctly_rounded,
     difference,
+    guarded_by_eps,
     mean_gradient,
     per_sample_shape,
     ramp_passes,
@@ -151,6 +152,13 @@ for _op in (
     NAMES.append(_op.name)
 
 
+def vector_norm(F, a) -> arb:
+    """linalg_vector_norm's 2-norm: accumulated in opmath (float for bfloat16 and float16: measured, a float16
+    1e-5 has norm 1e-5, its square being 0 in float16) and rounded to the dtype once."""
+    norm = formula.norm_forward(F.opmath, a, None)
+    return norm if norm.is_exact() and norm.is_zero() else F.store(norm)
+
+
 # ------------------------------------------------------------------ glu
 def _halves(a: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     half = a.shape[dim] // 2
@@ -219,7 +227,7 @@ def _distance_math(arrays, p):
 def _distance_forward(F, arrays, p):
     out = np.empty(arrays[0].shape[:-1] if p["pairwise"] else (), dtype=object)
     for a, b, index in _distance_slices(arrays, p):
-        out[index] = formula.norm_forward(F, _differences(F, a, b, p), p)
+        out[index] = vector_norm(F, _differences(F, a, b, p))
     return out
 
 
@@ -275,9 +283,12 @@ COSINE_EPS = 1e-8  # nn.functional.cosine_similarity's default
 def _clamped_norm(F, a, eps: float) -> arb:
     """The 2-norm of a slice, clamped below at eps: decided only where the norm is above eps, where the clamp
     (and its backward) is the identity."""
-    norm = formula.norm_forward(F, a, None)
+    try:
+        norm = vector_norm(F, a)
+    except Singular:  # the sum of squares may be 0 within the rounding model
+        raise guarded_by_eps(F, eps, "the norm") from None
     if not norm > F.const(eps).upper():
-        raise Singular("the norm may be below eps, where torch divides by its clamp")
+        raise guarded_by_eps(F, eps, "the norm") if norm.contains(0) else Singular("the norm may be below eps")
     return norm
 
 
@@ -500,7 +511,7 @@ _PAIRWISE = CallParams((("pairwise", True),))
 def _triplet_parts(F, a, pos, neg, p):
     """The two distances (pairwise_distance, eps 1e-6), margin + dist_pos - dist_neg, one kernel each."""
     d_pos, d_neg = _differences(F, a, pos, _PAIRWISE), _differences(F, a, neg, _PAIRWISE)
-    dist_pos, dist_neg = formula.norm_forward(F, d_pos, p), formula.norm_forward(F, d_neg, p)
+    dist_pos, dist_neg = vector_norm(F, d_pos), vector_norm(F, d_neg)
     return d_pos, d_neg, dist_pos, dist_neg, F.sub(F.add(dist_pos, arb(p["margin"])), dist_neg)
 
 
