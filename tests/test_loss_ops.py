@@ -1,4 +1,4 @@
-"""Losses and normalizing ops of the tensor-op table (oracles.table.loss_ops, oracles.table.normalization_ops):
+"""Losses and normalizing ops of the tensor-op table (oracles.table.loss_ops, sample_losses, normalization_ops):
 their forward model against torch's forward, and gradients worked out by hand.
 
 Their gradients are checked like every tensor op's by tests/test_tensor_ops.py (test_tensor_op_gradient); the
@@ -19,7 +19,7 @@ from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import loss_ops, normalization_ops
+from oracles.table import loss_ops, normalization_ops, sample_losses
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
@@ -33,7 +33,7 @@ from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
 
-NEW_OPS = list(loss_ops.NAMES) + list(normalization_ops.NAMES)
+NEW_OPS = loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES
 SHAPES = {1: (3,), 2: (2, 3), 3: (2, 1, 3)}
 
 

@@ -29,7 +29,7 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import loss_ops, normalization_ops
+from oracles.table import loss_ops, normalization_ops, sample_losses
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
     IndexParams,
@@ -187,7 +187,8 @@ def test_every_spelling_is_reachable():
 # The ops whose forward is an index map (oracles.table.shape_ops); losses and normalizing ops also list their
 # parameters, but their forward rounds (tests/test_loss_ops.py checks it lies in the model's enclosure).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
-              if isinstance(op.space, OptionSpace) and name not in loss_ops.NAMES + normalization_ops.NAMES]
+              if isinstance(op.space, OptionSpace)
+              and name not in loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES]
 
 
 @pytest.mark.parametrize("op", INDEX_MAPS)

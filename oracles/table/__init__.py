@@ -6,6 +6,7 @@ from oracles.table import (
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
 )

@@ -29,11 +29,10 @@ from oracles.table.loss_ops import (
     difference,
     guarded_by_eps,
     mean_gradient,
-    per_sample_shape,
     ramp_passes,
-    reduce_samples,
 )
 from oracles.table.ops import unary_kernel
+from oracles.table.sample_losses import per_sample_shape, reduce_samples
 from oracles.table.tensor_formulas import ZERO, SliceFormulas, mul
 from oracles.table.tensor_ops import (
     DEFAULT_CORRECTION,
