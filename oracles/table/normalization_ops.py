@@ -1,6 +1,6 @@
 """Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
 glu, dist and pairwise_distance (and the triplet losses built on it), normalize and cosine_similarity, rms_norm,
-after torch's kernels and derivatives.yaml.
+local_response_norm, after torch's kernels and derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -31,9 +31,9 @@ from oracles.table.loss_ops import (
     mean_gradient,
     ramp_passes,
 )
-from oracles.table.ops import unary_kernel
+from oracles.table.ops import OPS, unary_kernel
 from oracles.table.sample_losses import per_sample_shape, reduce_samples
-from oracles.table.tensor_formulas import ZERO, SliceFormulas, mul
+from oracles.table.tensor_formulas import K_DIVISION, ZERO, SliceFormulas, mul
 from oracles.table.tensor_ops import (
     DEFAULT_CORRECTION,
     TENSOR_OPS,
@@ -573,3 +573,101 @@ for _name, _module in (("triplet_margin_loss", "TripletMarginLoss"),
         OptionSpace(_triplet_options), per_sample_shape, (f"nn.functional.{_name}",), ties=RAMP_TIES,
         pinned_as=("margin_ranking_loss",))
     NAMES.append(_name)
+
+
+# ------------------------------------------------------------------ local_response_norm (3-D input)
+LRN_BETA, LRN_K = 0.75, 1.0  # torch's defaults, exact in every dtype
+
+
+def _lrn_window(c: int, channels: int, size: int) -> range:
+    """The channels avg_pool2d averages at channel c: the input padded by size // 2 before and (size - 1) // 2
+    after, a window of `size` from c - size // 2 (the padding's zeros count: the divisor is always `size`)."""
+    return range(max(c - size // 2, 0), min(c - size // 2 + size, channels))
+
+
+def _averaged(F, total: arb, size: int) -> arb:
+    """avg_pool2d's division of a window's sum by its size, as the pooling entries model it (two roundings
+    enclose a division, or a product with a rounded reciprocal)."""
+    return total if size == 1 else F.round(total / size, K_DIVISION)
+
+
+def _scalar_mul(F, a: arb, scalar: float) -> arb:
+    """tensor * a Python scalar: the mul kernel reads the scalar in opmath and rounds the product once."""
+    return F.store(mul(F.opmath, a, F.opmath.const(scalar)))
+
+
+def _lrn_column(F, x: list, p):
+    """One (sample, position) across channels: squares (x.mul(x)), the window averages (avg_pool2d: a sum,
+    then / size), div = (average * alpha + k) ** beta, and x / div."""
+    size, alpha = p["size"], p["alpha"]
+    squares = [mul(F, v, v) for v in x]
+    averages = [_averaged(F, formula.sum_any(F, [squares[j] for j in _lrn_window(c, len(x), size)]), size)
+                for c in range(len(x))]
+    bases = [F.add(_scalar_mul(F, a, alpha), arb(LRN_K)) for a in averages]
+    divisors = [OPS["pow_scalar"].forward(F, b, arb(LRN_BETA)) for b in bases]
+    return squares, bases, divisors
+
+
+def _columns(a: np.ndarray):
+    for n in range(a.shape[0]):
+        for position in range(a.shape[2]):
+            yield (n, slice(None), position)
+
+
+def _lrn_math(arrays, p):
+    a = arrays[0]
+    out = np.empty(a.shape, dtype=object)
+    for index in _columns(a):
+        x = list(a[index])
+        for c in range(len(x)):
+            window = sympy.Add(*(x[j] ** 2 for j in _lrn_window(c, len(x), p["size"])))
+            base = sympy.Rational(p["alpha"]) * window / p["size"] + sympy.Rational(LRN_K)
+            out[index][c] = x[c] / base ** sympy.Rational(LRN_BETA)
+    return out
+
+
+def _lrn_forward(F, arrays, p):
+    a = arrays[0]
+    out = np.empty(a.shape, dtype=object)
+    for index in _columns(a):
+        x = list(a[index])
+        _, _, divisors = _lrn_column(F, x, p)
+        for c, (v, d) in enumerate(zip(x, divisors)):
+            out[index][c] = F.div(v, d)
+    return out
+
+
+def _lrn_backward(F, arrays, out, grad, p):
+    """Autograd through the composite: the division's grad / div to x and -grad * ((x / div) / div) to div;
+    pow's grad * (beta * base ** (beta - 1)) (the op table's pow_scalar); the addition's copy; the scalar
+    product's grad * alpha; avg_pool2d's grad / size to each channel of the window (added up); x * x's two
+    factors, added to x's direct gradient once."""
+    a = arrays[0]
+    result = np.empty(a.shape, dtype=object)
+    size, alpha = p["size"], p["alpha"]
+    for index in _columns(a):
+        x, g = list(a[index]), list(grad[index])
+        squares, bases, divisors = _lrn_column(F, x, p)
+        to_average = []
+        for v, gc, b, d in zip(x, g, bases, divisors):
+            to_divisor = mul(F, -gc, F.div(F.div(v, d), d))
+            to_base = mul(F, to_divisor, OPS["pow_scalar"].local_grads(F, (b, arb(LRN_BETA)), d)[0])
+            to_average.append(_averaged(F, _scalar_mul(F, to_base, alpha), size))
+        for c, (v, gc, d) in enumerate(zip(x, g, divisors)):
+            to_square = formula.sum_any(F, [to_average[o] for o in range(len(x)) if c in _lrn_window(o, len(x), size)])
+            result[index][c] = formula.sum_any(F, [F.div(gc, d), mul(F, to_square, v), mul(F, to_square, v)])
+    return (result,)
+
+
+def _lrn_options(shapes):
+    return [CallParams((("size", size), ("alpha", alpha))) for size in (2, 1, 3) for alpha in (1e-4, 0.5)]
+
+
+TENSOR_OPS["local_response_norm"] = TensorOp("local_response_norm", 1, (
+    TSpelling(lambda a, p: f"torch.nn.functional.local_response_norm({a[0]}, {p['size']}, alpha={p['alpha']!r})",
+              lambda a, p: torch.nn.functional.local_response_norm(a[0], p["size"], alpha=p["alpha"])),
+    TSpelling(lambda a, p: f"torch.nn.LocalResponseNorm({p['size']}, alpha={p['alpha']!r})({a[0]})",
+              lambda a, p: torch.nn.LocalResponseNorm(p["size"], alpha=p["alpha"])(a[0])),
+), _lrn_math, _lrn_forward, _lrn_backward, OptionSpace(_lrn_options), lambda shapes, p: shapes[0],
+    ("nn.functional.local_response_norm",), ranks=(3,))
+NAMES.append("local_response_norm")
