@@ -1,6 +1,6 @@
 """Normalizing ops of the tensor-op table and their kin: softmin, var_mean and std_mean (one of the pair taken),
 glu, dist and pairwise_distance (and the triplet losses built on it), normalize and cosine_similarity, rms_norm,
-local_response_norm, after torch's kernels and derivatives.yaml.
+local_response_norm, masked.softmax and masked.softmin, after torch's kernels and derivatives.yaml.
 
 var_mean and std_mean run one CPU kernel for every floating dtype (ReduceOps: std_var_stub, WelfordOps with a
 double accumulator, one element after the other): mean += delta / n, m2 += delta * (x - new mean), then var =
@@ -33,6 +33,7 @@ from oracles.table.loss_ops import (
 )
 from oracles.table.ops import OPS, unary_kernel
 from oracles.table.sample_losses import per_sample_shape, reduce_samples
+from oracles.table.shape_ops import Mask
 from oracles.table.tensor_formulas import K_DIVISION, ZERO, SliceFormulas, mul
 from oracles.table.tensor_ops import (
     DEFAULT_CORRECTION,
@@ -671,3 +672,77 @@ TENSOR_OPS["local_response_norm"] = TensorOp("local_response_norm", 1, (
 ), _lrn_math, _lrn_forward, _lrn_backward, OptionSpace(_lrn_options), lambda shapes, p: shapes[0],
     ("nn.functional.local_response_norm",), ranks=(3,))
 NAMES.append("local_response_norm")
+
+
+# ------------------------------------------------------------------ masked.softmax, masked.softmin
+def _masks_with_every_slice(shape: tuple[int, ...], dim: int) -> list[Mask]:
+    """Masks in which every slice along dim keeps an element: all of them, the first or the last of each slice,
+    and every other one (where that keeps one per slice)."""
+    size = int(np.prod(shape, dtype=int))
+    flat = np.arange(size).reshape(shape)
+    along = np.indices(shape)[dim]
+    candidates = [flat >= 0, along == 0, along == shape[dim] - 1, flat % 2 == 0, flat % 2 == 1]
+    unique = {}
+    for m in candidates:
+        if m.any(axis=dim).all():
+            unique.setdefault(m.tobytes(), Mask.of(m))
+    return list(unique.values())
+
+
+def _masked_slices(shape, p):
+    """(kept members, dropped members) per slice along dim."""
+    chosen = p["mask"].array
+    for members, _ in formula.slices(shape, p["dim"]):
+        yield [m for m in members if chosen[m]], [m for m in members if not chosen[m]]
+
+
+def _masked(f: SliceFormulas):
+    """`f` along dim over the kept elements only: torch fills the others with -inf (softmax) or +inf (softmin),
+    whose outputs are exactly 0 and pass no gradient (and add nothing to the sums of the backward); the fill's
+    where() gives them none either."""
+    def math(arrays, p):
+        a = arrays[0]
+        out = np.empty(a.shape, dtype=object)
+        for kept, dropped in _masked_slices(a.shape, p):
+            for m, v in zip(kept, f.math([a[m] for m in kept], p)):
+                out[m] = v
+            for m in dropped:
+                out[m] = sympy.Integer(0)
+        return out
+
+    def forward(F, arrays, p):
+        a = arrays[0]
+        out = np.empty(a.shape, dtype=object)
+        for kept, dropped in _masked_slices(a.shape, p):
+            for m, v in zip(kept, f.forward(F, [a[m] for m in kept], p)):
+                out[m] = v
+            for m in dropped:
+                out[m] = ZERO
+        return out
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        result = np.empty(a.shape, dtype=object)
+        for kept, dropped in _masked_slices(a.shape, p):
+            values = f.backward(F, [a[m] for m in kept], [out[m] for m in kept], [grad[m] for m in kept], p)
+            for m, v in zip(kept, values):
+                result[m] = v
+            for m in dropped:
+                result[m] = ZERO
+        return (result,)
+
+    return math, forward, backward
+
+
+def _masked_options(shapes):
+    shape = shapes[0]
+    return [CallParams((("dim", d), ("mask", m))) for d in range(len(shape)) for m in _masks_with_every_slice(shape, d)]
+
+
+for _name, _formulas in (("softmax", formula.SOFTMAX), ("softmin", SOFTMIN)):
+    TENSOR_OPS[f"masked_{_name}"] = TensorOp(f"masked_{_name}", 1, (
+        TSpelling(lambda a, p, _n=_name: f"torch.masked.{_n}({a[0]}, {p['dim']}, mask={p['mask']!r})",
+                  lambda a, p, _n=_name: getattr(torch.masked, _n)(a[0], p["dim"],
+                                                                   mask=p["mask"].tensor(a[0].device))),
+    ), *_masked(_formulas), OptionSpace(_masked_options), lambda shapes, p: shapes[0], (f"masked.{_name}",))
+    NAMES.append(f"masked_{_name}")
