@@ -14,7 +14,7 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
 from oracles.table.ops import OPS
 from tests import test_forward_ad, test_higher_order
-from tests.test_known_findings import ERF_POINTS, JVP_CRASH_DTYPES, SUBNORMAL_SIZES
+from tests.test_known_findings import EPS_DTYPES, ERF_POINTS, JVP_CRASH_DTYPES, SUBNORMAL_SIZES
 
 REGISTRY = findings.load()
 CONVENTION_TESTS = "tests/test_conventions.py::"
@@ -54,6 +54,10 @@ def test_registered_ids_name_real_tests():
                  "[cosh-chain@1-float16]")
     possible |= {f"tests/test_known_findings.py::test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar"
                  f"[logsigmoid@1-{d}]" for d in JVP_CRASH_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite"
+                 f"[binary_cross_entropy@sigmoid(12)-{d}]" for d in EPS_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_cosine_embedding_loss_of_a_zero_vector_is_finite"
+                 f"[cosine_embedding_loss@zero-{d}]" for d in EPS_DTYPES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"
