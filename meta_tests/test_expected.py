@@ -18,7 +18,7 @@ from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.verdict import INTERMEDIATE_OVERFLOW, Verdict, faithfully_rounded, judge_element
 from oracles.higher.higher_order import expected_nested
 from oracles.numerics.dtypes import format_named
-from oracles.numerics.rounding import Overflow, Singular
+from oracles.numerics.rounding import EpsilonUnderflow, Overflow, Singular
 from oracles.table import ops
 
 
@@ -37,6 +37,8 @@ def test_failures_of_either_pass_become_statuses():
     assert model_then_exact(_raise(Overflow("x² overflows")), _raise(Singular("a pole")))[1:] == (
         None, (Status.OVERFLOW, "x² overflows"))
     assert model_then_exact(lambda: 1, _raise(Singular("a pole")))[2] == (Status.SINGULAR, "exact derivative: a pole")
+    assert model_then_exact(_raise(EpsilonUnderflow("eps is 0")), lambda: 2) == (
+        None, 2, (Status.EPSILON_UNDERFLOW, "eps is 0"))
 
 
 def test_reconcile():

@@ -15,7 +15,13 @@ from oracles.reports import findings
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
 from tests import test_forward_ad, test_higher_order
-from tests.test_known_findings import ERF_POINTS, JVP_CRASH_DTYPES, STRIDED_SCATTER_DTYPES, SUBNORMAL_SIZES
+from tests.test_known_findings import (
+    EPS_DTYPES,
+    ERF_POINTS,
+    JVP_CRASH_DTYPES,
+    STRIDED_SCATTER_DTYPES,
+    SUBNORMAL_SIZES,
+)
 
 REGISTRY = findings.load()
 CONVENTION_TESTS = "tests/test_conventions.py::"
@@ -58,6 +64,10 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_as_strided_scatter_passes_no_gradient_to_overwritten_places"
                  f"[as_strided_scatter@0-{d}]" for d in STRIDED_SCATTER_DTYPES}
     possible |= {f"tests/test_tensor_ops.py::test_tensor_op_gradient[{d}-{op}]" for op in TENSOR_OPS for d in FORMATS}
+    possible |= {f"tests/test_known_findings.py::test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite"
+                 f"[binary_cross_entropy@sigmoid(12)-{d}]" for d in EPS_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_cosine_embedding_loss_of_a_zero_vector_is_finite"
+                 f"[cosine_embedding_loss@zero-{d}]" for d in EPS_DTYPES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -3,6 +3,8 @@ points so the registry (findings.toml) can xfail it precisely."""
 
 from __future__ import annotations
 
+import math
+
 import mpmath as mp
 import pytest
 import torch
@@ -96,6 +98,39 @@ def test_gradient_fits_although_an_intermediate_overflows_to_nan(x, dtypes):
              * 3 * mp.sech(t) ** 2)
     assert leaf.grad.item() == float(format_named("float16").round(float(exact))), (
         f"cosh(3 tanh(exp(3 tanh(x)))) ** 2.5 at {x!r}, float16: torch {leaf.grad.item()!r}, exact {float(exact)!r}")
+
+
+EPS_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"binary_cross_entropy@sigmoid(12)-{d}" for d in EPS_DTYPES])
+def test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite(precision, dtypes):
+    """d/dx binary_cross_entropy(sigmoid(x), 1/2) = sigmoid(x) - 1/2 is 0.499994 at x = 12: finite. Where
+    sigmoid(12) rounds to 1 (bfloat16, float16) the chain's saturated factor loses it (bfloat16 gives 0, which
+    the property tests count as unverified); in float16 binary_cross_entropy_backward also divides by
+    max((1 - p) p, 1e-12) with 1e-12 = 0 there: 0.5 / 0 times the factor 0 is NaN."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    leaf = torch.tensor(12.0, dtype=format_named(precision).torch_dtype, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(torch.sigmoid(leaf), leaf.new_tensor(0.5)).backward()
+    exact = 1 / (1 + mp.exp(-12)) - mp.mpf(0.5)
+    assert math.isfinite(leaf.grad.item()), (
+        f"binary_cross_entropy(sigmoid(12), 1/2), {precision}: torch's gradient {leaf.grad.item()!r}, "
+        f"exact {float(exact)!r}")
+
+
+@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"cosine_embedding_loss@zero-{d}" for d in EPS_DTYPES])
+def test_cosine_embedding_loss_of_a_zero_vector_is_finite(precision, dtypes):
+    """cosine_embedding_loss(x, 0, target 1) = 1 - 0 / sqrt((|x|^2 + eps) eps) = 1 for x = (1, 2), its gradient
+    in x 0: Loss.cpp adds EPSILON = 1e-12 to each squared magnitude, which is 0 in float16."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    fmt = format_named(precision)
+    x = torch.tensor([[1.0, 2.0]], dtype=fmt.torch_dtype, requires_grad=True)
+    loss = torch.nn.functional.cosine_embedding_loss(x, torch.zeros_like(x), x.new_tensor([1.0]))
+    loss.backward()
+    assert loss.item() == 1.0 and x.grad.tolist() == [[0.0, 0.0]], (
+        f"cosine_embedding_loss((1, 2), 0, 1), {precision}: torch {loss.item()!r}, x.grad {x.grad.tolist()}")
 
 
 JVP_CRASH_DTYPES = ("float64", "float32", "bfloat16", "float16")

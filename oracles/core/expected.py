@@ -20,7 +20,7 @@ from flint import arb
 
 from oracles.core.expr import Expr
 from oracles.core.render import derivative
-from oracles.numerics.rounding import Overflow, Singular
+from oracles.numerics.rounding import EpsilonUnderflow, Overflow, Singular
 
 M = TypeVar("M")
 E = TypeVar("E")
@@ -34,6 +34,7 @@ class Status(enum.Enum):
     OK = "ok"
     SINGULAR = "singular"  # kink, tie or pole within the rounding model: nothing to judge
     OVERFLOW = "overflow"
+    EPSILON_UNDERFLOW = "epsilon underflow"  # a guarding eps is 0 in the dtype where its divisor may be 0
 
 
 @dataclass
@@ -68,6 +69,8 @@ def model_then_exact(model_pass: Callable[[], M], exact_pass: Callable[[], E]) -
     failure = None
     try:
         model = model_pass()
+    except EpsilonUnderflow as exc:
+        model, failure = None, (Status.EPSILON_UNDERFLOW, str(exc))
     except Singular as exc:  # oracles.higher's KnownDeviation included: its reason says so
         model, failure = None, (Status.SINGULAR, str(exc))
     except Overflow as exc:

@@ -45,6 +45,11 @@ class Overflow(Exception):
     """A value torch computes on the way may exceed the dtype's finite range."""
 
 
+class EpsilonUnderflow(Singular):
+    """A formula's small constant (a loss's or a norm's eps) rounds to 0 in the dtype where torch may divide by
+    it: where the divisor it guards may be 0, torch may divide 0 by 0. Elsewhere a plain `Singular`."""
+
+
 class RoundingModel:
     def __init__(self, fmt: FloatFormat):
         self.format = fmt

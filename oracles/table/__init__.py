@@ -7,9 +7,12 @@ from oracles.table import (
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
+    normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS

@@ -13,6 +13,16 @@ from oracles.table.ops import Spelling
 SUB, SUPER = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT
 
 
+def _loss(function: str, arity: int, label: float | None = None) -> Spelling:
+    """torch.nn.functional.<function> of 0-d tensors, with a ±1 label made in their dtype."""
+    call = getattr(torch.nn.functional, function)
+    arguments = ", ".join(f"{{{i}}}" for i in range(arity))
+    if label is None:
+        return Spelling(f"torch.nn.functional.{function}({arguments})", call)
+    return Spelling(f"torch.nn.functional.{function}({arguments}, {{0}}.new_tensor({label}))",
+                    lambda *xs: call(*xs, xs[0].new_tensor(label)))
+
+
 def _stacked(template: str, reduce) -> Spelling:
     """`template` with {v} standing for `torch.stack([x0, x1, ...])`; `reduce` maps that tensor to the output."""
     return Spelling(template, lambda *xs: reduce(torch.stack(xs)))
@@ -83,4 +93,30 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "std_backward masks the 0/0 where the result is 0.", label="const2"),
         conv(_THIRD_TIE, (0.0, 0.0, 0.0), SUB, (0.0, 0.0, 0.0), "three equal values: as above.", label="const3"),
     )),
+    PinnedOnly("l1_loss", (_loss("l1_loss", 2),), (
+        conv((1.0, 1.0), (0.0, -0.0), SUB, (0.0, 0.0),
+             "|input - target| is convex; at input == target its subdifferential is {(s, -s): s in [-1, 1]}, of "
+             "minimum norm (0, 0). torch: abs's backward grad * sgn(0) = 0, the target's its negation (-0).",
+             label="tie"),
+    )),
+    PinnedOnly("margin_ranking_loss", (_loss("margin_ranking_loss", 2, label=1.0),), (
+        conv((1.0, 1.0), (-1.0, 1.0), SUB, (0.0, 0.0),
+             "max(0, -(x1 - x2)) (target 1, margin 0) is convex; at x1 == x2 its subdifferential is {s (-1, 1): s in "
+             "[0, 1]}, of minimum norm (0, 0). torch: clamp_min's backward passes grad where z >= 0, so the whole "
+             "slope (-1, 1).", label="tie"),
+    ), note="target 1, margin 0"),
+    PinnedOnly("hinge_embedding_loss", (_loss("hinge_embedding_loss", 1, label=-1.0),), (
+        conv((1.0,), (-1.0,), SUB, (0.0,),
+             "max(0, 1 - x) (target -1, margin 1) is convex; at x = 1 its subdifferential is [-1, 0], of minimum "
+             "norm 0. torch: clamp_min's backward passes grad where z >= 0, so the slope -1.", label="margin"),
+    ), note="target -1, margin 1"),
+    PinnedOnly("multi_margin_loss", (Spelling("torch.nn.functional.multi_margin_loss(torch.stack([{0}, {1}]), "
+                                              "torch.tensor(0))",
+                                              lambda *xs: torch.nn.functional.multi_margin_loss(
+                                                  torch.stack(xs), torch.tensor(0))),), (
+        conv((1.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
+             "max(0, 1 - x0 + x1) / 2 (target class 0, margin 1) is convex; at x0 - x1 = 1 its subdifferential is "
+             "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel adds a class only where "
+             "z > 0.", label="margin", dtypes=("float64", "float32")),
+    ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
 )}
