@@ -118,6 +118,12 @@ HARDSHRINK = (
          "a jump from -1/2 to 0 at x = -1/2, as above.", label="-1/2,lambd=1/2",
          approaches=(side(0, -1, 1.0), side(0, 1, 0.0))),
 )
+THRESHOLD = (
+    conv((0.5, 0.5, -1.0), 0.0, UNDEFINED, None,
+         "threshold(x, 1/2, -1) jumps from -1 to 1/2 at x = 1/2: not continuous, so no derivative and no limit "
+         "of the function; any value. torch: threshold_backward keeps grad only where x > threshold.",
+         label="1/2,threshold=1/2,value=-1", approaches=(side(0, 1, 1.0), side(0, -1, 0.0))),
+)
 SOFTSIGN = (
     conv(0.0, 1.0, GRADIENT, 1.0,
          "softsign(x) = x / (1 + |x|) is differentiable at 0: 1 / (1 + |x|)^2 is continuous there, 1. torch, through "

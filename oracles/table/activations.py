@@ -332,6 +332,25 @@ add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch
        references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))))
 
 
+# threshold(x, threshold, value): x > threshold ? x : value; threshold_backward: x > threshold ? grad : 0
+THRESHOLDS = ((0.5, -1.0), (-1.0, 2.0), (0.0, 0.5))
+
+
+def _above(F, a, threshold) -> bool:
+    return F.greater(a, threshold)
+
+
+add_op("threshold", [Spelling("torch.nn.functional.threshold({0}, {1}, {2})", torch_nn_functional.threshold)],
+       lambda a, threshold, value: sympy.Piecewise((a, a > threshold), (value, True)),
+       lambda F, a, threshold, value: a if _above(F, a, threshold) else value,
+       lambda F, args, y: (ONE if _above(F, args[0], args[1]) else arb(0), arb(0), arb(0)),
+       (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=THRESHOLDS,
+       parameter_points=lambda parameters: (parameters[0],), opinfo=("nn.functional.threshold",),
+       specials=(Special(Kind.JUMP, "x0 = threshold (the constant argument)", 0),), conventions=pins.THRESHOLD,
+       references=(ref((0.75, 0.5, -1.0), lambda a, threshold, value: (1,)),
+                   ref((0.25, 0.5, -1.0), lambda a, threshold, value: (0,))))
+
+
 # ---------------------------------------------------------------- softsign: input / (input.abs() + 1), a composite
 def _magnitude(F, x):
     """|x| as torch's abs computes it, exactly. On a jet (the second-order model), x times its sign: the
