@@ -573,3 +573,20 @@ _contraction("matrix_power", _matrix_power,
               _spelling("{0}.matrix_power({n})", lambda a, n: a.matrix_power(n))],
              lambda shapes: [_params(n=n) for n in (2, 1, 3, 0, 4)] if shapes[0][-1] == shapes[0][-2] else [],
              ["linalg.matrix_power"], arity=1, ranks=(2, 3))
+
+
+# ------------------------------------------------------------------ lerp with a scalar weight
+def _lerp(arrays, p):
+    """ATen's lerp: start + weight * (end - start) for |weight| < 1/2, else end - (end - start) * (1 - weight)
+    (exact at both ends); products and sums as the kernel forms them, left unexpanded in rounding."""
+    start, end, weight = arrays[0], arrays[1], p["weight"]
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+_contraction("lerp", _lerp,
+             [_spelling("torch.lerp({0}, {1}, {weight})", lambda a, b, weight: torch.lerp(a, b, weight)),
+              _spelling("{0}.lerp({1}, {weight})", lambda a, b, weight: a.lerp(b, weight))],
+             lambda shapes: [_params(weight=w) for w in (0.25, 0.75, 0.5, 0, 1, -0.5, 1.5)], ["lerp"], arity=2,
+             ranks=(1, 2), operand_shapes=lambda shape: [(shape, shape), (shape, shape[-1:]), (shape[-1:], shape)])
