@@ -285,12 +285,19 @@ _op("unsafe_masked_index_put_accumulate", _masked_put_map,
 
 
 # ------------------------------------------------------------------ segment_reduce: sums and means of runs
+def _runs(n: int) -> list[tuple[int, ...]]:
+    """Every way to cut n elements into consecutive runs of at least one, fewest runs first."""
+    if n == 0:
+        return [()]
+    cuts = [(first,) + rest for first in range(1, n + 1) for rest in _runs(n - first)]
+    return sorted(cuts, key=len)
+
+
 def _compositions(n: int, allow_empty: bool) -> list[tuple[int, ...]]:
-    """The ways to cut n elements into consecutive runs (of at least one element; with `allow_empty`, a run
-    of none between them too), the whole first."""
-    out = [(n,)]
-    for k in range(2, n + 1):
-        out += [c for c in itertools.product(range(1, n + 1), repeat=k) if sum(c) == n]
+    """Ways to cut n elements into consecutive runs (of at least one element; with `allow_empty`, a run of
+    none between them too), the whole first: every way for n up to 4, else the whole and one cut off either
+    end (a long dim comes from a first op's result, as a program's second op)."""
+    out = _runs(n) if n <= 4 else [(n,), (1, n - 1), (n - 1, 1)]
     if allow_empty:
         out += [(0,) + c for c in out[:2]] + [(n, 0)]
     return list(dict.fromkeys(out))
