@@ -164,7 +164,8 @@ def argument_value(draw, plan: ArgumentPlan, fmt: FloatFormat, label: str) -> fl
         period = plan.periodic
         # n = 0 first, then n in [2^(b-1), 2^b) for a binade b drawn uniformly
         index = draw(st.integers(0, period.max_index.bit_length()), label=f"{label} jump binade")
-        n = 0 if index == 0 else (1 << (index - 1)) + draw(st.integers(0, (1 << (index - 1)) - 1), label=f"{label} jump")
+        n = 0 if index == 0 else (1 << (index - 1)) + draw(st.integers(0, (1 << (index - 1)) - 1),
+                                                             label=f"{label} jump")
         n = min(period.max_index, n)
         n = n * draw(choice([1, -1]), label=f"{label} jump sign")
         anchor = fmt.round(period.offset + period.period * n)

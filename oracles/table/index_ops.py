@@ -137,7 +137,7 @@ _op("as_strided_scatter", _strided_scatter_map,
                                                                                    storage_offset),
                needs_contiguous=True)],
     lambda shapes: _strided_options(shapes, distinct=True), ["as_strided_scatter"], arity=2, ranks=(1, 2),
-    operand_shapes=_strided_scatter_operands)
+    operand_shapes=_strided_scatter_operands, wrong_backward="as-strided-scatter-input-gradient-inverted")
 
 
 # ------------------------------------------------------------------ max_unpool: values placed by indices

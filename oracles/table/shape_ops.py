@@ -104,7 +104,7 @@ def _with(**values) -> Callable:
 
 def _op(name: str, index_map: Callable, spellings, options: Callable, opinfo, arity: int = 1,
         ranks: tuple[int, ...] = (1, 2), operand_shapes: Callable | None = None, reads: Callable | None = None,
-        cpu_dtypes: tuple[str, ...] | None = None, kind: Callable = gathering):
+        cpu_dtypes: tuple[str, ...] | None = None, kind: Callable = gathering, wrong_backward: str = ""):
     """One entry; `options(shapes)` lists its valid parameters for a first argument of the entry's `ranks`
     (and the shapes `operand_shapes` gives the others), simplest first (none for other ranks; cached).
     `kind` makes the entry from its index map: `gathering` (copies and sums of elements) or `contracting`
@@ -119,7 +119,8 @@ def _op(name: str, index_map: Callable, spellings, options: Callable, opinfo, ar
         return tuple(options(shapes)) if len(shapes[0]) in first_ranks else ()
 
     TENSOR_OPS[name] = kind(name, index_map, spellings, OptionSpace(listed), opinfo, arity=arity, ranks=ranks,
-                            operand_shapes=operand_shapes, reads=reads, cpu_dtypes=cpu_dtypes)
+                            operand_shapes=operand_shapes, reads=reads, cpu_dtypes=cpu_dtypes,
+                            wrong_backward=wrong_backward)
 
 
 def _one(index_map: Callable) -> Callable:
