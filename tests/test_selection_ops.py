@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from flint import arb
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oracles.core.expected import Status
@@ -202,7 +202,9 @@ def _mirrored(op: str):
 
 
 def _caught(op: str, overrides, device) -> None:
-    @FAULT_RUN
+    # more examples than other fault runs: a routing fault shows only where the upstream gradient differs
+    # between the places it confuses, and not at a tie
+    @settings(FAULT_RUN, max_examples=80)
     @given(data=st.data())
     def run(data):
         case = data.draw(tensor_cases("float64", root=op, stages=1), label="case")

@@ -76,17 +76,10 @@ class RoundingModel:
 
     def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:
         """`value` after one operation whose relative error is at most k·u (of `magnitude`, default |value|)."""
-        if k == 0 or (k == 1 and self.holds(value)):  # a correctly rounded result the format holds is exact
+        if k == 0:
             return self.in_range(value)
         mag = value.abs_upper() if magnitude is None else magnitude
         return self.in_range(value + arb(0, k * (self.u * mag + self.eta)))
-
-    def holds(self, value: arb) -> bool:
-        """`value` is one exact number that the format represents (0 + 1/2 in float16, not 1/6)."""
-        if not value.is_exact() or not value.is_finite():
-            return False
-        v = float(value.mid())
-        return arb(v) == value and self.format.round(v) == v
 
     def in_range(self, value: arb) -> arb:
         """`value`, unless torch could overflow computing it (then nothing can be said)."""

@@ -11,6 +11,7 @@ a tie for a window's maximum that index is the kernel's, which torch does not do
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -79,6 +80,17 @@ def _window_max_op(name: str, index_map: Callable, spellings, options: Callable,
                     operand_shapes=operand_shapes)
 
 
+def _smallest_windows_first(pooled: int):
+    """adaptive pooling's output sizes, the largest first: the smallest windows (of one element, a copy) have
+    the fewest ties, where max pooling's undocumented choice leaves the case undecidable."""
+    options = _adaptive_options(pooled)
+
+    def ordered(shapes):
+        return sorted(options(shapes), key=lambda p: -math.prod(np.atleast_1d(p["output_size"])))
+
+    return ordered
+
+
 _F = torch.nn.functional
 for _d, _ranks, _shapes in ((1, (2, 3), None), (2, (3,), None), (3, (3,), _batched)):
     _name, _adaptive_name = f"max_pool{_d}d", f"adaptive_max_pool{_d}d"
@@ -90,6 +102,6 @@ for _d, _ranks, _shapes in ((1, (2, 3), None), (2, (3,), None), (3, (3,), _batch
         _window_max_op(_adaptive_name, _adaptive_map(_d), [
             _spelling(f"torch.nn.functional.{_adaptive_name}({{0}}, {{output_size}})",
                       lambda x, output_size, _n=_adaptive_name: getattr(_F, _n)(x, output_size))],
-            _adaptive_options(_d), [f"nn.functional.{_adaptive_name}"], _ranks, _shapes),
+            _smallest_windows_first(_d), [f"nn.functional.{_adaptive_name}"], _ranks, _shapes),
     ):
         TENSOR_OPS[_entry.name] = _entry
