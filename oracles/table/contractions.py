@@ -31,7 +31,7 @@ from flint import arb
 
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel
-from oracles.table.tensor_formulas import ZERO, fused_sum, product, sum_any
+from oracles.table.tensor_formulas import ZERO, fused_sum, is_exact_zero, product, sum_any
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,6 @@ def contracted_shape(index_map: Callable, shapes, p) -> tuple[int, ...]:
     return structure(index_map, tuple(map(tuple, shapes)), p).shape
 
 
-def _is_zero(value: arb) -> bool:
-    return value.is_exact() and value.is_zero()
-
-
 def _coefficient(F: RoundingModel, c: Computed) -> arb:
     """A computed constant as torch has it: computed in its kernels' float type (at::opmath_type, float for
     bfloat16 and float16), then used in that type."""
@@ -148,7 +144,7 @@ def _term(F: RoundingModel, coefficient: Coefficient, factors: list[arb]) -> arb
     """coefficient × factors as torch forms it: exactly 0 when a factor is exactly 0 (IEEE), a sign change
     exact, any other coefficient one more factor (a Python scalar, maybe rounded to the format; a computed
     constant, within its roundings)."""
-    if any(_is_zero(f) for f in factors):
+    if any(is_exact_zero(f) for f in factors):
         return ZERO
     if isinstance(coefficient, Computed):
         return product(F, [_coefficient(F, coefficient)] + factors)

@@ -146,14 +146,14 @@ def product(F: RoundingModel, values: list[arb]) -> arb:
     return F.in_range(exact + arb(0, k * (F.u * exact.abs_upper() + F.eta * scale)))
 
 
-def _is_zero(value: arb) -> bool:
+def is_exact_zero(value: arb) -> bool:
     return value.is_exact() and value.is_zero()
 
 
 def mul(F: RoundingModel, a: arb, b: arb) -> arb:
     """a * b, exactly 0 when a factor is exactly 0 (IEEE: 0 times a finite float is ±0, no rounding), so
     zeros stay decidable (the norm of a zero slice, prod's zero path)."""
-    if _is_zero(a) or _is_zero(b):
+    if is_exact_zero(a) or is_exact_zero(b):
         return ZERO
     return F.mul(a, b)
 
@@ -295,7 +295,7 @@ def _constant_and_exactly_summable(F, a) -> bool:
 
 def _div(F, a, b):
     """a / b, exactly 0 when a is exactly 0 (0 divided by a nonzero float is exactly ±0)."""
-    return ZERO if _is_zero(a) else F.div(a, b)
+    return ZERO if is_exact_zero(a) else F.div(a, b)
 
 
 def var_forward(F, a, p):
@@ -315,7 +315,7 @@ def var_backward(F, a, y, g, p):
 def std_forward(F, a, p):
     """sqrt of the variance, one more rounding; exactly 0 where the deviations are exactly 0."""
     var = var_forward(F, a, p)
-    if _is_zero(var):
+    if is_exact_zero(var):
         return ZERO
     if not var > 0:
         raise Singular("the std may be 0 within the rounding model")
@@ -324,7 +324,7 @@ def std_forward(F, a, p):
 
 def std_backward(F, a, y, g, p):
     """std_backward: var_backward((grad / (result * 2)).masked_fill_(result == 0, 0), ...): 0 at a zero std."""
-    if _is_zero(y):
+    if is_exact_zero(y):
         return [ZERO] * len(a)
     if y.contains(0):
         raise Singular("the std may be 0 within the rounding model")
@@ -352,7 +352,7 @@ def std_value(a, p):
 
 def norm_subgradient(a, g, p):
     """x / |x|, and at the zero vector the minimum-norm subgradient 0."""
-    if all(_is_zero(v) for v in a):
+    if all(is_exact_zero(v) for v in a):
         return [ZERO] * len(a)
     norm = norm_value(a, p)
     return [g * v / norm for v in a]
@@ -362,7 +362,7 @@ def std_subgradient(a, g, p):
     """(x - mean) / ((N - correction) std), and at a constant slice (std 0) the minimum-norm subgradient 0:
     std is the norm of the deviations, scaled."""
     deviations = _exact_deviations(a)
-    if all(_is_zero(d) for d in deviations):
+    if all(is_exact_zero(d) for d in deviations):
         return [ZERO] * len(a)
     scale = g / (arb(len(a) - p.correction) * std_value(a, p))
     return [scale * d for d in deviations]
