@@ -163,6 +163,27 @@ def pytest_collection_modifyitems(config, items):
     apply_findings(items, config)
 
 
+_NO_SHRINK = tuple(phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.shrink)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A registered finding's property test runs without Hypothesis's shrink phase: its failure is known
+    and only has to happen (a strict xfail); shrinking it took up to 33 s a test, measured (most of the
+    xfails' time). The settings live on the shared test function, so they are put back after the call.
+    Hypothesis has no public per-call setting for this; if its private attribute goes, tests just shrink."""
+    test = getattr(item, "obj", None)
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if getattr(item, "registered_finding", None) is None or current is None:
+        yield
+        return
+    test._hypothesis_internal_use_settings = settings(current, phases=_NO_SHRINK)
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = current
+
+
 def pytest_runtest_logreport(report):
     """For the run report: every failing test, and the outcome of every registered finding's test (a
     strict xfail that passes means torch changed there). Under xdist this runs on the controller."""
