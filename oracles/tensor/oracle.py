@@ -30,7 +30,7 @@ from oracles.core.chain_rule import at_rising_precision, exact_gradient, exact_v
 from oracles.core.expected import ExpectedElement, ExpectedGrad, model_then_exact, reconcile
 from oracles.core.gradient_oracle import model_vjp_at_point
 from oracles.core.render import symbol, to_sympy
-from oracles.numerics.exact import compile_sympy
+from oracles.numerics.exact import compile_gradient, compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table.tensor_formulas import out_index, reduction, slices, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, OpParams
@@ -72,32 +72,25 @@ def map_values(node: Map, args: list[np.ndarray], value_at) -> np.ndarray:
 @dataclass(frozen=True)
 class OpJacobian:
     values: tuple  # per output element (row-major): its exact value's program
-    entries: tuple  # (output flat, argument, argument flat, program of ∂out/∂arg) for nonzero entries
+    gradients: tuple  # per output element: its program of {symbol index: ∂out/∂symbol} (compile_gradient)
+    owners: tuple  # per symbol index: (argument, flat index in it)
 
 
 @functools.cache
 def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
-    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major), and every
-    nonzero partial derivative of every output element, derived by SymPy and compiled."""
+    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major), each output
+    element's value and partial derivatives (SymPy's, chained in reverse mode), compiled."""
     op = TENSOR_OPS[name]
-    arrays, offset = [], 0
-    for shape in shapes:
+    arrays, owners, offset = [], [], 0
+    for k, shape in enumerate(shapes):
         size = int(np.prod(shape, dtype=int))
         arrays.append(_array([symbol(offset + i) for i in range(size)], shape))
+        owners.extend((k, i) for i in range(size))
         offset += size
     out = np.asarray(op.sympy(arrays, params), dtype=object)
-    values, entries = [], []
-    for o, index in enumerate(np.ndindex(*out.shape)):
-        expr = sympy.sympify(out[index])
-        values.append(compile_sympy(expr))
-        present = expr.free_symbols  # the others' derivatives are 0 (a convolution reads a window)
-        for k, array in enumerate(arrays):
-            for a, sym in enumerate(array.reshape(-1)):
-                derivative = sympy.diff(expr, sym) if sym in present else 0
-                if derivative != 0:
-                    entries.append((o, k, a, compile_sympy(derivative)))
-    return OpJacobian(tuple(values), tuple(entries))
-
+    exprs = [sympy.sympify(out[index]) for index in np.ndindex(*out.shape)]
+    return OpJacobian(tuple(compile_sympy(e) for e in exprs), tuple(compile_gradient(e) for e in exprs),
+                      tuple(owners))
 
 
 # ------------------------------------------------------------------ the exact pass
@@ -151,9 +144,11 @@ class _Exact:
         flat_grads = [[ZERO] * a.size for a in args]
         flat_adjoint = adjoint.reshape(-1)
         try:
-            for o, k, a, program in jac.entries:
+            for o, gradient in enumerate(jac.gradients):
                 if not (flat_adjoint[o].is_exact() and flat_adjoint[o].is_zero()):
-                    flat_grads[k][a] += flat_adjoint[o] * program(env)
+                    for i, partial in gradient(env).items():
+                        k, a = jac.owners[i]
+                        flat_grads[k][a] += flat_adjoint[o] * partial
         except Singular:
             subgradient = TENSOR_OPS[node.op].subgradient
             if subgradient is None:
