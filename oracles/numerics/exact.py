@@ -322,6 +322,22 @@ def _product_of_others(j: int, kids: list[int]) -> Partial:
     return partial
 
 
+def _extremum_partial(j: int, kids: list[int], largest: bool) -> Partial:
+    """∂Max/∂(its j-th argument): 1 where that argument is above all the others, 0 where one is above it,
+    `Singular` at a tie: SymPy's Heaviside(u_j - Max(others)), without SymPy building Max(others) (an
+    n-argument Max compares its arguments pairwise: seconds for a pooling window)."""
+    mine, others = kids[j], [k for i, k in enumerate(kids) if i != j]
+    pick = arb.max if largest else arb.min
+
+    def partial(vals, env):
+        rest = vals[others[0]]
+        for k in others[1:]:
+            rest = pick(rest, vals[k])
+        return _heaviside(vals[mine] - rest if largest else rest - vals[mine])
+
+    return partial
+
+
 def _partials(node: sympy.Basic, kids: list[int], variable: list[bool]) -> list[tuple[int, Partial | None]]:
     """(child, ∂node/∂child) for every child that depends on the point; None stands for the constant 1."""
     if isinstance(node, sympy.Add):
@@ -331,6 +347,9 @@ def _partials(node: sympy.Basic, kids: list[int], variable: list[bool]) -> list[
     if isinstance(node, sympy.Pow) and node.exp.is_Integer:
         n, base = int(node.exp), kids[0]
         return [(base, lambda vals, env: n * int_power(vals[base], n - 1))]
+    if isinstance(node, (sympy.Max, sympy.Min)):
+        largest = isinstance(node, sympy.Max)
+        return [(k, _extremum_partial(j, kids, largest)) for j, k in enumerate(kids) if variable[k]]
     moving = [k for k in kids if variable[k]]
     derivatives = _local_derivatives(node.func, tuple(None if variable[k] else arg for k, arg in zip(kids, node.args)))
     partials = []
