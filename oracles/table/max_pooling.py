@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import sympy
 import torch
 
 from oracles.table.selection_ops import TieRule, chosen, order_statistic
@@ -27,7 +26,7 @@ from oracles.table.shape_ops import (
     _batched,
     _spelling,
 )
-from oracles.table.tensor_formulas import structure, sum_any
+from oracles.table.tensor_formulas import structure, sum_any, sym_max
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
 
 
@@ -50,7 +49,7 @@ def _window_max_op(name: str, index_map: Callable, spellings, options: Callable,
         return out
 
     def math_(arrays, p):
-        return per_window(arrays, p, lambda window: sympy.Max(*window))
+        return per_window(arrays, p, sym_max)
 
     def forward(F, arrays, p):
         return per_window(arrays, p, lambda window: order_statistic(window, len(window) - 1)[0])

@@ -302,7 +302,7 @@ def _divided_by_norm_backward(F, a, norm, upstream) -> list[arb]:
 
 
 def _sym_norm(a, eps: float):
-    return sympy.Max(sympy.sqrt(sympy.Add(*(v**2 for v in a))), sympy.Rational(eps))
+    return formula.sym_max([sympy.sqrt(sympy.Add(*(v**2 for v in a))), sympy.Rational(eps)])
 
 
 def _normalize_forward(F, a, p):
@@ -520,7 +520,7 @@ def _triplet_math(arrays, p):
     for a, pos, neg, _ in _triplets(arrays):
         dist_pos = sympy.sqrt(sympy.Add(*((x - y + eps) ** 2 for x, y in zip(a, pos))))
         dist_neg = sympy.sqrt(sympy.Add(*((x - y + eps) ** 2 for x, y in zip(a, neg))))
-        losses.append(sympy.Max(sympy.Rational(p["margin"]) + dist_pos - dist_neg, 0))
+        losses.append(formula.sym_max([sympy.Rational(p["margin"]) + dist_pos - dist_neg, sympy.Integer(0)]))
     return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
 
 

@@ -45,6 +45,8 @@ from oracles.table.tensor_formulas import (
     reduction_backward,
     slices,
     sum_any,
+    sym_max,
+    sym_min,
 )
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp, TSpelling
 
@@ -118,9 +120,9 @@ def sym_sorted(a: list) -> list:
 
 def sym_order_statistic(a: list, rank: int):
     if rank == 0:
-        return sympy.Min(*a)
+        return sym_min(a)
     if rank == len(a) - 1:
-        return sympy.Max(*a)
+        return sym_max(a)
     return sym_sorted(a)[rank]
 
 

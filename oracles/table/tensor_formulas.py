@@ -29,6 +29,24 @@ K_EXP = 8
 K_LOG = 8
 
 
+# ------------------------------------------------------------------ SymPy extrema without SymPy's comparisons
+def _extremum(kind, args):
+    args = list(dict.fromkeys(args))  # Max(x, x) is x, as SymPy would make it
+    return args[0] if len(args) == 1 else kind(*args, evaluate=False)
+
+
+def sym_max(args):
+    """sympy.Max of `args` (symbols, or expressions SymPy cannot order), built without SymPy's pairwise
+    comparisons through its assumptions system: seconds for a pooling window of 27 symbols, measured (a fifth
+    of the tensor-op tests' time), for the same function."""
+    return _extremum(sympy.Max, args)
+
+
+def sym_min(args):
+    """sympy.Min of `args`, as `sym_max`."""
+    return _extremum(sympy.Min, args)
+
+
 # ------------------------------------------------------------------ slices along a dim
 def _obj(shape) -> np.ndarray:
     return np.empty(shape, dtype=object)
@@ -664,7 +682,7 @@ class SliceFormulas:
 SUM = SliceFormulas(lambda a, p: sympy.Add(*a), lambda F, a, p: fused_sum(F, a), sum_backward)
 MEAN = SliceFormulas(lambda a, p: sympy.Add(*a) / len(a), mean_forward, mean_backward)
 PROD = SliceFormulas(lambda a, p: sympy.Mul(*a), lambda F, a, p: product(F, a), prod_backward)
-AMAX = SliceFormulas(lambda a, p: sympy.Max(*a), lambda F, a, p: maximum(a)[0], amax_backward)
+AMAX = SliceFormulas(lambda a, p: sym_max(a), lambda F, a, p: maximum(a)[0], amax_backward)
 LOGSUMEXP = SliceFormulas(lambda a, p: sympy.log(sympy.Add(*(sympy.exp(v) for v in a))), logsumexp_forward,
                           logsumexp_backward)
 NORM = SliceFormulas(lambda a, p: sympy.sqrt(sympy.Add(*(v**2 for v in a))), norm_forward, norm_backward)
