@@ -67,6 +67,14 @@ def _takes(op, shape: tuple[int, ...]) -> bool:
             and (not isinstance(op.space, OptionSpace) or bool(op.space.options((shape,)))))
 
 
+@functools.cache
+def _second_stages(names: tuple[str, ...], shape: tuple[int, ...]) -> list[str]:
+    """The second-stage ops among `names` that take a result of `shape` (once per pair: every op's options
+    were listed again on every draw, a tenth of a tensor-op test's time)."""
+    allowed = set(names)
+    return [n for n in SECOND_STAGE if n in allowed and _takes(TENSOR_OPS[n], shape)]
+
+
 @st.composite
 def _argument(draw, shape: tuple[int, ...], first_input: int, ops: Sequence[str], label: str):
     """An argument of the given shape: an input itself (most readable, and where zeros and ties stay exact),
@@ -121,8 +129,7 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
         # a second op on a large result (a padded convolution's) is left out: SymPy's Jacobian of a reduction
         # over all of it grows with the square of its size (std of 80 elements: two minutes)
         if after.endswith("op") and out and numel(out) <= MAX_SECOND_STAGE_SIZE:
-            fitting = [n for n in SECOND_STAGE if n in names and _takes(TENSOR_OPS[n], out)]
-            second = draw(choice(fitting or ["sum"]), label="second op")
+            second = draw(choice(_second_stages(names, out) or ["sum"]), label="second op")
             node = draw(_tensor_node(second, (node,), (out,), "second stage"), label="second stage")
     return node, shapes
 
