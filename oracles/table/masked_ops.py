@@ -1,6 +1,6 @@
 """torch.masked reductions and normalizations, one entry each: torch.masked fills the masked-out elements
-with the op's identity (torch.where(mask, input, identity): 1 for prod and cumprod, -inf for logsumexp and
-softmax, +inf for softmin) and runs the plain op along one dim, so an entry is the plain op's per-slice
+with the op's identity (torch.where(mask, input, identity): 1 for prod and cumprod, -inf for logsumexp,
+softmax and amax, +inf for softmin and amin, 0 for the norm) and runs the plain op along one dim, so an entry is the plain op's per-slice
 formulas (oracles.table.tensor_formulas) on each slice's kept elements:
 - an identity that drops out of the arithmetic exactly (exp(-inf - max) = 0 added, a factor 1 of a product)
   is the same as leaving the element out, forward and backward; cumprod keeps its 1s, since every position
@@ -149,6 +149,28 @@ for _name, _formulas in (("prod", formula.PROD), ("logsumexp", formula.LOGSUMEXP
            _kept_reduction_backward(_formulas.backward), _reduction_options, _reduced_shape,
            f"torch.masked.{_name}({{0}}, {{dim}}, keepdim={{keepdim}}, mask={{mask}})",
            lambda x, dim, keepdim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, keepdim=keepdim, mask=mask))
+
+def _amin_forward(F, a, p):
+    """amin is amax of the negated slice, negated back: both negations exact."""
+    return -formula.maximum([-v for v in a])[0]
+
+
+def _amin_backward(F, a, y, g, p):
+    """amin's backward shares the gradient evenly among the tied minima, as amax's among the maxima."""
+    return formula.amax_backward(F, [-v for v in a], -y, g, p)
+
+
+# amax and amin fill -inf and +inf (never tied with a kept value), norm fills 0 (its square adds an exact 0)
+for _name, _formulas, _spelling_text, _call in (
+        ("amax", formula.AMAX, "torch.masked.amax({0}, {dim}, keepdim={keepdim}, mask={mask})",
+         lambda x, dim, keepdim, mask: torch.masked.amax(x, dim, keepdim=keepdim, mask=mask)),
+        ("amin", formula.SliceFormulas(lambda a, p: formula.sym_min(a), _amin_forward, _amin_backward),
+         "torch.masked.amin({0}, {dim}, keepdim={keepdim}, mask={mask})",
+         lambda x, dim, keepdim, mask: torch.masked.amin(x, dim, keepdim=keepdim, mask=mask)),
+        ("norm", formula.NORM, "torch.masked.norm({0}, 2, {dim}, keepdim={keepdim}, mask={mask})",
+         lambda x, dim, keepdim, mask: torch.masked.norm(x, 2, dim, keepdim=keepdim, mask=mask))):
+    _entry(_name, _kept_reduction(_formulas.math), _kept_reduction(_formulas.forward),
+           _kept_reduction_backward(_formulas.backward), _reduction_options, _reduced_shape, _spelling_text, _call)
 
 for _name, _math, _forward, _backward, _fill in (
         ("softmax", formula.sym_softmax, formula.softmax_forward, formula.softmax_backward, None),
