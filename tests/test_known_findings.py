@@ -169,3 +169,26 @@ def test_as_strided_scatter_passes_no_gradient_to_overwritten_places(precision, 
                      CallParams((("size", ()), ("stride", ()), ("storage_offset", 0))), 0)
     case = TensorCase(scatter, ((3,), ()), ((1.0, 2.0, 3.0), (10.0,)), precision, (100.0, 200.0, 300.0))
     assert_gradients_match(check_tensor_case(case, device), verdict_log)
+
+
+# scatter_reduce / index_reduce amax, amin with include_self=False: self = [1], sources [1, 1/2] (amin: [1, 2])
+# both written to place 0. The result is the sources' extremum, 1, from the first source alone: its gradient is
+# the output's, the second source's 0, self's 0 (left out). Exact by hand, no oracle needed.
+EXCLUDED_SELF_CASES = [(method, reduce, precision) for method in ("scatter_reduce", "index_reduce")
+                       for reduce in ("amax", "amin") for precision in ("float64", "float32", "bfloat16", "float16")]
+
+
+@pytest.mark.parametrize(("method", "reduce", "precision"), EXCLUDED_SELF_CASES,
+                         ids=[f"{m}_{r}@self-tie-{p}" for m, r, p in EXCLUDED_SELF_CASES])
+def test_excluded_self_takes_no_share_of_the_gradient(method, reduce, precision, dtypes, device):
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = getattr(torch, precision)
+    own = torch.tensor([1.0], dtype=dtype, device=device, requires_grad=True)
+    sources = torch.tensor([1.0, 0.5 if reduce == "amax" else 2.0], dtype=dtype, device=device, requires_grad=True)
+    index = torch.tensor([0, 0], device=device)
+    out = getattr(torch, method)(own, 0, index, sources, reduce, include_self=False)
+    out.backward(torch.tensor([4.0], dtype=dtype, device=device))
+    assert out.item() == 1.0
+    assert own.grad.tolist() == [0.0]
+    assert sources.grad.tolist() == [4.0, 0.0], f"the sources' gradients {sources.grad.tolist()} add up to less than 4"

@@ -1,7 +1,7 @@
 """torch.masked reductions and normalizations, one entry each: torch.masked fills the masked-out elements
 with the op's identity (torch.where(mask, input, identity): 1 for prod and cumprod, -inf for logsumexp,
-softmax and amax, +inf for softmin and amin, 0 for the norm) and runs the plain op along one dim, so an entry is the plain op's per-slice
-formulas (oracles.table.tensor_formulas) on each slice's kept elements:
+softmax and amax, +inf for softmin and amin, 0 for the norm) and runs the plain op along one dim, so an
+entry is the plain op's per-slice formulas (oracles.table.tensor_formulas) on each slice's kept elements:
 - an identity that drops out of the arithmetic exactly (exp(-inf - max) = 0 added, a factor 1 of a product)
   is the same as leaving the element out, forward and backward; cumprod keeps its 1s, since every position
   has an output (the product so far);

@@ -32,6 +32,25 @@ _HALF_TIE = (1.0, 1.0)
 _THIRD_TIE = (2.0, 2.0, 2.0)
 _PARTIAL_TIE = (1.0, 1.0, 0.0)
 
+def _scattered_extremum(method: str, reduce: str) -> PinnedOnly:
+    """Two sources written to one place of a zero, include_self=False: the place is their extremum (the own 0
+    is neither, so torch's count of ties is right here; see finding scatter-reduce-excluded-self-counted)."""
+    def run(*xs):
+        v = torch.stack(xs)
+        into = torch.zeros(len(xs), dtype=torch.long, device=v.device)
+        return getattr(v.new_zeros(1), method)(0, into, v, reduce, include_self=False)
+
+    kind, tie = (SUB, (1.0, 1.0)) if reduce == "amax" else (SUPER, (-1.0, -1.0))
+    text = (f"torch.zeros(1).{method}(0, torch.zeros(2, dtype=torch.long), torch.stack([{{0}}, {{1}}]), "
+            f"{reduce!r}, include_self=False)")
+    return PinnedOnly(f"{method}_{reduce}", (Spelling(text, run),), (
+        conv(tie, (0.5, 0.5), kind, (0.5, 0.5),
+             f"{reduce} of the two sources (the own value left out): at their tie the minimum-norm "
+             f"{'sub' if reduce == 'amax' else 'super'}gradient is 1/2 each. torch: the place's gradient shared "
+             "evenly by the sources equal to the result.", label="tie2"),
+    ), note="include_self=False, the own value 0 not tied")
+
+
 PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     PinnedOnly("amax", (_stacked("{v}.amax()", torch.amax), _stacked("torch.amax({v}, dim=0)",
                                                                   lambda v: torch.amax(v, dim=0))), (
@@ -119,4 +138,6 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel adds a class only where "
              "z > 0.", label="margin", dtypes=("float64", "float32")),
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
+    *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
+      for reduce in ("amax", "amin")),
 )}

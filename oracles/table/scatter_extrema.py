@@ -1,0 +1,125 @@
+"""scatter_reduce and index_reduce with 'amax' and 'amin': each written place of a copy of the input becomes the
+extremum of the sources scattered to it (and of its own value, with include_self); other places keep theirs.
+
+The forward is exact (an extremum of floats). The backward is torch's scatter_reduce_backward and
+index_reduce_backward (FunctionsManual.cpp): the gradient at a place is shared evenly by everything equal to the
+result there, N = (self == result) + the number of sources equal to it, each getting grad / N, and with
+include_self=False the place's own value gets nothing.
+
+That count keeps `self == result` also where include_self=False left self out of the extremum: where the
+excluded own value equals the extremum of the sources, the tied sources get grad / (k + 1) instead of grad / k,
+and the gradient they receive adds up to less than grad (finding scatter-reduce-excluded-self-counted). The
+model raises `Singular` there, so such places are unverified, and the finding's own test pins torch's value.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from oracles.numerics.rounding import Singular
+from oracles.table.shape_ops import (
+    _index_add_options,
+    _index_targets,
+    _params,
+    _resized_along_a_dim,
+    _scatter_add_options,
+    _scatter_targets,
+    _spelling,
+)
+from oracles.table.tensor_formulas import ZERO, sym_max, sym_min
+from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
+
+FINDING = "scatter-reduce-excluded-self-counted"
+NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
+
+
+def _groups(arrays, p, targets_of) -> dict[tuple, list[tuple[str, tuple]]]:
+    """For each written place: the ('self', place) and ('src', position) members its extremum is taken over."""
+    a, b = arrays
+    groups: dict[tuple, list] = {}
+    for position, target in zip(np.ndindex(*b.shape), targets_of(b.shape, p)):
+        groups.setdefault(target, [("self", target)] if p["include_self"] else []).append(("src", position))
+    return groups
+
+
+def _value(arrays, member):
+    kind, index = member
+    return arrays[0][index] if kind == "self" else arrays[1][index]
+
+
+def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: str):
+    symbolic = sym_max if largest else sym_min
+
+    def math(arrays, p):
+        out = np.array(arrays[0], dtype=object)
+        for target, members in _groups(arrays, p, targets_of).items():
+            out[target] = symbolic([_value(arrays, m) for m in members])
+        return out
+
+    def extremum(values):
+        best = max(values, key=lambda v: v.upper()) if largest else min(values, key=lambda v: v.lower())
+        for v in values:
+            beaten = v < best if largest else v > best
+            if not beaten and not (v.is_exact() and best.is_exact() and v == best):
+                raise Singular("the extremum may tie within the rounding model")
+        return best
+
+    def forward(F, arrays, p):
+        out = np.array(arrays[0], dtype=object)
+        for target, members in _groups(arrays, p, targets_of).items():
+            out[target] = extremum([_value(arrays, m) for m in members])
+        return out
+
+    def backward(F, arrays, out, grad, p):
+        a, b = arrays
+        to_self, to_src = np.array(grad, dtype=object), np.full(b.shape, ZERO, dtype=object)
+        for target, members in _groups(arrays, p, targets_of).items():
+            result = out[target]
+            if not p["include_self"]:
+                to_self[target] = ZERO
+                if not (a[target] < result or a[target] > result):  # counted in N though left out
+                    raise Singular(f"the excluded own value may equal the extremum (finding {FINDING})")
+            tied = [m for m in members if _value(arrays, m) == result]
+            share = grad[target] if len(tied) == 1 else F.div(grad[target], F.const(len(tied)))
+            if p["include_self"]:
+                to_self[target] = share if ("self", target) in tied else ZERO
+            for kind, index in tied:
+                if kind == "src":
+                    to_src[index] = share
+        return to_self, to_src
+
+    @functools.cache
+    def listed(shapes):
+        return tuple(_params(**dict(q.items), include_self=s) for q in options(shapes) for s in (True, False))
+
+    spellings = (
+        _spelling(f"torch.{method}({{0}}, {{dim}}, {{index}}, {{1}}, {name!r}, include_self={{include_self}})",
+                  lambda x, y, dim, index, include_self: getattr(torch, method)(x, dim, index, y, name,
+                                                                              include_self=include_self)),
+        _spelling(f"{{0}}.{method}({{dim}}, {{index}}, {{1}}, {name!r}, include_self={{include_self}})",
+                  lambda x, y, dim, index, include_self: getattr(x, method)(dim, index, y, name,
+                                                                          include_self=include_self)),
+    )
+    entry = f"{method}_{name}"
+    TENSOR_OPS[entry] = TensorOp(
+        entry, 2, spellings, math, forward, backward, OptionSpace(listed), lambda shapes, p: shapes[0], (opinfo,),
+        ties="ties share the gradient evenly; with include_self=False the own value is counted in the share where "
+             f"it equals the result (finding {FINDING}: unverified there)",
+        pinned_as=(entry,), operand_shapes=_resized_along_a_dim)
+    NAMES.append(entry)
+
+
+def _scatter(shape, p):
+    return _scatter_targets(p["index"].array, p["dim"])
+
+
+def _indexed(shape, p):
+    return _index_targets(shape, p["dim"], p["index"].array)
+
+
+for _name, _largest in (("amax", True), ("amin", False)):
+    _entry(_name, "scatter_reduce", _largest, _scatter, _scatter_add_options, f"scatter_reduce[{_name}]")
+    _entry(_name, "index_reduce", _largest, _indexed, _index_add_options, f"index_reduce[{_name}]")
