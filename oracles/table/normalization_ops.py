@@ -281,12 +281,13 @@ COSINE_EPS = 1e-8  # nn.functional.cosine_similarity's default
 
 def _clamped_norm(F, a, eps: float) -> arb:
     """The 2-norm of a slice, clamped below at eps: decided only where the norm is above eps, where the clamp
-    (and its backward) is the identity."""
+    (and its backward) is the identity. clamp_min compares the norm, a tensor of the dtype, with eps converted
+    to the dtype (0 for 1e-12 in float16: a float16 norm that is not 0 is never clamped)."""
     try:
         norm = vector_norm(F, a)
     except Singular:  # the sum of squares may be 0 within the rounding model
         raise guarded_by_eps(F, eps, "the norm") from None
-    if not norm > F.const(eps).upper():
+    if not norm > arb(F.format.round(eps)):
         raise guarded_by_eps(F, eps, "the norm") if norm.contains(0) else Singular("the norm may be below eps")
     return norm
 

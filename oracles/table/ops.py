@@ -825,9 +825,15 @@ GELU_ULPS = 2
 
 
 def _gelu_cdf(F, a):
-    """0.5 * (1 + erf(x * M_SQRT1_2))."""
+    """0.5 * (1 + erf(x * M_SQRT1_2)). Below float64 the kernels run Vectorized<float>::erf (bfloat16 and float16
+    convert to float), the formula with an absolute error (as torch.erf's half-precision kernels): measured on
+    4,800 points of [-8, 8] in float32, 62 forward and 147 gradient values lay outside the model with a 2-ulp
+    erf, none with the absolute error added."""
     scaled = F.mul(a, F.round(1 / arb(2).sqrt()))
-    return F.mul(arb(0.5), F.add(ONE, F.round(scaled.erf(), 2 * GELU_ULPS)))
+    erf = F.round(scaled.erf(), 2 * GELU_ULPS)
+    if F.format.name != "float64":
+        erf = F.in_range(erf + arb(0, ERF_HALF_ABSOLUTE_ERROR))
+    return F.mul(arb(0.5), F.add(ONE, erf))
 
 
 def _gelu_grads(F, args, y):

@@ -73,23 +73,32 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
             out[target] = extremum([_value(arrays, m) for m in members])
         return out
 
-    def backward(F, arrays, out, grad, p):
+    def distribute(arrays, grad, p, divide):
+        """Each written place's gradient shared evenly by the members equal to its extremum, `divide(g, k)`."""
         a, b = arrays
         to_self, to_src = np.array(grad, dtype=object), np.full(b.shape, ZERO, dtype=object)
         for target, members in _groups(arrays, p, targets_of).items():
-            result = out[target]
+            result = extremum([_value(arrays, m) for m in members])
             if not p["include_self"]:
                 to_self[target] = ZERO
                 if not (a[target] < result or a[target] > result):  # counted in N though left out
                     raise Singular(f"the excluded own value may equal the extremum (finding {FINDING})")
             tied = [m for m in members if _value(arrays, m) == result]
-            share = grad[target] if len(tied) == 1 else F.div(grad[target], F.const(len(tied)))
+            share = grad[target] if len(tied) == 1 else divide(grad[target], len(tied))
             if p["include_self"]:
                 to_self[target] = share if ("self", target) in tied else ZERO
             for kind, index in tied:
                 if kind == "src":
                     to_src[index] = share
-        return to_self, to_src
+        return [to_self, to_src]
+
+    def backward(F, arrays, out, grad, p):
+        return tuple(distribute(arrays, grad, p, lambda g, k: F.div(g, F.const(k))))
+
+    def subgradient_vjp(arrays, grad, p):
+        """At an exact tie SymPy's Max has no derivative: the minimum-norm subgradient, 1/k to each of the k
+        tied members, the rule torch follows (pinned as the entry's convention)."""
+        return distribute(arrays, grad, p, lambda g, k: g / k)
 
     @functools.cache
     def listed(shapes):
@@ -108,7 +117,7 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
         entry, 2, spellings, math, forward, backward, OptionSpace(listed), lambda shapes, p: shapes[0], (opinfo,),
         ties="ties share the gradient evenly; with include_self=False the own value is counted in the share where "
              f"it equals the result (finding {FINDING}: unverified there)",
-        pinned_as=(entry,), operand_shapes=_resized_along_a_dim)
+        pinned_as=(entry,), operand_shapes=_resized_along_a_dim, subgradient_vjp=subgradient_vjp)
     NAMES.append(entry)
 
 

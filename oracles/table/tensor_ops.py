@@ -178,6 +178,9 @@ class TensorOp:
     # the minimum-norm subgradient, the rule of torch's autograd notes for convex kinks.
     value: Callable | None = None  # (slice, params) -> ball
     subgradient: Callable | None = None  # (slice, grad, params) -> the slice's gradients
+    # the same for an op that is no reduction along a dim: (argument arrays, output gradient, params) -> the
+    # arguments' gradients (a scatter's extremum: shared evenly by the exactly tied members of a place)
+    subgradient_vjp: Callable | None = None
     # the ranks of argument the op is drawn with (every argument has the same shape, except matmul's)
     ranks: tuple[int, ...] = (1, 2)
     # the argument shapes that go with a first argument of shape s (default: all s); a scatter's source has

@@ -150,7 +150,10 @@ class _Exact:
                         k, a = jac.owners[i]
                         flat_grads[k][a] += flat_adjoint[o] * partial
         except Singular:
-            subgradient = TENSOR_OPS[node.op].subgradient
+            op = TENSOR_OPS[node.op]
+            if op.subgradient_vjp is not None:
+                return op.subgradient_vjp(args, adjoint, node.params)
+            subgradient = op.subgradient
             if subgradient is None:
                 raise
             return [_subgradient_vjp(subgradient, args[0], adjoint, node.params)]
