@@ -1,0 +1,295 @@
+"""Layer normalization in the tensor-op table, after torch's CPU kernels (layer_norm_kernel.cpp,
+moments_utils.h) and derivatives.yaml (native_layer_norm_backward).
+
+The row statistics come from RowwiseMoments: Welford's algorithm in opmath (float for bfloat16 and
+float16), run per vector lane over the row's whole vectors (a chunk of up to 16 vectors per lane, each
+chunk merged into a cascade of partial moments), then sequentially over the tail, the lanes merged into the
+tail's moments last (AddMoments). Which elements share a lane depends on the vector width of the CPU
+capability torch dispatches to, read from torch at import. Every operation is modelled as correctly rounded;
+where the kernel writes a fused multiply-add (or the compiler may contract one) it is modelled as a product
+and a sum each rounded, whose enclosure contains the fused result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy
+import torch
+from flint import arb
+
+from oracles.numerics.rounding import RoundingModel
+from oracles.table.loss_ops import correctly_rounded
+from oracles.table.tensor_formulas import ZERO, is_exact_zero
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, TSpelling
+
+NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
+ONE = arb(1)
+CHUNK = 16  # kChunkSize: vectors per lane before a chunk's moments join the cascade
+# Vectorized<T>'s width in bytes: 64 under AVX512, 32 under AVX2 and the default build
+VECTOR_BYTES = 64 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 32
+LAYER_EPS = 1e-5  # layer_norm's default eps, cast to the kernel's type (float for bfloat16 and float16)
+
+
+# ------------------------------------------------------------------ exact-preserving float operations
+def _add(C: RoundingModel, a: arb, b: arb) -> arb:
+    """a + b rounded once; adding an exact 0 is exact."""
+    if is_exact_zero(b):
+        return a
+    if is_exact_zero(a):
+        return b
+    return correctly_rounded(C, a + b)
+
+
+def _sub(C: RoundingModel, a: arb, b: arb) -> arb:
+    return _add(C, a, -b)
+
+
+def _mul(C: RoundingModel, a: arb, b: arb) -> arb:
+    """a * b rounded once; a factor exactly 0 or 1 makes it exact."""
+    if is_exact_zero(a) or is_exact_zero(b):
+        return ZERO
+    if a.is_exact() and a == 1:
+        return b
+    if b.is_exact() and b == 1:
+        return a
+    return correctly_rounded(C, a * b)
+
+
+def _fmadd(C: RoundingModel, a: arb, b: arb, c: arb) -> arb:
+    """fmadd(a, b, c), or a * b + c where it is not fused: two roundings enclose both."""
+    return _add(C, _mul(C, a, b), c)
+
+
+def _ratio(C: RoundingModel, p: int, q: int) -> arb:
+    """math_t(p) / math_t(q) for small integers: the one float nearest p / q (a double rounded to float:
+    double's 53 bits exceed 2 * 24 + 2, so the double rounding is innocuous)."""
+    return ZERO if q == 0 else arb(C.format.round(p / q))
+
+
+# ------------------------------------------------------------------ RowwiseMoments
+class Moments:
+    """A count and the (mean, sum of squared deviations) of a set of elements, as the kernel holds them."""
+
+    def __init__(self, count: int = 0, m1: arb = ZERO, m2: arb = ZERO):
+        self.count, self.m1, self.m2 = count, m1, m2
+
+    def merge_vec(self, C: RoundingModel, other: Moments) -> None:
+        """AddMomentsVec: c = n_add / n; m1 + c * delta; fmadd(delta * m0, c * delta, m2 + m2_add)."""
+        n = self.count + other.count
+        c = _ratio(C, other.count, n)
+        delta = _sub(C, other.m1, self.m1)
+        m2_tmp = _add(C, self.m2, other.m2)
+        c_delta = _mul(C, c, delta)
+        m0_delta = _mul(C, delta, arb(self.count))
+        self.m1 = _add(C, self.m1, c_delta)
+        self.m2 = _fmadd(C, m0_delta, c_delta, m2_tmp)
+        self.count = n
+
+    def merge(self, C: RoundingModel, other: Moments) -> None:
+        """AddMoments (the scalar merge): m1 += c * delta; m2 += m2_add + delta * delta * c * m0."""
+        n = self.count + other.count
+        c = _ratio(C, other.count, n)
+        delta = _sub(C, other.m1, self.m1)
+        self.m1 = _add(C, self.m1, _mul(C, c, delta))
+        spread = _mul(C, _mul(C, _mul(C, delta, delta), c), arb(self.count))
+        self.m2 = _add(C, self.m2, _add(C, other.m2, spread))
+        self.count = n
+
+
+def _chunk_lane(C: RoundingModel, xs: list[arb]) -> Moments:
+    """UpdateMomentsVec for one lane: delta = x - m1; m1 = fmadd(1/(j+1), delta, m1) (the reciprocal a
+    float); m2 = fmadd(delta, x - m1, m2)."""
+    m1, m2 = ZERO, ZERO
+    for j, x in enumerate(xs):
+        delta = _sub(C, x, m1)
+        m1 = _fmadd(C, _ratio(C, 1, j + 1), delta, m1)
+        m2 = _fmadd(C, delta, _sub(C, x, m1), m2)
+    return Moments(len(xs), m1, m2)
+
+
+def _lane_moments(C: RoundingModel, row: list[arb], width: int, lanes: int) -> list[Moments]:
+    """The per-lane moments of the row's first n = N // width whole vectors: chunks of up to 16 vectors, a
+    reduced-precision vector's two float halves merged one after the other, the chunks cascaded pairwise
+    (stack level j takes level j - 1 when bit j - 1 of the chunk count turns over), the levels merged into
+    level 0 at the end."""
+    n = len(row) // width
+    chunks = -(-n // CHUNK)
+    depth = math.ceil(math.log2(chunks)) if chunks > 1 else 0
+    stack = [[Moments() for _ in range(lanes)] for _ in range(max(depth, 1))]
+    for i in range(chunks):
+        first, count = i * CHUNK, min(CHUNK, n - i * CHUNK)
+        for half in range(width // lanes):
+            for lane in range(lanes):
+                xs = [row[(first + j) * width + half * lanes + lane] for j in range(count)]
+                stack[0][lane].merge_vec(C, _chunk_lane(C, xs))
+        mask = i + 1
+        for j in range(1, depth):
+            if mask & 1:
+                break
+            for lane in range(lanes):
+                stack[j][lane].merge_vec(C, stack[j - 1][lane])
+            stack[j - 1] = [Moments() for _ in range(lanes)]
+            mask >>= 1
+    for j in range(1, depth):
+        for lane in range(lanes):
+            stack[0][lane].merge_vec(C, stack[j][lane])
+    return stack[0]
+
+
+def rowwise_moments(F: RoundingModel, row: list[arb]) -> tuple[arb, arb]:
+    """(mean, population variance) of the row in opmath, as RowwiseMoments computes them."""
+    C = F.opmath
+    width = VECTOR_BYTES // _bytes(F)
+    lanes = VECTOR_BYTES // _bytes(C)
+    lane_moments = _lane_moments(C, row, width, lanes)
+    tail = Moments()
+    for x in row[len(row) // width * width:]:
+        delta = _sub(C, x, tail.m1)
+        tail.count += 1
+        tail.m1 = _add(C, tail.m1, _div(C, delta, arb(tail.count)))
+        tail.m2 = _add(C, tail.m2, _mul(C, delta, _sub(C, x, tail.m1)))
+    for lane in lane_moments:
+        if lane.count:
+            tail.merge(C, lane)
+    return tail.m1, _div(C, tail.m2, arb(len(row)))
+
+
+def _bytes(F: RoundingModel) -> int:
+    return {"float64": 8, "float32": 4}.get(F.format.name, 2)
+
+
+def _div(C: RoundingModel, a: arb, b: arb) -> arb:
+    if is_exact_zero(a):
+        return ZERO
+    if b.is_exact() and b == 1:
+        return a
+    return correctly_rounded(C, a / b)
+
+
+def _store(F: RoundingModel, value: arb) -> arb:
+    """An opmath value written to a tensor of the dtype: rounded once where opmath is wider."""
+    return value if F.opmath is F else correctly_rounded(F, value)
+
+
+def _sum(C: RoundingModel, values: list[arb]) -> arb:
+    """A vectorised reduction (reduce_all, map2_reduce_all) in any order; exact zeros add nothing."""
+    terms = [v for v in values if not is_exact_zero(v)]
+    return ZERO if not terms else terms[0] if len(terms) == 1 else C.sum(terms)
+
+
+def _buffered_sum(F: RoundingModel, terms: list[arb]) -> arb:
+    """The weight's and bias's gradients: each row's term added, in opmath, into a per-thread buffer of the
+    dtype (rounded there), the threads' buffers then added in opmath and stored: at most 2 * rows roundings,
+    each within u of the dtype times the terms' total magnitude."""
+    terms = [t for t in terms if not is_exact_zero(t)]
+    if not terms:
+        return ZERO
+    if len(terms) == 1:
+        return _store(F, terms[0])
+    k = 2 * len(terms)
+    magnitude = sum((arb(t.abs_upper()) for t in terms), ZERO) * (1 + k * F.u)
+    return F.round(sum(terms, ZERO), k, magnitude)
+
+
+# ------------------------------------------------------------------ layer_norm
+def _rows(a: np.ndarray, k: int) -> np.ndarray:
+    """(M, N): the last k dims of each leading index, row-major."""
+    return a.reshape(-1, int(np.prod(a.shape[a.ndim - k:], dtype=int)))
+
+
+def _layer_math(arrays, p):
+    x, w, b = arrays
+    k = len(p["normalized_shape"])
+    rows, weight, bias = _rows(x, k), w.reshape(-1), b.reshape(-1)
+    out = np.empty(rows.shape, dtype=object)
+    eps = sympy.Rational(LAYER_EPS)
+    for i, row in enumerate(rows):
+        mean = sympy.Add(*row) / len(row)
+        var = sympy.Add(*((v - mean) ** 2 for v in row)) / len(row)
+        for j, v in enumerate(row):
+            out[i, j] = (v - mean) / sympy.sqrt(var + eps) * weight[j] + bias[j]
+    return out.reshape(x.shape)
+
+
+def _row_statistics(F: RoundingModel, row: list[arb]) -> tuple[arb, arb]:
+    """(mean, rstd) in opmath: RowwiseMoments, then 1 / sqrt(var + eps), each operation rounded."""
+    C = F.opmath
+    mean, var = rowwise_moments(F, row)
+    root = correctly_rounded(C, _add(C, var, C.const(LAYER_EPS)).sqrt())
+    return mean, correctly_rounded(C, ONE / root)
+
+
+def _layer_forward(F, arrays, p):
+    """float and double: (x - mean) * rstd * gamma + beta; bfloat16 and float16 (in float, stored once):
+    (x * rstd + (-rstd * mean)) * gamma + beta."""
+    C = F.opmath
+    x, w, b = arrays
+    rows, weight, bias = _rows(x, len(p["normalized_shape"])), w.reshape(-1), b.reshape(-1)
+    out = np.empty(rows.shape, dtype=object)
+    for i, row in enumerate(rows):
+        mean, rstd = _row_statistics(F, list(row))
+        shift = _mul(C, -rstd, mean)
+        for j, v in enumerate(row):
+            if C is F:
+                normal = _mul(C, _sub(C, v, mean), rstd)
+            else:
+                normal = _add(C, _mul(C, v, rstd), shift)
+            out[i, j] = _store(F, _add(C, _mul(C, normal, weight[j]), bias[j]))
+    return out.reshape(x.shape)
+
+
+def _layer_backward(F, arrays, out, grad, p):
+    """LayerNormBackwardKernel with the statistics native_layer_norm saved (stored in the dtype: a
+    bfloat16 input keeps a bfloat16 mean and rstd). Per row, in opmath: ds = sum(dy * x * gamma), db =
+    sum(dy * gamma); b = (db * mean - ds) * rstd^3 / N; c = -b * mean - db * rstd / N; dx = rstd * dy * gamma
+    + b * x + c. gamma's gradient sums dy * (rstd * x - rstd * mean) over the rows, beta's dy."""
+    C = F.opmath
+    x, w, _ = arrays
+    rows, g_rows = _rows(x, len(p["normalized_shape"])), _rows(grad, len(p["normalized_shape"]))
+    weight = w.reshape(-1)
+    n = rows.shape[1]
+    scale = _ratio(C, 1, n)
+    dx = np.empty(rows.shape, dtype=object)
+    to_weight: list[list[arb]] = [[] for _ in range(n)]
+    for i, (row, dy) in enumerate(zip(rows, g_rows)):
+        mean, rstd = (_store(F, v) for v in _row_statistics(F, list(row)))
+        ds = _sum(C, [_mul(C, _mul(C, d, v), g) for d, v, g in zip(dy, row, weight)])
+        db = _sum(C, [_mul(C, d, g) for d, g in zip(dy, weight)])
+        cubed = _mul(C, _mul(C, _mul(C, _sub(C, _mul(C, db, mean), ds), rstd), rstd), rstd)
+        b = _mul(C, cubed, scale)
+        c = _sub(C, _mul(C, -b, mean), _mul(C, _mul(C, db, rstd), scale))
+        shift = _mul(C, -rstd, mean)
+        for j, (d, v, g) in enumerate(zip(dy, row, weight)):
+            dx[i, j] = _store(F, _add(C, _add(C, _mul(C, _mul(C, rstd, d), g), _mul(C, b, v)), c))
+            to_weight[j].append(_mul(C, d, _add(C, _mul(C, rstd, v), shift)))
+    g_weight = np.array([_buffered_sum(F, t) for t in to_weight], dtype=object)
+    g_bias = np.array([_buffered_sum(F, list(g_rows[:, j])) for j in range(n)], dtype=object)
+    return dx.reshape(x.shape), g_weight.reshape(w.shape), g_bias.reshape(w.shape)
+
+
+def _normalized_shapes(shape: tuple[int, ...]):
+    """The weight's and bias's shape is normalized_shape: the input's last k dims."""
+    return [(shape, shape[len(shape) - k:], shape[len(shape) - k:]) for k in range(1, len(shape) + 1)]
+
+
+def _layer_options(shapes):
+    return [CallParams((("normalized_shape", tuple(shapes[1])),))]
+
+
+_F = torch.nn.functional
+TENSOR_OPS["layer_norm"] = TensorOp("layer_norm", 3, (
+    TSpelling(lambda a, p: f"torch.nn.functional.layer_norm({a[0]}, {p['normalized_shape']}, {a[1]}, {a[2]})",
+              lambda a, p: _F.layer_norm(a[0], p["normalized_shape"], a[1], a[2])),
+    TSpelling(lambda a, p: f"torch.nn.functional.layer_norm({a[0]}, {p['normalized_shape']}, weight={a[1]}, "
+                           f"bias={a[2]}, eps={LAYER_EPS!r})",
+              lambda a, p: _F.layer_norm(a[0], p["normalized_shape"], weight=a[1], bias=a[2], eps=LAYER_EPS)),
+    TSpelling(lambda a, p: f"torch.layer_norm({a[0]}, {p['normalized_shape']}, {a[1]}, {a[2]})",
+              lambda a, p: torch.layer_norm(a[0], p["normalized_shape"], a[1], a[2])),
+    TSpelling(lambda a, p: f"torch.native_layer_norm({a[0]}, {p['normalized_shape']}, {a[1]}, {a[2]}, "
+                           f"{LAYER_EPS!r})[0]",
+              lambda a, p: torch.native_layer_norm(a[0], p["normalized_shape"], a[1], a[2], LAYER_EPS)[0]),
+), _layer_math, _layer_forward, _layer_backward, OptionSpace(_layer_options), lambda shapes, p: shapes[0],
+    ("nn.functional.layer_norm", "native_layer_norm"), operand_shapes=_normalized_shapes)
+NAMES.append("layer_norm")
