@@ -62,6 +62,15 @@ def _fmadd(C: RoundingModel, a: arb, b: arb, c: arb) -> arb:
     return _add(C, _mul(C, a, b), c)
 
 
+def _nonnegative(value: arb) -> arb:
+    """A ball cut to [0, inf): for the kernel's sums of squared deviations, which no rounding makes negative
+    (each term is a product of two factors of one sign: x - m1 keeps delta's sign, m1 moving by at most half
+    of delta after the first element, and rounding is monotone)."""
+    if value.lower() >= 0:
+        return value
+    return arb(0).union(arb(value.upper()))
+
+
 def _ratio(C: RoundingModel, p: int, q: int) -> arb:
     """math_t(p) / math_t(q) for small integers: the one float nearest p / q (a double rounded to float:
     double's 53 bits exceed 2 * 24 + 2, so the double rounding is innocuous)."""
@@ -84,7 +93,7 @@ class Moments:
         c_delta = _mul(C, c, delta)
         m0_delta = _mul(C, delta, arb(self.count))
         self.m1 = _add(C, self.m1, c_delta)
-        self.m2 = _fmadd(C, m0_delta, c_delta, m2_tmp)
+        self.m2 = _nonnegative(_fmadd(C, m0_delta, c_delta, m2_tmp))
         self.count = n
 
     def merge(self, C: RoundingModel, other: Moments) -> None:
@@ -94,7 +103,7 @@ class Moments:
         delta = _sub(C, other.m1, self.m1)
         self.m1 = _add(C, self.m1, _mul(C, c, delta))
         spread = _mul(C, _mul(C, _mul(C, delta, delta), c), arb(self.count))
-        self.m2 = _add(C, self.m2, _add(C, other.m2, spread))
+        self.m2 = _nonnegative(_add(C, self.m2, _add(C, other.m2, spread)))
         self.count = n
 
 
@@ -105,7 +114,7 @@ def _chunk_lane(C: RoundingModel, xs: list[arb]) -> Moments:
     for j, x in enumerate(xs):
         delta = _sub(C, x, m1)
         m1 = _fmadd(C, _ratio(C, 1, j + 1), delta, m1)
-        m2 = _fmadd(C, delta, _sub(C, x, m1), m2)
+        m2 = _nonnegative(_fmadd(C, delta, _sub(C, x, m1), m2))
     return Moments(len(xs), m1, m2)
 
 
@@ -149,7 +158,7 @@ def rowwise_moments(F: RoundingModel, row: list[arb]) -> tuple[arb, arb]:
         delta = _sub(C, x, tail.m1)
         tail.count += 1
         tail.m1 = _add(C, tail.m1, _div(C, delta, arb(tail.count)))
-        tail.m2 = _add(C, tail.m2, _mul(C, delta, _sub(C, x, tail.m1)))
+        tail.m2 = _nonnegative(_add(C, tail.m2, _mul(C, delta, _sub(C, x, tail.m1))))
     for lane in lane_moments:
         if lane.count:
             tail.merge(C, lane)
