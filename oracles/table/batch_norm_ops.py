@@ -19,6 +19,7 @@ import sympy
 import torch
 from flint import arb
 
+from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel
 from oracles.table.loss_ops import correctly_rounded
 from oracles.table.tensor_formulas import ZERO, is_exact_zero
@@ -302,3 +303,121 @@ TENSOR_OPS["layer_norm"] = TensorOp("layer_norm", 3, (
 ), _layer_math, _layer_forward, _layer_backward, OptionSpace(_layer_options), lambda shapes, p: shapes[0],
     ("nn.functional.layer_norm", "native_layer_norm"), operand_shapes=_normalized_shapes)
 NAMES.append("layer_norm")
+
+
+# ------------------------------------------------------------------ group_norm
+DOUBLE = RoundingModel(format_named("float64"))
+GROUP_EPS = 1e-5  # group_norm's default eps, a double in the kernel
+
+
+def _group_math(arrays, p):
+    x, w, b = arrays
+    groups = p["groups"]
+    out = np.empty(x.shape, dtype=object)
+    per_group = x.shape[1] // groups
+    eps = sympy.Rational(GROUP_EPS)
+    for n in range(x.shape[0]):
+        for g in range(groups):
+            members = [(n, c) + rest for c in range(g * per_group, (g + 1) * per_group)
+                       for rest in np.ndindex(*x.shape[2:])]
+            values = [x[m] for m in members]
+            mean = sympy.Add(*values) / len(values)
+            var = sympy.Add(*((v - mean) ** 2 for v in values)) / len(values)
+            for m, v in zip(members, values):
+                out[m] = (v - mean) / sympy.sqrt(var + eps) * w[m[1]] + b[m[1]]
+    return out
+
+
+def _group_rstd(F: RoundingModel, var: arb) -> arb:
+    """1 / sqrt(max(var, 0) + eps) with eps a double: computed in double, then held in opmath."""
+    root = correctly_rounded(DOUBLE, _add(DOUBLE, var, arb(GROUP_EPS)).sqrt())
+    rstd = correctly_rounded(DOUBLE, ONE / root)
+    return rstd if F.opmath.format.name == "float64" else correctly_rounded(F.opmath, rstd)
+
+
+def _group_statistics(F: RoundingModel, x: np.ndarray, groups: int):
+    """Per (sample, group): (mean, rstd) in opmath, RowwiseMoments over the group's channels and positions
+    (contiguous in memory), and the group's channel range."""
+    per_group = x.shape[1] // groups
+    for n in range(x.shape[0]):
+        for g in range(groups):
+            channels = range(g * per_group, (g + 1) * per_group)
+            mean, var = rowwise_moments(F, list(x[n, g * per_group:(g + 1) * per_group].reshape(-1)))
+            yield n, channels, mean, _group_rstd(F, var)
+
+
+def _group_forward(F, arrays, p):
+    """scale = rstd * gamma, bias = -scale * mean + beta per channel, y = scale * x + bias, in opmath."""
+    C = F.opmath
+    x, w, b = arrays
+    out = np.empty(x.shape, dtype=object)
+    for n, channels, mean, rstd in _group_statistics(F, x, p["groups"]):
+        for c in channels:
+            scale = _mul(C, rstd, w[c])
+            shift = _add(C, _mul(C, -scale, mean), b[c])
+            for k in np.ndindex(*x.shape[2:]):
+                out[(n, c) + k] = _store(F, _add(C, _mul(C, scale, x[(n, c) + k]), shift))
+    return out
+
+
+def _group_backward(F, arrays, out, grad, p):
+    """GroupNormBackwardKernel with the statistics native_group_norm saved (in the dtype): per (sample,
+    channel) ds = sum(dy * x), db = sum(dy) in opmath; per group ds_g = sum(ds * gamma), db_g = sum(db *
+    gamma); c2 = (db_g * mean - ds_g) * rstd^3 / (D * HxW), c3 = -c2 * mean - db_g * rstd / (D * HxW);
+    dx = rstd * gamma * dy + c2 * x + c3. gamma's gradient sums (ds - db * mean) * rstd over the samples,
+    beta's db."""
+    C = F.opmath
+    x, w, _ = arrays
+    spatial = list(np.ndindex(*x.shape[2:]))
+    dx = np.empty(x.shape, dtype=object)
+    to_weight: list[list[arb]] = [[] for _ in range(x.shape[1])]
+    to_bias: list[list[arb]] = [[] for _ in range(x.shape[1])]
+    for n, channels, mean, rstd in _group_statistics(F, x, p["groups"]):
+        mean, rstd = _store(F, mean), _store(F, rstd)
+        ds = {c: _sum(C, [_mul(C, grad[(n, c) + k], x[(n, c) + k]) for k in spatial]) for c in channels}
+        db = {c: _sum(C, [grad[(n, c) + k] for k in spatial]) for c in channels}
+        ds_g = _sum(C, [_mul(C, ds[c], w[c]) for c in channels])
+        db_g = _sum(C, [_mul(C, db[c], w[c]) for c in channels])
+        s = _ratio(C, 1, len(channels) * len(spatial))
+        cubed = _mul(C, _mul(C, _mul(C, _sub(C, _mul(C, db_g, mean), ds_g), rstd), rstd), rstd)
+        c2 = _mul(C, cubed, s)
+        c3 = _sub(C, _mul(C, -c2, mean), _mul(C, _mul(C, db_g, rstd), s))
+        for c in channels:
+            c1 = _mul(C, rstd, w[c])
+            for k in spatial:
+                i = (n, c) + k
+                dx[i] = _store(F, _add(C, _add(C, _mul(C, c1, grad[i]), _mul(C, c2, x[i])), c3))
+            to_weight[c].append(_mul(C, _sub(C, ds[c], _mul(C, db[c], mean)), rstd))
+            to_bias[c].append(db[c])
+    g_weight = np.array([_store(F, _sum(C, t)) for t in to_weight], dtype=object)
+    g_bias = np.array([_store(F, _sum(C, t)) for t in to_bias], dtype=object)
+    return dx, g_weight, g_bias
+
+
+def _channel_parameters(shape: tuple[int, ...]):
+    """(N, C, *) with a weight and a bias of C."""
+    return [(shape, shape[1:2], shape[1:2])]
+
+
+def _group_options(shapes):
+    """Group counts dividing C whose groups hold more than one value (group_norm refuses one)."""
+    channels, size = shapes[0][1], math.prod(shapes[0][1:])
+    return [CallParams((("groups", g),)) for g in range(1, channels + 1) if channels % g == 0 and size > g]
+
+
+def _native_group_norm(a, p):
+    x = a[0]
+    return torch.native_group_norm(x, a[1], a[2], x.shape[0], x.shape[1], math.prod(x.shape[2:]), p["groups"],
+                                   GROUP_EPS)[0]
+
+
+TENSOR_OPS["group_norm"] = TensorOp("group_norm", 3, (
+    TSpelling(lambda a, p: f"torch.nn.functional.group_norm({a[0]}, {p['groups']}, {a[1]}, {a[2]})",
+              lambda a, p: _F.group_norm(a[0], p["groups"], a[1], a[2])),
+    TSpelling(lambda a, p: f"torch.group_norm({a[0]}, {p['groups']}, {a[1]}, {a[2]})",
+              lambda a, p: torch.group_norm(a[0], p["groups"], a[1], a[2])),
+    TSpelling(lambda a, p: f"torch.native_group_norm({a[0]}, {a[1]}, {a[2]}, {a[0]}.shape[0], {a[0]}.shape[1], "
+                           f"{a[0]}[0, 0].numel(), {p['groups']}, {GROUP_EPS!r})[0]", _native_group_norm),
+), _group_math, _group_forward, _group_backward, OptionSpace(_group_options), lambda shapes, p: shapes[0],
+    ("nn.functional.group_norm", "native_group_norm"), ranks=(2, 3), operand_shapes=_channel_parameters)
+NAMES.append("group_norm")
