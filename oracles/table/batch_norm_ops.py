@@ -421,3 +421,210 @@ TENSOR_OPS["group_norm"] = TensorOp("group_norm", 3, (
 ), _group_math, _group_forward, _group_backward, OptionSpace(_group_options), lambda shapes, p: shapes[0],
     ("nn.functional.group_norm", "native_group_norm"), ranks=(2, 3), operand_shapes=_channel_parameters)
 NAMES.append("group_norm")
+
+
+# ------------------------------------------------------------------ batch_norm
+BATCH_EPS = 1e-5  # batch_norm's default eps, a double in the kernel
+MOMENTUM = 0.1
+
+
+def running_mean(c: int) -> float:
+    """The constant running mean of channel c in eval mode: exact in every dtype."""
+    return 0.25 * c - 0.5
+
+
+def running_var(c: int) -> float:
+    return 1.0 + 0.5 * c
+
+
+def _running(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh running statistics for one call, in the input's dtype."""
+    channels = range(x.shape[1])
+    return (torch.tensor([running_mean(c) for c in channels], dtype=x.dtype),
+            torch.tensor([running_var(c) for c in channels], dtype=x.dtype))
+
+
+def _channel(shape: tuple[int, ...], c: int) -> list[tuple[int, ...]]:
+    """The positions of channel c, in memory order."""
+    return [(n, c) + k for n in range(shape[0]) for k in np.ndindex(*shape[2:])]
+
+
+def _batch_math(arrays, p):
+    x, w, b = arrays
+    out = np.empty(x.shape, dtype=object)
+    eps = sympy.Rational(BATCH_EPS)
+    for c in range(x.shape[1]):
+        members = _channel(x.shape, c)
+        values = [x[m] for m in members]
+        if p["training"]:
+            mean = sympy.Add(*values) / len(values)
+            var = sympy.Add(*((v - mean) ** 2 for v in values)) / len(values)
+        else:
+            mean, var = sympy.Rational(running_mean(c)), sympy.Rational(running_var(c))
+        for m, v in zip(members, values):
+            out[m] = (v - mean) / sympy.sqrt(var + eps) * w[c] + b[c]
+    return out
+
+
+def _accumulator(F: RoundingModel) -> RoundingModel:
+    """at::acc_type<T, false> on the CPU: double for float and double; float for bfloat16 and float16."""
+    return DOUBLE if F.opmath is F else F.opmath
+
+
+def _inverse_std(F: RoundingModel, var: arb) -> arb:
+    """1 / sqrt(var + eps) with eps a double: the sum, the root and the quotient in double, the result held in
+    the dtype's opmath (InvStd, and the backward's running statistics)."""
+    root = correctly_rounded(DOUBLE, _add(DOUBLE, var, arb(BATCH_EPS)).sqrt())
+    return _in(F.opmath, correctly_rounded(DOUBLE, ONE / root))
+
+
+def _in(G: RoundingModel, value: arb) -> arb:
+    return value if G.format.name == "float64" else correctly_rounded(G, value)
+
+
+def _batch_statistics(F: RoundingModel, values: list[arb]) -> tuple[arb, arb]:
+    """(save_mean, save_invstd) as batch_norm_cpu_collect_stats and InvStd leave them, in the dtype. float
+    and double: the sum in double, mean = sum / N in double held in the dtype; var_sum adds the dtype's (x -
+    mean)^2 in double, held in the dtype. bfloat16 and float16: both sums in float, the variance's from the
+    float mean; mean and var_sum held in the dtype. Then var = var_sum / N in the dtype and 1 / sqrt(var + eps)
+    in double, held in the dtype."""
+    C, A = F.opmath, _accumulator(F)
+    mean = correctly_rounded(A, _sum(A, values) / len(values))
+    if C is F:
+        mean = _in(F, mean)
+        squares = [_mul(F, _sub(F, v, mean), _sub(F, v, mean)) for v in values]
+    else:
+        squares = [_mul(C, _sub(C, v, mean), _sub(C, v, mean)) for v in values]
+    var_sum = _store(F, _nonnegative(_sum(A, squares))) if C is not F else _in(F, _nonnegative(_sum(A, squares)))
+    var = _div(F, var_sum, arb(len(values)))
+    return _in(F, mean), _in(F, _inverse_std(F, var))
+
+
+def _eval_inverse_std_forward(F: RoundingModel, c: int) -> arb:
+    """The forward's eval-mode 1 / sqrt(running_var + eps), in opmath with eps cast to it."""
+    C = F.opmath
+    root = correctly_rounded(C, _add(C, arb(running_var(c)), C.const(BATCH_EPS)).sqrt())
+    return correctly_rounded(C, ONE / root)
+
+
+def _batch_forward(F, arrays, p):
+    """alpha = invstd * weight, beta = bias - mean * alpha (opmath), y = x * alpha + beta."""
+    C = F.opmath
+    x, w, b = arrays
+    out = np.empty(x.shape, dtype=object)
+    for c in range(x.shape[1]):
+        members = _channel(x.shape, c)
+        if p["training"]:
+            mean, invstd = _batch_statistics(F, [x[m] for m in members])
+        else:
+            mean, invstd = arb(running_mean(c)), _eval_inverse_std_forward(F, c)
+        alpha = _mul(C, invstd, w[c])
+        beta = _sub(C, b[c], _mul(C, mean, alpha))
+        for m in members:
+            out[m] = _store(F, _add(C, _mul(C, x[m], alpha), beta))
+    return out
+
+
+def _contiguous_channel(F: RoundingModel, x, dy, w, mean: arb, invstd: arb, training: bool):
+    """batch_norm_cpu_backward's contiguous kernel for one channel, in opmath: sum = sum(dy), dotp = sum((x -
+    mean) * dy) (per sample in vectors, across samples in the accumulator type); training: k = dotp * invstd^2
+    / N, grad_mean = sum / N, dx = (dy - grad_mean - (x - mean) * k) * invstd * w; eval: dx = dy * invstd *
+    w. grad_weight = dotp * invstd, grad_bias = sum."""
+    C, A = F.opmath, _accumulator(F)
+    n = arb(len(x))
+    total = _sum(A, dy)
+    dotp = _sum(A, [_mul(C, _sub(C, v, mean), d) for v, d in zip(x, dy)])
+    if training:
+        k = _div(C, _mul(C, _mul(C, _in(C, dotp), invstd), invstd), n)
+        grad_mean = _in(C, _div(A, total, n))
+        dx = [_mul(C, _mul(C, _sub(C, _sub(C, d, grad_mean), _mul(C, _sub(C, v, mean), k)), invstd), w)
+              for v, d in zip(x, dy)]
+    else:
+        dx = [_mul(C, _mul(C, d, invstd), w) for d in dy]
+    return [_store(F, v) for v in dx], _in(F, _mul(A, dotp, invstd)), _in(F, total)
+
+
+def _strided_channel(F: RoundingModel, x, dy, w, mean: arb, invstd: arb, training: bool):
+    """batch_norm_backward_cpu_template, which torch takes where grad_output is not contiguous (the expanded
+    gradient of y.sum()): every operation in the dtype (bfloat16 arithmetic rounds each result), only dotp
+    accumulated wider; sum from at::sum, held in the dtype."""
+    A = _accumulator(F)
+    n = arb(len(x))
+    total = _store(F, _sum(F.opmath, dy))
+    dotp = _sum(A, [_mul(F, _sub(F, v, mean), d) for v, d in zip(x, dy)])
+    if training:
+        k = _div(F, _mul(F, _mul(F, _in(F, dotp), invstd), invstd), n)
+        grad_mean = _div(F, total, n)
+        dx = [_mul(F, _mul(F, _sub(F, _sub(F, d, grad_mean), _mul(F, _sub(F, v, mean), k)), invstd), w)
+              for v, d in zip(x, dy)]
+    else:
+        dx = [_mul(F, _mul(F, d, invstd), w) for d in dy]
+    return dx, _in(F, _mul(A, dotp, _in(A, invstd))), total
+
+
+def _batch_backward(F, arrays, out, grad, p):
+    """Per channel, the hull of the two kernels torch may take (which depends on grad_output's layout); eval
+    mode's invstd from running_var + eps in double, held in opmath (contiguous) or the dtype (strided)."""
+    x, w, _ = arrays
+    dx = np.empty(x.shape, dtype=object)
+    g_weight = np.empty(w.shape, dtype=object)
+    g_bias = np.empty(w.shape, dtype=object)
+    for c in range(x.shape[1]):
+        members = _channel(x.shape, c)
+        values, dy = [x[m] for m in members], [grad[m] for m in members]
+        if p["training"]:
+            mean, invstd = _batch_statistics(F, values)
+            inverse = {"contiguous": invstd, "strided": invstd}
+        else:
+            mean, invstd = arb(running_mean(c)), _inverse_std(F, arb(running_var(c)))
+            inverse = {"contiguous": invstd, "strided": _in(F, invstd)}
+        first = _contiguous_channel(F, values, dy, w[c], mean, inverse["contiguous"], p["training"])
+        second = _strided_channel(F, values, dy, w[c], mean, inverse["strided"], p["training"])
+        for m, u, v in zip(members, first[0], second[0]):
+            dx[m] = u.union(v)
+        g_weight[c], g_bias[c] = first[1].union(second[1]), first[2].union(second[2])
+    return dx, g_weight, g_bias
+
+
+def _batch_options(shapes):
+    """Training needs more than one value per channel; eval mode takes any."""
+    per_channel = math.prod(shapes[0]) // shapes[0][1]
+    return [CallParams((("training", t),)) for t in (True, False) if per_channel > 1 or not t]
+
+
+def _functional_batch_norm(a, p):
+    rm, rv = _running(a[0])
+    return _F.batch_norm(a[0], rm, rv, a[1], a[2], training=p["training"])
+
+
+def _native(function):
+    def call(a, p):
+        rm, rv = _running(a[0])
+        return function(a[0], a[1], a[2], rm, rv, p["training"], MOMENTUM, BATCH_EPS)[0]
+    return call
+
+
+def _with_update(a, p):
+    rm, rv = _running(a[0])
+    return torch.ops.aten._batch_norm_with_update(a[0], a[1], a[2], rm, rv, MOMENTUM, BATCH_EPS)[0]
+
+
+def _running_text(x: str) -> str:
+    return (f"torch.tensor([0.25 * c - 0.5 for c in range({x}.shape[1])], dtype={x}.dtype), "
+            f"torch.tensor([1.0 + 0.5 * c for c in range({x}.shape[1])], dtype={x}.dtype)")
+
+
+TENSOR_OPS["batch_norm"] = TensorOp("batch_norm", 3, (
+    TSpelling(lambda a, p: f"torch.nn.functional.batch_norm({a[0]}, {_running_text(a[0])}, {a[1]}, {a[2]}, "
+                           f"training={p['training']})", _functional_batch_norm),
+    TSpelling(lambda a, p: f"torch.native_batch_norm({a[0]}, {a[1]}, {a[2]}, {_running_text(a[0])}, "
+                           f"{p['training']}, {MOMENTUM!r}, {BATCH_EPS!r})[0]", _native(torch.native_batch_norm)),
+    TSpelling(lambda a, p: f"torch._native_batch_norm_legit({a[0]}, {a[1]}, {a[2]}, {_running_text(a[0])}, "
+                           f"{p['training']}, {MOMENTUM!r}, {BATCH_EPS!r})[0]",
+              _native(torch._native_batch_norm_legit)),
+    TSpelling(lambda a, p: f"torch.ops.aten._batch_norm_with_update({a[0]}, {a[1]}, {a[2]}, {_running_text(a[0])}, "
+                           f"{MOMENTUM!r}, {BATCH_EPS!r})[0]", _with_update, lambda s, p: p["training"]),
+), _batch_math, _batch_forward, _batch_backward, OptionSpace(_batch_options), lambda shapes, p: shapes[0],
+    ("nn.functional.batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_batch_norm_with_update"),
+    ranks=(2, 3), operand_shapes=_channel_parameters)
+NAMES.append("batch_norm")
