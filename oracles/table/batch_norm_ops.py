@@ -444,6 +444,11 @@ def _running(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             torch.tensor([running_var(c) for c in channels], dtype=x.dtype))
 
 
+def _statistic(p, c: int) -> int:
+    """The running statistic's index of channel c: instance_norm repeats C statistics for each sample."""
+    return c % p.get("channels", c + 1)
+
+
 def _channel(shape: tuple[int, ...], c: int) -> list[tuple[int, ...]]:
     """The positions of channel c, in memory order."""
     return [(n, c) + k for n in range(shape[0]) for k in np.ndindex(*shape[2:])]
@@ -460,7 +465,7 @@ def _batch_math(arrays, p):
             mean = sympy.Add(*values) / len(values)
             var = sympy.Add(*((v - mean) ** 2 for v in values)) / len(values)
         else:
-            mean, var = sympy.Rational(running_mean(c)), sympy.Rational(running_var(c))
+            mean, var = sympy.Rational(running_mean(_statistic(p, c))), sympy.Rational(running_var(_statistic(p, c)))
         for m, v in zip(members, values):
             out[m] = (v - mean) / sympy.sqrt(var + eps) * w[c] + b[c]
     return out
@@ -500,10 +505,10 @@ def _batch_statistics(F: RoundingModel, values: list[arb]) -> tuple[arb, arb]:
     return _in(F, mean), _in(F, _inverse_std(F, var))
 
 
-def _eval_inverse_std_forward(F: RoundingModel, c: int) -> arb:
+def _eval_inverse_std_forward(F: RoundingModel, var: float) -> arb:
     """The forward's eval-mode 1 / sqrt(running_var + eps), in opmath with eps cast to it."""
     C = F.opmath
-    root = correctly_rounded(C, _add(C, arb(running_var(c)), C.const(BATCH_EPS)).sqrt())
+    root = correctly_rounded(C, _add(C, arb(var), C.const(BATCH_EPS)).sqrt())
     return correctly_rounded(C, ONE / root)
 
 
@@ -517,7 +522,8 @@ def _batch_forward(F, arrays, p):
         if p["training"]:
             mean, invstd = _batch_statistics(F, [x[m] for m in members])
         else:
-            mean, invstd = arb(running_mean(c)), _eval_inverse_std_forward(F, c)
+            k = _statistic(p, c)
+            mean, invstd = arb(running_mean(k)), _eval_inverse_std_forward(F, running_var(k))
         alpha = _mul(C, invstd, w[c])
         beta = _sub(C, b[c], _mul(C, mean, alpha))
         for m in members:
@@ -576,7 +582,8 @@ def _batch_backward(F, arrays, out, grad, p):
             mean, invstd = _batch_statistics(F, values)
             inverse = {"contiguous": invstd, "strided": invstd}
         else:
-            mean, invstd = arb(running_mean(c)), _inverse_std(F, arb(running_var(c)))
+            k = _statistic(p, c)
+            mean, invstd = arb(running_mean(k)), _inverse_std(F, arb(running_var(k)))
             inverse = {"contiguous": invstd, "strided": _in(F, invstd)}
         first = _contiguous_channel(F, values, dy, w[c], mean, inverse["contiguous"], p["training"])
         second = _strided_channel(F, values, dy, w[c], mean, inverse["strided"], p["training"])
@@ -628,3 +635,67 @@ TENSOR_OPS["batch_norm"] = TensorOp("batch_norm", 3, (
     ("nn.functional.batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_batch_norm_with_update"),
     ranks=(2, 3), operand_shapes=_channel_parameters)
 NAMES.append("batch_norm")
+
+
+# ------------------------------------------------------------------ instance_norm
+def _as_batch(arrays, p):
+    """instance_norm's batch_norm call: the input viewed as (1, N * C, *), weight and bias repeated N times,
+    the running statistics (eval mode) too."""
+    x, w, b = arrays
+    samples = x.shape[0]
+    params = CallParams((("training", p["training"]), ("channels", x.shape[1])))
+    return [x.reshape((1, -1) + x.shape[2:]), np.tile(w, samples), np.tile(b, samples)], params
+
+
+def _instance_math(arrays, p):
+    batch, params = _as_batch(arrays, p)
+    return _batch_math(batch, params).reshape(arrays[0].shape)
+
+
+def _instance_forward(F, arrays, p):
+    batch, params = _as_batch(arrays, p)
+    return _batch_forward(F, batch, params).reshape(arrays[0].shape)
+
+
+def _instance_backward(F, arrays, out, grad, p):
+    """batch_norm's backward on the (1, N * C, *) view; the repeated weight's and bias's gradients summed over
+    the samples (RepeatBackward: a sum in opmath, held in the dtype)."""
+    x = arrays[0]
+    batch, params = _as_batch(arrays, p)
+    dx, g_weight, g_bias = _batch_backward(F, batch, None, grad.reshape(batch[0].shape), params)
+    channels = x.shape[1]
+
+    def summed(g):
+        return np.array([_store(F, _sum(F.opmath, list(g[c::channels]))) for c in range(channels)], dtype=object)
+
+    return dx.reshape(x.shape), summed(g_weight), summed(g_bias)
+
+
+def _instance_options(shapes):
+    """use_input_stats (each (sample, channel) needs more than one value), or the running statistics."""
+    spatial = math.prod(shapes[0][2:])
+    return [CallParams((("training", t),)) for t in (True, False) if spatial > 1 or not t]
+
+
+def _functional_instance_norm(a, p):
+    if p["training"]:
+        return _F.instance_norm(a[0], weight=a[1], bias=a[2])
+    rm, rv = _running(a[0])
+    return _F.instance_norm(a[0], rm, rv, a[1], a[2], use_input_stats=False)
+
+
+def _torch_instance_norm(a, p):
+    rm, rv = _running(a[0])
+    return torch.instance_norm(a[0], a[1], a[2], rm, rv, p["training"], MOMENTUM, BATCH_EPS, False)
+
+
+TENSOR_OPS["instance_norm"] = TensorOp("instance_norm", 3, (
+    TSpelling(lambda a, p: f"torch.nn.functional.instance_norm({a[0]}, weight={a[1]}, bias={a[2]})"
+              if p["training"] else
+              f"torch.nn.functional.instance_norm({a[0]}, {_running_text(a[0])}, {a[1]}, {a[2]}, "
+              f"use_input_stats=False)", _functional_instance_norm),
+    TSpelling(lambda a, p: f"torch.instance_norm({a[0]}, {a[1]}, {a[2]}, {_running_text(a[0])}, {p['training']}, "
+                           f"{MOMENTUM!r}, {BATCH_EPS!r}, False)", _torch_instance_norm),
+), _instance_math, _instance_forward, _instance_backward, OptionSpace(_instance_options),
+    lambda shapes, p: shapes[0], ("nn.functional.instance_norm",), ranks=(3,), operand_shapes=_channel_parameters)
+NAMES.append("instance_norm")
