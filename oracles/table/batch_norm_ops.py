@@ -1,13 +1,18 @@
-"""Layer normalization in the tensor-op table, after torch's CPU kernels (layer_norm_kernel.cpp,
-moments_utils.h) and derivatives.yaml (native_layer_norm_backward).
+"""Layer, group, instance and batch normalization in the tensor-op table, each with its weight and bias as
+further arguments, after torch's CPU kernels (layer_norm_kernel.cpp, group_norm_kernel.cpp,
+batch_norm_kernel.cpp, Normalization.cpp, moments_utils.h) and derivatives.yaml.
 
-The row statistics come from RowwiseMoments: Welford's algorithm in opmath (float for bfloat16 and
-float16), run per vector lane over the row's whole vectors (a chunk of up to 16 vectors per lane, each
-chunk merged into a cascade of partial moments), then sequentially over the tail, the lanes merged into the
-tail's moments last (AddMoments). Which elements share a lane depends on the vector width of the CPU
-capability torch dispatches to, read from torch at import. Every operation is modelled as correctly rounded;
-where the kernel writes a fused multiply-add (or the compiler may contract one) it is modelled as a product
-and a sum each rounded, whose enclosure contains the fused result.
+layer_norm and group_norm take their statistics from RowwiseMoments: Welford's algorithm in opmath (float
+for bfloat16 and float16), run per vector lane over the row's whole vectors (a chunk of up to 16 vectors per
+lane, each chunk merged into a cascade of partial moments), then sequentially over the tail, the lanes
+merged into the tail's moments last (AddMoments). Which elements share a lane depends on the vector width of
+the CPU capability torch dispatches to, read from torch at import. batch_norm (and instance_norm, which is
+batch_norm on a reshaped view) sums in the accumulator type (double for float) in two passes. The saved
+statistics (mean, rstd or invstd) are held in the input's dtype and read back by the backward kernels.
+
+Every operation is modelled as correctly rounded; where a kernel writes a fused multiply-add (or the compiler
+may contract one) it is modelled as a product and a sum each rounded, whose enclosure contains the fused
+result.
 """
 
 from __future__ import annotations
@@ -178,7 +183,7 @@ def _div(C: RoundingModel, a: arb, b: arb) -> arb:
     return correctly_rounded(C, a / b)
 
 
-def _store(F: RoundingModel, value: arb) -> arb:
+def stored(F: RoundingModel, value: arb) -> arb:
     """An opmath value written to a tensor of the dtype: rounded once where opmath is wider."""
     return value if F.opmath is F else correctly_rounded(F, value)
 
@@ -197,7 +202,7 @@ def _buffered_sum(F: RoundingModel, terms: list[arb]) -> arb:
     if not terms:
         return ZERO
     if len(terms) == 1:
-        return _store(F, terms[0])
+        return stored(F, terms[0])
     k = 2 * len(terms)
     magnitude = sum((arb(t.abs_upper()) for t in terms), ZERO) * (1 + k * F.u)
     return F.round(sum(terms, ZERO), k, magnitude)
@@ -223,7 +228,7 @@ def _layer_math(arrays, p):
     return out.reshape(x.shape)
 
 
-def _row_statistics(F: RoundingModel, row: list[arb]) -> tuple[arb, arb]:
+def row_statistics(F: RoundingModel, row: list[arb]) -> tuple[arb, arb]:
     """(mean, rstd) in opmath: RowwiseMoments, then 1 / sqrt(var + eps), each operation rounded."""
     C = F.opmath
     mean, var = rowwise_moments(F, row)
@@ -239,14 +244,14 @@ def _layer_forward(F, arrays, p):
     rows, weight, bias = _rows(x, len(p["normalized_shape"])), w.reshape(-1), b.reshape(-1)
     out = np.empty(rows.shape, dtype=object)
     for i, row in enumerate(rows):
-        mean, rstd = _row_statistics(F, list(row))
+        mean, rstd = row_statistics(F, list(row))
         shift = _mul(C, -rstd, mean)
         for j, v in enumerate(row):
             if C is F:
                 normal = _mul(C, _sub(C, v, mean), rstd)
             else:
                 normal = _add(C, _mul(C, v, rstd), shift)
-            out[i, j] = _store(F, _add(C, _mul(C, normal, weight[j]), bias[j]))
+            out[i, j] = stored(F, _add(C, _mul(C, normal, weight[j]), bias[j]))
     return out.reshape(x.shape)
 
 
@@ -264,7 +269,7 @@ def _layer_backward(F, arrays, out, grad, p):
     dx = np.empty(rows.shape, dtype=object)
     to_weight: list[list[arb]] = [[] for _ in range(n)]
     for i, (row, dy) in enumerate(zip(rows, g_rows)):
-        mean, rstd = (_store(F, v) for v in _row_statistics(F, list(row)))
+        mean, rstd = (stored(F, v) for v in row_statistics(F, list(row)))
         ds = _sum(C, [_mul(C, _mul(C, d, v), g) for d, v, g in zip(dy, row, weight)])
         db = _sum(C, [_mul(C, d, g) for d, g in zip(dy, weight)])
         cubed = _mul(C, _mul(C, _mul(C, _sub(C, _mul(C, db, mean), ds), rstd), rstd), rstd)
@@ -272,7 +277,7 @@ def _layer_backward(F, arrays, out, grad, p):
         c = _sub(C, _mul(C, -b, mean), _mul(C, _mul(C, db, rstd), scale))
         shift = _mul(C, -rstd, mean)
         for j, (d, v, g) in enumerate(zip(dy, row, weight)):
-            dx[i, j] = _store(F, _add(C, _add(C, _mul(C, _mul(C, rstd, d), g), _mul(C, b, v)), c))
+            dx[i, j] = stored(F, _add(C, _add(C, _mul(C, _mul(C, rstd, d), g), _mul(C, b, v)), c))
             to_weight[j].append(_mul(C, d, _add(C, _mul(C, rstd, v), shift)))
     g_weight = np.array([_buffered_sum(F, t) for t in to_weight], dtype=object)
     g_bias = np.array([_buffered_sum(F, list(g_rows[:, j])) for j in range(n)], dtype=object)
@@ -301,7 +306,7 @@ TENSOR_OPS["layer_norm"] = TensorOp("layer_norm", 3, (
                            f"{LAYER_EPS!r})[0]",
               lambda a, p: torch.native_layer_norm(a[0], p["normalized_shape"], a[1], a[2], LAYER_EPS)[0]),
 ), _layer_math, _layer_forward, _layer_backward, OptionSpace(_layer_options), lambda shapes, p: shapes[0],
-    ("nn.functional.layer_norm", "native_layer_norm"), operand_shapes=_normalized_shapes)
+    ("nn.functional.layer_norm", "native_layer_norm"), ranks=(1, 2, 3), operand_shapes=_normalized_shapes)
 NAMES.append("layer_norm")
 
 
@@ -356,7 +361,7 @@ def _group_forward(F, arrays, p):
             scale = _mul(C, rstd, w[c])
             shift = _add(C, _mul(C, -scale, mean), b[c])
             for k in np.ndindex(*x.shape[2:]):
-                out[(n, c) + k] = _store(F, _add(C, _mul(C, scale, x[(n, c) + k]), shift))
+                out[(n, c) + k] = stored(F, _add(C, _mul(C, scale, x[(n, c) + k]), shift))
     return out
 
 
@@ -373,7 +378,7 @@ def _group_backward(F, arrays, out, grad, p):
     to_weight: list[list[arb]] = [[] for _ in range(x.shape[1])]
     to_bias: list[list[arb]] = [[] for _ in range(x.shape[1])]
     for n, channels, mean, rstd in _group_statistics(F, x, p["groups"]):
-        mean, rstd = _store(F, mean), _store(F, rstd)
+        mean, rstd = stored(F, mean), stored(F, rstd)
         ds = {c: _sum(C, [_mul(C, grad[(n, c) + k], x[(n, c) + k]) for k in spatial]) for c in channels}
         db = {c: _sum(C, [grad[(n, c) + k] for k in spatial]) for c in channels}
         ds_g = _sum(C, [_mul(C, ds[c], w[c]) for c in channels])
@@ -386,11 +391,11 @@ def _group_backward(F, arrays, out, grad, p):
             c1 = _mul(C, rstd, w[c])
             for k in spatial:
                 i = (n, c) + k
-                dx[i] = _store(F, _add(C, _add(C, _mul(C, c1, grad[i]), _mul(C, c2, x[i])), c3))
+                dx[i] = stored(F, _add(C, _add(C, _mul(C, c1, grad[i]), _mul(C, c2, x[i])), c3))
             to_weight[c].append(_mul(C, _sub(C, ds[c], _mul(C, db[c], mean)), rstd))
             to_bias[c].append(db[c])
-    g_weight = np.array([_store(F, _sum(C, t)) for t in to_weight], dtype=object)
-    g_bias = np.array([_store(F, _sum(C, t)) for t in to_bias], dtype=object)
+    g_weight = np.array([stored(F, _sum(C, t)) for t in to_weight], dtype=object)
+    g_bias = np.array([stored(F, _sum(C, t)) for t in to_bias], dtype=object)
     return dx, g_weight, g_bias
 
 
@@ -497,10 +502,8 @@ def _batch_statistics(F: RoundingModel, values: list[arb]) -> tuple[arb, arb]:
     mean = correctly_rounded(A, _sum(A, values) / len(values))
     if C is F:
         mean = _in(F, mean)
-        squares = [_mul(F, _sub(F, v, mean), _sub(F, v, mean)) for v in values]
-    else:
-        squares = [_mul(C, _sub(C, v, mean), _sub(C, v, mean)) for v in values]
-    var_sum = _store(F, _nonnegative(_sum(A, squares))) if C is not F else _in(F, _nonnegative(_sum(A, squares)))
+    deviations = [_sub(C, v, mean) for v in values]
+    var_sum = _in(F, _nonnegative(_sum(A, [_mul(C, d, d) for d in deviations])))
     var = _div(F, var_sum, arb(len(values)))
     return _in(F, mean), _in(F, _inverse_std(F, var))
 
@@ -527,7 +530,7 @@ def _batch_forward(F, arrays, p):
         alpha = _mul(C, invstd, w[c])
         beta = _sub(C, b[c], _mul(C, mean, alpha))
         for m in members:
-            out[m] = _store(F, _add(C, _mul(C, x[m], alpha), beta))
+            out[m] = stored(F, _add(C, _mul(C, x[m], alpha), beta))
     return out
 
 
@@ -547,7 +550,7 @@ def _contiguous_channel(F: RoundingModel, x, dy, w, mean: arb, invstd: arb, trai
               for v, d in zip(x, dy)]
     else:
         dx = [_mul(C, _mul(C, d, invstd), w) for d in dy]
-    return [_store(F, v) for v in dx], _in(F, _mul(A, dotp, invstd)), _in(F, total)
+    return [stored(F, v) for v in dx], _in(F, _mul(A, dotp, invstd)), _in(F, total)
 
 
 def _strided_channel(F: RoundingModel, x, dy, w, mean: arb, invstd: arb, training: bool):
@@ -556,7 +559,7 @@ def _strided_channel(F: RoundingModel, x, dy, w, mean: arb, invstd: arb, trainin
     accumulated wider; sum from at::sum, held in the dtype."""
     A = _accumulator(F)
     n = arb(len(x))
-    total = _store(F, _sum(F.opmath, dy))
+    total = stored(F, _sum(F.opmath, dy))
     dotp = _sum(A, [_mul(F, _sub(F, v, mean), d) for v, d in zip(x, dy)])
     if training:
         k = _div(F, _mul(F, _mul(F, _in(F, dotp), invstd), invstd), n)
@@ -666,7 +669,7 @@ def _instance_backward(F, arrays, out, grad, p):
     channels = x.shape[1]
 
     def summed(g):
-        return np.array([_store(F, _sum(F.opmath, list(g[c::channels]))) for c in range(channels)], dtype=object)
+        return np.array([stored(F, _sum(F.opmath, list(g[c::channels]))) for c in range(channels)], dtype=object)
 
     return dx.reshape(x.shape), summed(g_weight), summed(g_bias)
 
