@@ -19,7 +19,7 @@ from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import loss_ops, normalization_ops, sample_losses
+from oracles.table import batch_norm_ops, loss_ops, normalization_ops, sample_losses
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
@@ -33,7 +33,7 @@ from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
 
-NEW_OPS = loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES
+NEW_OPS = loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
 SHAPES = {1: (3,), 2: (2, 3), 3: (2, 1, 3)}
 
 
@@ -91,6 +91,22 @@ def test_forward_is_inside_the_model(op, dtype):
                         f"{model[index].str(10)} at {list(index)}")
                 checked += 1
     assert checked, f"{op}: no parameter set checked"
+
+
+@pytest.mark.parametrize("length", [*range(1, 20), 33, 130, 600])
+def test_rowwise_moments_enclose_torchs_statistics(length, dtype):
+    """The model of RowwiseMoments (per-lane Welford, chunk cascade, tail, lane merge) and of 1 / sqrt(var +
+    eps) holds the mean and rstd native_layer_norm saves, for rows shorter than a vector, of a few vectors and
+    of several chunks, centred and offset (a mean far from 0)."""
+    fmt = format_named(dtype)
+    F = RoundingModel(fmt)
+    for seed, offset in ((1, 0.0), (2, 5.0)):
+        values = [fmt.round(float(v)) for v in np.random.default_rng(seed).uniform(-3, 3, length) + offset]
+        row = torch.tensor(values, dtype=torch.float64).to(fmt.torch_dtype).reshape(1, length)
+        _, mean, rstd = torch.native_layer_norm(row, [length], None, None, batch_norm_ops.LAYER_EPS)
+        model = [batch_norm_ops.stored(F, v) for v in batch_norm_ops.row_statistics(F, [arb(v) for v in values])]
+        for name, got, enclosure in zip(("mean", "rstd"), (mean, rstd), model):
+            assert enclosure.contains(arb(got.item())), f"{name} {got.item()!r} outside {enclosure.str(10)}"
 
 
 # ------------------------------------------------------------------ gradients worked out by hand
