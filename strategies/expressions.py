@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.table.domains import Domain
-from oracles.table.ops import OPS, Operands, OpSpec
+from oracles.table.ops import OPS, Operands, OpSpec, ops_where
 from strategies.cached import choice
 
 SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)
@@ -162,7 +162,7 @@ def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str]
         raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
     if max_depth < 0:
         raise ValueError(f"max_depth must be at least 0, got {max_depth!r}")
-    ops = tuple(ops) if ops is not None else tuple(OPS)
+    ops = tuple(ops) if ops is not None else ops_where(every_dtype=True)
     for name in ops + ((root,) if root else ()):
         if name not in OPS:
             raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")
