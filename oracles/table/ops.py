@@ -110,7 +110,7 @@ class OpSpec:
     forward_tangent: Callable | None = None
     second_order_deviation: Deviation | None = None
     skips: tuple[Skip, ...] = ()
-    # the dtypes torch's backward is implemented for (None: every one); an op whose backward raises
+    # the dtypes torch can differentiate the op in (None: every one); an op whose kernel or backward raises
     # NotImplementedError in some dtype is drawn only at the root of its own tests, never inside others'
     backward_dtypes: tuple[str, ...] | None = None
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
@@ -188,7 +188,7 @@ class OpSpec:
 
     def skip_reason(self, test: str, dtype: str) -> str | None:
         if self.backward_dtypes is not None and dtype not in self.backward_dtypes:
-            return f"torch's backward of {self.name} is implemented for {', '.join(self.backward_dtypes)} only"
+            return f"torch differentiates {self.name} in {', '.join(self.backward_dtypes)} only"
         return next((s.reason for s in self.skips if s.test == test and s.dtype == dtype), None)
 
 
