@@ -44,3 +44,29 @@ class RoundHalfEven(_Steps):
 
     _jumps_at_half_integers = True
 
+
+
+class _ErrorFunction(sympy.Function):
+    """A function of erfc kept whole: SymPy rewrites erfc(-u) as 2 - erfc(u), which for large u is the
+    difference of two numbers near 2 whose exact value (tiny) arb then cannot resolve at any precision."""
+
+    nargs = 1
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+
+class Erfcx(_ErrorFunction):
+    """torch.special.erfcx: exp(x^2) erfc(x)."""
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return 2 * x * Erfcx(x) - 2 / sympy.sqrt(sympy.pi)
+
+
+class Ndtr(_ErrorFunction):
+    """The standard normal distribution function Φ(x) = erfc(-x / sqrt(2)) / 2 (torch.special.log_ndtr's log)."""
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)

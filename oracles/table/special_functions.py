@@ -17,12 +17,13 @@ import sympy
 import torch
 from flint import acb, arb, ctx
 
-from oracles.numerics.exact import STEP_EVALUATORS
+from oracles.numerics.exact import STEP_EVALUATORS, arb_erfcx
 from oracles.numerics.rounding import Singular, int_power
-from oracles.numerics.sympy_functions import Trunc
+from oracles.numerics.sympy_functions import Erfcx, Ndtr, Trunc
 from oracles.table import special_conventions as pins
 from oracles.table.conventions import ALL_DTYPES as DTYPES
 from oracles.table.domains import Domain, Interval, Kind, Special, edge, kink, pole
+from oracles.table.math_functions import ERFC_ULPS
 from oracles.table.ops import (
     NONNEGATIVE_REALS,
     ONE,
@@ -123,15 +124,11 @@ ERFCX_ULPS = 8
 ERFCX_DTYPES = ("float64", "float32")
 
 
-def _erfcx_exact(x):
-    return (x * x).exp() * x.erfc()
-
-
 def _erfcx(F, x):
     if not F.greater(ZERO, x):
-        return F.round(_erfcx_exact(x), 2 * ERFCX_ULPS)
+        return F.round(arb_erfcx(x), 2 * ERFCX_ULPS)
     growth = F.mul(arb(2), F.round(F.mul(x, x).exp(), 2))
-    return F.sub(growth, F.round(_erfcx_exact(-x), 2 * ERFCX_ULPS))
+    return F.sub(growth, F.round(arb_erfcx(-x), 2 * ERFCX_ULPS))
 
 
 def _erfcx_grads(F, args, y):
@@ -142,11 +139,36 @@ def _erfcx_grads(F, args, y):
 
 
 add_op("special.erfcx", [Spelling("torch.special.erfcx({0})", torch.special.erfcx)],
-    lambda a: sympy.exp(a**2) * sympy.erfc(a), _erfcx, _erfcx_grads, (R,), ulps=ERFCX_ULPS,
+    Erfcx, _erfcx, _erfcx_grads, (R,), ulps=ERFCX_ULPS,
     backward_dtypes=ERFCX_DTYPES, findings=("erfcx-gradient-cancellation",),
     higher_order_gap="the jet model has no erfcx",
     references=(ref((0.5,), lambda a: (2 * a * mp.exp(a**2) * mp.erfc(a) - 2 / mp.sqrt(mp.pi),)),
                 ref((-1.5,), lambda a: (2 * a * mp.exp(a**2) * mp.erfc(a) - 2 / mp.sqrt(mp.pi),))))
+
+
+# ---------------------------------------------------------------- log_ndtr(x) = log Φ(x) (Math.h, after SciPy)
+# calc_log_ndtr (float and double only), t = x * frac_sqrt_2 (1/sqrt(2) in the dtype): below -1
+# log(erfcx(-t) / 2) - t * t, else log1p(-erfc(t) / 2), each libm call (log, log1p, erfc) as the table models it.
+def _log_ndtr(F, x):
+    t = F.mul(x, F.const(1 / math.sqrt(2)))
+    if F.greater(arb(-1), x):
+        return F.sub(_log(F, _erfcx(F, -t) / 2), F.mul(t, t))
+    return _log1p(F, -F.round(t.erfc(), 2 * ERFC_ULPS) / 2)
+
+
+def _log_ndtr_grads(F, args, y):
+    # special_log_ndtr: grad / std::sqrt(2 * M_PI) * (result + self.pow(2) / 2).neg().exp(). Far below 0 the
+    # sum cancels (result ~ -x^2 / 2): finding log-ndtr-gradient-cancellation
+    x = args[0]
+    exponent = F.add(y, F.div(F.mul(x, x), arb(2)))
+    return (F.mul(F.div(ONE, F.const(math.sqrt(2 * math.pi))), F.round((-exponent).exp(), 2)),)
+
+
+add_op("special.log_ndtr", [Spelling("torch.special.log_ndtr({0})", torch.special.log_ndtr)],
+    lambda a: sympy.log(Ndtr(a)), _log_ndtr, _log_ndtr_grads, (R,), ulps=ERFCX_ULPS,
+    backward_dtypes=ERFCX_DTYPES, findings=("log-ndtr-gradient-cancellation",),
+    higher_order_gap="the jet model has no erfcx",
+    references=(ref((0.5,), lambda a: (mp.npdf(a) / mp.ncdf(a),)), ref((-3.0,), lambda a: (mp.npdf(a) / mp.ncdf(a),))))
 
 
 # ---------------------------------------------------------------- digamma, trigamma, lgamma (Math.h)
