@@ -16,7 +16,7 @@ import sympy
 from flint import acb, arb, fmpq
 
 from oracles.numerics.rounding import Singular, int_power
-from oracles.numerics.sympy_functions import Ceil, Erfcx, Floor, Ndtr, RoundHalfEven, Trunc
+from oracles.numerics.sympy_functions import Ceil, Erfcx, Floor, Ndtr, Ndtri, RoundHalfEven, Trunc
 
 Evaluator = Callable[[tuple[arb, ...]], arb]
 
@@ -179,6 +179,7 @@ _UNARY: dict[type, Callable[[arb], arb]] = {
     sympy.erfinv: arb.erfinv,
     Erfcx: arb_erfcx,
     Ndtr: _ndtr,
+    Ndtri: lambda v: -arb(2).sqrt() * (2 * v).erfcinv(),
     # log|Γ(x)| (torch.lgamma), also for x < 0: the real part of the complex log-gamma
     sympy.loggamma: lambda v: acb(v).lgamma().real,
     **{fn: evaluate for fn, evaluate in STEP_EVALUATORS.items()},

@@ -70,3 +70,10 @@ class Ndtr(_ErrorFunction):
     def fdiff(self, argindex=1):
         x = self.args[0]
         return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
+
+
+class Ndtri(_ErrorFunction):
+    """torch.special.ndtri: the inverse of Φ, -sqrt(2) erfcinv(2y) (2y - 1 in erfinv would round away a tiny y)."""
+
+    def fdiff(self, argindex=1):
+        return sympy.sqrt(2 * sympy.pi) * sympy.exp(Ndtri(self.args[0]) ** 2 / 2)
