@@ -334,6 +334,7 @@ def _add_mvlgamma(p: int, domain: Domain) -> None:
 
 _add_mvlgamma(1, P)
 _add_mvlgamma(3, Domain.ABOVE_ONE)
+_add_mvlgamma(5, Domain.ABOVE_TWO)
 
 # ---------------------------------------------------------------- modified Bessel functions of order 0 (Math.h, Cephes)
 # Measured: i0 within 3 ulps, i1 (its gradient's kernel) within 7.2 (float32; float64 6), i1e 7.3: bfloat16 and
