@@ -412,7 +412,7 @@ add_op("special.i0e", [Spelling("torch.special.i0e({0})", torch.special.i0e)],
 I1_BACKWARD_DTYPES = ("float64", "float32")
 
 
-def _tiny_slope(F, x, scaled: bool):
+def _tiny_slope(x, scaled: bool):
     """i1_backward and i1e_backward return 0.5 where |x| <= eps (the formula's y / x would be 0/0 at 0). The
     exact slopes there are 0.5 + 3x^2/16 + ... (I1) and 0.5 - 3|x|/4 + ... (exp(-|x|) I1): within x^2 and |x|
     of 0.5, the formula's error, which the enclosure takes in."""
@@ -426,7 +426,7 @@ def _i1_grads(scaled: bool):
     def grads(F, args, y):
         x = args[0]
         if not F.greater(abs(x), 2 * F.u):
-            return (_tiny_slope(F, x, scaled),)
+            return (_tiny_slope(x, scaled),)
         inverse = F.div(ONE, x)
         if scaled:
             i0e = F.round(_scaled_bessel(F, x, 0), 2 * I0E_ULPS)
