@@ -59,6 +59,7 @@ def test_capability_queries():
     assert set(ops_where(second_order=False)) == {op for op, e in OPS.items() if e.higher_order_gap
                                                   or any(s.kind is Kind.JUMP for s in e.specials)}
     assert {"sign", "floor", "frac"} <= set(ops_where(second_order=False))
+    assert set(ops_where(every_dtype=False)) == {op for op, e in OPS.items() if e.backward_dtypes is not None}
     assert set(ops_where(saves_tensors=False)) == {op for op, e in OPS.items() if not e.saves_tensors}
     with pytest.raises(ValueError, match="unknown capability 'smoothe'"):
         ops_where(smoothe=True)

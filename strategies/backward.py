@@ -14,7 +14,7 @@ from strategies.expressions import compositions
 
 # The smooth ops of the table (no kink, jump or tie): backward's semantics do not depend on the op, and
 # almost every element of these is verifiable.
-SMOOTH_OPS = ops_where(smooth=True)
+SMOOTH_OPS = ops_where(smooth=True, every_dtype=True)
 
 
 def smooth(max_depth: int = 2):

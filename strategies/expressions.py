@@ -7,7 +7,7 @@ arguments are subtrees built for that op's domains:
 - NONZERO: a POSITIVE subtree, possibly negated;
 - UNIT: `torch.tanh(e) * 0.75` or `torch.sin(e) * 0.5`, inside (-0.9, 0.9) with margin for rounding;
 - BOUNDED: `torch.tanh(e) * 3` or `torch.sin(e) * 2.5`, so exp/sinh/cosh never overflow;
-- ABOVE_ONE: a POSITIVE subtree plus 1; INSIDE_UNIT_INTERVAL: `torch.tanh(e) * 0.45 + 0.5`.
+- ABOVE_ONE, ABOVE_TWO: a POSITIVE subtree plus 1 or 2; INSIDE_UNIT_INTERVAL: `torch.tanh(e) * 0.45 + 0.5`.
 maximum/minimum compare a subtree with itself plus a NONZERO offset, so they never tie.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.table.domains import Domain
-from oracles.table.ops import OPS, Operands, OpSpec
+from oracles.table.ops import OPS, Operands, OpSpec, ops_where
 from strategies.cached import choice
 
 SCALAR_OPERANDS = (2.0, 0.5, 3.0, 1.0, -1.0, -2.0, 0.25, 1.5, 0.1, 1 / 3)
@@ -33,6 +33,7 @@ EXPONENTS = {
 POSITIVE_SHIFTS = (1.0, 0.5, 2.0)
 _SQUASHES = {Domain.UNIT: (("tanh", 0.75), ("sin", 0.5)), Domain.BOUNDED: (("tanh", 3.0), ("sin", 2.5))}
 # floor/ceil/trunc/frac jump at integers, round at half-integers: `tanh(e) * 0.375 + centre` stays 1/8 off.
+_ABOVE = {Domain.ABOVE_ONE: 1.0, Domain.ABOVE_TWO: 2.0}  # a POSITIVE subtree plus the edge
 STEP_CENTRES = {Domain.OFF_INTEGERS: (0.5, 1.5, -0.5, 2.5), Domain.OFF_HALF_INTEGERS: (0.0, 1.0, -1.0, 2.0)}
 DEFAULT_DEPTH = 3
 
@@ -57,8 +58,8 @@ def _in_domain(draw, domain: Domain, depth: int, n_vars: int, ops: Sequence[str]
         return inner
     if domain is Domain.INSIDE_UNIT_INTERVAL:
         return _apply(draw, "add", _apply(draw, "mul", _apply(draw, "tanh", inner), Const(0.45)), Const(0.5))
-    if domain is Domain.ABOVE_ONE:
-        return _apply(draw, "add", _positive(draw, inner), Const(1.0))
+    if domain in _ABOVE:
+        return _apply(draw, "add", _positive(draw, inner), Const(_ABOVE[domain]))
     if domain in (Domain.OFF_INTEGERS, Domain.OFF_HALF_INTEGERS):
         centres = STEP_CENTRES[domain]
         centre = draw(choice(centres), label="centre between jumps")
@@ -162,7 +163,7 @@ def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str]
         raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
     if max_depth < 0:
         raise ValueError(f"max_depth must be at least 0, got {max_depth!r}")
-    ops = tuple(ops) if ops is not None else tuple(OPS)
+    ops = tuple(ops) if ops is not None else ops_where(every_dtype=True)
     for name in ops + ((root,) if root else ()):
         if name not in OPS:
             raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")

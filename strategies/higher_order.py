@@ -15,7 +15,7 @@ from strategies.expressions import SCALAR_OPERANDS, compositions
 from strategies.values import leaf_values
 
 # The ops whose double backward the jet model judges (oracles.higher.higher_order): all but the step functions.
-SECOND_ORDER_OPS = ops_where(second_order=True)
+SECOND_ORDER_OPS = ops_where(second_order=True, every_dtype=True)
 
 
 def second_order(max_depth: int = 2, ops=SECOND_ORDER_OPS, root: str | None = None):

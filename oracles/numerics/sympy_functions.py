@@ -44,3 +44,36 @@ class RoundHalfEven(_Steps):
 
     _jumps_at_half_integers = True
 
+
+
+class _ErrorFunction(sympy.Function):
+    """A function of erfc kept whole: SymPy rewrites erfc(-u) as 2 - erfc(u), which for large u is the
+    difference of two numbers near 2 whose exact value (tiny) arb then cannot resolve at any precision."""
+
+    nargs = 1
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+
+class Erfcx(_ErrorFunction):
+    """torch.special.erfcx: exp(x^2) erfc(x)."""
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return 2 * x * Erfcx(x) - 2 / sympy.sqrt(sympy.pi)
+
+
+class Ndtr(_ErrorFunction):
+    """The standard normal distribution function Φ(x) = erfc(-x / sqrt(2)) / 2 (torch.special.log_ndtr's log)."""
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
+
+
+class Ndtri(_ErrorFunction):
+    """torch.special.ndtri: the inverse of Φ, -sqrt(2) erfcinv(2y) (2y - 1 in erfinv would round away a tiny y)."""
+
+    def fdiff(self, argindex=1):
+        return sympy.sqrt(2 * sympy.pi) * sympy.exp(Ndtri(self.args[0]) ** 2 / 2)

@@ -17,7 +17,7 @@ from flint import arb
 from oracles.numerics.exact import STEP_EVALUATORS
 from oracles.numerics.sympy_functions import Floor, RoundHalfEven, Trunc
 from oracles.table import arithmetic_conventions as pins
-from oracles.table.domains import Domain, Kind, Special, kink
+from oracles.table.domains import Domain, Kind, Special, kink, pole
 from oracles.table.ops import (
     NZ,
     ONE,
@@ -197,3 +197,38 @@ add_op("round_decimals_neg_3", [Spelling("torch.round({0}, decimals=-3)", lambda
     opinfo=("round[decimals_neg_3]",),
     specials=(Special(Kind.JUMP, "x = (k + 1/2) 1000", 0, (500.0,), period=1000.0),),
     conventions=pins.ROUND_DECIMALS_NEG_3, references=(ref((1250.0,), lambda a: (0,)),))
+
+
+# ---------------------------------------------------------------- addcdiv(self, tensor1, tensor2, value)
+# addcdiv_cpu_kernel (PointwiseOpsKernel.cpp): self + value * tensor1 / tensor2, left to right, each operation
+# rounded in float64 and float32; bfloat16 and float16 compute it in float and round once. derivatives.yaml:
+# self: grad; tensor1: grad * (value / tensor2) (the scalar filled into a tensor, then divided);
+# tensor2: -grad * (value * tensor1 / (tensor2 * tensor2))
+def _addcdiv_forward(value: float):
+    def forward(F, a, b, c):
+        G = F.opmath
+        return F.store(G.add(a, G.div(G.mul(arb(value), b), c)))
+
+    return forward
+
+
+def _addcdiv_grads(value: float):
+    def grads(F, args, y):
+        _, b, c = args
+        return ONE, F.div(arb(value), c), -F.div(F.mul(b, arb(value)), F.mul(c, c))
+
+    return grads
+
+
+def _add_addcdiv(name: str, value: float, spellings: list[Spelling]) -> None:
+    add_op(name, spellings, lambda a, b, c: a + sympy.Rational(value) * b / c, _addcdiv_forward(value),
+        _addcdiv_grads(value), (R, R, NZ), opinfo=("addcdiv",), specials=(pole("x2 = 0", 0.0, arg=2),),
+        conventions=pins.addcdiv(value),
+        findings=("addcdiv-divisor-square",),
+        references=(ref((0.5, 0.75, -1.25), lambda a, b, c: (1, value / c, -value * b / c**2)),))
+
+
+_add_addcdiv("addcdiv", 1.0, [Spelling("torch.addcdiv({0}, {1}, {2})", torch.addcdiv),
+                              Spelling("{0}.addcdiv({1}, {2})", lambda a, b, c: a.addcdiv(b, c)),
+                              Spelling("torch.addcdiv({0}, {1}, {2}, value=1)",
+                                       lambda a, b, c: torch.addcdiv(a, b, c, value=1))])

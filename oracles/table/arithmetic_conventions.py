@@ -89,3 +89,14 @@ ROUND_DECIMALS_NEG_3 = (
          "round(x, -3) jumps at x = 500 (x / 1000 = 0.5, half to even: 0 at, 1000 above); derivative 0 on both "
          "sides. torch: zeros_like(grad).", approaches=_FLAT),
 )
+
+
+def addcdiv(value: float) -> tuple:
+    """At tensor2 = 0, approached from above with self = tensor1 = 1."""
+    sign = 1 if value > 0 else -1
+    return (
+        conv((1.0, 1.0, 0.0), (1.0, sign * INF, -sign * INF), UNDEFINED, (None, None, None),
+             "self + value * tensor1 / tensor2 is not defined at tensor2 = 0. torch: grad for self, "
+             "grad * (value / tensor2) = value/0 and -grad * (value * tensor1 / (tensor2 * tensor2)) = -value/0, "
+             "the one-sided limits from tensor2 > 0.", approaches=(side(2, 1, 1.0, sign * INF, -sign * INF),)),
+    )

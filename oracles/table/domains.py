@@ -27,6 +27,7 @@ class Domain(enum.Enum):
     # composition: every generated expression is defined at its inputs by construction.
     BOUNDED = "inside (-3, 3)"
     ABOVE_ONE = "at least 1/2 above 1 (acosh's domain, off its edge)"
+    ABOVE_TWO = "at least 1/2 above 2 (mvlgamma's domain for p = 5, off its edge)"
     INSIDE_UNIT_INTERVAL = "inside (0.05, 0.95) (logit's domain, off its poles at 0 and 1)"
     OFF_PARAMETERS = "bounded away from each constant argument that follows (clamp's bounds)"
     OFF_SPECIALS = "bounded away from each float point of the argument's specials (relu6's kinks at 0 and 6)"

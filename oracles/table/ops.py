@@ -110,6 +110,9 @@ class OpSpec:
     forward_tangent: Callable | None = None
     second_order_deviation: Deviation | None = None
     skips: tuple[Skip, ...] = ()
+    # the dtypes torch can differentiate the op in (None: every one); an op whose kernel or backward raises
+    # NotImplementedError in some dtype is drawn only at the root of its own tests, never inside others'
+    backward_dtypes: tuple[str, ...] | None = None
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
     # positions of arguments whose Python scalar the kernel takes in opmath: mul_kernel and div_true_kernel
     # read it with iter.original_scalar_value<opmath_t> (float for bfloat16 and float16) and round the
@@ -167,6 +170,11 @@ class OpSpec:
         return self.second_order
 
     @property
+    def every_dtype(self) -> bool:
+        """torch's backward runs in every dtype, so the op may appear anywhere in a composition."""
+        return self.backward_dtypes is None
+
+    @property
     def saves_input(self) -> bool:
         return self.saves == "input"
 
@@ -179,10 +187,12 @@ class OpSpec:
         return parameters if self.parameter_points is None else self.parameter_points(parameters)
 
     def skip_reason(self, test: str, dtype: str) -> str | None:
+        if self.backward_dtypes is not None and dtype not in self.backward_dtypes:
+            return f"torch differentiates {self.name} in {', '.join(self.backward_dtypes)} only"
         return next((s.reason for s in self.skips if s.test == test and s.dtype == dtype), None)
 
 
-CAPABILITIES = ("smooth", "second_order", "forward_mode", "torch_func", "saves_tensors", "saves_input",
+CAPABILITIES = ("smooth", "every_dtype", "second_order", "forward_mode", "torch_func", "saves_tensors", "saves_input",
                 "saves_result")
 
 OPS: dict[str, OpSpec] = {}

@@ -88,4 +88,11 @@ def _polygamma_pole(n: int):
             conv(-0.0, above, UNDEFINED, None, "-0 is the pole 0 (as above).", approaches=sides))
 
 
-POLYGAMMA = {n: _polygamma_pole(n) for n in (1, 2)}
+POLYGAMMA = {n: _polygamma_pole(n) for n in (1, 2, 3, 4)}
+NDTRI = (
+    conv(0.0, INF, UNDEFINED, None,
+         "ndtri(0) = -inf is no real number: undefined. torch: grad * sqrt(2 pi) * exp(result^2 / 2) = +inf, the "
+         "limit from inside.", dtypes=(F64, F32), approaches=(side(0, 1, INF),)),
+    conv(1.0, INF, UNDEFINED, None, "as at 0 (ndtri(1) = +inf, squared +inf).", dtypes=(F64, F32),
+         approaches=(side(0, -1, INF),)),
+)
