@@ -17,6 +17,8 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.reports import run_report
 from oracles.reports.findings import RegistryError, apply_findings
 from oracles.reports.findings import load as load_findings
+from oracles.table.ops import OPS
+from oracles.table.tensor_ops import TENSOR_OPS
 
 # ------------------------------------------------------------------ Hypothesis profiles
 _COMMON = dict(deadline=None, print_blob=True)  # torch's first call of a kernel is slow; machines are noisy
@@ -239,6 +241,15 @@ def _tally_key(item) -> tuple[str, str, str]:
     return item.originalname, str(params.get("op", "-")), str(params.get("dtype", "-"))
 
 
+def _blind_spot(node) -> str | None:
+    """The reason an op's entry gives for this property test being mostly unverified in its dtype, if any."""
+    params = getattr(getattr(node, "callspec", None), "params", {})
+    op, dtype = params.get("op"), params.get("dtype")
+    table = TENSOR_OPS if node.originalname.startswith("test_tensor_op") else OPS
+    entry = table.get(op) if isinstance(op, str) else None
+    return entry.blind_spot(node.originalname, dtype) if entry is not None else None
+
+
 @pytest.fixture
 def verdict_log(request):
     """Tallies verdicts over all examples of one test; fails the test if most points were unverified."""
@@ -248,7 +259,7 @@ def verdict_log(request):
     if finding is not None:  # a registered finding's strict xfail: what it judged wrong is that finding
         counts.count_wrong_as(finding)
     request.config.gradoracle_counts[_tally_key(request.node)].merge(counts)
-    if counts.total and counts.program_unverified_fraction > MAX_UNVERIFIED_FRACTION:
+    if counts.total and counts.program_unverified_fraction > MAX_UNVERIFIED_FRACTION and not _blind_spot(request.node):
         pytest.fail(f"{counts.program_unverified_fraction:.0%} of gradient elements were unverified, averaged over "
                     f"the distinct programs (limit {MAX_UNVERIFIED_FRACTION:.0%}): {counts.summary()}", pytrace=False)
 

@@ -29,7 +29,7 @@ from oracles.table.loss_ops import (
     ramp_passes,
     reductions,
 )
-from oracles.table.ops import OPS
+from oracles.table.ops import OPS, BlindSpot
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_formulas import ZERO, mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, TSpelling
@@ -387,5 +387,10 @@ TENSOR_OPS["cosine_embedding_loss"] = TensorOp(
           + [module("CosineEmbeddingLoss", 2, ("target",))]),
     _cosine_embedding_math, _cosine_embedding_forward, _cosine_embedding_backward,
     OptionSpace(_cosine_embedding_options),
-    per_sample_shape, ("nn.functional.cosine_embedding_loss",), ties=RAMP_TIES, pinned_as=("margin_ranking_loss",))
+    per_sample_shape, ("nn.functional.cosine_embedding_loss",), ties=RAMP_TIES, pinned_as=("margin_ranking_loss",),
+    blind_spots=(BlindSpot("test_tensor_op_gradient", "bfloat16",
+        "measured in the ci profile's draws: 27 of 52 gradient elements have a bound wider than their value; at "
+        "exactly parallel inputs (the simple values drawn first) the exact gradient is of the order of the eps "
+        "1e-12 that Loss.cpp adds to each squared magnitude, which bfloat16's sums absorb (torch gives 0, inside "
+        "the model's enclosure)"),))
 NAMES.append("cosine_embedding_loss")

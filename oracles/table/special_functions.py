@@ -30,6 +30,7 @@ from oracles.table.ops import (
     POSITIVE_REALS,
     REALS,
     ZERO,
+    BlindSpot,
     P,
     R,
     Skip,
@@ -303,21 +304,26 @@ def _mvlgamma(p: int):
     constant = arb(p * (p - 1)) * arb.pi().log() / 4
 
     def forward(F, x):
-        terms = [_in_float(_lgamma)(F, F.add(x, shift)) for shift in _mvlgamma_shifts(p)]
-        return F.add(F.sum(terms), F.round(constant))
+        terms = [_in_float(_lgamma)(F, _shifted(F, x, shift)) for shift in _mvlgamma_shifts(p)]
+        return F.sum(terms) if p == 1 else F.add(F.sum(terms), F.round(constant))
 
     return forward
+
+
+def _shifted(F, x, shift: arb):
+    """x + shift as torch adds it; x + 0 is exactly x (p = 1 adds nothing else either: its constant is 0)."""
+    return x if shift.is_zero() else F.add(x, shift)
 
 
 def _mvlgamma_grads(p: int):
     # mvlgamma_backward: grad * args.digamma_().sum(-1)
     def grads(F, args, y):
-        return (F.sum([_in_float(_digamma)(F, F.add(args[0], shift)) for shift in _mvlgamma_shifts(p)]),)
+        return (F.sum([_in_float(_digamma)(F, _shifted(F, args[0], shift)) for shift in _mvlgamma_shifts(p)]),)
 
     return grads
 
 
-def _add_mvlgamma(p: int, domain: Domain) -> None:
+def _add_mvlgamma(p: int, domain: Domain, blind_spots: tuple[BlindSpot, ...] = ()) -> None:
     edge_point = (p - 1) / 2
     add_op(f"mvlgamma_p_{p}", [Spelling(f"torch.mvlgamma({{0}}, {p})", lambda a: torch.mvlgamma(a, p)),
                                Spelling(f"{{0}}.mvlgamma({p})", lambda a: a.mvlgamma(p)),
@@ -328,11 +334,14 @@ def _add_mvlgamma(p: int, domain: Domain) -> None:
         intervals=(Interval(edge_point),),
         specials=(Special(Kind.POLE, f"x = {edge_point:g}: torch raises an error at and below it, nothing to pin",
                           0, (edge_point,), pinned=False),),
-        higher_order_gap=HIGHER_GAMMA_GAP,
+        higher_order_gap=HIGHER_GAMMA_GAP, blind_spots=blind_spots,
         references=(ref((2.5,), lambda a: (sum(mp.digamma(a - mp.mpf(j) / 2) for j in range(p)),)),))
 
 
-_add_mvlgamma(1, P)
+_add_mvlgamma(1, P, (BlindSpot("test_op_gradient", "bfloat16",
+    "measured in the ci profile's draws: 38 of 60 gradient elements have a bound wider than their value (the "
+    "model of bfloat16's lgamma and digamma kernels allows more error than those gradients' size); lgamma, the "
+    "same function on another domain, 8 of 62; not yet explained element by element"),))
 _add_mvlgamma(3, Domain.ABOVE_ONE)
 _add_mvlgamma(5, Domain.ABOVE_TWO)
 

@@ -194,6 +194,11 @@ class TensorOp:
     # a registered finding: torch's backward is wrong wherever the op is drawn, so random programs leave the
     # op out (its own property test is the finding's strict xfail)
     wrong_backward: str = ""
+    # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
+    blind_spots: tuple = ()
+
+    def blind_spot(self, test: str, dtype: str) -> str | None:
+        return next((b.reason for b in self.blind_spots if b.test == test and b.dtype == dtype), None)
 
     def argument_shapes(self, shape: tuple[int, ...]) -> list[tuple[tuple[int, ...], ...]]:
         if self.operand_shapes is None:
