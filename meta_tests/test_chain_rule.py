@@ -21,6 +21,19 @@ from strategies import compositions, grad_cases, polynomials
 ONE = arb(1)
 
 
+def _drawn_case(data):
+    """A float64 case of a random composition or polynomial (both derivations' properties draw the same)."""
+    expressions = data.draw(st.sampled_from([lambda n: compositions(n, max_depth=4), polynomials]),
+                            label="expression kind")
+    return data.draw(grad_cases("float64", expressions), label="case")
+
+
+def _points(case):
+    """The exact point behind each output element: every used input's value there (0 for unused ones)."""
+    for out_index in all_indices(case.output_shape):
+        yield tuple(arb(case.value_at(i, out_index)) if i in case.used else arb(0) for i in range(len(case.shapes)))
+
+
 def _compare(case) -> tuple[int, int]:
     """(points compared, points singular for either derivation); asserts agreement where both are defined."""
     compared = singular = 0
@@ -32,9 +45,7 @@ def _compare(case) -> tuple[int, int]:
             # SymPy leaves some whole-tree derivatives unevaluated (sign of a composite gives
             # Derivative(sign(u), u)); the per-op partial (DiracDelta) is what the oracle uses there.
             continue
-    for out_index in all_indices(case.output_shape):
-        point = tuple(arb(case.value_at(i, out_index)) if i in case.used else arb(0)
-                      for i in range(len(case.shapes)))
+    for point in _points(case):
         try:
             chained = exact_gradient(case.expr, point, ONE)
             reference = {i: f(point) for i, f in whole_tree.items()}
@@ -56,10 +67,7 @@ def _compare(case) -> tuple[int, int]:
 @settings(max_examples=60)
 @given(data=st.data())
 def test_chain_rule_matches_sympy_whole_tree_derivative(data):
-    expressions = data.draw(st.sampled_from([lambda n: compositions(n, max_depth=4), polynomials]),
-                            label="expression kind")
-    case = data.draw(grad_cases("float64", expressions), label="case")
-    compared, singular = _compare(case)
+    compared, singular = _compare(_drawn_case(data))
     assert compared >= singular, f"{singular} singular points against {compared} compared"
 
 
@@ -85,12 +93,9 @@ def _gradients_agree(expr, point) -> bool:
 @settings(max_examples=60)
 @given(data=st.data())
 def test_reverse_mode_gradient_matches_sympy_diff(data):
-    expressions = data.draw(st.sampled_from([lambda n: compositions(n, max_depth=4), polynomials]),
-                            label="expression kind")
-    case = data.draw(grad_cases("float64", expressions), label="case")
+    case = _drawn_case(data)
     expr = to_sympy(case.expr)
-    for out_index in all_indices(case.output_shape):
-        point = tuple(arb(case.value_at(i, out_index)) if i in case.used else arb(0) for i in range(len(case.shapes)))
+    for point in _points(case):
         assert _gradients_agree(expr, point), f"{expr} at {[float(p.mid()) for p in point]}"
 
 

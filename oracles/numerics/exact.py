@@ -203,6 +203,13 @@ def _polygamma(order: arb, x: arb) -> arb:
 Step = Callable[[list, tuple], arb]  # (values of earlier steps, the point) -> this subexpression's ball
 
 
+def _product(vals: list[arb], indices) -> arb:
+    result = arb(1)
+    for k in indices:
+        result *= vals[k]
+    return result
+
+
 def _children(expr: sympy.Basic) -> tuple[sympy.Basic, ...]:
     if isinstance(expr, sympy.Piecewise) or expr.is_Atom:
         return ()  # Piecewise branches run lazily: an unselected branch may be undefined here
@@ -225,13 +232,7 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Step:
     if isinstance(expr, sympy.Add):
         return lambda vals, env: sum((vals[k] for k in kids), arb(0))
     if isinstance(expr, sympy.Mul):
-        def product(vals, env):
-            result = arb(1)
-            for k in kids:
-                result *= vals[k]
-            return result
-
-        return product
+        return lambda vals, env: _product(vals, kids)
     if isinstance(expr, sympy.Pow):
         if expr.exp.is_Integer:
             n, base = int(expr.exp), kids[0]
@@ -331,14 +332,7 @@ def _local_derivatives(func: type, constants: tuple) -> tuple[Evaluator | None, 
 
 def _product_of_others(j: int, kids: list[int]) -> Partial:
     others = [k for i, k in enumerate(kids) if i != j]
-
-    def partial(vals, env):
-        result = arb(1)
-        for k in others:
-            result *= vals[k]
-        return result
-
-    return partial
+    return lambda vals, env: _product(vals, others)
 
 
 def _extremum_partial(j: int, kids: list[int], largest: bool) -> Partial:
