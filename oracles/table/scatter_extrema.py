@@ -29,7 +29,7 @@ from oracles.table.shape_ops import (
     _scatter_targets,
     _spelling,
 )
-from oracles.table.tensor_formulas import ZERO, sym_max, sym_min
+from oracles.table.tensor_formulas import ZERO, maximum, sym_max, sym_min
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
 
 FINDING = "scatter-reduce-excluded-self-counted"
@@ -59,18 +59,17 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
             out[target] = symbolic([_value(arrays, m) for m in members])
         return out
 
-    def extremum(values):
-        best = max(values, key=lambda v: v.upper()) if largest else min(values, key=lambda v: v.lower())
-        for v in values:
-            beaten = v < best if largest else v > best
-            if not beaten and not (v.is_exact() and best.is_exact() and v == best):
-                raise Singular("the extremum may tie within the rounding model")
-        return best
+    def extremum(values) -> tuple:
+        """The extremum and the positions tied at it (tensor_formulas.maximum; amin negates, exactly)."""
+        if largest:
+            return maximum(values)
+        top, tied = maximum([-v for v in values])
+        return -top, tied
 
     def forward(F, arrays, p):
         out = np.array(arrays[0], dtype=object)
         for target, members in _groups(arrays, p, targets_of).items():
-            out[target] = extremum([_value(arrays, m) for m in members])
+            out[target] = extremum([_value(arrays, m) for m in members])[0]
         return out
 
     def distribute(arrays, grad, p, divide):
@@ -78,12 +77,12 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
         a, b = arrays
         to_self, to_src = np.array(grad, dtype=object), np.full(b.shape, ZERO, dtype=object)
         for target, members in _groups(arrays, p, targets_of).items():
-            result = extremum([_value(arrays, m) for m in members])
+            result, at = extremum([_value(arrays, m) for m in members])
             if not p["include_self"]:
                 to_self[target] = ZERO
                 if not (a[target] < result or a[target] > result):  # counted in N though left out
                     raise Singular(f"the excluded own value may equal the extremum (finding {FINDING})")
-            tied = [m for m in members if _value(arrays, m) == result]
+            tied = [members[i] for i in at]
             share = grad[target] if len(tied) == 1 else divide(grad[target], len(tied))
             if p["include_self"]:
                 to_self[target] = share if ("self", target) in tied else ZERO
