@@ -20,7 +20,7 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: python -m gradoracle <command> [options]", "", "commands:"]
+    lines = ["usage: gradoracle <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -37,9 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     return COMMANDS[name][0](rest)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """`python -m gradoracle` and the installed `gradoracle` console script."""
     try:
         sys.exit(main())
     except BrokenPipeError:  # the reader went away (`... | head`): nothing is lost, say nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -10,7 +10,7 @@ from flint import arb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import scaled_examples
+from gradoracle.pytest_plugin import scaled_examples
 from oracles.core.expr import Const
 from oracles.core.render import to_sympy
 from oracles.numerics.exact import compile_sympy

@@ -1,7 +1,7 @@
 """The suite's own command-line options, as a user meets them: a bad value is a usage error that names
 it, and the report header says what was tested (versions, profile, dtypes, device).
 
-pytest runs at the repository root (conftest.py's options only exist there), collecting a single small
+pytest runs at the repository root (whose conftest.py loads the plugin), collecting a single small
 module, so no test actually runs inside: one subprocess runs it once per option set (`_BATCH_SCRIPT`)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import sympy
 import torch
 
-import conftest
+from gradoracle import pytest_plugin
 from oracles.reports import findings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,9 +80,9 @@ def test_a_broken_findings_registry_is_a_usage_error_not_an_internal_error(monke
     def broken():
         raise findings.RegistryError("findings.toml is not valid TOML: Invalid value (at line 3)")
 
-    monkeypatch.setattr(conftest, "load_findings", broken)
+    monkeypatch.setattr(pytest_plugin, "load_findings", broken)
     with pytest.raises(pytest.UsageError, match=r"^findings.toml: findings.toml is not valid TOML"):
-        conftest._CheckedFirst().pytest_configure(_NoOptions())
+        pytest_plugin._CheckedFirst().pytest_configure(_NoOptions())
 
 
 class _NoOptions:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CI_EXAMPLES
+from gradoracle.pytest_plugin import CI_EXAMPLES
 from oracles.core.check import check_case
 from oracles.core.verdict import Verdict
 from oracles.faults.planted import planted_backward_error
@@ -64,7 +64,7 @@ def test_every_binade_and_one_ulp_off_every_avoided_point(label, plan, fmt):
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_drawn_points_lie_inside_the_domain_and_off_its_points(name, dtype, data):
-    """In each dtype of the run (the conftest's `dtype` parameter)."""
+    """In each dtype of the run (the plugin's `dtype` parameter)."""
     op, fmt = OPS[name], format_named(dtype)
     point = data.draw(whole_domain_points(op, fmt, 2))
     parameters = tuple(point[1:]) if op.operands is Operands.PARAMETERS else ()

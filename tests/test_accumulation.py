@@ -15,7 +15,7 @@ import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from gradoracle.pytest_plugin import FIXTURE_HEALTH
 from oracles.core.case import GradCase
 from oracles.core.expr import Var, walk
 from oracles.core.outcomes import assert_gradients_match

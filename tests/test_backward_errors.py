@@ -19,7 +19,7 @@ import torch
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from gradoracle.pytest_plugin import FIXTURE_HEALTH
 from oracles.core.case import GradCase, numel
 from oracles.core.outcomes import assert_gradients_match
 from oracles.higher.backward_error_checks import (

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from gradoracle.pytest_plugin import FIXTURE_HEALTH
 from oracles.core.check import check_case
 from oracles.core.outcomes import assert_gradients_match
 from oracles.reports import findings

@@ -18,7 +18,7 @@ from flint import arb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH, at_points
+from gradoracle.pytest_plugin import FIXTURE_HEALTH, at_points
 from oracles.core.case import GradCase, numel
 from oracles.core.check import grad_outcome
 from oracles.core.expr import Apply, Var

@@ -19,7 +19,7 @@ import torch.func as tf
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH, scaled
+from gradoracle.pytest_plugin import FIXTURE_HEALTH, scaled
 from oracles.core.case import GradCase, all_indices, numel
 from oracles.core.check import grad_outcome
 from oracles.core.gradient_oracle import expected_gradients

@@ -22,7 +22,7 @@ from flint import arb
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH, at_points, scaled
+from gradoracle.pytest_plugin import FIXTURE_HEALTH, at_points, scaled
 from oracles.core.case import GradCase, numel
 from oracles.core.check import check_case, grad_outcome
 from oracles.core.expr import Apply, Const, Var

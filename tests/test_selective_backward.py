@@ -20,7 +20,7 @@ import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from gradoracle.pytest_plugin import FIXTURE_HEALTH
 from oracles.core.case import GradCase, numel
 from oracles.core.expr import Const, Var, variables
 from oracles.core.outcomes import assert_gradients_match

@@ -20,7 +20,7 @@ from flint import arb
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH, scaled
+from gradoracle.pytest_plugin import FIXTURE_HEALTH, scaled
 from oracles.core.expected import ExpectedElement, Status
 from oracles.core.expr import Apply, Var
 from oracles.core.outcomes import Outcome, assert_gradients_match

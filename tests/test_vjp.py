@@ -14,7 +14,7 @@ import torch
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURE_HEALTH
+from gradoracle.pytest_plugin import FIXTURE_HEALTH
 from oracles.core.case import numel
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import assert_gradients_match

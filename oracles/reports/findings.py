@@ -1,7 +1,8 @@
-"""The known-findings registry (findings.toml at the repository root): real torch deviations, each with
-evidence, the torch versions seen affected, an upstream issue if one exists, and the tests that show it.
+"""The known-findings registry (oracles/findings.toml, shipped with the package): real torch deviations,
+each with evidence, the torch versions seen affected, an upstream issue if one exists, and the tests that
+show it.
 
-Those tests are marked strict xfails (`apply_findings`, called from conftest's
+Those tests are marked strict xfails (`apply_findings`, called from the pytest plugin's
 `pytest_collection_modifyitems`), so a torch upgrade that fixes a finding fails the suite with
 "XPASS(strict)" and the entry can go. Registry test ids that match no collected test warn (stale).
 
@@ -31,7 +32,7 @@ from oracles.table.ops import OPS
 from oracles.table.reduction_conventions import PINNED_ONLY
 from oracles.table.tensor_ops import TENSOR_OPS
 
-REGISTRY = Path(__file__).resolve().parents[2] / "findings.toml"
+REGISTRY = Path(__file__).resolve().parents[1] / "findings.toml"
 KINDS = ("deviation", "inaccuracy")
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
@@ -229,7 +230,7 @@ def registered_nodes(findings: list[Finding]) -> dict[str, Finding]:
 def apply_findings(items, config, path: Path = REGISTRY) -> None:
     """Mark every collected test registered in findings.toml as a strict xfail; warn about registered
     ids whose test function was collected but which match no collected parametrization (stale ids).
-    Call it from conftest's `pytest_collection_modifyitems(config, items)`."""
+    Called from the plugin's `pytest_collection_modifyitems(config, items)`."""
     nodes = registered_nodes(load(path))
     collected = {item.nodeid for item in items}
     for item in items:

@@ -1,0 +1,344 @@
+"""gradoracle's pytest plugin: Hypothesis profiles, the dtype/device/examples/report options, the report
+header, torch's RNG under Hypothesis's control, registered findings as strict xfails, and the verdict tally
+shown at the end of the run.
+
+Loaded by the `pytest11` entry point once gradoracle is installed, and by the repository's conftest.py when
+run from a checkout. Tests get `dtype` (parametrized over --dtypes unless the test parametrizes it itself),
+`device`, `dtypes` and `verdict_log`; `FIXTURE_HEALTH`, `scaled` and `at_points` are decorators for them."""
+
+from __future__ import annotations
+
+import platform
+from collections import defaultdict
+
+import hypothesis
+import pytest
+import sympy
+import torch
+from hypothesis import HealthCheck, settings
+
+from oracles.core.verdict import Verdict, VerdictCounts
+from oracles.numerics.dtypes import FORMATS
+from oracles.reports import run_report
+from oracles.reports.findings import RegistryError, apply_findings
+from oracles.reports.findings import load as load_findings
+from oracles.table.ops import OPS
+from oracles.table.tensor_ops import TENSOR_OPS
+
+# ------------------------------------------------------------------ Hypothesis profiles
+_COMMON = dict(deadline=None, print_blob=True)  # torch's first call of a kernel is slow; machines are noisy
+settings.register_profile("dev", max_examples=10, **_COMMON)
+CI_EXAMPLES = 40  # the default profile's examples per property test
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_COMMON)
+settings.register_profile("thorough", max_examples=1000, **_COMMON)
+settings.load_profile("ci")  # the default; `--hypothesis-profile` overrides it
+PROFILES = ("dev", "ci", "thorough")
+
+# A test whose points are mostly unverified is a failure of the strategy, not a pass (each distinct program
+# weighs once: VerdictCounts.program_unverified_fraction).
+MAX_UNVERIFIED_FRACTION = 0.5
+
+
+class _TorchRandom:
+    """torch's global RNGs in the shape `hypothesis.register_random` wants, so every example starts
+    from a seed Hypothesis controls and replays.
+
+    Not `torch.manual_seed`: with CUDA (or XPU, MTIA) not yet initialised it queues a lazy call per
+    backend, each with a formatted stack trace, on every example: a third of an elementwise example's
+    time, measured, and a queue that only grows. CUDA's generators are seeded once CUDA is running."""
+
+    def seed(self, seed: int) -> None:
+        torch.default_generator.manual_seed(seed)
+        if torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(seed)
+
+    def getstate(self):
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        return torch.get_rng_state(), cuda
+
+    def setstate(self, state) -> None:
+        cpu, cuda = state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+_TORCH_RANDOM = _TorchRandom()  # register_random keeps a weak reference: hold it here
+hypothesis.register_random(_TORCH_RANDOM)
+
+
+_CONFIG: dict = {}  # the session's config, for hooks that are not handed it (pytest_runtest_logreport)
+
+# ------------------------------------------------------------------ options
+class _CheckedFirst:
+    """Checks that must run before any other plugin's configure: Hypothesis's own loads the profile named
+    by --hypothesis-profile and turns an unknown name into an INTERNALERROR."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        profile = config.getoption("hypothesis_profile", None)
+        if profile is not None:
+            try:
+                settings.get_profile(profile)
+            except hypothesis.errors.InvalidArgument:
+                raise pytest.UsageError(f"--hypothesis-profile: unknown profile {profile!r}; choose from "
+                                        f"{', '.join(PROFILES)}") from None
+        try:
+            load_findings()
+        except RegistryError as exc:
+            raise pytest.UsageError(f"findings.toml: {exc}") from None
+
+
+def pytest_addoption(parser, pluginmanager):
+    pluginmanager.register(_CheckedFirst(), "gradoracle-checked-first")
+    group = parser.getgroup("gradoracle")
+    group.addoption("--dtypes", default=",".join(FORMATS),
+                    help=f"comma-separated dtypes to verify (default: all of {', '.join(FORMATS)})")
+    group.addoption("--device", default="cpu", help="torch device to run on: cpu (default) or cuda")
+    group.addoption("--examples", default=None,
+                    help="override the profile's max_examples for every property test (a positive integer)")
+    group.addoption("--report-json", default=None, metavar="PATH",
+                    help="write the run report (per check x op x dtype: examples, verdicts, worst errors, "
+                         "failures with reproducers, versions) as JSON to PATH")
+
+
+def _parse_dtypes(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"--dtypes: unknown dtype(s) {', '.join(map(repr, unknown)) or repr(text)}; "
+            f"choose from {', '.join(FORMATS)}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # every test would run twice under the same id, and registered findings would look stale
+        raise pytest.UsageError(f"--dtypes: {', '.join(map(repr, twice))} given more than once in {text!r}")
+    return names
+
+
+def _parse_device(text: str) -> str:
+    if text == "cpu":
+        return text
+    if text == "cuda":
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: this torch has no usable CUDA device "
+                                    f"(torch {torch.__version__}, cuda build {torch.version.cuda})")
+        return text
+    raise pytest.UsageError(f"--device: unknown device {text!r}; choose cpu or cuda")
+
+
+def _parse_examples(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(f"--examples: expected a positive integer, got {text!r}")
+    return value
+
+
+@pytest.hookimpl(trylast=True)  # after Hypothesis has loaded the profile chosen on the command line
+def pytest_configure(config):
+    config.gradoracle_dtypes = _parse_dtypes(config.getoption("dtypes"))
+    config.gradoracle_device = _parse_device(config.getoption("device"))
+    examples = _parse_examples(config.getoption("examples"))
+    if examples is not None:
+        settings.register_profile("with-examples", parent=settings(), max_examples=examples)
+        settings.load_profile("with-examples")
+    config.gradoracle_counts = defaultdict(VerdictCounts)  # (check, op, dtype) -> tally
+    config.gradoracle_test_outcomes = {}  # node id -> failed / xfailed / xpassed (strict)
+    _CONFIG["config"] = config
+    report_path = config.getoption("report_json")
+    if report_path is not None:
+        config.gradoracle_report_path = run_report.validate_path(report_path)
+
+
+def pytest_report_header(config):
+    profile = settings._current_profile  # noqa: SLF001 - Hypothesis exposes no public getter
+    return [
+        f"gradoracle: torch {torch.__version__} (cuda {torch.version.cuda}), sympy {sympy.__version__}, "
+        f"hypothesis {hypothesis.__version__}, python {platform.python_version()}",
+        f"gradoracle: profile {profile!r} (max_examples={settings().max_examples}), "
+        f"dtypes {','.join(config.gradoracle_dtypes)}, device {config.gradoracle_device}",
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Registered findings (findings.toml) become strict xfails; registry ids matching no test warn."""
+    apply_findings(items, config)
+
+
+_NO_SHRINK = tuple(phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.shrink)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A registered finding's property test runs without Hypothesis's shrink phase: its failure is known
+    and only has to happen (a strict xfail); shrinking it took up to 33 s a test, measured (most of the
+    xfails' time). The settings live on the shared test function, so they are put back after the call.
+    Hypothesis has no public per-call setting for this; if its private attribute goes, tests just shrink."""
+    test = getattr(item, "obj", None)
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if getattr(item, "registered_finding", None) is None or current is None:
+        yield
+        return
+    test._hypothesis_internal_use_settings = settings(current, phases=_NO_SHRINK)
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = current
+
+
+def pytest_runtest_logreport(report):
+    """For the run report: every failing test, and the outcome of every registered finding's test (a
+    strict xfail that passes means torch changed there). Under xdist this runs on the controller."""
+    config = _CONFIG.get("config")
+    if config is None or hasattr(config, "workerinput"):
+        return
+    outcomes = config.gradoracle_test_outcomes
+    if hasattr(report, "wasxfail") and report.skipped:
+        outcomes[report.nodeid] = "xfailed"
+    elif report.failed:
+        strict_xpass = "XPASS(strict)" in str(report.longrepr)
+        outcomes[report.nodeid] = "xpassed (strict)" if strict_xpass else "failed"
+
+
+def _parametrizes(metafunc, name: str) -> bool:
+    """Whether the test chose its own values of `name` (another project's test with an argument `dtype`)."""
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc):
+    if "dtype" in metafunc.fixturenames and not _parametrizes(metafunc, "dtype"):
+        metafunc.parametrize("dtype", metafunc.config.gradoracle_dtypes)
+    if "point_dtype" in metafunc.fixturenames:
+        pairs = [(label, d) for label, only in metafunc.function.points
+                 for d in metafunc.config.gradoracle_dtypes if only is None or d in only]
+        metafunc.parametrize("point_dtype", pairs, ids=[f"{label}-{d}" for label, d in pairs])
+
+
+def at_points(*labels: str | tuple[str, tuple[str, ...]]):
+    """For a test pinning torch at named points, in every dtype of the run: its `point_dtype` argument is
+    (label, dtype) and its ids read `test[label-dtype]`, the form findings.toml registers. A label given
+    as (label, dtypes) runs in those of the run's dtypes only: a point that means something in one
+    dtype's range (2^300 is inf in float32)."""
+
+    def mark(test):
+        test.points = [(label, None) if isinstance(label, str) else (label[0], tuple(label[1]))
+                       for label in labels]
+        return test
+
+    return mark
+
+
+@pytest.fixture
+def device(request) -> str:
+    return request.config.gradoracle_device
+
+
+@pytest.fixture
+def dtypes(request) -> list[str]:
+    """The run's dtypes (--dtypes), for tests whose property does not depend on the dtype: they draw one
+    per example (`data.draw(st.sampled_from(dtypes), label="dtype")`) instead of running once per dtype."""
+    return request.config.gradoracle_dtypes
+
+
+def _tally_key(item) -> tuple[str, str, str]:
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    return item.originalname, str(params.get("op", "-")), str(params.get("dtype", "-"))
+
+
+def _blind_spot(node) -> str | None:
+    """The reason an op's entry gives for this property test being mostly unverified in its dtype, if any."""
+    params = getattr(getattr(node, "callspec", None), "params", {})
+    op, dtype = params.get("op"), params.get("dtype")
+    table = TENSOR_OPS if node.originalname.startswith("test_tensor_op") else OPS
+    entry = table.get(op) if isinstance(op, str) else None
+    return entry.blind_spot(node.originalname, dtype) if entry is not None else None
+
+
+@pytest.fixture
+def verdict_log(request):
+    """Tallies verdicts over all examples of one test; fails the test if most points were unverified."""
+    counts = VerdictCounts()
+    yield counts
+    finding = getattr(request.node, "registered_finding", None)
+    if finding is not None:  # a registered finding's strict xfail: what it judged wrong is that finding
+        counts.count_wrong_as(finding)
+    request.config.gradoracle_counts[_tally_key(request.node)].merge(counts)
+    if counts.total and counts.program_unverified_fraction > MAX_UNVERIFIED_FRACTION and not _blind_spot(request.node):
+        pytest.fail(f"{counts.program_unverified_fraction:.0%} of gradient elements were unverified, averaged over "
+                    f"the distinct programs (limit {MAX_UNVERIFIED_FRACTION:.0%}): {counts.summary()}", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the (shrunk) failure text, reproducer included, for the run report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and "verdict_log" in getattr(item, "fixturenames", ()):
+        error = call.excinfo.value
+        text = "\n".join([str(error), *getattr(error, "__notes__", [])])
+        item.config.gradoracle_counts[_tally_key(item)].add_failure(text)
+
+
+# pytest-xdist: each worker sends its tallies to the controller, which reports for the whole run.
+def pytest_sessionfinish(session):
+    config = session.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["gradoracle_counts"] = run_report.tallies_to_json(config.gradoracle_counts)
+    elif getattr(config, "gradoracle_report_path", None):
+        run_report.write(config.gradoracle_report_path, config.gradoracle_counts, config)
+
+
+def pytest_testnodedown(node, error):
+    data = getattr(node, "workeroutput", {}).get("gradoracle_counts")
+    if data:
+        for key, counts in run_report.tallies_from_json(data).items():
+            node.config.gradoracle_counts[key].merge(counts)
+
+
+def FIXTURE_HEALTH(test):  # noqa: N802 - reads as a decorator constant
+    """Allow function-scoped fixtures in a @given test: verdict_log accumulates across its examples on
+    purpose. Built when the test module is imported (after the profile is loaded), not here: a settings
+    object made at the plugin's import would freeze the default profile's max_examples."""
+    return settings(suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
+
+
+def scaled_examples(examples: int) -> int:
+    """`examples` under the ci profile, scaled with the active one (dev 10, thorough 1000, --examples N):
+    the expensive properties run fewer examples than the cheap ones, in every profile. Read when called:
+    at a test module's import, after the profile and --examples are applied."""
+    return max(1, examples * settings().max_examples // CI_EXAMPLES)
+
+
+def scaled(examples: int) -> settings:
+    """FIXTURE_HEALTH with `scaled_examples(examples)` examples, as a decorator."""
+    return settings(max_examples=scaled_examples(examples),
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    tallies = getattr(config, "gradoracle_counts", {})
+    if not tallies:
+        return
+    terminalreporter.section("gradoracle verdicts (gradient elements)")
+    by_check: dict[str, VerdictCounts] = defaultdict(VerdictCounts)
+    for (check, _op, _dtype), counts in tallies.items():
+        by_check[check].merge(counts)
+    total = VerdictCounts()
+    for check, counts in sorted(by_check.items()):
+        terminalreporter.write_line(f"{check}: {counts.summary()}")
+        total.merge(counts)
+    terminalreporter.write_line(
+        f"all: {total.summary()} (unverified {total.unverified_fraction:.2%}, wrong {total.counts[Verdict.WRONG]})")
+    path = getattr(config, "gradoracle_report_path", None)
+    if path:
+        terminalreporter.write_line(f"run report written to {path}")
