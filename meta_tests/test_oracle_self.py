@@ -20,8 +20,8 @@ from flint import arb, ctx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradoracle.pytest_plugin import scaled_examples
 from gradoracle import sensitivity
+from gradoracle.pytest_plugin import scaled_examples
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
 from oracles.core.check import torch_gradients
 from oracles.core.expected import Status

@@ -58,13 +58,14 @@ class NestedRun:
 
 
 def nested_grads(case: GradCase, upstream: Sequence[float] | None, levels: Sequence[Sequence[Sequence[float] | None]],
-                 device: str = "cpu", materialize: bool = False, overrides=None) -> NestedRun:
+                 device: str = "cpu", materialize: bool = False, overrides=None, program=None) -> NestedRun:
     """grad(y, xs, U, create_graph=True), then per level grad(previous, xs, W) over the previous results that
-    have a grad_fn and a weight. Results of the last call, per input."""
+    have a grad_fn and a weight. Results of the last call, per input. `program(leaves)` computes y (default:
+    the case's expression, with `overrides`)."""
     leaves = case.make_leaves(device)
     used = list(case.used)
     inputs = [leaves[i] for i in used]
-    y = run_torch(case.expr, leaves, overrides)
+    y = program(leaves) if program is not None else run_torch(case.expr, leaves, overrides)
     u = torch.ones_like(y) if upstream is None else weights_tensor(upstream, y)
     current = dict(zip(used, torch.autograd.grad(y, inputs, u, create_graph=bool(levels), allow_unused=True)))
     run = NestedRun([])
