@@ -97,6 +97,9 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--device", default="cpu", help="torch device to run on: cpu (default) or cuda")
     group.addoption("--examples", default=None,
                     help="override the profile's max_examples for every property test (a positive integer)")
+    group.addoption("--compile", action="store_true",
+                    help="run the torch.compile properties (tests/test_compile.py) with the profile's examples "
+                         f"(default: {COMPILE_SUBSET} each, every compile costs seconds)")
     group.addoption("--report-json", default=None, metavar="PATH",
                     help="write the run report (per check x op x dtype: examples, verdicts, worst errors, "
                          "failures with reproducers, versions) as JSON to PATH")
@@ -317,6 +320,18 @@ def scaled_examples(examples: int) -> int:
     the expensive properties run fewer examples than the cheap ones, in every profile. Read when called:
     at a test module's import, after the profile and --examples are applied."""
     return max(1, examples * settings().max_examples // CI_EXAMPLES)
+
+
+COMPILE_SUBSET = 2  # examples per torch.compile property without --compile
+
+
+def compiled_examples(examples: int) -> settings:
+    """The settings of a torch.compile property: `examples` scaled with the profile under --compile, else
+    COMPILE_SUBSET examples (each compiles a new program: 2-3 s with inductor on a CPU, measured)."""
+    config = _CONFIG.get("config")
+    full = config is not None and config.getoption("compile")
+    return settings(max_examples=scaled_examples(examples) if full else COMPILE_SUBSET,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def scaled(examples: int) -> settings:

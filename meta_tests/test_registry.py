@@ -65,6 +65,7 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_as_strided_scatter_passes_no_gradient_to_overwritten_places"
                  f"[as_strided_scatter@0-{d}]" for d in STRIDED_SCATTER_DTYPES}
     possible |= {f"tests/test_tensor_ops.py::test_tensor_op_gradient[{d}-{op}]" for op in TENSOR_OPS for d in FORMATS}
+    possible |= {f"tests/test_compile.py::test_compiled_hessian_vector_product[{d}]" for d in FORMATS}
     possible |= {f"tests/test_known_findings.py::test_excluded_self_takes_no_share_of_the_gradient"
                  f"[{m}_{r}@self-tie-{d}]" for m, r, d in EXCLUDED_SELF_CASES}
     possible |= {f"tests/test_known_findings.py::test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite"

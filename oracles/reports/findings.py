@@ -33,7 +33,10 @@ from oracles.table.reduction_conventions import PINNED_ONLY
 from oracles.table.tensor_ops import TENSOR_OPS
 
 REGISTRY = Path(__file__).resolve().parents[1] / "findings.toml"
-KINDS = ("deviation", "inaccuracy")
+# deviation: against the documented rule; inaccuracy: beyond the accuracy band; compile: wrong under
+# torch.compile only (eager torch agrees with the oracle there)
+KINDS = ("deviation", "inaccuracy", "compile")
+ANY_PROGRAM = "any"  # the op of a compile finding that holds for every program, not one op
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list)}  # one region ([finding.region]) or several ([[finding.region]])
@@ -118,9 +121,9 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
             raise RegistryError(f"{where}: {key!r} must be a {kind.__name__}, got {raw[key]!r}")
     if not _ID.match(raw["id"]):
         raise RegistryError(f"{where}: id must be lower-case letters, digits, '-', '_' or '.'")
-    if raw["op"] not in known_ops:
+    if raw["op"] not in known_ops and not (raw["op"] == ANY_PROGRAM and raw.get("kind") == "compile"):
         raise RegistryError(f"{where}: op {raw['op']!r} is not in the op table, the tensor-op table or "
-                            f"the pinned-only conventions")
+                            f"the pinned-only conventions (a compile finding may say {ANY_PROGRAM!r})")
     if raw["kind"] not in KINDS:
         raise RegistryError(f"{where}: kind must be one of {', '.join(KINDS)}, got {raw['kind']!r}")
     bad = [d for d in raw["dtypes"] if d not in FORMATS]
@@ -155,7 +158,7 @@ def _dtype_of(test: str) -> str | None:
     """The dtype a test id names: its parameters' last (test_region[...-float16]) or first (the tensor-op
     property tests, test_tensor_op_gradient[float16-...])."""
     names = "|".join(FORMATS)
-    match = re.search(rf"-({names})\]$", test) or re.search(rf"\[({names})-", test)
+    match = re.search(rf"-({names})\]$", test) or re.search(rf"\[({names})[-\]]", test)
     return match.group(1) if match else None
 
 

@@ -1,0 +1,78 @@
+"""torch.compile's backward against the exact oracle: random programs of the op table compiled with
+inductor (fullgraph, static shapes), their gradients judged against the exact derivative, allowed the error
+factor of code the table does not know (oracles.core.foreign: the eager formulas' worst error times
+DEFAULT_ERROR_FACTOR, at least 1 ulp), since inductor fuses and reorders torch's formulas.
+
+Second derivatives: torch.compile documents that AOTAutograd does not support double backward and raises
+"torch.compile with aot_autograd does not currently support double backward". A compiled program must do
+that or return the exact oracle's value; anything else is a compile finding (findings.toml, kind "compile").
+
+Every compile costs seconds, so CI runs a subset (pytest_plugin.COMPILE_SUBSET examples); `--compile` runs
+the profile's examples."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from gradoracle.check_function import DEFAULT_ERROR_FACTOR
+from gradoracle.pytest_plugin import compiled_examples
+from oracles.core.case import GradCase, numel
+from oracles.core.check import grad_outcome
+from oracles.core.foreign import widened
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.outcomes import assert_gradients_match
+from oracles.core.render import run_torch
+from oracles.core.verdict import judge
+from oracles.higher.higher_order import expected_nested, point_jets
+from oracles.higher.nested import effective_levels, judge_nested, nested_grads
+from strategies import compositions, grad_cases
+from strategies.backward import upstream_values
+from strategies.higher_order import second_order
+
+DOUBLE_BACKWARD_REFUSED = "torch.compile with aot_autograd does not currently support double backward"
+
+
+def _compiled(case: GradCase):
+    """The case's program compiled afresh: Dynamo's cache holds 8 versions of one code object and then runs
+    eagerly without a word, so every example starts from an empty cache."""
+    torch._dynamo.reset()
+    expr = case.expr
+    return torch.compile(lambda *leaves: run_torch(expr, list(leaves)), fullgraph=True, dynamic=False)
+
+
+@compiled_examples(10)
+@given(data=st.data())
+def test_compiled_program_gradient(dtype, device, verdict_log, data):
+    case = data.draw(grad_cases(dtype, lambda n: compositions(n, max_depth=3), max_inputs=3), label="case")
+    program = _compiled(case)
+    leaves = case.make_leaves(device)
+    program(*leaves).sum().backward()
+    verdicts = judge(case, [leaf.grad for leaf in leaves],
+                     widened(expected_gradients(case), case.format, DEFAULT_ERROR_FACTOR))
+    assert_gradients_match(grad_outcome(case, verdicts, device, "backward of torch.compile(program)"), verdict_log)
+
+
+@compiled_examples(10)
+@given(data=st.data())
+def test_compiled_hessian_vector_product(dtype, device, verdict_log, data):
+    """grad(grad(y, xs, create_graph=True), xs, V) through a compiled program: the documented refusal, or
+    the exact value."""
+    case = data.draw(grad_cases(dtype, second_order(max_depth=2), max_inputs=2), label="case")
+    levels = [[data.draw(upstream_values(numel(s)), label=f"V for x{i}") if i in case.used else None
+               for i, s in enumerate(case.shapes)]]
+    program = _compiled(case)
+    try:
+        run = nested_grads(case, None, levels, device, program=lambda leaves: program(*leaves))
+    except RuntimeError as exc:
+        assert DOUBLE_BACKWARD_REFUSED in str(exc), f"an undocumented error: {exc}"
+        event("torch.compile refused the double backward, as documented")
+        return
+    jets = point_jets(case, 2, routes=True)
+    expected = widened(expected_nested(case, effective_levels(case, levels, run), None, jets), case.format,
+                       DEFAULT_ERROR_FACTOR)
+    outcome = grad_outcome(case, judge_nested(case, run, expected, jets), device,
+                           "Hessian-vector product of torch.compile(program)")
+    assert_gradients_match(outcome, verdict_log)
+
