@@ -94,7 +94,8 @@ def pytest_addoption(parser, pluginmanager):
     group = parser.getgroup("gradoracle")
     group.addoption("--dtypes", default=",".join(FORMATS),
                     help=f"comma-separated dtypes to verify (default: all of {', '.join(FORMATS)})")
-    group.addoption("--device", default="cpu", help="torch device to run on: cpu (default) or cuda")
+    group.addoption("--device", default="cpu",
+                    help="torch device to run on: cpu (default), cuda, cuda:N, mps or xpu where present")
     group.addoption("--examples", default=None,
                     help="override the profile's max_examples for every property test (a positive integer)")
     group.addoption("--compile", action="store_true",
@@ -119,14 +120,22 @@ def _parse_dtypes(text: str) -> list[str]:
 
 
 def _parse_device(text: str) -> str:
-    if text == "cpu":
+    """cpu, or an accelerator this torch can use: cuda, cuda:N, mps, xpu (each checked, never assumed)."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise pytest.UsageError(f"--device: unknown device {text!r}; choose cpu, cuda, cuda:N, mps or xpu")
+    if device.type == "cpu":
         return text
-    if text == "cuda":
-        if not torch.cuda.is_available():
-            raise pytest.UsageError("--device cuda: this torch has no usable CUDA device "
-                                    f"(torch {torch.__version__}, cuda build {torch.version.cuda})")
-        return text
-    raise pytest.UsageError(f"--device: unknown device {text!r}; choose cpu or cuda")
+    backend = getattr(torch, device.type, None) if device.type != "mps" else torch.backends.mps
+    if backend is None or not backend.is_available():
+        raise pytest.UsageError(f"--device {text}: this torch has no usable {device.type} device "
+                                f"(torch {torch.__version__}, cuda build {torch.version.cuda})")
+    if device.index is not None and device.type != "mps" and device.index >= backend.device_count():
+        raise pytest.UsageError(f"--device {text}: there are {backend.device_count()} {device.type} device(s)")
+    return text
 
 
 def _parse_examples(text: str | None) -> int | None:
