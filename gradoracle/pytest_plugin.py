@@ -185,18 +185,24 @@ def pytest_collection_modifyitems(config, items):
 _NO_SHRINK = tuple(phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.shrink)
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside Hypothesis's own wrapper of this hook
 def pytest_runtest_call(item):
-    """A registered finding's property test runs without Hypothesis's shrink phase: its failure is known
-    and only has to happen (a strict xfail); shrinking it took up to 33 s a test, measured (most of the
-    xfails' time). The settings live on the shared test function, so they are put back after the call.
-    Hypothesis has no public per-call setting for this; if its private attribute goes, tests just shrink."""
-    test = getattr(item, "obj", None)
+    """The settings of a property test are put back after every call. Hypothesis's pytest plugin wraps the
+    settings of a parametrized test in a new child on every call and never unwraps them, and the settings
+    live on the test function that all parametrizations share: the chain grows by one per call until
+    reading a setting overflows Python's recursion limit (measured: RecursionError in the ~280th
+    test_tensor_op_gradient case of a worker).
+
+    A registered finding's property test also runs without Hypothesis's shrink phase: its failure is known
+    and only has to happen (a strict xfail); shrinking it took up to 33 s a test, measured. Hypothesis has
+    no public per-call setting for either; if its private attribute goes, tests just shrink."""
+    test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
     current = getattr(test, "_hypothesis_internal_use_settings", None)
-    if getattr(item, "registered_finding", None) is None or current is None:
+    if current is None:
         yield
         return
-    test._hypothesis_internal_use_settings = settings(current, phases=_NO_SHRINK)
+    if getattr(item, "registered_finding", None) is not None:
+        test._hypothesis_internal_use_settings = settings(current, phases=_NO_SHRINK)
     try:
         yield
     finally:

@@ -37,6 +37,29 @@ class OffSoftplus(HandSoftplus):
         return torch.where(x > 20, grad, grad * torch.sigmoid(x) * (1 + 1e-12))
 
 
+@torch.library.custom_op("gradoracle_selftest::softplus", mutates_args=())
+def library_softplus(x: torch.Tensor) -> torch.Tensor:
+    """The same softplus as a torch.library op with a registered autograd formula."""
+    return torch.where(x > 20, x, torch.log1p(torch.exp(x)))
+
+
+@library_softplus.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+def _save_input(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0])
+
+
+def _library_softplus_backward(ctx, grad):
+    (x,) = ctx.saved_tensors
+    return torch.where(x > 20, grad, grad * torch.sigmoid(x))
+
+
+library_softplus.register_autograd(_library_softplus_backward, setup_context=_save_input)
+
+
 def mish(x):
     return x * torch.tanh(F.softplus(x))
 
@@ -49,6 +72,11 @@ def test_correct_custom_backward_passes():
     summary = check_function(HandSoftplus.apply, torch.zeros(4), reference=F.softplus, max_examples=30)
     assert summary.examples == 60 and summary.verified > 0
     assert all(counts.counts and not counts.failures for counts in summary.counts.values())
+
+
+def test_library_op_with_registered_autograd_passes():
+    summary = check_function(library_softplus, torch.zeros(4), reference=F.softplus, max_examples=10)
+    assert summary.verified > 0 and summary.unverified == 0
 
 
 def test_custom_backward_off_by_1e_12_is_caught():

@@ -44,10 +44,11 @@ USER_TEST = textwrap.dedent('''
 def test_installed_package_serves_another_project(tmp_path):
     source, site, project = tmp_path / "source", tmp_path / "site", tmp_path / "project"
     shutil.copytree(REPO, source, ignore=_not_sources, symlinks=True)
-    # --no-build-isolation: build with this environment's setuptools, no index needed; --no-deps: the
-    # dependencies are this environment's own
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(source)], check=True, capture_output=True, text=True)
+    # built as a user's pip builds it (an isolated build environment with setuptools from the index: a fresh
+    # venv's own setuptools may lack bdist_wheel); --no-deps: the dependencies are this environment's own
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                            str(source)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
     project.mkdir()
     (project / "test_user.py").write_text(USER_TEST)
     env = {**os.environ, "PYTHONPATH": str(site)}
