@@ -1,0 +1,300 @@
+"""Linear-algebra ops of the tensor-op table, one entry each: determinants, inverses and solves of small square
+matrices (n <= 3, batches of two), after torch's kernels and derivatives.yaml / FunctionsManual.cpp.
+
+An entry is what the matrix function is (SymPy: the determinant's polynomial, the adjugate over it; SymPy
+derives the exact Jacobian per shape), how torch computes it and its backward through LAPACK's LU
+(oracles.table.factorizations: every element of the factors and of the solves enclosed in the rounding model,
+over every pivot sequence and orientation torch may take), its spellings, and the matrices the strategies
+draw for each argument (`matrix_domains`: invertible by construction, oracles.table.tensor_ops). LAPACK has
+no bfloat16 or float16 kernels: the entries are drawn in float64 and float32 (`cpu_dtypes`).
+
+torch's backward formulas, without create_graph (GradMode off: the lu_solve paths):
+- det (linalg_det_backward): lu_solve(LU, pivots, diag(grad * det), adjoint) = grad·det·A⁻ᵀ;
+- slogdet's logabsdet and logdet (slogdet_backward; logdet is where(sign == -1, nan, logabsdet)):
+  lu_solve(LU, pivots, diag(grad), adjoint) = grad·A⁻ᵀ;
+- inv (linalg_inv_ex: A): -inverseᵀ (grad inverseᵀ), two matrix products of the computed inverse;
+- solve (linalg_solve_backward): gB = lu_solve(LU, pivots, gX, adjoint) = A⁻ᵀ gX, gA = -gB Xᵀ.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import sympy
+import torch
+from flint import arb
+
+from oracles.numerics.rounding import RoundingModel
+from oracles.table import factorizations as lapack
+from oracles.table.shape_ops import _spelling
+from oracles.table.tensor_formulas import K_LOG, ZERO, mul, product, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp
+
+NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
+FLOATS = ("float64", "float32")  # LAPACK's real types
+NONE = (CallParams(),)
+
+
+MAX_BATCH = 2
+
+
+def _square(shapes) -> bool:
+    a = shapes[0]
+    return len(a) in (2, 3) and a[-1] == a[-2] and (len(a) == 2 or a[0] <= MAX_BATCH)
+
+
+def _no_options(shapes):
+    return NONE if _square(shapes) else ()
+
+
+def _squared(shape) -> tuple[int, ...]:
+    """The square matrix (or batch of at most MAX_BATCH) that a drawn shape of rank 2 or 3 stands for: its
+    last side n gives n x n."""
+    n = shape[-1]
+    return (n, n) if len(shape) == 2 else (min(shape[0], MAX_BATCH), n, n)
+
+
+def _matrix_operand(shape):
+    return [(_squared(shape),)]
+
+
+def _entry(name: str, sympy_side, forward, backward, spellings, opinfo, domains, shape, arity: int = 1,
+           operand_shapes=_matrix_operand, options=_no_options):
+    """One entry of a square matrix (ranks 2 and 3: a matrix or a batch), drawn in LAPACK's dtypes;
+    `shape(argument shapes)` is the output's."""
+    listed = functools.cache(lambda shapes: tuple(options(shapes)))
+    TENSOR_OPS[name] = TensorOp(name, arity, tuple(spellings), sympy_side, forward, backward, OptionSpace(listed),
+                                lambda shapes, p: shape(shapes), tuple(opinfo), ranks=(2, 3), cpu_dtypes=FLOATS,
+                                operand_shapes=operand_shapes, matrix_domains=tuple(domains))
+    NAMES.append(name)
+
+
+def _batch(shapes):
+    return shapes[0][:-2]
+
+
+def _same(shapes):
+    return shapes[0]
+
+
+def _solution(shapes):
+    return shapes[1]
+
+
+# ------------------------------------------------------------------ batches
+def _per_matrix(function):
+    """A function of one matrix (and the other arguments' matching slices) applied to every matrix of a batch."""
+
+    def batched(*args):
+        *head, arrays, p = args
+        if arrays[0].ndim == 2:
+            return function(*head, arrays, p)
+        pieces = [function(*head, [a[b] for a in arrays], p) for b in range(arrays[0].shape[0])]
+        return _stack(pieces)
+
+    return batched
+
+
+def _per_matrix_backward(function):
+    def batched(F, arrays, out, grad, p):
+        if arrays[0].ndim == 2:
+            return function(F, arrays, out, grad, p)
+        pieces = [function(F, [a[b] for a in arrays], out[b, ...], grad[b, ...], p) for b in range(arrays[0].shape[0])]
+        return tuple(_stack([piece[k] for piece in pieces]) for k in range(len(arrays)))
+
+    return batched
+
+
+def _stack(pieces):
+    out = np.empty((len(pieces),) + np.shape(pieces[0]), dtype=object)
+    for b, piece in enumerate(pieces):
+        piece = np.asarray(piece, dtype=object)
+        for index in np.ndindex(*piece.shape):
+            out[(b,) + index] = piece[index]
+    return out
+
+
+def _scalar(value) -> np.ndarray:
+    out = np.empty((), dtype=object)
+    out[()] = value
+    return out
+
+
+def _diagonal_matrix(values: list[arb]) -> np.ndarray:
+    n = len(values)
+    out = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = values[i] if i == j else ZERO
+    return out
+
+
+def _identity(n: int) -> np.ndarray:
+    return _diagonal_matrix([arb(1)] * n)
+
+
+def _negated(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape, dtype=object)
+    for index in np.ndindex(*a.shape):
+        out[index] = -a[index]
+    return out
+
+
+def _over_factorizations(F: RoundingModel, a: np.ndarray, per_branch) -> np.ndarray:
+    """per_branch(LU) for every factorization torch may have computed, united (factorizations' docstring)."""
+    return lapack.union([np.asarray(per_branch(lu), dtype=object) for lu in lapack.factorizations(F, a)])
+
+
+# ------------------------------------------------------------------ determinants
+def _sym_det(a) -> sympy.Expr:
+    return sympy.Matrix(a.tolist()).det(method="berkowitz")
+
+
+def _det_value(F: RoundingModel, lu: lapack.LU) -> arb:
+    """lu_det_P(pivots) * prod(diag(LU)): the sign exact, the product n - 1 roundings."""
+    value = product(F, lu.diagonal())
+    return value if lu.parity > 0 else -value
+
+
+def _logabsdet_value(F: RoundingModel, lu: lapack.LU) -> arb:
+    """sum(log(abs(diag(LU)))): each log within the log kernel's accuracy, the sum in any order."""
+    return sum_any(F, [F.round(abs(d).log(), K_LOG) for d in lu.diagonal()])
+
+
+@_per_matrix
+def _det_forward(F, arrays, p):
+    return _over_factorizations(F, arrays[0], lambda lu: _scalar(_det_value(F, lu)))
+
+
+@_per_matrix_backward
+def _det_backward(F, arrays, out, grad, p):
+    """lu_solve(LU, pivots, diag(grad * det)) with Aᵀ: grad * det rounded once, from the branch's own det."""
+    a = arrays[0]
+    n = a.shape[0]
+
+    def branch(lu):
+        d = mul(F, grad[()], _det_value(F, lu))
+        return lapack.solve(F, lu, _diagonal_matrix([d] * n), transpose=True)
+
+    return (_over_factorizations(F, a, branch),)
+
+
+@_per_matrix_backward
+def _logabsdet_backward(F, arrays, out, grad, p):
+    a = arrays[0]
+    d = _diagonal_matrix([grad[()]] * a.shape[0])
+    return (_over_factorizations(F, a, lambda lu: lapack.solve(F, lu, d, transpose=True)),)
+
+
+@_per_matrix
+def _logabsdet_forward(F, arrays, p):
+    return _over_factorizations(F, arrays[0], lambda lu: _scalar(_logabsdet_value(F, lu)))
+
+
+# ------------------------------------------------------------------ inverses and solves
+def _sym_solve(a, b):
+    """A⁻¹ B as the adjugate over the determinant (B a vector or a matrix)."""
+    m = sympy.Matrix(a.tolist())
+    det = _sym_det(a)
+    rhs = sympy.Matrix(b.tolist()) if b.ndim == 2 else sympy.Matrix(list(b))
+    out = (m.adjugate() * rhs) / det
+    result = np.empty(b.shape, dtype=object)
+    for index in np.ndindex(*b.shape):
+        result[index] = out[index if b.ndim == 2 else (index[0], 0)]
+    return result
+
+
+def _sym_inv(arrays, p):
+    a = arrays[0]
+    identity = np.array([[sympy.Integer(int(i == j)) for j in range(a.shape[0])] for i in range(a.shape[0])],
+                        dtype=object)
+    return _sym_solve(a, identity)
+
+
+@_per_matrix
+def _inv_forward(F, arrays, p):
+    """linalg_inv_ex: linalg_solve_ex(A, I), an LU and its solve."""
+    a = arrays[0]
+    return _over_factorizations(F, a, lambda lu: lapack.solve(F, lu, _identity(a.shape[0])))
+
+
+@_per_matrix_backward
+def _inv_backward(F, arrays, out, grad, p):
+    """-inverseᵀ (grad inverseᵀ), with the inverse the branch computed."""
+    a = arrays[0]
+
+    def branch(lu):
+        inverse = lapack.solve(F, lu, _identity(a.shape[0]))
+        return _negated(lapack.matmul(F, inverse.T, lapack.matmul(F, grad, inverse.T)))
+
+    return (_over_factorizations(F, a, branch),)
+
+
+@_per_matrix
+def _sym_solve_batched(arrays, p):
+    return _sym_solve(arrays[0], arrays[1])
+
+
+@_per_matrix
+def _solve_forward(F, arrays, p):
+    a, b = arrays
+    return _over_factorizations(F, a, lambda lu: lapack.solve(F, lu, b))
+
+
+def _outer_negated(F, g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """-g xᵀ for columns g, x of the same width (vectors: an outer product), each entry a dot product."""
+    g2, x2 = g.reshape(g.shape[0], -1), x.reshape(x.shape[0], -1)
+    return _negated(lapack.matmul(F, g2, x2.T))
+
+
+@_per_matrix_backward
+def _solve_backward(F, arrays, out, grad, p):
+    """gB = A⁻ᵀ gX (the LU's adjoint solve), gA = -gB Xᵀ with the branch's own X."""
+    a, b = arrays
+    grads_a, grads_b = [], []
+    for lu in lapack.factorizations(F, a):
+        x = lapack.solve(F, lu, b)
+        gb = lapack.solve(F, lu, grad, transpose=True)
+        grads_a.append(_outer_negated(F, gb, x))
+        grads_b.append(gb)
+    return lapack.union(grads_a), lapack.union(grads_b)
+
+
+def _solve_operands(shape):
+    """A (..., n, n) with B (..., n), (..., n, 1) or (..., n, 2) of the same batch."""
+    a = _squared(shape)
+    return [(a, a[:-1]), (a, a[:-1] + (1,)), (a, a[:-1] + (2,))]
+
+
+# ------------------------------------------------------------------ the entries
+def _sym_per_matrix(function):
+    """A SymPy function of one matrix, 0-d results as arrays."""
+    return _per_matrix(lambda arrays, p: np.asarray(function(arrays[0]), dtype=object))
+
+
+_entry("det", _sym_per_matrix(_sym_det), _det_forward, _det_backward,
+       [_spelling("torch.linalg.det({0})", torch.linalg.det), _spelling("torch.det({0})", torch.det),
+        _spelling("{0}.det()", torch.Tensor.det)],
+       ["linalg.det"], ["invertible"], _batch)
+_entry("slogdet", _sym_per_matrix(lambda a: sympy.log(_sym_det(a) ** 2) / 2), _logabsdet_forward,
+       _logabsdet_backward,
+       [_spelling("torch.linalg.slogdet({0})[1]", lambda a: torch.linalg.slogdet(a)[1]),
+        _spelling("torch.linalg.slogdet({0}).logabsdet", lambda a: torch.linalg.slogdet(a).logabsdet),
+        _spelling("torch.slogdet({0})[1]", lambda a: torch.slogdet(a)[1]),
+        _spelling("{0}.slogdet()[1]", lambda a: a.slogdet()[1])],
+       ["linalg.slogdet"], ["invertible"], _batch)
+_entry("logdet", _sym_per_matrix(lambda a: sympy.log(_sym_det(a))), _logabsdet_forward, _logabsdet_backward,
+       [_spelling("torch.logdet({0})", torch.logdet), _spelling("{0}.logdet()", torch.Tensor.logdet)],
+       ["logdet"], ["positive_determinant"], _batch)
+_entry("inv", _per_matrix(_sym_inv), _inv_forward, _inv_backward,
+       [_spelling("torch.linalg.inv({0})", torch.linalg.inv), _spelling("torch.inverse({0})", torch.inverse),
+        _spelling("{0}.inverse()", torch.Tensor.inverse),
+        _spelling("torch.linalg.inv_ex({0})[0]", lambda a: torch.linalg.inv_ex(a)[0]),
+        _spelling("torch.linalg.inv_ex({0}).inverse", lambda a: torch.linalg.inv_ex(a).inverse)],
+       ["linalg.inv", "linalg.inv_ex"], ["invertible"], _same)
+_entry("solve", _sym_solve_batched, _solve_forward, _solve_backward,
+       [_spelling("torch.linalg.solve({0}, {1})", torch.linalg.solve),
+        _spelling("torch.linalg.solve_ex({0}, {1})[0]", lambda a, b: torch.linalg.solve_ex(a, b)[0]),
+        _spelling("torch.linalg.solve_ex({0}, {1}).result", lambda a, b: torch.linalg.solve_ex(a, b).result)],
+       ["linalg.solve", "linalg.solve_ex"], ["invertible", ""], _solution, arity=2, operand_shapes=_solve_operands)
