@@ -2,8 +2,9 @@
 construction: strictly diagonally dominant, so invertible and as well conditioned as their dominance margin
 says, with the rows permuted so that partial pivoting has work to do, and scaled by a power of two.
 
-- "invertible": each diagonal element, of a drawn sign, exceeds the sum of the magnitudes of its row's other
-  elements by a margin (Lévy-Desplanques: nonsingular); the rows are then permuted;
+- "diagonally_dominant": each diagonal element, of a drawn sign, exceeds the sum of the magnitudes of its row's
+  other elements by a margin (Lévy-Desplanques: nonsingular, and so is each of its triangles);
+- "invertible": the same with the rows permuted;
 - "positive_determinant": the same with positive diagonals (Gershgorin: every eigenvalue has a positive real
   part, so the determinant is positive), permuted by an even permutation, or by an odd one with a row negated;
 - "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues).
@@ -27,6 +28,8 @@ from strategies.values import leaf_values
 
 MARGINS = (1.0, 0.5, 2.0, 0.25, 3.0, 1.5, 2.0**-10, 2.0**-20)
 SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by
+SIGNED = ("invertible", "diagonally_dominant")  # domains whose diagonal elements take either sign
+PERMUTED = ("invertible", "positive_determinant")  # domains whose rows are permuted
 
 
 def _parity(permutation: tuple[int, ...]) -> int:
@@ -49,10 +52,10 @@ def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
                 rows[i][j] = rows[j][i]
     for i in range(n):
         margin = draw(choice(MARGINS), label=f"margin of row {i}")
-        positive = domain != "invertible" or draw(st.booleans(), label=f"diagonal {i} positive")
+        positive = domain not in SIGNED or draw(st.booleans(), label=f"diagonal {i} positive")
         size = fmt.round(math.fsum(abs(v) for v in rows[i]) + margin)
         rows[i][i] = size if positive else -size
-    if domain != "positive_definite":
+    if domain in PERMUTED:
         order = draw(choice(list(itertools.permutations(range(n)))), label="row order")
         rows = [rows[k] for k in order]
         if domain == "positive_determinant" and _parity(order) < 0:

@@ -27,7 +27,7 @@ from flint import arb
 
 from oracles.numerics.rounding import RoundingModel
 from oracles.table import factorizations as lapack
-from oracles.table.shape_ops import _spelling
+from oracles.table.shape_ops import _params, _spelling, _with
 from oracles.table.tensor_formulas import K_LOG, ZERO, mul, product, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp
 
@@ -267,6 +267,92 @@ def _solve_operands(shape):
     return [(a, a[:-1]), (a, a[:-1] + (1,)), (a, a[:-1] + (2,))]
 
 
+# ------------------------------------------------------------------ triangular solves
+# Parameters: `upper` (which triangle of A is read), `left` (A X = B, else X A = B), `unitriangular` (the diagonal
+# taken as ones, not read), `transpose` (the legacy triangular_solve's: Aᵀ X = B, else A X = B).
+def _in_triangle(i: int, j: int, p) -> bool:
+    """Whether A[i, j] is read: its triangle, without the diagonal where it is taken as ones."""
+    offset = 1 if p["unitriangular"] else 0
+    return j - i >= offset if p["upper"] else i - j >= offset
+
+
+def _sym_triangle(a: np.ndarray, p) -> np.ndarray:
+    """The triangular matrix torch solves with: A's triangle, ones on a unit diagonal, zeros elsewhere."""
+    n = a.shape[0]
+    out = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = a[i, j] if _in_triangle(i, j, p) else sympy.Integer(int(i == j and p["unitriangular"]))
+    return out
+
+
+@_per_matrix
+def _sym_triangular(arrays, p):
+    a, b = arrays
+    t = _sym_triangle(a, p)
+    t = t.T if p["transpose"] else t
+    if p["left"]:
+        return _sym_solve(t, b)
+    return _sym_solve(t.T, b.T).T  # X T = B: Tᵀ Xᵀ = Bᵀ
+
+
+def _effective(a: np.ndarray, p) -> tuple[np.ndarray, bool]:
+    """(T, whether T is upper triangular) with T = A or Aᵀ as `transpose` says (trsm's 'N' or 'T')."""
+    return (a.T, not p["upper"]) if p["transpose"] else (a, p["upper"])
+
+
+def _trsm(F, t: np.ndarray, upper: bool, b: np.ndarray, left: bool, unit: bool) -> np.ndarray:
+    """T X = B (`left`) or X T = B, the latter as Tᵀ Xᵀ = Bᵀ: the same sums and quotients per element."""
+    if left:
+        return lapack.triangular_solve(F, t, b, upper, unit)
+    return lapack.triangular_solve(F, t.T, b.T, not upper, unit).T
+
+
+@_per_matrix
+def _triangular_forward(F, arrays, p):
+    a, b = arrays
+    t, upper = _effective(a, p)
+    return _trsm(F, t, upper, b, p["left"], p["unitriangular"])
+
+
+@_per_matrix_backward
+def _triangular_backward(F, arrays, out, grad, p):
+    """linalg_solve_triangular_backward and triangular_solve_backward: gB = T⁻ᵀ gX (left) or gX T⁻ᵀ, a
+    triangular solve with the other triangle; gA = -gB Xᵀ (left) or -Xᵀ gB, transposed back where T = Aᵀ, and
+    only A's triangle kept (triu / tril, without the diagonal where it is unit)."""
+    a, _ = arrays
+    t, upper = _effective(a, p)
+    gb = _trsm(F, t.T, not upper, grad, p["left"], p["unitriangular"])
+    ga = _negated(lapack.matmul(F, gb, out.T) if p["left"] else lapack.matmul(F, out.T, gb))
+    ga = ga.T if p["transpose"] else ga
+    for i, j in np.ndindex(*ga.shape):
+        if not _in_triangle(i, j, p):
+            ga[i, j] = ZERO
+    return ga, gb
+
+
+def _triangular_operands(shape):
+    """A (..., n, n) with B (..., n, k) for a left solve or (..., k, n) for a right one, k = 1 or 2."""
+    a = _squared(shape)
+    return [(a, a[:-1] + (k,)) for k in (1, 2)] + [(a, a[:-2] + (k, a[-1])) for k in (1, 2)]
+
+
+def _solve_triangular_options(shapes):
+    if not _square(shapes):
+        return []
+    a, b = shapes
+    sides = [left for left in (True, False) if (b[-2] if left else b[-1]) == a[-1]]
+    return [_params(upper=upper, left=left, unitriangular=unit, transpose=False)
+            for left in sides for upper in (True, False) for unit in (False, True)]
+
+
+def _triangular_solve_options(shapes):
+    if not _square(shapes) or shapes[1][-2] != shapes[0][-1]:
+        return []
+    return [_params(upper=upper, left=True, unitriangular=unit, transpose=transpose)
+            for upper in (True, False) for transpose in (False, True) for unit in (False, True)]
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -298,3 +384,22 @@ _entry("solve", _sym_solve_batched, _solve_forward, _solve_backward,
         _spelling("torch.linalg.solve_ex({0}, {1})[0]", lambda a, b: torch.linalg.solve_ex(a, b)[0]),
         _spelling("torch.linalg.solve_ex({0}, {1}).result", lambda a, b: torch.linalg.solve_ex(a, b).result)],
        ["linalg.solve", "linalg.solve_ex"], ["invertible", ""], _solution, arity=2, operand_shapes=_solve_operands)
+_entry("solve_triangular", _sym_triangular, _triangular_forward, _triangular_backward,
+       [_spelling("torch.linalg.solve_triangular({0}, {1}, upper={upper}, left={left}, unitriangular={unitriangular})",
+                  lambda a, b, upper, left, unitriangular, transpose:
+                  torch.linalg.solve_triangular(a, b, upper=upper, left=left, unitriangular=unitriangular)),
+        _spelling("torch.linalg.solve_triangular({0}, {1}, upper={upper})",
+                  lambda a, b, upper, left, unitriangular, transpose: torch.linalg.solve_triangular(a, b, upper=upper),
+                  _with(left=True, unitriangular=False))],
+       ["linalg.solve_triangular"], ["diagonally_dominant", ""], _solution, arity=2,
+       operand_shapes=_triangular_operands, options=_solve_triangular_options)
+_entry("triangular_solve", _sym_triangular, _triangular_forward, _triangular_backward,
+       [_spelling("torch.triangular_solve({1}, {0}, upper={upper}, transpose={transpose}, "
+                  "unitriangular={unitriangular})[0]",
+                  lambda a, b, upper, left, unitriangular, transpose:
+                  torch.triangular_solve(b, a, upper=upper, transpose=transpose, unitriangular=unitriangular)[0]),
+        _spelling("{1}.triangular_solve({0}, upper={upper}).solution",
+                  lambda a, b, upper, left, unitriangular, transpose: b.triangular_solve(a, upper=upper).solution,
+                  _with(transpose=False, unitriangular=False))],
+       ["triangular_solve"], ["diagonally_dominant", ""], _solution, arity=2,
+       operand_shapes=_triangular_operands, options=_triangular_solve_options)

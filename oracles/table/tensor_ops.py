@@ -197,7 +197,8 @@ class TensorOp:
     # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
     blind_spots: tuple = ()
     # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
-    # only (strategies/matrices.py: "invertible", "positive_determinant", "positive_definite"; "" any values);
+    # only (strategies/matrices.py: "invertible", "diagonally_dominant", "positive_determinant",
+    # "positive_definite"; "" any values);
     # such an op's arguments are inputs themselves, so that the draw is what the op receives
     matrix_domains: tuple[str, ...] = ()
 
