@@ -1,5 +1,5 @@
-"""LAPACK's LU factorization and triangular solves in the rounding model, for the linear-algebra entries of the
-tensor-op table (oracles.table.linalg_ops).
+"""LAPACK's LU and Cholesky factorizations and triangular solves in the rounding model, for the linear-algebra
+entries of the tensor-op table (oracles.table.linalg_ops).
 
 torch evaluates det, slogdet, inv and solve through an LU factorization with partial pivoting (getrf on the
 CPU, in MKL's or OpenBLAS's blocked, recursive or unblocked form, with or without FMA) and triangular solves
@@ -15,7 +15,8 @@ the t - 1 additions errs by at most u times a partial sum, and a partial sum is 
 product l·u within u·|l·u| (`sum_any` of `mul`); an FMA only leaves roundings out. A quotient is a division or
 (dgetf2, dgetrf2, OpenBLAS's trsm kernels) a product with the rounded reciprocal, whose relative error
 (1 + u)² - 1 is below 3u (`_quotient`). The operands of each formula are themselves computed values, inside
-the balls of the earlier steps, so every element's ball holds torch's value: this is the componentwise
+the balls of the earlier steps, so every element's ball holds torch's value (Cholesky likewise, its square
+roots correctly rounded): this is the componentwise
 backward-error analysis of LU and of substitution (Higham, Accuracy and Stability of Numerical Algorithms, 2nd
 ed., Thm 9.3 and Thm 8.5: L̂Û = A' + ΔA with |ΔA| <= γ_n |L̂||Û|), carried out element by element in ball
 arithmetic at the exact inputs instead of bounded once a priori, so its enclosure is as tight as the
@@ -117,6 +118,24 @@ def _branches(F: RoundingModel, m: np.ndarray, transposed: bool) -> list[LU]:
 def factorizations(F: RoundingModel, a: np.ndarray) -> list[LU]:
     """Every LU factorization of A or of Aᵀ torch may have computed (module docstring)."""
     return _branches(F, a, False) + _branches(F, a.T, True)
+
+
+def cholesky(F: RoundingModel, a: np.ndarray) -> np.ndarray:
+    """L with L Lᵀ = A from A's lower triangle (potrf 'L', in any of its variants: the same formulas, sums in
+    any order): l_jj = sqrt(a_jj - Σ l_jk²), correctly rounded; l_ij = (a_ij - Σ l_ik l_jk) / l_jj."""
+    n = a.shape[0]
+    low = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(i + 1, n):
+            low[i, j] = ZERO
+    for j in range(n):
+        d = _reduced(F, a[j, j], [(low[j, k], low[j, k]) for k in range(j)])
+        if not d > 0:
+            raise Singular("a Cholesky pivot may be <= 0 within the rounding model")
+        low[j, j] = F.round(d.sqrt())
+        for i in range(j + 1, n):
+            low[i, j] = _quotient(F, _reduced(F, a[i, j], [(low[i, k], low[j, k]) for k in range(j)]), low[j, j])
+    return low
 
 
 def _lower_solve(F: RoundingModel, entry, b: list[arb], unit: bool) -> list[arb]:

@@ -353,6 +353,49 @@ def _triangular_solve_options(shapes):
             for upper in (True, False) for transpose in (False, True) for unit in (False, True)]
 
 
+# ------------------------------------------------------------------ Cholesky
+# torch differentiates the Cholesky factor as a function of a symmetric matrix: the forward reads one triangle,
+# the backward returns a symmetric gradient (cholesky_backward: the derivative along symmetric perturbations,
+# shared evenly by A_ij and A_ji). That is the derivative of chol((A + Aᵀ) / 2), which equals chol(A) wherever
+# A is symmetric, as the strategies draw it.
+def _sym_symmetric_part(a: np.ndarray) -> sympy.Matrix:
+    n = a.shape[0]
+    return sympy.Matrix(n, n, lambda i, j: a[i, j] if i == j else (a[i, j] + a[j, i]) / 2)
+
+
+@_per_matrix
+def _sym_cholesky(arrays, p):
+    low = _sym_symmetric_part(arrays[0]).cholesky(hermitian=False)
+    out = np.array(low.tolist(), dtype=object)
+    return out.T if p["upper"] else out
+
+
+@_per_matrix
+def _cholesky_forward(F, arrays, p):
+    """potrf 'U' reads the upper triangle: U = chol(Aᵀ's lower)ᵀ."""
+    a = arrays[0]
+    return lapack.cholesky(F, a.T).T if p["upper"] else lapack.cholesky(F, a)
+
+
+@_per_matrix_backward
+def _cholesky_backward(F, arrays, out, grad, p):
+    """cholesky_backward (L, gL transposed where upper): gA = tril(Lᵀ gL); gA = 0.5 (gA + tril(gA, -1)ᵀ) (a copy
+    of the strict lower triangle, exact, and a halving); then Lᵀ X = gA and G L = X, two triangular solves."""
+    low, g = (out.T, grad.T) if p["upper"] else (out, grad)
+    n = low.shape[0]
+    m = lapack.matmul(F, low.T, g)
+    half = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            half[i, j] = mul(F, arb(0.5), m[max(i, j), min(i, j)])
+    x = lapack.triangular_solve(F, low.T, half, upper=True)
+    return (lapack.triangular_solve(F, low.T, x.T, upper=True).T,)  # G L = X: Lᵀ Gᵀ = Xᵀ
+
+
+def _upper_options(shapes):
+    return [_params(upper=upper) for upper in (False, True)] if _square(shapes) else []
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -403,3 +446,15 @@ _entry("triangular_solve", _sym_triangular, _triangular_forward, _triangular_bac
                   _with(transpose=False, unitriangular=False))],
        ["triangular_solve"], ["diagonally_dominant", ""], _solution, arity=2,
        operand_shapes=_triangular_operands, options=_triangular_solve_options)
+_entry("cholesky", _sym_cholesky, _cholesky_forward, _cholesky_backward,
+       [_spelling("torch.linalg.cholesky({0}, upper={upper})",
+                  lambda a, upper: torch.linalg.cholesky(a, upper=upper)),
+        _spelling("torch.linalg.cholesky({0})", lambda a, upper: torch.linalg.cholesky(a), _with(upper=False)),
+        _spelling("torch.linalg.cholesky_ex({0}, upper={upper})[0]",
+                  lambda a, upper: torch.linalg.cholesky_ex(a, upper=upper)[0]),
+        _spelling("torch.linalg.cholesky_ex({0}).L", lambda a, upper: torch.linalg.cholesky_ex(a).L,
+                  _with(upper=False)),
+        _spelling("torch.cholesky({0}, upper={upper})", lambda a, upper: torch.cholesky(a, upper=upper)),
+        _spelling("{0}.cholesky()", lambda a, upper: a.cholesky(), _with(upper=False))],
+       ["linalg.cholesky", "linalg.cholesky_ex", "cholesky"], ["positive_definite"], _same,
+       options=_upper_options)
