@@ -7,7 +7,8 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
 - "invertible": the same with the rows permuted;
 - "positive_determinant": the same with positive diagonals (Gershgorin: every eigenvalue has a positive real
   part, so the determinant is positive), permuted by an even permutation, or by an odd one with a row negated;
-- "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues).
+- "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues);
+- "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor).
 
 Most margins are 1/4 to 3 (condition numbers of a few tens); some are 2^-10 and 2^-20, near-singular matrices
 whose gradients are large and whose enclosures widen by 10^3 to 10^6 (in float32 some are wider than the
@@ -30,6 +31,7 @@ MARGINS = (1.0, 0.5, 2.0, 0.25, 3.0, 1.5, 2.0**-10, 2.0**-20)
 SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by
 SIGNED = ("invertible", "diagonally_dominant")  # domains whose diagonal elements take either sign
 PERMUTED = ("invertible", "positive_determinant")  # domains whose rows are permuted
+LOWER = ("positive_definite", "cholesky_factor")  # domains drawn from their lower triangle
 
 
 def _parity(permutation: tuple[int, ...]) -> int:
@@ -44,7 +46,7 @@ def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
     rows = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(n):
-            if i != j and (domain != "positive_definite" or j < i):
+            if i != j and (domain not in LOWER or j < i):
                 rows[i][j] = draw(leaf_values(fmt), label=f"a[{i}, {j}]")
     if domain == "positive_definite":
         for i in range(n):

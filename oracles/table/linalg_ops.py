@@ -396,6 +396,51 @@ def _upper_options(shapes):
     return [_params(upper=upper) for upper in (False, True)] if _square(shapes) else []
 
 
+# cholesky_solve(B, L) reads L's lower triangle (potrs: two triangular solves), but cholesky_solve_backward returns
+# -(S L) for every element of L (S = gB Xᵀ + X gBᵀ), the derivative of (L Lᵀ)⁻¹ B in every element of a full L,
+# not only those the forward reads: that is the function whose derivative the exact side takes, and the
+# strategies draw L triangular (its upper elements exactly 0), where it is the value torch computes.
+@_per_matrix
+def _sym_cholesky_solve(arrays, p):
+    b, low = arrays
+    return _sym_solve(low.T, _sym_solve(low, b))
+
+
+def _potrs(F, low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L Y = B, then Lᵀ X = Y."""
+    return lapack.triangular_solve(F, low.T, lapack.triangular_solve(F, low, b, upper=False), upper=True)
+
+
+@_per_matrix
+def _cholesky_solve_forward(F, arrays, p):
+    b, low = arrays
+    return _potrs(F, low, b)
+
+
+@_per_matrix_backward
+def _cholesky_solve_backward(F, arrays, out, grad, p):
+    """cholesky_solve_backward: gB = cholesky_solve(gX, L); S = gB Xᵀ + (gB Xᵀ)ᵀ; gL = -S L."""
+    _, low = arrays
+    gb = _potrs(F, low, grad)
+    common = lapack.matmul(F, gb, out.T)
+    n = common.shape[0]
+    symmetric = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            symmetric[i, j] = F.add(common[i, j], common[j, i])
+    return gb, _negated(lapack.matmul(F, symmetric, low))
+
+
+def _cholesky_solve_operands(shape):
+    """B (..., n, k), k = 1 or 2, with L (..., n, n)."""
+    a = _squared(shape)
+    return [(a[:-1] + (k,), a) for k in (1, 2)]
+
+
+def _factor_square(shapes):
+    return NONE if _square(shapes[1:]) else ()
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -458,3 +503,10 @@ _entry("cholesky", _sym_cholesky, _cholesky_forward, _cholesky_backward,
         _spelling("{0}.cholesky()", lambda a, upper: a.cholesky(), _with(upper=False))],
        ["linalg.cholesky", "linalg.cholesky_ex", "cholesky"], ["positive_definite"], _same,
        options=_upper_options)
+_entry("cholesky_solve", _sym_cholesky_solve, _cholesky_solve_forward, _cholesky_solve_backward,
+       [_spelling("torch.cholesky_solve({0}, {1})", torch.cholesky_solve),
+        _spelling("{0}.cholesky_solve({1})", torch.Tensor.cholesky_solve),
+        _spelling("torch.cholesky_solve({0}, {1}, upper=False)",
+                  lambda b, low: torch.cholesky_solve(b, low, upper=False))],
+       ["cholesky_solve"], ["", "cholesky_factor"], _same, arity=2,
+       operand_shapes=_cholesky_solve_operands, options=_factor_square)
