@@ -1,21 +1,23 @@
-"""Linear-algebra ops of the tensor-op table, one entry each: determinants, inverses and solves of small square
-matrices (n <= 3, batches of two), after torch's kernels and derivatives.yaml / FunctionsManual.cpp.
+"""Linear-algebra ops of the tensor-op table, one entry each: determinants, inverses, solves (general,
+triangular, Cholesky) and Cholesky factors of small square matrices (n <= 3, batches of at most two), and
+Vandermonde matrices, after torch's kernels and derivatives.yaml / FunctionsManual.cpp.
 
-An entry is what the matrix function is (SymPy: the determinant's polynomial, the adjugate over it; SymPy
-derives the exact Jacobian per shape), how torch computes it and its backward through LAPACK's LU
-(oracles.table.factorizations: every element of the factors and of the solves enclosed in the rounding model,
-over every pivot sequence and orientation torch may take), its spellings, and the matrices the strategies
-draw for each argument (`matrix_domains`: invertible by construction, oracles.table.tensor_ops). LAPACK has
-no bfloat16 or float16 kernels: the entries are drawn in float64 and float32 (`cpu_dtypes`).
+An entry is what the matrix function is (SymPy: the determinant's polynomial, the adjugate over it, the
+Cholesky factor's square roots; SymPy derives the exact Jacobian per shape), how torch computes it and its
+backward through LAPACK (oracles.table.factorizations: every element of the factors and of the solves enclosed
+in the rounding model, over every pivot sequence and orientation torch may take), its spellings, and the
+matrices the strategies draw for each argument (`matrix_domains`, oracles.table.tensor_ops: invertible,
+positive definite or triangular by construction). LAPACK has no bfloat16 or float16 kernels: those entries are
+drawn in float64 and float32 (`cpu_dtypes`).
 
 torch's backward formulas, without create_graph (GradMode off: the lu_solve paths):
 - det (linalg_det_backward): lu_solve(LU, pivots, diag(grad * det), adjoint) = grad·det·A⁻ᵀ;
 - slogdet's logabsdet and logdet (slogdet_backward; logdet is where(sign == -1, nan, logabsdet)):
   lu_solve(LU, pivots, diag(grad), adjoint) = grad·A⁻ᵀ;
 - inv (linalg_inv_ex: A): -inverseᵀ (grad inverseᵀ), two matrix products of the computed inverse;
-- solve (linalg_solve_backward): gB = lu_solve(LU, pivots, gX, adjoint) = A⁻ᵀ gX, gA = -gB Xᵀ.
+- solve (linalg_solve_backward): gB = lu_solve(LU, pivots, gX, adjoint) = A⁻ᵀ gX, gA = -gB Xᵀ;
+- solve_triangular and triangular_solve, cholesky, cholesky_solve, vander: at their sections below.
 """
-
 from __future__ import annotations
 
 import functools
@@ -27,6 +29,7 @@ from flint import arb
 
 from oracles.numerics.rounding import RoundingModel
 from oracles.table import factorizations as lapack
+from oracles.table import tensor_formulas as formula
 from oracles.table.shape_ops import _params, _spelling, _with
 from oracles.table.tensor_formulas import K_LOG, ZERO, mul, product, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp
@@ -441,6 +444,52 @@ def _factor_square(shapes):
     return NONE if _square(shapes[1:]) else ()
 
 
+# ------------------------------------------------------------------ Vandermonde matrices
+# linalg_vander: cat([1, x, ..., x], -1).cumprod(-1), N columns (default: x's last side); the backward is
+# cumprod_backward of that row, then the copies of x summed (expand's backward).
+def _vander_columns(shape, p) -> int:
+    return shape[-1] if p["N"] is None else p["N"]
+
+
+def _sym_vander(arrays, p):
+    x = arrays[0]
+    columns = _vander_columns(x.shape, p)
+    out = np.empty(x.shape + (columns,), dtype=object)
+    for index in np.ndindex(*x.shape):
+        for k in range(columns):
+            out[index + (k,)] = x[index] ** k
+    return out
+
+
+def _vander_forward(F, arrays, p):
+    """Each power x^k (k >= 1) a product of k factors x (the leading 1 multiplies exactly)."""
+    x = arrays[0]
+    columns = _vander_columns(x.shape, p)
+    out = np.empty(x.shape + (columns,), dtype=object)
+    for index in np.ndindex(*x.shape):
+        out[index + (0,)] = arb(1)
+        for k in range(1, columns):
+            out[index + (k,)] = product(F, [x[index]] * k)
+    return out
+
+
+def _vander_backward(F, arrays, out, grad, p):
+    x = arrays[0]
+    columns = _vander_columns(x.shape, p)
+    g = np.empty(x.shape, dtype=object)
+    for index in np.ndindex(*x.shape):
+        row = [arb(1)] + [x[index]] * (columns - 1)
+        grads = formula.cumprod_backward(F, row, [out[index + (k,)] for k in range(columns)],
+                                         [grad[index + (k,)] for k in range(columns)], p)
+        g[index] = sum_any(F, grads[1:])
+    return (g,)
+
+
+def _vander_options(shapes):
+    """N = None (x's last side, at least 2), 2, 3, 4: one column of ones alone would not depend on x."""
+    return ([_params(N=None)] if shapes[0][-1] >= 2 else []) + [_params(N=n) for n in (2, 3, 4)]
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -510,3 +559,11 @@ _entry("cholesky_solve", _sym_cholesky_solve, _cholesky_solve_forward, _cholesky
                   lambda b, low: torch.cholesky_solve(b, low, upper=False))],
        ["cholesky_solve"], ["", "cholesky_factor"], _same, arity=2,
        operand_shapes=_cholesky_solve_operands, options=_factor_square)
+TENSOR_OPS["vander"] = TensorOp(
+    "vander", 1,
+    (_spelling("torch.linalg.vander({0}, N={N})", lambda x, N: torch.linalg.vander(x, N=N)),
+     _spelling("torch.linalg.vander({0})", lambda x, N: torch.linalg.vander(x), _with(N=None))),
+    _sym_vander, _vander_forward, _vander_backward, OptionSpace(functools.cache(lambda s: tuple(_vander_options(s)))),
+    lambda shapes, p: shapes[0] + (_vander_columns(shapes[0], p),), ("linalg.vander",),
+    zero_rule="cumprod_backward's first-zero formula", cpu_dtypes=FLOATS)  # no Half or BFloat16 kernel
+NAMES.append("vander")
