@@ -35,6 +35,7 @@ from strategies.tensor_programs import tensor_cases
 from tests.test_tensor_ops import FAULT_RUN
 
 NONE = CallParams()
+SEEDS = [(3,), (2,), (3, 3), (2, 2), (1, 1), (2, 3), (2, 3, 3), (2, 2, 3)]  # drawn shapes the entries grow from
 
 
 def _arrays(values, shape):
@@ -50,9 +51,8 @@ def test_forward_is_inside_the_model(op, dtype, data):
     if entry.cpu_dtypes is not None and dtype not in entry.cpu_dtypes:
         pytest.skip(f"LAPACK has no {dtype} kernels")
     fmt = format_named(dtype)
-    seed = data.draw(choice([(3,), (2,), (1,), (2, 3)]), label="shape")
-    shapes = data.draw(choice([s for s in entry.argument_shapes(seed) if entry.space.options(s)]),
-                       label="argument shapes")
+    shapes = data.draw(choice([s for seed in SEEDS if len(seed) in entry.ranks for s in entry.argument_shapes(seed)
+                               if entry.space.options(s)]), label="argument shapes")
     tensors, arrays = [], []
     for k, (shape, domain) in enumerate(zip(shapes, entry.matrix_domains or ("",) * entry.arity)):
         values = data.draw(matrix_values(fmt, shape, domain) if domain else

@@ -490,6 +490,43 @@ def _vander_options(shapes):
     return ([_params(N=None)] if shapes[0][-1] >= 2 else []) + [_params(N=n) for n in (2, 3, 4)]
 
 
+# ------------------------------------------------------------------ the Frobenius norm
+# matrix_norm(ord='fro'), linalg.norm(ord='fro' or a matrix's default) and torch.norm(p='fro') are
+# linalg_vector_norm(A, 2, dim=(-2, -1)): the 2-norm of each matrix's elements, norm_backward's A / norm.
+def _per_matrix_elements(function):
+    """A function of the list of one matrix's elements, for each matrix of a batch; keepdim adds two sides."""
+
+    def apply(*args):
+        *head, arrays, p = args
+        a = arrays[0]
+        out = np.empty(a.shape[:-2], dtype=object)
+        for b in np.ndindex(*out.shape):
+            out[b] = function(*head, list(a[b].reshape(-1)), p)
+        return out.reshape(out.shape + (1, 1)) if p["keepdim"] else out
+
+    return apply
+
+
+def _frobenius_backward(F, arrays, out, grad, p):
+    a = arrays[0]
+    g = np.empty(a.shape, dtype=object)
+    for b in np.ndindex(*a.shape[:-2]):
+        y, gb = (out[b + (0, 0)], grad[b + (0, 0)]) if p["keepdim"] else (out[b], grad[b])
+        matrix = a[b]
+        grads = formula.norm_backward(F, list(matrix.reshape(-1)), y, gb, p)
+        for k, index in enumerate(np.ndindex(*matrix.shape)):
+            g[b + index] = grads[k]
+    return (g,)
+
+
+def _frobenius_options(shapes):
+    return [_params(keepdim=keepdim) for keepdim in (False, True)] if len(shapes[0]) in (2, 3) else []
+
+
+def _is_matrix(shapes, p):
+    return len(shapes[0]) == 2 and not p["keepdim"]
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -567,3 +604,20 @@ TENSOR_OPS["vander"] = TensorOp(
     lambda shapes, p: shapes[0] + (_vander_columns(shapes[0], p),), ("linalg.vander",),
     zero_rule="cumprod_backward's first-zero formula", cpu_dtypes=FLOATS)  # no Half or BFloat16 kernel
 NAMES.append("vander")
+TENSOR_OPS["frobenius_norm"] = TensorOp(
+    "frobenius_norm", 1,
+    (_spelling("torch.linalg.matrix_norm({0}, ord='fro', keepdim={keepdim})",
+               lambda a, keepdim: torch.linalg.matrix_norm(a, ord="fro", keepdim=keepdim)),
+     _spelling("torch.linalg.matrix_norm({0})", lambda a, keepdim: torch.linalg.matrix_norm(a), _with(keepdim=False)),
+     _spelling("torch.linalg.norm({0}, ord='fro', dim=(-2, -1), keepdim={keepdim})",
+               lambda a, keepdim: torch.linalg.norm(a, ord="fro", dim=(-2, -1), keepdim=keepdim)),
+     _spelling("torch.linalg.norm({0})", lambda a, keepdim: torch.linalg.norm(a), _is_matrix),
+     _spelling("torch.norm({0}, p='fro', dim=(-2, -1), keepdim={keepdim})",
+               lambda a, keepdim: torch.norm(a, p="fro", dim=(-2, -1), keepdim=keepdim)),
+     _spelling("{0}.norm(p='fro')", lambda a, keepdim: a.norm(p="fro"), _is_matrix)),
+    _per_matrix_elements(lambda a, p: formula.NORM.math(a, p)),
+    _per_matrix_elements(lambda F, a, p: formula.norm_forward(F, a, p)), _frobenius_backward,
+    OptionSpace(functools.cache(lambda s: tuple(_frobenius_options(s)))),
+    lambda shapes, p: shapes[0][:-2] + ((1, 1) if p["keepdim"] else ()),
+    ("linalg.matrix_norm", "linalg.norm", "norm[fro]"), ranks=(2, 3))
+NAMES.append("frobenius_norm")
