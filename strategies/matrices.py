@@ -8,7 +8,9 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
 - "positive_determinant": the same with positive diagonals (Gershgorin: every eigenvalue has a positive real
   part, so the determinant is positive), permuted by an even permutation, or by an odd one with a row negated;
 - "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues);
-- "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor).
+- "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor);
+- "invertible_flat": a tensor of N² elements whose row-major values are one invertible N x N matrix (tensorinv,
+  tensorsolve reshape it so).
 
 Most margins are 1/4 to 3 (condition numbers of a few tens); some are 2^-10 and 2^-20, near-singular matrices
 whose gradients are large and whose enclosures widen by 10^3 to 10^6 (in float32 some are wider than the
@@ -69,6 +71,8 @@ def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
 @st.composite
 def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
     """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain`."""
+    if domain == "invertible_flat":
+        return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
     n = shape[-1]
     values: list[float] = []
     for b in range(math.prod(shape[:-2])):

@@ -527,6 +527,84 @@ def _is_matrix(shapes, p):
     return len(shapes[0]) == 2 and not p["keepdim"]
 
 
+# ------------------------------------------------------------------ tensorinv and tensorsolve
+# linalg_tensorinv: linalg_inv_ex of A reshaped to N x N (N = the product of its first `ind` sides), reshaped
+# back; linalg_tensorsolve: linalg_solve of A reshaped to (B's size, X's size) and B flattened. Reshapes copy
+# exactly, in the forward and in the backward, so the entries are inv's and solve's on the reshaped arguments.
+def _side(shape) -> int:
+    return int(np.prod(shape, dtype=int))
+
+
+def _tensorinv_options(shapes):
+    shape = shapes[0]
+    return [_params(ind=ind) for ind in range(1, len(shape)) if _side(shape[:ind]) == _side(shape[ind:])]
+
+
+def _tensorinv_operands(shape):
+    """From a side n: (n, n), (n, 1, n), (1, n, n) and (n, n, 1)."""
+    n = shape[-1]
+    return [((n, n),), ((n, 1, n),), ((1, n, n),), ((n, n, 1),)]
+
+
+def _tensorinv_shape(shape, p):
+    return shape[p["ind"]:] + shape[:p["ind"]]
+
+
+def _sym_tensorinv(arrays, p):
+    a = arrays[0]
+    n = _side(a.shape[:p["ind"]])
+    return _sym_inv([a.reshape(n, n)], p).reshape(_tensorinv_shape(a.shape, p))
+
+
+def _tensorinv_forward(F, arrays, p):
+    a = arrays[0]
+    n = _side(a.shape[:p["ind"]])
+    return _inv_forward(F, [a.reshape(n, n)], p).reshape(_tensorinv_shape(a.shape, p))
+
+
+def _tensorinv_backward(F, arrays, out, grad, p):
+    a = arrays[0]
+    n = _side(a.shape[:p["ind"]])
+    (g,) = _inv_backward(F, [a.reshape(n, n)], out.reshape(n, n), grad.reshape(n, n), p)
+    return (g.reshape(a.shape),)
+
+
+def _tensorsolve_split(shapes) -> tuple[tuple[int, ...], int]:
+    """X's shape (A's sides after B's) and N, the size of B and of X."""
+    a, b = shapes
+    return a[len(b):], _side(b)
+
+
+def _tensorsolve_options(shapes):
+    a, b = shapes
+    return NONE if a[:len(b)] == b and _side(a[len(b):]) == _side(b) else ()
+
+
+def _sym_tensorsolve(arrays, p):
+    a, b = arrays
+    x_shape, n = _tensorsolve_split((a.shape, b.shape))
+    return _sym_solve(a.reshape(n, n), b.reshape(n)).reshape(x_shape)
+
+
+def _tensorsolve_forward(F, arrays, p):
+    a, b = arrays
+    x_shape, n = _tensorsolve_split((a.shape, b.shape))
+    return _solve_forward(F, [a.reshape(n, n), b.reshape(n)], p).reshape(x_shape)
+
+
+def _tensorsolve_backward(F, arrays, out, grad, p):
+    a, b = arrays
+    _, n = _tensorsolve_split((a.shape, b.shape))
+    ga, gb = _solve_backward(F, [a.reshape(n, n), b.reshape(n)], out.reshape(n), grad.reshape(n), p)
+    return ga.reshape(a.shape), gb.reshape(b.shape)
+
+
+def _tensorsolve_operands(shape):
+    """B of n elements (n,) or (1, n); A of B's shape then X's: (n, n), (n, 1, n), (n, n, 1), (1, n, n)."""
+    n = shape[-1]
+    return [((n, n), (n,)), ((n, 1, n), (n,)), ((n, n, 1), (n,)), ((1, n, n), (1, n))]
+
+
 # ------------------------------------------------------------------ the entries
 def _sym_per_matrix(function):
     """A SymPy function of one matrix, 0-d results as arrays."""
@@ -621,3 +699,17 @@ TENSOR_OPS["frobenius_norm"] = TensorOp(
     lambda shapes, p: shapes[0][:-2] + ((1, 1) if p["keepdim"] else ()),
     ("linalg.matrix_norm", "linalg.norm", "norm[fro]"), ranks=(2, 3))
 NAMES.append("frobenius_norm")
+TENSOR_OPS["tensorinv"] = TensorOp(
+    "tensorinv", 1, (_spelling("torch.linalg.tensorinv({0}, ind={ind})",
+                               lambda a, ind: torch.linalg.tensorinv(a, ind=ind)),),
+    _sym_tensorinv, _tensorinv_forward, _tensorinv_backward,
+    OptionSpace(functools.cache(lambda s: tuple(_tensorinv_options(s)))),
+    lambda shapes, p: _tensorinv_shape(shapes[0], p), ("linalg.tensorinv",), ranks=(1,), cpu_dtypes=FLOATS,
+    operand_shapes=_tensorinv_operands, matrix_domains=("invertible_flat",))
+TENSOR_OPS["tensorsolve"] = TensorOp(
+    "tensorsolve", 2, (_spelling("torch.linalg.tensorsolve({0}, {1})", torch.linalg.tensorsolve),),
+    _sym_tensorsolve, _tensorsolve_forward, _tensorsolve_backward,
+    OptionSpace(functools.cache(lambda s: tuple(_tensorsolve_options(s)))),
+    lambda shapes, p: _tensorsolve_split(shapes)[0], ("linalg.tensorsolve",), ranks=(1,), cpu_dtypes=FLOATS,
+    operand_shapes=_tensorsolve_operands, matrix_domains=("invertible_flat", ""))
+NAMES += ["tensorinv", "tensorsolve"]

@@ -198,7 +198,7 @@ class TensorOp:
     blind_spots: tuple = ()
     # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
     # only (strategies/matrices.py: "invertible", "diagonally_dominant", "positive_determinant",
-    # "positive_definite", "cholesky_factor"; "" any values);
+    # "positive_definite", "cholesky_factor", "invertible_flat"; "" any values);
     # such an op's arguments are inputs themselves, so that the draw is what the op receives
     matrix_domains: tuple[str, ...] = ()
 
