@@ -157,3 +157,19 @@ def test_a_backward_off_by_1e_12_is_caught(op, device):
 
     with pytest.raises(AssertionError):
         run()
+
+
+def test_cholesky_gradient_is_symmetric():
+    """chol([[a, s], [s, d]]) = [[√a, 0], [s/√a, √(d - s²/a)]]; at a = 4, s = 2, d = 5 (L = [[2, 0], [1, 2]]) the
+    sum of L has ∂/∂a = 1/4 - 1/8 + 1/16, ∂/∂s = 1/2 - 1/4, ∂/∂d = 1/4; torch shares ∂/∂s evenly between
+    A[0, 1] and A[1, 0] (the derivative of chol((A + Aᵀ) / 2))."""
+    node = Tensor("cholesky", (Input(0),), TENSOR_OPS["cholesky"].space.options(((2, 2),))[0], 0)
+    _assert_by_hand(node, ((2, 2),), ((4.0, 2.0, 2.0, 5.0),), {0: (0.1875, 0.125, 0.125, 0.25)})
+
+
+def test_cholesky_solve_gradient_reaches_the_unread_triangle():
+    """L = [[2, 0], [1, 2]], B = [4, 2]ᵀ: X = (L Lᵀ)⁻¹ B = [1, 0]ᵀ, gB = (L Lᵀ)⁻¹ 1 = [3/16, 2/16]ᵀ and
+    gL = -(gB Xᵀ + X gBᵀ) L = -[[7/8, 1/4], [1/4, 0]]: torch's gradient of L[0, 1], which the forward never reads,
+    is the derivative of (L Lᵀ)⁻¹ B in a full L."""
+    _assert_by_hand(_node("cholesky_solve", 2), ((2, 1), (2, 2)), ((4.0, 2.0), (2.0, 0.0, 1.0, 2.0)),
+                    {0: (0.1875, 0.125), 1: (-0.875, -0.25, -0.25, 0.0)})
