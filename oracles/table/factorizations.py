@@ -28,6 +28,12 @@ and every result is the union over the branches (`factorizations`). A pivot whos
 torch factors Aᵀ rather than A where A is contiguous and real (one copy fewer; _linalg_det, _linalg_slogdet,
 _linalg_solve_ex) and solves with the adjoint; the branches cover both orientations, so the model holds for
 either. Tensors here are square numpy object arrays of balls, one matrix (a batch is handled by the caller).
+
+What the model assumes of the library, and so what a 'verified' rests on: the factors are computed by these
+formulas (every LAPACK variant of getrf and potrf does), pivots are chosen by largest magnitude, and triangular
+solves substitute (reference trsm and the small-matrix kernels of OpenBLAS and MKL do). A trsm that inverted
+diagonal blocks and multiplied by the inverses (some GPU libraries, for large blocks) forms other intermediates
+and would need a model of its own.
 """
 
 from __future__ import annotations
