@@ -162,6 +162,8 @@ def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: i
 
 def skip_reason(op: str, dtype: str, mode: str) -> str | None:
     """Why an op x dtype x mode slice cannot run, or None."""
+    if op in TENSOR_OPS and TENSOR_OPS[op].cpu_dtypes is not None and dtype not in TENSOR_OPS[op].cpu_dtypes:
+        return f"torch has no {dtype} CPU kernel for it"
     if mode == "near" and op in TENSOR_OPS:
         return "tensor ops have no convention points to start near"
     if mode == "near" and not near_conventions(OPS[op], dtype):

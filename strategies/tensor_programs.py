@@ -25,6 +25,7 @@ from oracles.tensor.program import Input, Map, Node, Tensor, TensorCase, nodes, 
 from strategies.backward import SMOOTH_OPS, upstream_values
 from strategies.cached import choice
 from strategies.expressions import compositions
+from strategies.matrices import matrix_values
 from strategies.tensor_params import op_params
 from strategies.values import leaf_value_lists
 
@@ -115,6 +116,10 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []
     for k, shape in enumerate(arg_shapes):
+        if TENSOR_OPS[op_name].matrix_domains:  # the strategies draw its matrices: they are its arguments
+            args.append(Input(len(shapes)))
+            shapes.append(shape)
+            continue
         arg, used = draw(_argument(shape, len(shapes), ops, f"argument {k}"), label=f"argument {k}")
         args.append(arg)
         shapes.extend(used)
@@ -134,13 +139,25 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     return node, shapes
 
 
+def _matrix_domains(program: Node) -> dict[int, str]:
+    """The inputs that a linear-algebra op takes directly, and the matrices they must be (its `matrix_domains`)."""
+    out = {}
+    for node in nodes(program):
+        if isinstance(node, Tensor) and TENSOR_OPS[node.op].matrix_domains:
+            for arg, domain in zip(node.args, TENSOR_OPS[node.op].matrix_domains):
+                if isinstance(arg, Input) and domain:
+                    out[arg.index] = domain
+    return out
+
+
 @st.composite
 def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, upstream: bool = True,
                  tensor_ops: Sequence[str] | None = None) -> TensorCase:
     """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=."""
     fmt = format_named(dtype)
     program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops), label="program")
-    values = tuple(tuple(draw(leaf_value_lists(fmt, numel(s)),
+    domains = _matrix_domains(program)
+    values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else leaf_value_lists(fmt, numel(s)),
                               label=f"x{i} values")) for i, s in enumerate(shapes))
     gradient = None
     if upstream and draw(st.booleans(), label="explicit gradient="):

@@ -8,6 +8,7 @@ from oracles.table import (
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    linalg_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS

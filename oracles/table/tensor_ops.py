@@ -196,6 +196,11 @@ class TensorOp:
     wrong_backward: str = ""
     # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
     blind_spots: tuple = ()
+    # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
+    # only (strategies/matrices.py: "invertible", "diagonally_dominant", "positive_determinant",
+    # "positive_definite", "cholesky_factor", "invertible_flat"; "" any values);
+    # such an op's arguments are inputs themselves, so that the draw is what the op receives
+    matrix_domains: tuple[str, ...] = ()
 
     def blind_spot(self, test: str, dtype: str) -> str | None:
         return next((b.reason for b in self.blind_spots if b.test == test and b.dtype == dtype), None)

@@ -1,0 +1,80 @@
+"""Square matrices inside a linear-algebra op's domain (oracles.table.tensor_ops `matrix_domains`), by
+construction: strictly diagonally dominant, so invertible and as well conditioned as their dominance margin
+says, with the rows permuted so that partial pivoting has work to do, and scaled by a power of two.
+
+- "diagonally_dominant": each diagonal element, of a drawn sign, exceeds the sum of the magnitudes of its row's
+  other elements by a margin (Lévy-Desplanques: nonsingular, and so is each of its triangles);
+- "invertible": the same with the rows permuted;
+- "positive_determinant": the same with positive diagonals (Gershgorin: every eigenvalue has a positive real
+  part, so the determinant is positive), permuted by an even permutation, or by an odd one with a row negated;
+- "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues);
+- "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor);
+- "invertible_flat": a tensor of N² elements whose row-major values are one invertible N x N matrix (tensorinv,
+  tensorsolve reshape it so).
+
+Most margins are 1/4 to 3 (condition numbers of a few tens); some are 2^-10 and 2^-20, near-singular matrices
+whose gradients are large and whose enclosures widen by 10^3 to 10^6 (in float32 some are wider than the
+value: unverified). Values are exact in the dtype: the off-diagonal elements are leaf values, each diagonal is
+rounded to the dtype (by less than the smallest margin) and scaling by 2^e is exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from hypothesis import strategies as st
+
+from oracles.numerics.dtypes import FloatFormat
+from strategies.cached import choice
+from strategies.values import leaf_values
+
+MARGINS = (1.0, 0.5, 2.0, 0.25, 3.0, 1.5, 2.0**-10, 2.0**-20)
+SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by
+SIGNED = ("invertible", "diagonally_dominant")  # domains whose diagonal elements take either sign
+PERMUTED = ("invertible", "positive_determinant")  # domains whose rows are permuted
+LOWER = ("positive_definite", "cholesky_factor")  # domains drawn from their lower triangle
+
+
+def _parity(permutation: tuple[int, ...]) -> int:
+    inversions = sum(1 for i, j in itertools.combinations(range(len(permutation)), 2)
+                     if permutation[i] > permutation[j])
+    return -1 if inversions % 2 else 1
+
+
+@st.composite
+def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
+    """One n x n matrix of `domain`, row-major."""
+    rows = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if i != j and (domain not in LOWER or j < i):
+                rows[i][j] = draw(leaf_values(fmt), label=f"a[{i}, {j}]")
+    if domain == "positive_definite":
+        for i in range(n):
+            for j in range(i + 1, n):
+                rows[i][j] = rows[j][i]
+    for i in range(n):
+        margin = draw(choice(MARGINS), label=f"margin of row {i}")
+        positive = domain not in SIGNED or draw(st.booleans(), label=f"diagonal {i} positive")
+        size = fmt.round(math.fsum(abs(v) for v in rows[i]) + margin)
+        rows[i][i] = size if positive else -size
+    if domain in PERMUTED:
+        order = draw(choice(list(itertools.permutations(range(n)))), label="row order")
+        rows = [rows[k] for k in order]
+        if domain == "positive_determinant" and _parity(order) < 0:
+            rows[0] = [-v for v in rows[0]]
+    scale = 2.0 ** draw(choice(SCALES), label="scale")
+    return [v * scale for row in rows for v in row]
+
+
+@st.composite
+def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
+    """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain`."""
+    if domain == "invertible_flat":
+        return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
+    n = shape[-1]
+    values: list[float] = []
+    for b in range(math.prod(shape[:-2])):
+        values += draw(_matrix(fmt, n, domain), label=f"matrix {b}")
+    return values
