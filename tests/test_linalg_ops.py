@@ -18,7 +18,7 @@ from flint import arb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import scaled
+from gradoracle.pytest_plugin import scaled
 from oracles.core.outcomes import assert_gradients_match
 from oracles.core.verdict import Verdict, judge_element
 from oracles.faults.derivatives import planted_tensor_backward_error
