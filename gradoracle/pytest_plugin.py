@@ -316,6 +316,7 @@ def pytest_sessionfinish(session):
         run_report.write(config.gradoracle_report_path, config.gradoracle_counts, config)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist installed it does not exist
 def pytest_testnodedown(node, error):
     data = getattr(node, "workeroutput", {}).get("gradoracle_counts")
     if data:
