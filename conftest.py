@@ -4,4 +4,12 @@ Hypothesis profiles, the verdict tally and the findings registry) like any other
 Installed (`pip install .`), the plugin is loaded through its `pytest11` entry point, which is named after
 the module: pytest then sees it registered already and skips this request, so it never loads twice."""
 
+from hypothesis import settings
+
+import gradoracle.pytest_plugin  # noqa: F401 - registers the profiles: the one loaded below among them
+
 pytest_plugins = ["gradoracle.pytest_plugin"]
+
+# This repository's default profile (another project installing the plugin keeps its own default);
+# `--hypothesis-profile` overrides it.
+settings.load_profile("ci")

@@ -27,6 +27,7 @@ import torch.autograd.forward_ad as fwAD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gradoracle.pytest_plugin import record
 from oracles.core.case import GradCase, numel
 from oracles.core.foreign import widened, widened_element
 from oracles.core.gradient_oracle import expected_gradients
@@ -337,4 +338,8 @@ def _check_dtype(plan: _Plan, shapes, dtype: str, max_examples: int, summary: Ch
                        for i in range(len(shapes))]
             _second_order(plan, case, weights, counts[HVP])
 
-    examples()
+    try:
+        examples()
+    finally:  # a failing check's verdicts count too
+        for check, tally in counts.items():
+            record(f"check_function({_name(plan.fn)}) {check}", dtype, tally)
