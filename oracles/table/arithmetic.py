@@ -10,6 +10,7 @@ oracles.table.arithmetic_conventions.
 
 from __future__ import annotations
 
+import mpmath
 import sympy
 import torch
 from flint import arb
@@ -21,9 +22,11 @@ from oracles.table.domains import Domain, Kind, Special, kink, pole
 from oracles.table.ops import (
     NZ,
     ONE,
+    ORDERED,
     PARAMETERS,
     SCALAR,
     ZERO,
+    B,
     R,
     Spelling,
     add_op,
@@ -33,6 +36,7 @@ from oracles.table.ops import (
 )
 
 OFF_INTEGERS = Domain.OFF_INTEGERS
+mp = mpmath.mp
 
 # ---------------------------------------------------------------- rsub(self, other) = other - self
 # derivatives.yaml rsub.Tensor: self: -grad * alpha; other: grad (alpha = 1 here). torch.rsub takes a scalar
@@ -232,3 +236,44 @@ _add_addcdiv("addcdiv", 1.0, [Spelling("torch.addcdiv({0}, {1}, {2})", torch.add
                               Spelling("{0}.addcdiv({1}, {2})", lambda a, b, c: a.addcdiv(b, c)),
                               Spelling("torch.addcdiv({0}, {1}, {2}, value=1)",
                                        lambda a, b, c: torch.addcdiv(a, b, c, value=1))])
+
+
+# ---------------------------------------------------------------- ldexp(self, other) = self * 2 ** other
+POW_ULPS = 1  # pow(2.0, other): std::pow, accurate to an ulp
+
+
+def _power_of_two(F, b):
+    """at::pow(2.0, other) of a floating exponent, in float for bfloat16 and float16, rounded once."""
+    return F.store(F.opmath.round((b * arb(2).log()).exp(), 2 * POW_ULPS))  # 2 ** b, on balls and jets
+
+
+def _ldexp_grads(F, args, y):
+    # ldexp.Tensor: self: grad * at::pow(2, other); other: grad * result * M_LN2 (M_LN2 in opmath)
+    return _power_of_two(F, args[1]), F.mul(y, F.opmath.round(arb(2).log()))
+
+
+# at::ldexp is at::mul(self, at::pow(2.0, other)); the exponent is drawn bounded (B), so 2 ** other stays finite
+add_op("ldexp", [Spelling("torch.ldexp({0}, {1})", torch.ldexp, const_second=False),
+                 Spelling("{0}.ldexp({1})", lambda a, b: a.ldexp(b), const_second=False)],
+    lambda a, b: a * 2**b, lambda F, a, b: F.mul(a, _power_of_two(F, b)), _ldexp_grads, (R, B),
+    findings=("backward-intermediate-overflow",),
+    references=(ref((0.75, -1.5), lambda a, b: (2**b, a * 2**b * mp.log(2))),))
+
+
+# ---------------------------------------------------------------- nextafter(self, other): self one float closer
+# to other. On the reals it is a staircase; torch's formula differentiates it as the identity in self (the
+# float it moves to lies within an ulp), so that is the function modelled: a kernel of 1-ulp accuracy for self.
+def _nextafter_grads(F, args, y):
+    # nextafter: self: at::where(self != other, grad, 0); other: zeros_like(other)
+    a, b = args
+    if a.is_exact() and b.is_exact() and a == b:
+        return (ZERO, ZERO)
+    F.greater(a, b)  # raises Singular where the two balls may tie
+    return (ONE, ZERO)
+
+
+add_op("nextafter", [Spelling("torch.nextafter({0}, {1})", torch.nextafter, const_second=False),
+                     Spelling("{0}.nextafter({1})", lambda a, b: a.nextafter(b), const_second=False)],
+    lambda a, b: a, lambda F, a, b: F.round(a, 2), _nextafter_grads, (R, R), operands=ORDERED, ulps=1,
+    specials=(Special(Kind.TIE, "x0 = x1: nextafter returns x1, and torch's gradient for x0 is 0", arg=None),),
+    conventions=pins.NEXTAFTER, references=(ref((0.75, 2.0), lambda a, b: (1, 0)),))

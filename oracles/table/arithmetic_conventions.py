@@ -100,3 +100,11 @@ def addcdiv(value: float) -> tuple:
              "grad * (value / tensor2) = value/0 and -grad * (value * tensor1 / (tensor2 * tensor2)) = -value/0, "
              "the one-sided limits from tensor2 > 0.", approaches=(side(2, 1, 1.0, sign * INF, -sign * INF),)),
     )
+NEXTAFTER = (
+    conv((1.0, 1.0), (0.0, 0.0), (UNDEFINED, GRADIENT), (None, 0.0),
+         "nextafter(x0, x1) at x0 = x1 returns x1. On the reals nextafter is a staircase (a step of one float "
+         "towards x1, which jumps where x0 crosses x1), so no derivative in x0 exists at the tie and the rule "
+         "prescribes nothing; off the tie torch differentiates it as the identity in x0. It does not depend on x1 "
+         "except through that jump: 0. torch: self: at::where(self != other, grad, 0); other: zeros_like(other).",
+         label="1,1", approaches=(side(0, 1, 1.0, 0.0), side(0, -1, 1.0, 0.0))),
+)
