@@ -10,7 +10,7 @@ import torch
 from oracles.table.conventions import PinnedOnly, Rule, conv
 from oracles.table.ops import Spelling
 
-SUB, SUPER = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT
+SUB, SUPER, UNDEFINED = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT, Rule.UNDEFINED
 
 
 def _loss(function: str, arity: int, label: float | None = None) -> Spelling:
@@ -140,4 +140,11 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
     *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
       for reduce in ("amax", "amin")),
+    PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)", lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
+        conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
+             "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "
+             "exceed 1 and scales the row by 1 / (norm + 1e-7), so the first output jumps from 1 to about 1 - 1e-7: "
+             "not continuous, no derivative, any value. torch: renorm_backward's where(norm > maxnorm, ..., grad) "
+             "passes grad at the tie (the copy's derivative).", label="norm=maxnorm"),
+    ), note="one row of two elements, p = 2, maxnorm 1"),
 )}
