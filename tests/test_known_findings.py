@@ -192,3 +192,15 @@ def test_excluded_self_takes_no_share_of_the_gradient(method, reduce, precision,
     assert out.item() == 1.0
     assert own.grad.tolist() == [0.0]
     assert sources.grad.tolist() == [4.0, 0.0], f"the sources' gradients {sources.grad.tolist()} add up to less than 4"
+
+
+@pytest.mark.parametrize("precision", ["float16"], ids=["masked_std@underflow-float16"])
+def test_masked_std_of_tiny_deviations_has_a_finite_gradient(precision, dtypes):
+    """masked.std((0, 1e-4)) = 5e-5, its gradient (-1/2, 1/2): finite, and torch.std gives it in float16 (its
+    kernel accumulates in float). masked.std computes the composite's squares in float16, where 2.5e-9
+    underflows to 0, so its result is 0 and SqrtBackward's grad / (2 * 0) times the deviations is NaN."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    x = torch.tensor([0.0, 1e-4], dtype=format_named(precision).torch_dtype, requires_grad=True)
+    torch.masked.std(x, 0, correction=0).backward()
+    assert all(math.isfinite(v) for v in x.grad.tolist()), f"masked.std((0, 1e-4)), {precision}: x.grad {x.grad.tolist()}"

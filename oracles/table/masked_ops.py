@@ -26,7 +26,7 @@ ZERO = formula.ZERO
 
 
 def _reduction_params(p) -> ReductionParams:
-    return ReductionParams(p["dim"], p["keepdim"])
+    return ReductionParams(p["dim"], p["keepdim"], p.get("correction"))
 
 
 def _kept_reduction(per_slice):
@@ -121,7 +121,28 @@ def _negated_backward(per_slice):
     return backward
 
 
+def _var_backward(F, a, y, g, p):
+    """masked.var is a composite (torch.masked._ops._std_var), so autograd runs through its pieces:
+    total / count gives h = grad / (N - correction); x * x.conj() (the same tensor twice for a real x) gives
+    2 (h x_i) for each deviation x_i = input_i - mean; the subtraction passes that to the input and minus its
+    sum to the mean, which sample_total / count divides by N and the masked sum spreads over the kept elements."""
+    h = F.div(g, formula.arb(len(a) - p.correction))
+    shares = [2 * formula.mul(F, h, d) for d in formula.deviations(F, a)]  # doubling is exact
+    through_mean = F.div(-formula.fused_sum(F, shares), formula.arb(len(a)))
+    return [F.add(share, through_mean) for share in shares]
+
+
 # ------------------------------------------------------------------ options
+def _variance_options(shapes):
+    """dim, keepdim and mask as for the other reductions, correction 0 or 1 where every slice keeps more
+    elements than that."""
+    options = []
+    for p in _reduction_options(shapes):
+        kept = p["mask"].array.sum(axis=p["dim"])
+        options += [_params(**dict(p.items), correction=c) for c in (0, 1) if (kept > c).all()]
+    return options
+
+
 def _reduction_options(shapes):
     shape = shapes[0]
     return [_params(dim=d, keepdim=k, mask=Mask.of(m)) for d in range(-len(shape), len(shape)) for k in (False, True)
@@ -142,6 +163,15 @@ def _entry(name: str, math, forward, backward, options, shape, spelling: str, ca
 
 def _reduced_shape(shapes, p):
     return formula.reduced_shape(shapes[0], _reduction_params(p))
+
+
+# masked.std (sqrt of this) is left out: where its result is 0 its SqrtBackward gives NaN, also where the exact
+# gradient is finite (finding masked-std-zero-result-nan, pinned in tests/test_known_findings.py)
+_entry("var", _kept_reduction(formula.VAR.math), _kept_reduction(formula.VAR.forward),
+       _kept_reduction_backward(_var_backward), _variance_options, _reduced_shape,
+       "torch.masked.var({0}, {dim}, correction={correction}, keepdim={keepdim}, mask={mask})",
+       lambda x, dim, keepdim, mask, correction: torch.masked.var(x, dim, correction=correction, keepdim=keepdim,
+                                                                 mask=mask))
 
 
 for _name, _formulas in (("prod", formula.PROD), ("logsumexp", formula.LOGSUMEXP)):

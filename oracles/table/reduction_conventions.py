@@ -10,7 +10,8 @@ import torch
 from oracles.table.conventions import PinnedOnly, Rule, conv
 from oracles.table.ops import Spelling
 
-SUB, SUPER, UNDEFINED = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT, Rule.UNDEFINED
+SUB, SUPER, UNDEFINED, GRADIENT = (Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT, Rule.UNDEFINED,
+                                   Rule.GRADIENT)
 
 
 def _loss(function: str, arity: int, label: float | None = None) -> Spelling:
@@ -28,9 +29,15 @@ def _stacked(template: str, reduce) -> Spelling:
     return Spelling(template, lambda *xs: reduce(torch.stack(xs)))
 
 
+NAN = float("nan")
 _HALF_TIE = (1.0, 1.0)
 _THIRD_TIE = (2.0, 2.0, 2.0)
 _PARTIAL_TIE = (1.0, 1.0, 0.0)
+
+def _leading(v: torch.Tensor, kept: int) -> torch.Tensor:
+    """The mask that keeps the first `kept` elements of the vector `v`, on its device."""
+    return torch.arange(len(v), device=v.device) < kept
+
 
 def _scattered_extremum(method: str, reduce: str) -> PinnedOnly:
     """Two sources written to one place of a zero, include_self=False: the place is their extremum (the own 0
@@ -140,6 +147,22 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
     *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
       for reduce in ("amax", "amin")),
+    PinnedOnly("masked_std", (_stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, True, False]))",
+                                       lambda v: torch.masked.std(v, 0, correction=0, mask=_leading(v, 2))),), (
+        conv((1.0, 1.0, 5.0), (NAN, NAN, 0.0), (SUB, SUB, GRADIENT), (0.0, 0.0, 0.0),
+             "the kept elements (1, 1) are a constant slice: std is the norm of the deviations over sqrt(N), "
+             "convex, and 0 is the minimum-norm subgradient (torch.std gives it); the masked-out element does not "
+             "move the result. torch: masked.std is sqrt(masked.var) as a composite, and SqrtBackward's grad / (2 "
+             "* 0) times the zero deviations is NaN.", label="const2"),
+    ), note="correction 0, the last element masked out"),
+    PinnedOnly("masked_std_one_kept", (
+        _stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, False]))",
+                 lambda v: torch.masked.std(v, 0, correction=0, mask=_leading(v, 1))),), (
+        conv((1.0, 2.0), (NAN, 0.0), GRADIENT, (0.0, 0.0),
+             "one kept element: its deviation from its own mean is exactly 0 for every value, so the std is the "
+             "constant 0 and its gradient 0 (a differentiable point); the masked-out element does not move it. "
+             "torch: as for a constant slice, grad / (2 * 0) times 0 is NaN.", label="one"),
+    ), note="correction 0, the second element masked out"),
     PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)", lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
         conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
              "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "

@@ -292,7 +292,7 @@ def norm_backward(F, a, y, g, p):
     return [mul(F, v, scale) for v in a]
 
 
-def _deviations(F, a):
+def deviations(F, a):
     """self - self.mean(dim, true) as torch computes it (the mean: sum, then / N). A slice of one element,
     or a constant slice whose partial sums the dtype holds exactly (k·v for every k <= N), has mean exactly
     v, so its deviations are exactly 0: decidable, as torch's std needs (its backward masks a zero result)."""
@@ -319,7 +319,7 @@ def _div(F, a, b):
 def var_forward(F, a, p):
     """Two passes, as torch's CPU kernel for float and double: the mean, the sum of squared deviations, /
     (N - correction). bfloat16 and half take Welford's algorithm in float and round once: within this."""
-    squares = sum_any(F, [mul(F, d, d) for d in _deviations(F, a)])
+    squares = sum_any(F, [mul(F, d, d) for d in deviations(F, a)])
     return _div(F, squares, arb(len(a) - p.correction))
 
 
@@ -327,7 +327,7 @@ def var_backward(F, a, y, g, p):
     """var_backward: (2 / (N - correction)) * grad * (self - self.mean(dim, true)); the scalar 2 / (N -
     correction) is a double, rounded to the dtype where it does not hold it."""
     scale = mul(F, F.const(2 / (len(a) - p.correction)), g)
-    return [mul(F, scale, d) for d in _deviations(F, a)]
+    return [mul(F, scale, d) for d in deviations(F, a)]
 
 
 def std_forward(F, a, p):
