@@ -19,6 +19,7 @@ import sympy
 import torch
 
 from oracles.table import tensor_formulas as formula
+from oracles.table.ops import OPS
 from oracles.table.shape_ops import Mask, _masks, _params, _spelling
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, ReductionParams, TensorOp
 
@@ -211,3 +212,59 @@ for _name, _math, _forward, _backward, _fill in (
            _kept_dimwise_backward(_backward, _fill), _dimwise_options, lambda shapes, p: shapes[0],
            f"torch.masked.{_name}({{0}}, {{dim}}, mask={{mask}})",
            lambda x, dim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, mask=mask))
+
+
+# ------------------------------------------------------------------ logaddexp of two masked tensors
+# torch.masked.logaddexp fills each tensor's masked-out elements with -inf and runs torch.logaddexp: where one
+# side is -inf the kernel's m + log1p(exp(-|a - b|)) is the other side exactly, and its backward gives that
+# side grad / (1 + exp(-inf)) = grad, the filled side grad / (1 + inf) = 0 (and where's backward 0 anyway).
+# Every element keeps at least one side (both filled is -inf).
+_LOGADDEXP = OPS["logaddexp"]
+
+
+def _logaddexp_elements(both, only_first, only_second):
+    """An elementwise function of the two arrays, by which sides each element keeps."""
+
+    def apply(*args):
+        *head, (a, b), p = args
+        kept_a, kept_b = p["input_mask"].array, p["other_mask"].array
+        out = np.empty(a.shape, dtype=object)
+        for i in np.ndindex(*a.shape):
+            if kept_a[i] and kept_b[i]:
+                out[i] = both(*head, a[i], b[i])
+            else:
+                out[i] = only_first(a[i]) if kept_a[i] else only_second(b[i])
+        return out
+
+    return apply
+
+
+def _logaddexp_backward(F, arrays, out, grad, p):
+    a, b = arrays
+    kept_a, kept_b = p["input_mask"].array, p["other_mask"].array
+    ga, gb = np.full(a.shape, ZERO, dtype=object), np.full(b.shape, ZERO, dtype=object)
+    for i in np.ndindex(*a.shape):
+        if kept_a[i] and kept_b[i]:
+            local = _LOGADDEXP.local_grads(F, [a[i], b[i]], out[i])
+            ga[i], gb[i] = formula.mul(F, grad[i], local[0]), formula.mul(F, grad[i], local[1])
+        elif kept_a[i]:
+            ga[i] = grad[i]
+        else:
+            gb[i] = grad[i]
+    return ga, gb
+
+
+def _logaddexp_options(shapes):
+    masks = _masks(shapes[0])
+    return [_params(input_mask=Mask.of(m), other_mask=Mask.of(n)) for m in masks for n in masks if (m | n).all()]
+
+
+TENSOR_OPS["masked_logaddexp"] = TensorOp(
+    "masked_logaddexp", 2,
+    (_spelling("torch.masked.logaddexp({0}, {1}, input_mask={input_mask}, other_mask={other_mask})",
+               lambda x, y, input_mask, other_mask: torch.masked.logaddexp(x, y, input_mask=input_mask,
+                                                                           other_mask=other_mask)),),
+    _logaddexp_elements(_LOGADDEXP.sympy, lambda v: v, lambda v: v),
+    _logaddexp_elements(_LOGADDEXP.forward, lambda v: v, lambda v: v), _logaddexp_backward,
+    OptionSpace(functools.cache(lambda shapes: tuple(_logaddexp_options(shapes)))), lambda shapes, p: shapes[0],
+    ("masked.logaddexp",))
