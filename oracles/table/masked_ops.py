@@ -19,6 +19,7 @@ import sympy
 import torch
 
 from oracles.table import tensor_formulas as formula
+from oracles.table.normalization_ops import NORMALIZE
 from oracles.table.ops import OPS
 from oracles.table.shape_ops import Mask, _masks, _params, _spelling
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, ReductionParams, TensorOp
@@ -212,6 +213,13 @@ for _name, _math, _forward, _backward, _fill in (
            _kept_dimwise_backward(_backward, _fill), _dimwise_options, lambda shapes, p: shapes[0],
            f"torch.masked.{_name}({{0}}, {{dim}}, mask={{mask}})",
            lambda x, dim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, mask=mask))
+
+# normalize fills 0 (the sum's identity) for its norm and its division: 0 / denom = 0 out, 0 back; its
+# maximum(norm, eps) is nn.functional.normalize's clamp_min(eps) wherever the norm is above eps
+_entry("normalize", _kept_dimwise(NORMALIZE.math, None), _kept_dimwise(NORMALIZE.forward, None),
+       _kept_dimwise_backward(NORMALIZE.backward, None), _dimwise_options, lambda shapes, p: shapes[0],
+       "torch.masked.normalize({0}, 2.0, {dim}, mask={mask})",
+       lambda x, dim, mask: torch.masked.normalize(x, 2.0, dim, mask=mask))
 
 
 # ------------------------------------------------------------------ logaddexp of two masked tensors
