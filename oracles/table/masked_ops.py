@@ -21,6 +21,7 @@ import torch
 from oracles.table import tensor_formulas as formula
 from oracles.table.normalization_ops import NORMALIZE
 from oracles.table.ops import OPS
+from oracles.table.selection_ops import MAX_NETWORK_SLICE, TieRule, chosen, order_statistic, sym_order_statistic
 from oracles.table.shape_ops import Mask, _masks, _params, _spelling
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, ReductionParams, TensorOp
 
@@ -191,6 +192,30 @@ def _amin_backward(F, a, y, g, p):
     """amin's backward shares the gradient evenly among the tied minima, as amax's among the maxima."""
     return formula.amax_backward(F, [-v for v in a], -y, g, p)
 
+
+def _lower_median(a) -> int:
+    return (len(a) - 1) // 2
+
+
+def _median_backward(F, a, y, g, p):
+    """value_selecting_reduction_backward: the gradient to the index nanmedian returned, which at a tie torch
+    does not document (undecided)."""
+    out = [ZERO] * len(a)
+    [(i, _)] = chosen(a, _lower_median(a), TieRule.UNDOCUMENTED)
+    out[i] = g
+    return out
+
+
+def _median_options(shapes):
+    """masked.median takes one dim; the sorting network behind SymPy's median keeps slices short."""
+    return [p for p in _reduction_options(shapes) if p["mask"].array.sum(axis=p["dim"]).max() <= MAX_NETWORK_SLICE]
+
+
+# median fills NaN and takes nanmedian: the lower median of each slice's kept elements
+_entry("median", _kept_reduction(lambda a, p: sym_order_statistic(a, _lower_median(a))),
+       _kept_reduction(lambda F, a, p: order_statistic(a, _lower_median(a))[0]), _kept_reduction_backward(_median_backward),
+       _median_options, _reduced_shape, "torch.masked.median({0}, {dim}, keepdim={keepdim}, mask={mask})",
+       lambda x, dim, keepdim, mask: torch.masked.median(x, dim, keepdim=keepdim, mask=mask))
 
 # amax and amin fill -inf and +inf (never tied with a kept value), norm fills 0 (its square adds an exact 0)
 for _name, _formulas, _spelling_text, _call in (
