@@ -163,6 +163,12 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "constant 0 and its gradient 0 (a differentiable point); the masked-out element does not move it. "
              "torch: as for a constant slice, grad / (2 * 0) times 0 is NaN.", label="one"),
     ), note="correction 0, the second element masked out"),
+    PinnedOnly("pdist", (_stacked("torch.pdist({v}[:, None])", lambda v: torch.pdist(v[:, None])),), (
+        conv(_HALF_TIE, (0.0, 0.0), SUB, (0.0, 0.0),
+             "the distance |x0 - x1| of two one-element rows is convex, and at x0 = x1 its subdifferential "
+             "{(s, -s): s in [-1, 1]} holds (0, 0), the minimum-norm element. torch: _pdist_backward gives 0 "
+             "where the distance is 0.", label="same-rows", dtypes=("float64", "float32")),
+    ), note="two rows of one element, p = 2; torch has no bfloat16 or float16 CPU kernel"),
     PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)", lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
         conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
              "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "

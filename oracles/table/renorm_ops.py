@@ -89,6 +89,8 @@ def _backward(F, arrays, out, grad, p):
 
 def _options(shapes):
     shape = shapes[0]
+    if len(shape) < 2:  # torch's renorm takes 2 dims or more
+        return []
     return [_params(dim=d, maxnorm=m) for d in range(len(shape)) for m in MAXNORMS]
 
 
@@ -97,6 +99,6 @@ TENSOR_OPS["renorm"] = TensorOp(
     (_spelling("torch.renorm({0}, 2, {dim}, {maxnorm})", lambda x, dim, maxnorm: torch.renorm(x, 2, dim, maxnorm)),
      _spelling("{0}.renorm(2, {dim}, {maxnorm})", lambda x, dim, maxnorm: x.renorm(2, dim, maxnorm))),
     _per_group(_sym), _per_group(_forward), _backward, OptionSpace(functools.cache(lambda s: tuple(_options(s)))),
-    lambda shapes, p: shapes[0], ("renorm",), ranks=(2,),  # torch's renorm takes 2 dims or more
+    lambda shapes, p: shapes[0], ("renorm",), ranks=(2,),
     ties="where a sub-tensor's norm equals maxnorm the function jumps (by the 1e-7 in the divisor): torch copies "
          "the gradient there, as below maxnorm", pinned_as=("renorm",))
