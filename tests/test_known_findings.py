@@ -204,3 +204,23 @@ def test_masked_std_of_tiny_deviations_has_a_finite_gradient(precision, dtypes):
     x = torch.tensor([0.0, 1e-4], dtype=format_named(precision).torch_dtype, requires_grad=True)
     torch.masked.std(x, 0, correction=0).backward()
     assert all(math.isfinite(v) for v in x.grad.tolist()), f"masked.std((0, 1e-4)), {precision}: x.grad {x.grad.tolist()}"
+
+
+INDEX_REDUCE_PROD_DTYPES = ("bfloat16", "float16")
+
+
+@pytest.mark.parametrize("precision", INDEX_REDUCE_PROD_DTYPES,
+                         ids=[f"index_reduce_prod@1x1-{d}" for d in INDEX_REDUCE_PROD_DTYPES])
+def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
+    """index_reduce(x, 1, [0, 0], s, 'prod') of a 1 x 1 x and 1 x 2 sources is x * s0 * s1 = 4 (float32 and float64
+    give it; so do shapes (2, 1) and (1,)). The CPU kernel for bfloat16 and float16 raises an internal assert
+    (Loops.h: iter.ninputs() == traits::arity) before any gradient can be taken."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    x, sources = torch.ones(1, 1, dtype=dtype), torch.full((1, 2), 2.0, dtype=dtype)
+    try:
+        out = torch.index_reduce(x, 1, torch.tensor([0, 0]), sources, "prod")
+    except RuntimeError as exc:
+        raise AssertionError(f"index_reduce 'prod' raised for {precision}: {exc}") from None
+    assert out.tolist() == [[4.0]], out

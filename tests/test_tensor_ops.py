@@ -30,8 +30,10 @@ from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import batch_norm_ops, loss_ops, normalization_ops, pdist_ops, renorm_ops, sample_losses
+from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
+    CallParams,
     IndexParams,
     OpParams,
     OptionSpace,
@@ -313,6 +315,40 @@ def test_cumprod_with_zeros():
     g = (1.0, 2.0, -1.0, 4.0)
     _assert_pinned(node, ((4,),), ((2.0, 0.0, 3.0, 0.5),), {0: (1.0, 2 * 2.0 - 1.0 * 6.0 + 4.0 * 3.0, 0.0, 0.0)},
                    upstream=g)
+
+
+def _reduced_by_product(method: str, index: tuple, include_self: bool, spelling: int = 0) -> Tensor:
+    """`method`(x0, 0, index, x1, 'prod', include_self) of a vector x0 and the sources x1."""
+    return Tensor(f"{method}_prod", (X, Input(1)), CallParams((("dim", 0), ("index", Indices(index)),
+                                                                ("include_self", include_self))), spelling)
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_with_one_zero_source(method):
+    """y0 = x0 * s0 * s1 with s0 = 0: ∂y0/∂s0 = x0 * s1 = 6 (the branch for a single zero source), ∂y0/∂s1 =
+    x0 * s0 = 0, ∂y0/∂x0 = s0 * s1 = 0; the unwritten place x0[1] passes its gradient (grad * x / x)."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((2,), (2,)), ((2.0, 5.0), (0.0, 3.0)),
+                   {0: (0.0, 1.0), 1: (6.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_with_two_zero_sources_is_zero(method):
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((1,), (2,)), ((2.0,), (0.0, 0.0)),
+                   {0: (0.0,), 1: (0.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_into_a_zero(method):
+    """x0 = 0 is masked to 1 in its own gradient: ∂(x0 s0 s1)/∂x0 = s0 s1 = 6; the sources' x0 * other = 0."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((1,), (2,)), ((0.0,), (2.0, 3.0)),
+                   {0: (6.0,), 1: (0.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_without_self(method):
+    """include_self=False: y0 = s0 * s1 with s0 = 0 (x0 left out, its gradient 0), y1 = x1 untouched."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), False), ((2,), (2,)), ((5.0, -1.5), (0.0, 3.0)),
+                   {0: (0.0, 1.0), 1: (3.0, 0.0)})
 
 
 @pytest.mark.parametrize("spelling", [0, 1])

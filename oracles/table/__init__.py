@@ -18,6 +18,7 @@ from oracles.table import (
     renorm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS
     scatter_extrema,  # noqa: F401 - registers its entries in TENSOR_OPS
+    scatter_products,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS

@@ -311,7 +311,7 @@ def _constant_and_exactly_summable(F, a) -> bool:
     return fits and len(a) * abs(float(a[0].mid())) <= F.format.max_finite
 
 
-def _div(F, a, b):
+def div(F, a, b):
     """a / b, exactly 0 when a is exactly 0 (0 divided by a nonzero float is exactly ±0)."""
     return ZERO if is_exact_zero(a) else F.div(a, b)
 
@@ -320,7 +320,7 @@ def var_forward(F, a, p):
     """Two passes, as torch's CPU kernel for float and double: the mean, the sum of squared deviations, /
     (N - correction). bfloat16 and half take Welford's algorithm in float and round once: within this."""
     squares = sum_any(F, [mul(F, d, d) for d in deviations(F, a)])
-    return _div(F, squares, arb(len(a) - p.correction))
+    return div(F, squares, arb(len(a) - p.correction))
 
 
 def var_backward(F, a, y, g, p):
@@ -346,7 +346,7 @@ def std_backward(F, a, y, g, p):
         return [ZERO] * len(a)
     if y.contains(0):
         raise Singular("the std may be 0 within the rounding model")
-    return var_backward(F, a, None, _div(F, g, y * 2), p)  # result * 2: exact
+    return var_backward(F, a, None, div(F, g, y * 2), p)  # result * 2: exact
 
 
 def sym_var(a, p):
