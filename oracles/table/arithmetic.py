@@ -10,12 +10,15 @@ oracles.table.arithmetic_conventions.
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import sympy
 import torch
 from flint import arb
 
 from oracles.numerics.exact import STEP_EVALUATORS
+from oracles.numerics.rounding import Overflow, Singular
 from oracles.numerics.sympy_functions import Floor, RoundHalfEven, Trunc
 from oracles.table import arithmetic_conventions as pins
 from oracles.table.domains import Domain, Kind, Special, kink, pole
@@ -277,3 +280,41 @@ add_op("nextafter", [Spelling("torch.nextafter({0}, {1})", torch.nextafter, cons
     lambda a, b: a, lambda F, a, b: F.round(a, 2), _nextafter_grads, (R, R), operands=ORDERED, ulps=1,
     specials=(Special(Kind.TIE, "x0 = x1: nextafter returns x1, and torch's gradient for x0 is 0", arg=None),),
     conventions=pins.NEXTAFTER, references=(ref((0.75, 2.0), lambda a, b: (1, 0)),))
+
+
+# ---------------------------------------------------------------- frexp(self).mantissa = self / 2 ** exponent
+# exponent = floor(log2 |self|) + 1, so the mantissa is in [1/2, 1) in magnitude: linear between powers of two,
+# where it falls from 1 to 1/2 (a jump), and 0 at 0. The strategies keep the argument off ±1/2, ±1 and 0 (drawn
+# in the gaps between them and beyond); other powers of two are undecided (`Singular`) where a ball may hold one.
+def _frexp_exponent(x: arb) -> int:
+    """frexp's exponent, the same for every value in the ball."""
+    if x.contains(0):
+        raise Singular("frexp at (or near) 0")
+    exponent = math.frexp(float(abs(x).mid()))[1]
+    low, high = arb(2) ** (exponent - 1), arb(2) ** exponent
+    if not (abs(x).lower() >= low and abs(x).upper() < high):
+        raise Singular("the argument may cross a power of two, where frexp's mantissa jumps")
+    return exponent
+
+
+def _frexp_grads(F, args, y):
+    # frexp.Tensor: self: grad / exponent.exp2(), the int exponent's exp2 in float32 (the default dtype): inf from
+    # 2^128 on (the gradient 0), 0 below 2^-149 (grad / 0 = inf); findings frexp-exponent-float32-overflow and
+    # -underflow, excused in their regions
+    exponent = _frexp_exponent(args[0])
+    if exponent >= 128:
+        raise Overflow("frexp's exponent.exp2() overflows float32 (torch's gradient is 0)")
+    if exponent <= -150:
+        raise Singular("frexp's exponent.exp2() underflows to 0 in float32 (torch divides by 0)")
+    return (F.in_range(arb(2) ** -exponent),)
+
+
+add_op("frexp", [Spelling("torch.frexp({0}).mantissa", lambda a: torch.frexp(a).mantissa),
+                 Spelling("{0}.frexp()[0]", lambda a: a.frexp()[0])],
+    lambda a: a * 2 ** -(Floor(sympy.log(sympy.Abs(a)) / sympy.log(2)) + 1),
+    lambda F, a: a * arb(2) ** -_frexp_exponent(a), _frexp_grads, (Domain.OFF_SPECIALS,),
+    specials=(Special(Kind.JUMP, "x = ±2^k for every integer k (the mantissa falls from 1 to 1/2; ±1/2 and ±1 "
+                                 "kept off by the strategies) and x = 0 (frexp(0) = 0)", 0, (-1.0, -0.5, 0.0, 0.5, 1.0)),),
+    conventions=pins.FREXP, saves_tensors=False,
+    findings=("frexp-exponent-float32-overflow", "frexp-exponent-float32-underflow"),
+    references=(ref((0.75,), lambda a: (1,)), ref((3.0,), lambda a: (0.25,)), ref((-0.375,), lambda a: (2,))))
