@@ -169,6 +169,16 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "{(s, -s): s in [-1, 1]} holds (0, 0), the minimum-norm element. torch: _pdist_backward gives 0 "
              "where the distance is 0.", label="same-rows", dtypes=("float64", "float32")),
     ), note="two rows of one element, p = 2; torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("prelu", (Spelling("torch.nn.functional.prelu({0}, {1})", torch.nn.functional.prelu),), (
+        conv((0.0, 0.25), (0.25, 0.0), (SUB, GRADIENT), (0.25, 0.0),
+             "prelu(x, w) = max(x, 0) + w min(x, 0) with w = 1/4 is convex in x at 0: subdifferential [1/4, 1], "
+             "minimum norm 1/4; its w-derivative min(x, 0) is continuous, 0 at x = 0. torch: "
+             "_prelu_kernel_backward, input > 0 ? grad : weight * grad; weight: input > 0 ? 0 : input * grad.",
+             label="0,w=1/4"),
+        conv((0.0, 2.0), (2.0, 0.0), (SUPER, GRADIENT), (1.0, 0.0),
+             "with w = 2 the slope falls from 2 to 1 at 0: concave, superdifferential [1, 2], minimum norm 1; the "
+             "w-derivative 0 as above. torch's formula takes the weight, the left slope.", label="0,w=2"),
+    ), note="0-d x and weight"),
     PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)", lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
         conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
              "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "
