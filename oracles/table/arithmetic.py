@@ -196,14 +196,31 @@ def _round_to_thousands(F, a):
 
 
 # round.decimals: zeros_like(grad). Drawn over the reals (R): its jumps (k + 1/2) 1000 lie beyond what compositions
-# reach. (decimals=3 waits for the whole-domain strategy to draw jumps 1/1000 apart: strategies/whole_domain.py's
-# periodic plan assumes a period of about 1.)
+# reach.
 add_op("round_decimals_neg_3", [Spelling("torch.round({0}, decimals=-3)", lambda a: torch.round(a, decimals=-3)),
                                 Spelling("{0}.round(decimals=-3)", lambda a: a.round(decimals=-3))],
     lambda a: RoundHalfEven(a / 1000) * 1000, _round_to_thousands, lambda F, args, y: (ZERO,), (R,),
     opinfo=("round[decimals_neg_3]",),
     specials=(Special(Kind.JUMP, "x = (k + 1/2) 1000", 0, (500.0,), period=1000.0),),
     conventions=pins.ROUND_DECIMALS_NEG_3, references=(ref((1250.0,), lambda a: (0,)),))
+
+
+# ---------------------------------------------------------------- round(x, decimals=3): to a multiple of 1/1000
+def _round_to_thousandths(F, a):
+    # round_decimals_kernel for decimals > 0, in opmath: nearbyint(x * ten_pow) / ten_pow with ten_pow = 1000 exactly,
+    # to nearest even, of the rounded product (either side of a jump where that may fall: `_hull_of_step`)
+    inner, thousand = F.opmath, arb(1000)
+    return F.store(inner.div(_hull_of_step(STEP_EVALUATORS[RoundHalfEven], inner.mul(a, thousand)), thousand))
+
+
+# round.decimals: zeros_like(grad). Drawn over the reals (R): its jumps (k + 1/2) / 1000 are no floats, so a drawn
+# value meets one only through the rounding of x * 1000, which the forward's hull follows.
+add_op("round_decimals_3", [Spelling("torch.round({0}, decimals=3)", lambda a: torch.round(a, decimals=3)),
+                            Spelling("{0}.round(decimals=3)", lambda a: a.round(decimals=3))],
+    lambda a: RoundHalfEven(a * 1000) / 1000, _round_to_thousandths, lambda F, args, y: (ZERO,), (R,),
+    opinfo=("round[decimals_3]",),
+    specials=(Special(Kind.JUMP, "x = (k + 1/2) / 1000", 0, (0.0005,), period=0.001),),
+    conventions=pins.ROUND_DECIMALS_3, references=(ref((1.25,), lambda a: (0,)),))
 
 
 # ---------------------------------------------------------------- addcdiv(self, tensor1, tensor2, value)

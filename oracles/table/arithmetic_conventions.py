@@ -90,6 +90,13 @@ ROUND_DECIMALS_NEG_3 = (
          "sides. torch: zeros_like(grad).", approaches=_FLAT),
 )
 
+ROUND_DECIMALS_3 = (
+    conv(0.0005, 0.0, LIMIT, 0.0,
+         "round(x, 3) jumps where x * 1000 is a half-integer; the double 0.0005 lies 1e-20 above 1/2000, and its "
+         "product with 1000 rounds to 0.5 exactly (half to even: 0). The derivative is 0 on both sides. torch: "
+         "zeros_like(grad).", approaches=_FLAT),
+)
+
 
 def addcdiv(value: float) -> tuple:
     """At tensor2 = 0, approached from above with self = tensor1 = 1."""
