@@ -145,6 +145,15 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel adds a class only where "
              "z > 0.", label="margin", dtypes=("float64", "float32")),
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("multilabel_margin_loss", (Spelling(
+        "torch.nn.functional.multilabel_margin_loss(torch.stack([{0}, {1}]), torch.tensor([0, -1]))",
+        lambda *xs: torch.nn.functional.multilabel_margin_loss(torch.stack(xs), torch.tensor([0, -1],
+                                                                                               device=xs[0].device))),), (
+        conv((1.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
+             "max(0, 1 - x0 + x1) / 2 (target class 0 only) is convex; at x0 - x1 = 1 its subdifferential is "
+             "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel counts a pair only where "
+             "z > 0.", label="margin", dtypes=("float64", "float32")),
+    ), note="two classes, target (0, -1); torch has no bfloat16 or float16 CPU kernel"),
     *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
       for reduce in ("amax", "amin")),
     PinnedOnly("masked_std", (_stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, True, False]))",
