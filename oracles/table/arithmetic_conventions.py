@@ -63,6 +63,13 @@ REMAINDER = (
          "remainder(x, -2) takes the divisor's sign: it jumps from 0 to -2 at x = 2; derivative 1 on both sides. "
          "torch: grad.", label="2,divisor=-2", approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
 )
+RMOD = (
+    conv((1.0, 2.0), (-2.0, 1.0), UNDEFINED, (None, None),
+         "x0.__rmod__(x1) = x1 - x0 floor(x1 / x0) at x1 / x0 = 2: as x1 rises past 2 x0 the remainder restarts "
+         "from x0 to 0, so it is not continuous in either argument: no derivative, any value. torch: "
+         "remainder.Tensor, other: -grad * floor(x1 / x0) = -2 (the piece that starts there); self: grad.",
+         label="1,2"),
+)
 DIV_TRUNC = (
     conv((1.0, 1.0), 0.0, LIMIT, 0.0,
          "trunc(x / 1) jumps at x = 1; the derivative is 0 on both sides, so the limit clause gives 0. torch: "
