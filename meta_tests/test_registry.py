@@ -21,6 +21,7 @@ from tests.test_known_findings import (
     EXCLUDED_SELF_CASES,
     INDEX_REDUCE_PROD_DTYPES,
     JVP_CRASH_DTYPES,
+    POLAR_DTYPES,
     STRIDED_SCATTER_DTYPES,
     SUBNORMAL_SIZES,
 )
@@ -76,6 +77,7 @@ def test_registered_ids_name_real_tests():
                  "[masked_std@underflow-float16]")
     possible |= {f"tests/test_known_findings.py::test_index_reduce_prod_runs_on_a_row[index_reduce_prod@1x1-{d}]"
                  for d in INDEX_REDUCE_PROD_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_polar_abs_gradient_at_zero[polar@0-{d}]" for d in POLAR_DTYPES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with conftest.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -224,3 +224,21 @@ def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
     except RuntimeError as exc:
         raise AssertionError(f"index_reduce 'prod' raised for {precision}: {exc}") from None
     assert out.tolist() == [[4.0]], out
+
+
+POLAR_DTYPES = ("float64", "float32")
+
+
+@pytest.mark.parametrize("precision", POLAR_DTYPES, ids=[f"polar@0-{d}" for d in POLAR_DTYPES])
+def test_polar_abs_gradient_at_zero(precision, dtypes):
+    """polar(abs, angle) = abs e^(i angle) is linear in abs, so the gradient of its real part in abs is cos(angle),
+    0.8776 at angle 1/2, also at abs = 0. polar_backward computes it as real(conj(grad) * sgn(result)), and
+    sgn(0) = 0."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    magnitude = torch.tensor(0.0, dtype=dtype, requires_grad=True)
+    torch.view_as_real(torch.polar(magnitude, torch.tensor(0.5, dtype=dtype)))[0].backward()
+    exact = mp.cos(mp.mpf(0.5))
+    assert _relative_error_in_ulps(magnitude.grad.item(), exact, precision) <= ULPS_ALLOWED, (
+        f"polar(0, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, exact {float(exact)!r}")

@@ -29,7 +29,7 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import batch_norm_ops, loss_ops, normalization_ops, pdist_ops, prelu_ops, renorm_ops, sample_losses
+from oracles.table import batch_norm_ops, loss_ops, normalization_ops, pdist_ops, polar_ops, prelu_ops, renorm_ops, sample_losses
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
@@ -191,7 +191,7 @@ def test_every_spelling_is_reachable():
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
               if isinstance(op.space, OptionSpace)
               and name not in (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
-                               + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES)]
+                               + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES)]
 
 
 @pytest.mark.parametrize("op", INDEX_MAPS)
