@@ -203,7 +203,8 @@ def test_masked_std_of_tiny_deviations_has_a_finite_gradient(precision, dtypes):
         pytest.skip(f"{precision} is not among --dtypes")
     x = torch.tensor([0.0, 1e-4], dtype=format_named(precision).torch_dtype, requires_grad=True)
     torch.masked.std(x, 0, correction=0).backward()
-    assert all(math.isfinite(v) for v in x.grad.tolist()), f"masked.std((0, 1e-4)), {precision}: x.grad {x.grad.tolist()}"
+    assert all(math.isfinite(v) for v in x.grad.tolist()), (
+        f"masked.std((0, 1e-4)), {precision}: x.grad {x.grad.tolist()}")
 
 
 INDEX_REDUCE_PROD_DTYPES = ("bfloat16", "float16")

@@ -19,7 +19,16 @@ from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import batch_norm_ops, loss_ops, normalization_ops, pdist_ops, polar_ops, prelu_ops, renorm_ops, sample_losses
+from oracles.table import (
+    batch_norm_ops,
+    loss_ops,
+    normalization_ops,
+    pdist_ops,
+    polar_ops,
+    prelu_ops,
+    renorm_ops,
+    sample_losses,
+)
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,

@@ -29,7 +29,16 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import batch_norm_ops, loss_ops, normalization_ops, pdist_ops, polar_ops, prelu_ops, renorm_ops, sample_losses
+from oracles.table import (
+    batch_norm_ops,
+    loss_ops,
+    normalization_ops,
+    pdist_ops,
+    polar_ops,
+    prelu_ops,
+    renorm_ops,
+    sample_losses,
+)
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,

@@ -128,8 +128,10 @@ _FREXP_WHY = ("frexp's mantissa x / 2^(floor(log2 |x|) + 1) falls from 1 to 1/2 
 FREXP = (
     conv(1.0, 0.5, UNDEFINED, None, _FREXP_WHY + " At 1 the exponent is 1: 1/2.",
          approaches=(side(0, 1, 0.5), side(0, -1, 1.0))),
-    conv(0.5, 1.0, UNDEFINED, None, "as at 1; the exponent of 1/2 is 0: 1.", approaches=(side(0, 1, 1.0), side(0, -1, 2.0))),
-    conv(-1.0, 0.5, UNDEFINED, None, "the mirror of 1 (the mantissa is odd).", approaches=(side(0, 1, 1.0), side(0, -1, 0.5))),
+    conv(0.5, 1.0, UNDEFINED, None, "as at 1; the exponent of 1/2 is 0: 1.",
+         approaches=(side(0, 1, 1.0), side(0, -1, 2.0))),
+    conv(-1.0, 0.5, UNDEFINED, None, "the mirror of 1 (the mantissa is odd).",
+         approaches=(side(0, 1, 1.0), side(0, -1, 0.5))),
     conv(-0.5, 1.0, UNDEFINED, None, "the mirror of 1/2.", approaches=(side(0, 1, 2.0), side(0, -1, 1.0))),
     conv(0.0, 1.0, UNDEFINED, None,
          "frexp(0) = (0, 0); near 0 the mantissa sweeps [1/2, 1) in every binade, so it has no limit and no "

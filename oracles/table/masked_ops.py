@@ -213,7 +213,8 @@ def _median_options(shapes):
 
 # median fills NaN and takes nanmedian: the lower median of each slice's kept elements
 _entry("median", _kept_reduction(lambda a, p: sym_order_statistic(a, _lower_median(a))),
-       _kept_reduction(lambda F, a, p: order_statistic(a, _lower_median(a))[0]), _kept_reduction_backward(_median_backward),
+       _kept_reduction(lambda F, a, p: order_statistic(a, _lower_median(a))[0]),
+       _kept_reduction_backward(_median_backward),
        _median_options, _reduced_shape, "torch.masked.median({0}, {dim}, keepdim={keepdim}, mask={mask})",
        lambda x, dim, keepdim, mask: torch.masked.median(x, dim, keepdim=keepdim, mask=mask))
 

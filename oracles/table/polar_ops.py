@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import sympy
 import torch
-from flint import arb
 
 from oracles.numerics.rounding import Singular
 from oracles.table import tensor_formulas as formula
@@ -64,7 +63,8 @@ def _backward(F, arrays, out, grad, p):
             size = F.round((re * re + im * im).sqrt(), K_TRIG)
             if size.contains(0):
                 raise Singular("polar's result may be 0 within the rounding model (sgn's 0 / 0)")
-            grad_abs = formula.sum_any(F, [formula.mul(F, g_re, F.div(re, size)), formula.mul(F, g_im, F.div(im, size))])
+            grad_abs = formula.sum_any(F, [formula.mul(F, g_re, F.div(re, size)),
+                                           formula.mul(F, g_im, F.div(im, size))])
             grad_angle = formula.sum_any(F, [-formula.mul(F, g_re, im), formula.mul(F, g_im, re)])
         to_a[i] = formula.ZERO if _abs_sign(F, a[i]) == 0 else grad_abs * _abs_sign(F, a[i])
         to_t[i] = grad_angle

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import sympy
 import torch
 from flint import arb

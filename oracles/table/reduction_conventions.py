@@ -147,8 +147,8 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
     PinnedOnly("multilabel_margin_loss", (Spelling(
         "torch.nn.functional.multilabel_margin_loss(torch.stack([{0}, {1}]), torch.tensor([0, -1]))",
-        lambda *xs: torch.nn.functional.multilabel_margin_loss(torch.stack(xs), torch.tensor([0, -1],
-                                                                                               device=xs[0].device))),), (
+        lambda *xs: torch.nn.functional.multilabel_margin_loss(
+            torch.stack(xs), torch.tensor([0, -1], device=xs[0].device))),), (
         conv((1.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
              "max(0, 1 - x0 + x1) / 2 (target class 0 only) is convex; at x0 - x1 = 1 its subdifferential is "
              "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel counts a pair only where "
@@ -188,7 +188,8 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "with w = 2 the slope falls from 2 to 1 at 0: concave, superdifferential [1, 2], minimum norm 1; the "
              "w-derivative 0 as above. torch's formula takes the weight, the left slope.", label="0,w=2"),
     ), note="0-d x and weight"),
-    PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)", lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
+    PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)",
+                                   lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
         conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
              "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "
              "exceed 1 and scales the row by 1 / (norm + 1e-7), so the first output jumps from 1 to about 1 - 1e-7: "

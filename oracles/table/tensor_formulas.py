@@ -476,7 +476,6 @@ def log_softmax_backward(F, a, y, g, p):
     return [F.sub(gi, mul(F, _exp(F, yi), s)) for gi, yi in zip(g, y)]
 
 
-
 def _log_add_exp(G: RoundingModel, x: arb, y: arb) -> arb:
     """_log_add_exp_helper(x, y) = log1p(exp(min - max)) + max in the kernel's accumulation type `G`. Where the
     balls overlap, either may be the max: the values of both orders (the function is symmetric, its roundings
