@@ -246,13 +246,13 @@ def _round_to_thousandths(F, a):
     return F.store(inner.div(_hull_of_step(STEP_EVALUATORS[RoundHalfEven], inner.mul(a, thousand)), thousand))
 
 
-# round.decimals: zeros_like(grad). Drawn over the reals (R): its jumps (k + 1/2) / 1000 are no floats, so a drawn
-# value meets one only through the rounding of x * 1000, which the forward's hull follows.
+# round.decimals: zeros_like(grad). Drawn over the reals (R): few of its jumps (k + 1/2) / 1000 are floats (0.0625 is),
+# and a drawn value near one meets it through the rounding of x * 1000, which the forward's hull follows.
 add_op("round_decimals_3", [Spelling("torch.round({0}, decimals=3)", lambda a: torch.round(a, decimals=3)),
                             Spelling("{0}.round(decimals=3)", lambda a: a.round(decimals=3))],
     lambda a: RoundHalfEven(a * 1000) / 1000, _round_to_thousandths, lambda F, args, y: (ZERO,), (R,),
     opinfo=("round[decimals_3]",),
-    specials=(Special(Kind.JUMP, "x = (k + 1/2) / 1000", 0, (0.0005,), period=0.001),),
+    specials=(Special(Kind.JUMP, "x = (k + 1/2) / 1000", 0, (0.0625,), period=0.001),),
     conventions=pins.ROUND_DECIMALS_3, references=(ref((1.25,), lambda a: (0,)),))
 
 

@@ -98,10 +98,9 @@ ROUND_DECIMALS_NEG_3 = (
 )
 
 ROUND_DECIMALS_3 = (
-    conv(0.0005, 0.0, LIMIT, 0.0,
-         "round(x, 3) jumps where x * 1000 is a half-integer; the double 0.0005 lies 1e-20 above 1/2000, and its "
-         "product with 1000 rounds to 0.5 exactly (half to even: 0). The derivative is 0 on both sides. torch: "
-         "zeros_like(grad).", approaches=_FLAT),
+    conv(0.0625, 0.0, LIMIT, 0.0,
+         "round(x, 3) jumps where x * 1000 is a half-integer: at 1/16, x * 1000 = 62.5 exactly (half to even: "
+         "0.062, 0.063 just above). The derivative is 0 on both sides. torch: zeros_like(grad).", approaches=_FLAT),
 )
 
 
