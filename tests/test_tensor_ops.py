@@ -12,6 +12,8 @@ with the elementwise expressions, against SymPy's exact Jacobian of per-element 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import sympy
@@ -358,6 +360,23 @@ def test_scattered_product_without_self(method):
     """include_self=False: y0 = s0 * s1 with s0 = 0 (x0 left out, its gradient 0), y1 = x1 untouched."""
     _assert_pinned(_reduced_by_product(method, (0, 0), False), ((2,), (2,)), ((5.0, -1.5), (0.0, 3.0)),
                    {0: (0.0, 1.0), 1: (3.0, 0.0)})
+
+
+@pytest.mark.parametrize(("upstream", "by_hand"), [((1.0, -1.0), (0.5, -0.5)), ((0.0, 2.0), (1.0, 1.0))])
+def test_logcumsumexp_with_gradients_of_both_signs_and_zero(upstream, by_hand):
+    """y = (x0, log(e^x0 + e^x1)) at x = (0, 0): ∂(g·y)/∂x0 = g0 + g1 / 2, ∂/∂x1 = g1 / 2. torch's backward splits
+    the gradient by sign and treats a zero gradient as the lowest value; both parts must add up."""
+    node = Tensor("logcumsumexp", (X,), ScanParams(dim=0), 0)
+    _assert_pinned(node, ((2,),), ((0.0, 0.0),), {0: by_hand}, upstream=upstream)
+
+
+def test_renorm_scales_a_row_above_maxnorm():
+    """renorm of the row (3, 4) (norm 5) to maxnorm 1 is x / (5 + 1e-7); with the sum as output, ∂/∂x_j =
+    1 / (5 + e) - (3 + 4) x_j / (5 (5 + e)^2); the row (0.5, 0) (norm 1/2) is copied, gradient 1."""
+    e = Fraction(1e-7)  # the double nearest 1e-7, exactly
+    node = Tensor("renorm", (X,), CallParams((("dim", 0), ("maxnorm", 1.0))), 0)
+    scaled = tuple(float(1 / (5 + e) - 7 * x / (5 * (5 + e) ** 2)) for x in (3, 4))
+    _assert_pinned(node, ((2, 2),), ((3.0, 4.0, 0.5, 0.0),), {0: scaled + (1.0, 1.0)})
 
 
 @pytest.mark.parametrize("spelling", [0, 1])
