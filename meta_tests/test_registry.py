@@ -19,7 +19,9 @@ from tests.test_known_findings import (
     EPS_DTYPES,
     ERF_POINTS,
     EXCLUDED_SELF_CASES,
+    INDEX_REDUCE_PROD_DTYPES,
     JVP_CRASH_DTYPES,
+    POLAR_DTYPES,
     STRIDED_SCATTER_DTYPES,
     SUBNORMAL_SIZES,
 )
@@ -72,6 +74,11 @@ def test_registered_ids_name_real_tests():
                  f"[binary_cross_entropy@sigmoid(12)-{d}]" for d in EPS_DTYPES}
     possible |= {f"tests/test_known_findings.py::test_cosine_embedding_loss_of_a_zero_vector_is_finite"
                  f"[cosine_embedding_loss@zero-{d}]" for d in EPS_DTYPES}
+    possible.add("tests/test_known_findings.py::test_masked_std_of_tiny_deviations_has_a_finite_gradient"
+                 "[masked_std@underflow-float16]")
+    possible |= {f"tests/test_known_findings.py::test_index_reduce_prod_runs_on_a_row[index_reduce_prod@1x1-{d}]"
+                 for d in INDEX_REDUCE_PROD_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_polar_abs_gradient_at_zero[polar@0-{d}]" for d in POLAR_DTYPES}
     for module in (test_higher_order, test_forward_ad):  # tests pinned with pytest_plugin.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -103,8 +103,9 @@ def _periodic(op: OpSpec, arg: int, fmt: FloatFormat) -> Periodic | None:
     special = next((s for s in op.specials if s.arg == arg and s.period is not None), None)
     if special is None:
         return None
-    # below 2^(mantissa bits - 2) the dtype has at least 4 values per period of 1 between the jumps
-    max_index = int(2 ** (fmt.mantissa_bits - 2) / special.period)
+    # below 2^(mantissa bits - 2) the dtype has at least 4 values per period of 1 between the jumps, and below
+    # period * 2^(mantissa bits - 2) as many per shorter period (round(x, decimals=3): 1/1000)
+    max_index = int(2 ** (fmt.mantissa_bits - 2) / max(special.period, 1.0))
     return Periodic(special.at[0] % special.period, special.period, max_index)
 
 

@@ -192,3 +192,54 @@ def test_excluded_self_takes_no_share_of_the_gradient(method, reduce, precision,
     assert out.item() == 1.0
     assert own.grad.tolist() == [0.0]
     assert sources.grad.tolist() == [4.0, 0.0], f"the sources' gradients {sources.grad.tolist()} add up to less than 4"
+
+
+@pytest.mark.parametrize("precision", ["float16"], ids=["masked_std@underflow-float16"])
+def test_masked_std_of_tiny_deviations_has_a_finite_gradient(precision, dtypes):
+    """masked.std((0, 1e-4)) = 5e-5, its gradient (-1/2, 1/2): finite, and torch.std gives it in float16 (its
+    kernel accumulates in float). masked.std computes the composite's squares in float16, where 2.5e-9
+    underflows to 0, so its result is 0 and SqrtBackward's grad / (2 * 0) times the deviations is NaN."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    x = torch.tensor([0.0, 1e-4], dtype=format_named(precision).torch_dtype, requires_grad=True)
+    torch.masked.std(x, 0, correction=0).backward()
+    assert all(math.isfinite(v) for v in x.grad.tolist()), (
+        f"masked.std((0, 1e-4)), {precision}: x.grad {x.grad.tolist()}")
+
+
+INDEX_REDUCE_PROD_DTYPES = ("bfloat16", "float16")
+
+
+@pytest.mark.parametrize("precision", INDEX_REDUCE_PROD_DTYPES,
+                         ids=[f"index_reduce_prod@1x1-{d}" for d in INDEX_REDUCE_PROD_DTYPES])
+def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
+    """index_reduce(x, 1, [0, 0], s, 'prod') of a 1 x 1 x and 1 x 2 sources is x * s0 * s1 = 4 (float32 and float64
+    give it; so do shapes (2, 1) and (1,)). The CPU kernel for bfloat16 and float16 raises an internal assert
+    (Loops.h: iter.ninputs() == traits::arity) before any gradient can be taken."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    x, sources = torch.ones(1, 1, dtype=dtype), torch.full((1, 2), 2.0, dtype=dtype)
+    try:
+        out = torch.index_reduce(x, 1, torch.tensor([0, 0]), sources, "prod")
+    except RuntimeError as exc:
+        raise AssertionError(f"index_reduce 'prod' raised for {precision}: {exc}") from None
+    assert out.tolist() == [[4.0]], out
+
+
+POLAR_DTYPES = ("float64", "float32")
+
+
+@pytest.mark.parametrize("precision", POLAR_DTYPES, ids=[f"polar@0-{d}" for d in POLAR_DTYPES])
+def test_polar_abs_gradient_at_zero(precision, dtypes):
+    """polar(abs, angle) = abs e^(i angle) is linear in abs, so the gradient of its real part in abs is cos(angle),
+    0.8776 at angle 1/2, also at abs = 0. polar_backward computes it as real(conj(grad) * sgn(result)), and
+    sgn(0) = 0."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    magnitude = torch.tensor(0.0, dtype=dtype, requires_grad=True)
+    torch.view_as_real(torch.polar(magnitude, torch.tensor(0.5, dtype=dtype)))[0].backward()
+    exact = mp.cos(mp.mpf(0.5))
+    assert _relative_error_in_ulps(magnitude.grad.item(), exact, precision) <= ULPS_ALLOWED, (
+        f"polar(0, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, exact {float(exact)!r}")

@@ -19,7 +19,16 @@ from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import batch_norm_ops, loss_ops, normalization_ops, sample_losses
+from oracles.table import (
+    batch_norm_ops,
+    loss_ops,
+    normalization_ops,
+    pdist_ops,
+    polar_ops,
+    prelu_ops,
+    renorm_ops,
+    sample_losses,
+)
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
@@ -33,7 +42,9 @@ from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
 
-NEW_OPS = loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
+NEW_OPS = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
+           + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES
+           + polar_ops.NAMES)
 SHAPES = {1: (3,), 2: (2, 3), 3: (2, 1, 3)}
 
 

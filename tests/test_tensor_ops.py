@@ -12,6 +12,8 @@ with the elementwise expressions, against SymPy's exact Jacobian of per-element 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import sympy
@@ -29,9 +31,21 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import batch_norm_ops, linalg_ops, loss_ops, normalization_ops, sample_losses
+from oracles.table import (
+    batch_norm_ops,
+    linalg_ops,
+    loss_ops,
+    normalization_ops,
+    pdist_ops,
+    polar_ops,
+    prelu_ops,
+    renorm_ops,
+    sample_losses,
+)
+from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
+    CallParams,
     IndexParams,
     OpParams,
     OptionSpace,
@@ -189,8 +203,9 @@ def test_every_spelling_is_reachable():
 # it lies in the model's enclosure).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
               if isinstance(op.space, OptionSpace)
-              and name not in loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
-              + linalg_ops.NAMES]
+              and name not in (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
+                               + linalg_ops.NAMES + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES
+                               + polar_ops.NAMES)]
 
 
 @pytest.mark.parametrize("op", INDEX_MAPS)
@@ -314,6 +329,57 @@ def test_cumprod_with_zeros():
     g = (1.0, 2.0, -1.0, 4.0)
     _assert_pinned(node, ((4,),), ((2.0, 0.0, 3.0, 0.5),), {0: (1.0, 2 * 2.0 - 1.0 * 6.0 + 4.0 * 3.0, 0.0, 0.0)},
                    upstream=g)
+
+
+def _reduced_by_product(method: str, index: tuple, include_self: bool, spelling: int = 0) -> Tensor:
+    """`method`(x0, 0, index, x1, 'prod', include_self) of a vector x0 and the sources x1."""
+    return Tensor(f"{method}_prod", (X, Input(1)), CallParams((("dim", 0), ("index", Indices(index)),
+                                                                ("include_self", include_self))), spelling)
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_with_one_zero_source(method):
+    """y0 = x0 * s0 * s1 with s0 = 0: ∂y0/∂s0 = x0 * s1 = 6 (the branch for a single zero source), ∂y0/∂s1 =
+    x0 * s0 = 0, ∂y0/∂x0 = s0 * s1 = 0; the unwritten place x0[1] passes its gradient (grad * x / x)."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((2,), (2,)), ((2.0, 5.0), (0.0, 3.0)),
+                   {0: (0.0, 1.0), 1: (6.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_with_two_zero_sources_is_zero(method):
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((1,), (2,)), ((2.0,), (0.0, 0.0)),
+                   {0: (0.0,), 1: (0.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_into_a_zero(method):
+    """x0 = 0 is masked to 1 in its own gradient: ∂(x0 s0 s1)/∂x0 = s0 s1 = 6; the sources' x0 * other = 0."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), True), ((1,), (2,)), ((0.0,), (2.0, 3.0)),
+                   {0: (6.0,), 1: (0.0, 0.0)})
+
+
+@pytest.mark.parametrize("method", ["scatter_reduce", "index_reduce"])
+def test_scattered_product_without_self(method):
+    """include_self=False: y0 = s0 * s1 with s0 = 0 (x0 left out, its gradient 0), y1 = x1 untouched."""
+    _assert_pinned(_reduced_by_product(method, (0, 0), False), ((2,), (2,)), ((5.0, -1.5), (0.0, 3.0)),
+                   {0: (0.0, 1.0), 1: (3.0, 0.0)})
+
+
+@pytest.mark.parametrize(("upstream", "by_hand"), [((1.0, -1.0), (0.5, -0.5)), ((0.0, 2.0), (1.0, 1.0))])
+def test_logcumsumexp_with_gradients_of_both_signs_and_zero(upstream, by_hand):
+    """y = (x0, log(e^x0 + e^x1)) at x = (0, 0): ∂(g·y)/∂x0 = g0 + g1 / 2, ∂/∂x1 = g1 / 2. torch's backward splits
+    the gradient by sign and treats a zero gradient as the lowest value; both parts must add up."""
+    node = Tensor("logcumsumexp", (X,), ScanParams(dim=0), 0)
+    _assert_pinned(node, ((2,),), ((0.0, 0.0),), {0: by_hand}, upstream=upstream)
+
+
+def test_renorm_scales_a_row_above_maxnorm():
+    """renorm of the row (3, 4) (norm 5) to maxnorm 1 is x / (5 + 1e-7); with the sum as output, ∂/∂x_j =
+    1 / (5 + e) - (3 + 4) x_j / (5 (5 + e)^2); the row (0.5, 0) (norm 1/2) is copied, gradient 1."""
+    e = Fraction(1e-7)  # the double nearest 1e-7, exactly
+    node = Tensor("renorm", (X,), CallParams((("dim", 0), ("maxnorm", 1.0))), 0)
+    scaled = tuple(float(1 / (5 + e) - 7 * x / (5 * (5 + e) ** 2)) for x in (3, 4))
+    _assert_pinned(node, ((2, 2),), ((3.0, 4.0, 0.5, 0.0),), {0: scaled + (1.0, 1.0)})
 
 
 @pytest.mark.parametrize("spelling", [0, 1])

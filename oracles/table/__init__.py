@@ -14,8 +14,14 @@ from oracles.table import (
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    quantile_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    renorm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS
     scatter_extrema,  # noqa: F401 - registers its entries in TENSOR_OPS
+    scatter_products,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS

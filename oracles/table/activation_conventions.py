@@ -131,3 +131,12 @@ SOFTSIGN = (
          approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
     conv(-0.0, 1.0, GRADIENT, 1.0, "-0 is the point 0 (as above).", approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
 )
+
+# ------------------------------------------------------------------ rrelu without training: a leaky relu
+RRELU = (
+    conv((0.0, 0.125, 1 / 3), (0.125 + 1 / 3) / 2, SUB, (0.125 + 1 / 3) / 2,
+         "rrelu without training is leaky_relu with slope s = (lower + upper) / 2 = 11/48 below 0 and 1 above: "
+         "convex, subdifferential [s, 1], minimum norm s. torch: rrelu_with_noise_backward(training=false) is "
+         "leaky_relu_backward, self > 0 ? grad : grad * s.",
+         label="0,lower=1/8,upper=1/3", approaches=(side(0, 1, 1.0), side(0, -1, (0.125 + 1 / 3) / 2))),
+)

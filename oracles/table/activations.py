@@ -373,3 +373,45 @@ add_op("softsign", [nn_spelling("softsign")], lambda a: a / (1 + sympy.Abs(a)),
     lambda F, a: F.div(a, F.add(_magnitude(F, a), ONE)), _softsign_grads, (NZ,), opinfo=("nn.functional.softsign",),
     conventions=pins.SOFTSIGN, findings=("softsign-gradient-cancellation",),
     references=(ref((0.75,), lambda a: (1 / (1 + abs(a)) ** 2,)), ref((-2.0,), lambda a: (1 / (1 + abs(a)) ** 2,))))
+
+
+# ---------------------------------------------------------------- rrelu (eval): a leaky relu
+def _slope(F, slope: float):
+    """The slope as leaky_relu's kernel sees it: the double Scalar converted to scalar_t, or to float for bfloat16
+    and float16 (which compute in float and round once)."""
+    return F.opmath.const(slope)
+
+
+def _rrelu_slope(lower: float, upper: float) -> float:
+    """rrelu_with_noise without training: negative_slope = (lower + upper) / 2, in double."""
+    return (float(lower) + float(upper)) / 2
+
+
+def _rrelu_forward(F, a, lower, upper):
+    # leaky_relu(self, (lower + upper) / 2): self > 0 ? self : self * negval, in float for bfloat16 and float16
+    if F.sign(a) > 0:
+        return a
+    return F.store(F.opmath.mul(a, _slope(F, _rrelu_slope(lower.mid(), upper.mid()))))
+
+
+def _rrelu_grads(F, args, y):
+    # rrelu_with_noise_backward(training=false) is leaky_relu_backward(grad, self, (lower + upper) / 2):
+    # self > 0 ? grad : grad * negval
+    a, lower, upper = args
+    if F.sign(a) > 0:
+        return (ONE, arb(0), arb(0))
+    return (_slope(F, _rrelu_slope(lower.mid(), upper.mid())), arb(0), arb(0))
+
+
+add_op("rrelu", [Spelling("torch.nn.functional.rrelu({0}, {1}, {2})", torch_nn_functional.rrelu),
+                 Spelling("torch.nn.functional.rrelu({0}, {1}, {2}, training=False)",
+                          lambda a, lower, upper: torch_nn_functional.rrelu(a, lower, upper, training=False)),
+                 Spelling("torch.rrelu({0}, {1}, {2})", torch.rrelu)],
+    lambda a, lower, upper: sympy.Piecewise(
+        (a, a > 0), (sympy.Rational(_rrelu_slope(lower, upper)) * a, True)),
+    _rrelu_forward, _rrelu_grads, (NZ, R, R), operands=PARAMETERS,
+    parameters=((0.125, 1 / 3), (0.1, 0.3), (0.25, 0.75)), opinfo=("nn.functional.rrelu",),
+    specials=(kink("x0 = 0", 0.0),), conventions=pins.RRELU,
+    references=(ref((-0.5, 0.125, 1 / 3), lambda a, lower, upper: ((lower + upper) / 2,)),
+                ref((0.5, 0.1, 0.3), lambda a, lower, upper: (1,))))
+

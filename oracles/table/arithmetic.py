@@ -10,20 +10,27 @@ oracles.table.arithmetic_conventions.
 
 from __future__ import annotations
 
+import math
+
+import mpmath
 import sympy
 import torch
 from flint import arb
 
 from oracles.numerics.exact import STEP_EVALUATORS
+from oracles.numerics.rounding import Overflow, Singular
 from oracles.numerics.sympy_functions import Floor, RoundHalfEven, Trunc
 from oracles.table import arithmetic_conventions as pins
 from oracles.table.domains import Domain, Kind, Special, kink, pole
 from oracles.table.ops import (
     NZ,
     ONE,
+    ORDERED,
     PARAMETERS,
     SCALAR,
     ZERO,
+    B,
+    BlindSpot,
     R,
     Spelling,
     add_op,
@@ -33,6 +40,7 @@ from oracles.table.ops import (
 )
 
 OFF_INTEGERS = Domain.OFF_INTEGERS
+mp = mpmath.mp
 
 # ---------------------------------------------------------------- rsub(self, other) = other - self
 # derivatives.yaml rsub.Tensor: self: -grad * alpha; other: grad (alpha = 1 here). torch.rsub takes a scalar
@@ -122,15 +130,23 @@ def _rounded_quotient_step(step):
     return forward
 
 
+def _held(F, value: arb) -> bool:
+    """The dtype holds the exact `value`."""
+    return arb(F.format.round(float(value.mid()))) == value
+
+
 def _floor_quotient(F, a, b):
     # div_floor_floating (c10/util/generic_math.h): mod = fmod(a, b); div = (a - mod) / b, one less where mod
     # and b differ in sign, then rounded to the nearest integer: Python's floor division, floor(a / b) of the
-    # exact quotient wherever the dtype holds that integer; beyond, a - mod and the division round (and the
-    # nearest-integer step errs by at most 1/2, under u relative there)
+    # exact quotient wherever the dtype holds that integer and a - mod (= b trunc(a / b)); where it does not hold
+    # a - mod, that subtraction rounds and the result may be the integer next to floor(a / b) (measured: float32
+    # -33637028 // 3 is -11212342, floor is -11212343; 2076 of 14928 draws of [-2^26, 2^26] by 3); beyond the
+    # integers the dtype holds, the division rounds too (the nearest-integer step errs by at most 1/2, under u
+    # relative there)
     quotient = STEP_EVALUATORS[Floor](a / b)
-    if arb(F.format.round(float(quotient.mid()))) == quotient:
+    if _held(F, quotient) and _held(F, a - _fmod_forward(F, a, b)):
         return quotient
-    return F.round(quotient, 3)
+    return F.in_range(F.round(quotient, 3) + arb(0, 1))
 
 
 def _constant_divisor_grads(F, args, y):
@@ -152,6 +168,30 @@ add_op("remainder", [Spelling("torch.remainder({0}, {1})", torch.remainder),
     specials=(jumps("x0 = a multiple of the divisor x1 (an integer)", 0.0),), conventions=pins.REMAINDER,
     saves_tensors=False,
     references=(ref((-0.25, 1.0), lambda a, b: (1,)), ref((2.5, -2.0), lambda a, b: (1,))))
+
+
+def _rmod_grads(F, args, y):
+    # self.__rmod__(other) is remainder.Tensor(other, self): other (the dividend): grad; self (the divisor):
+    # -grad * other.div(self, rounding_mode='floor')
+    divisor, dividend = args
+    return (-_floor_quotient(F, dividend, divisor), ONE)
+
+
+# x0.__rmod__(x1) = x1 % x0 with both tensors (a Python scalar dividend, remainder.Scalar_Tensor, has no derivative
+# in torch: it raises). The function jumps where x1 / x0 is an integer, a relation between the arguments that the
+# strategies cannot keep them off: such points are undecided where a ball may hold one.
+add_op("rmod", [Spelling("{0}.__rmod__({1})", lambda a, b: a.__rmod__(b), const_second=False),
+                Spelling("torch.Tensor.__rmod__({0}, {1})", lambda a, b: torch.Tensor.__rmod__(a, b),
+                         const_second=False)],
+    lambda a, b: b - a * Floor(b / a), lambda F, a, b: _remainder_forward(F, b, a), _rmod_grads, (NZ, R),
+    opinfo=("__rmod__",), specials=(Special(Kind.JUMP, "x1 = k x0 for an integer k (the remainder restarts)",
+                                            None),),
+    conventions=pins.RMOD,
+    # over float64's whole range |x1| is mostly far above |x0|, where x1 / x0 is often an integer (every float
+    # above 2^53 is one): a jump. Measured: 92 of 184 elements singular (40 examples).
+    blind_spots=(BlindSpot("test_op_whole_domain", "float64",
+                           "x1 / x0 is an integer (a jump) at most points where |x1| is far above |x0|"),),
+    references=(ref((1.5, 2.5), lambda a, b: (-mp.floor(b / a), 1)), ref((-2.0, 3.0), lambda a, b: (2, 1))))
 
 
 def _div_spellings(mode: str) -> list[Spelling]:
@@ -189,14 +229,31 @@ def _round_to_thousands(F, a):
 
 
 # round.decimals: zeros_like(grad). Drawn over the reals (R): its jumps (k + 1/2) 1000 lie beyond what compositions
-# reach. (decimals=3 waits for the whole-domain strategy to draw jumps 1/1000 apart: strategies/whole_domain.py's
-# periodic plan assumes a period of about 1.)
+# reach.
 add_op("round_decimals_neg_3", [Spelling("torch.round({0}, decimals=-3)", lambda a: torch.round(a, decimals=-3)),
                                 Spelling("{0}.round(decimals=-3)", lambda a: a.round(decimals=-3))],
     lambda a: RoundHalfEven(a / 1000) * 1000, _round_to_thousands, lambda F, args, y: (ZERO,), (R,),
     opinfo=("round[decimals_neg_3]",),
     specials=(Special(Kind.JUMP, "x = (k + 1/2) 1000", 0, (500.0,), period=1000.0),),
     conventions=pins.ROUND_DECIMALS_NEG_3, references=(ref((1250.0,), lambda a: (0,)),))
+
+
+# ---------------------------------------------------------------- round(x, decimals=3): to a multiple of 1/1000
+def _round_to_thousandths(F, a):
+    # round_decimals_kernel for decimals > 0, in opmath: nearbyint(x * ten_pow) / ten_pow with ten_pow = 1000 exactly,
+    # to nearest even, of the rounded product (either side of a jump where that may fall: `_hull_of_step`)
+    inner, thousand = F.opmath, arb(1000)
+    return F.store(inner.div(_hull_of_step(STEP_EVALUATORS[RoundHalfEven], inner.mul(a, thousand)), thousand))
+
+
+# round.decimals: zeros_like(grad). Drawn over the reals (R): few of its jumps (k + 1/2) / 1000 are floats (0.0625 is),
+# and a drawn value near one meets it through the rounding of x * 1000, which the forward's hull follows.
+add_op("round_decimals_3", [Spelling("torch.round({0}, decimals=3)", lambda a: torch.round(a, decimals=3)),
+                            Spelling("{0}.round(decimals=3)", lambda a: a.round(decimals=3))],
+    lambda a: RoundHalfEven(a * 1000) / 1000, _round_to_thousandths, lambda F, args, y: (ZERO,), (R,),
+    opinfo=("round[decimals_3]",),
+    specials=(Special(Kind.JUMP, "x = (k + 1/2) / 1000", 0, (0.0625,), period=0.001),),
+    conventions=pins.ROUND_DECIMALS_3, references=(ref((1.25,), lambda a: (0,)),))
 
 
 # ---------------------------------------------------------------- addcdiv(self, tensor1, tensor2, value)
@@ -232,3 +289,83 @@ _add_addcdiv("addcdiv", 1.0, [Spelling("torch.addcdiv({0}, {1}, {2})", torch.add
                               Spelling("{0}.addcdiv({1}, {2})", lambda a, b, c: a.addcdiv(b, c)),
                               Spelling("torch.addcdiv({0}, {1}, {2}, value=1)",
                                        lambda a, b, c: torch.addcdiv(a, b, c, value=1))])
+
+
+# ---------------------------------------------------------------- ldexp(self, other) = self * 2 ** other
+POW_ULPS = 1  # pow(2.0, other): std::pow, accurate to an ulp
+
+
+def _power_of_two(F, b):
+    """at::pow(2.0, other) of a floating exponent, in float for bfloat16 and float16, rounded once."""
+    return F.store(F.opmath.round((b * arb(2).log()).exp(), 2 * POW_ULPS))  # 2 ** b, on balls and jets
+
+
+def _ldexp_grads(F, args, y):
+    # ldexp.Tensor: self: grad * at::pow(2, other); other: grad * result * M_LN2 (M_LN2 in opmath)
+    return _power_of_two(F, args[1]), F.mul(y, F.opmath.round(arb(2).log()))
+
+
+# at::ldexp is at::mul(self, at::pow(2.0, other)); the exponent is drawn bounded (B), so 2 ** other stays finite
+add_op("ldexp", [Spelling("torch.ldexp({0}, {1})", torch.ldexp, const_second=False),
+                 Spelling("{0}.ldexp({1})", lambda a, b: a.ldexp(b), const_second=False)],
+    lambda a, b: a * 2**b, lambda F, a, b: F.mul(a, _power_of_two(F, b)), _ldexp_grads, (R, B),
+    findings=("backward-intermediate-overflow",),
+    references=(ref((0.75, -1.5), lambda a, b: (2**b, a * 2**b * mp.log(2))),))
+
+
+# ---------------------------------------------------------------- nextafter(self, other): self one float closer
+# to other. On the reals it is a staircase; torch's formula differentiates it as the identity in self (the
+# float it moves to lies within an ulp), so that is the function modelled: a kernel of 1-ulp accuracy for self.
+def _nextafter_grads(F, args, y):
+    # nextafter: self: at::where(self != other, grad, 0); other: zeros_like(other)
+    a, b = args
+    if a.is_exact() and b.is_exact() and a == b:
+        return (ZERO, ZERO)
+    F.greater(a, b)  # raises Singular where the two balls may tie
+    return (ONE, ZERO)
+
+
+add_op("nextafter", [Spelling("torch.nextafter({0}, {1})", torch.nextafter, const_second=False),
+                     Spelling("{0}.nextafter({1})", lambda a, b: a.nextafter(b), const_second=False)],
+    lambda a, b: a, lambda F, a, b: F.round(a, 2), _nextafter_grads, (R, R), operands=ORDERED, ulps=1,
+    specials=(Special(Kind.TIE, "x0 = x1: nextafter returns x1, and torch's gradient for x0 is 0", arg=None),),
+    conventions=pins.NEXTAFTER, references=(ref((0.75, 2.0), lambda a, b: (1, 0)),))
+
+
+# ---------------------------------------------------------------- frexp(self).mantissa = self / 2 ** exponent
+# exponent = floor(log2 |self|) + 1, so the mantissa is in [1/2, 1) in magnitude: linear between powers of two,
+# where it falls from 1 to 1/2 (a jump), and 0 at 0. The strategies keep the argument off ±1/2, ±1 and 0 (drawn
+# in the gaps between them and beyond); other powers of two are undecided (`Singular`) where a ball may hold one.
+def _frexp_exponent(x: arb) -> int:
+    """frexp's exponent, the same for every value in the ball."""
+    if x.contains(0):
+        raise Singular("frexp at (or near) 0")
+    exponent = math.frexp(float(abs(x).mid()))[1]
+    low, high = arb(2) ** (exponent - 1), arb(2) ** exponent
+    if not (abs(x).lower() >= low and abs(x).upper() < high):
+        raise Singular("the argument may cross a power of two, where frexp's mantissa jumps")
+    return exponent
+
+
+def _frexp_grads(F, args, y):
+    # frexp.Tensor: self: grad / exponent.exp2(), the int exponent's exp2 in float32 (the default dtype): inf from
+    # 2^128 on (the gradient 0), 0 below 2^-149 (grad / 0 = inf); findings frexp-exponent-float32-overflow and
+    # -underflow, excused in their regions
+    exponent = _frexp_exponent(args[0])
+    if exponent >= 128:
+        raise Overflow("frexp's exponent.exp2() overflows float32 (torch's gradient is 0)")
+    if exponent <= -150:
+        raise Singular("frexp's exponent.exp2() underflows to 0 in float32 (torch divides by 0)")
+    return (F.in_range(arb(2) ** -exponent),)
+
+
+add_op("frexp", [Spelling("torch.frexp({0}).mantissa", lambda a: torch.frexp(a).mantissa),
+                 Spelling("{0}.frexp()[0]", lambda a: a.frexp()[0])],
+    lambda a: a * 2 ** -(Floor(sympy.log(sympy.Abs(a)) / sympy.log(2)) + 1),
+    lambda F, a: a * arb(2) ** -_frexp_exponent(a), _frexp_grads, (Domain.OFF_SPECIALS,),
+    specials=(Special(Kind.JUMP, "x = ±2^k for every integer k (the mantissa falls from 1 to 1/2; ±1/2 and ±1 "
+                                 "kept off by the strategies) and x = 0 (frexp(0) = 0)", 0,
+                      (-1.0, -0.5, 0.0, 0.5, 1.0)),),
+    conventions=pins.FREXP, saves_tensors=False,
+    findings=("frexp-exponent-float32-overflow", "frexp-exponent-float32-underflow"),
+    references=(ref((0.75,), lambda a: (1,)), ref((3.0,), lambda a: (0.25,)), ref((-0.375,), lambda a: (2,))))

@@ -63,6 +63,13 @@ REMAINDER = (
          "remainder(x, -2) takes the divisor's sign: it jumps from 0 to -2 at x = 2; derivative 1 on both sides. "
          "torch: grad.", label="2,divisor=-2", approaches=(side(0, 1, 1.0), side(0, -1, 1.0))),
 )
+RMOD = (
+    conv((1.0, 2.0), (-2.0, 1.0), UNDEFINED, (None, None),
+         "x0.__rmod__(x1) = x1 - x0 floor(x1 / x0) at x1 / x0 = 2: as x1 rises past 2 x0 the remainder restarts "
+         "from x0 to 0, so it is not continuous in either argument: no derivative, any value. torch: "
+         "remainder.Tensor, other: -grad * floor(x1 / x0) = -2 (the piece that starts there); self: grad.",
+         label="1,2"),
+)
 DIV_TRUNC = (
     conv((1.0, 1.0), 0.0, LIMIT, 0.0,
          "trunc(x / 1) jumps at x = 1; the derivative is 0 on both sides, so the limit clause gives 0. torch: "
@@ -90,6 +97,12 @@ ROUND_DECIMALS_NEG_3 = (
          "sides. torch: zeros_like(grad).", approaches=_FLAT),
 )
 
+ROUND_DECIMALS_3 = (
+    conv(0.0625, 0.0, LIMIT, 0.0,
+         "round(x, 3) jumps where x * 1000 is a half-integer: at 1/16, x * 1000 = 62.5 exactly (half to even: "
+         "0.062, 0.063 just above). The derivative is 0 on both sides. torch: zeros_like(grad).", approaches=_FLAT),
+)
+
 
 def addcdiv(value: float) -> tuple:
     """At tensor2 = 0, approached from above with self = tensor1 = 1."""
@@ -100,3 +113,26 @@ def addcdiv(value: float) -> tuple:
              "grad * (value / tensor2) = value/0 and -grad * (value * tensor1 / (tensor2 * tensor2)) = -value/0, "
              "the one-sided limits from tensor2 > 0.", approaches=(side(2, 1, 1.0, sign * INF, -sign * INF),)),
     )
+NEXTAFTER = (
+    conv((1.0, 1.0), (0.0, 0.0), (UNDEFINED, GRADIENT), (None, 0.0),
+         "nextafter(x0, x1) at x0 = x1 returns x1. On the reals nextafter is a staircase (a step of one float "
+         "towards x1, which jumps where x0 crosses x1), so no derivative in x0 exists at the tie and the rule "
+         "prescribes nothing; off the tie torch differentiates it as the identity in x0. It does not depend on x1 "
+         "except through that jump: 0. torch: self: at::where(self != other, grad, 0); other: zeros_like(other).",
+         label="1,1", approaches=(side(0, 1, 1.0, 0.0), side(0, -1, 1.0, 0.0))),
+)
+_FREXP_WHY = ("frexp's mantissa x / 2^(floor(log2 |x|) + 1) falls from 1 to 1/2 in magnitude at every power of two: "
+              "not continuous, no derivative, any value. torch: grad / exponent.exp2(), the derivative of the piece "
+              "that starts there.")
+FREXP = (
+    conv(1.0, 0.5, UNDEFINED, None, _FREXP_WHY + " At 1 the exponent is 1: 1/2.",
+         approaches=(side(0, 1, 0.5), side(0, -1, 1.0))),
+    conv(0.5, 1.0, UNDEFINED, None, "as at 1; the exponent of 1/2 is 0: 1.",
+         approaches=(side(0, 1, 1.0), side(0, -1, 2.0))),
+    conv(-1.0, 0.5, UNDEFINED, None, "the mirror of 1 (the mantissa is odd).",
+         approaches=(side(0, 1, 1.0), side(0, -1, 0.5))),
+    conv(-0.5, 1.0, UNDEFINED, None, "the mirror of 1/2.", approaches=(side(0, 1, 2.0), side(0, -1, 1.0))),
+    conv(0.0, 1.0, UNDEFINED, None,
+         "frexp(0) = (0, 0); near 0 the mantissa sweeps [1/2, 1) in every binade, so it has no limit and no "
+         "derivative at 0: any value. torch: grad / 2^0 = 1."),
+)

@@ -19,6 +19,9 @@ import sympy
 import torch
 
 from oracles.table import tensor_formulas as formula
+from oracles.table.normalization_ops import NORMALIZE
+from oracles.table.ops import OPS
+from oracles.table.selection_ops import MAX_NETWORK_SLICE, TieRule, chosen, order_statistic, sym_order_statistic
 from oracles.table.shape_ops import Mask, _masks, _params, _spelling
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, ReductionParams, TensorOp
 
@@ -26,7 +29,7 @@ ZERO = formula.ZERO
 
 
 def _reduction_params(p) -> ReductionParams:
-    return ReductionParams(p["dim"], p["keepdim"])
+    return ReductionParams(p["dim"], p["keepdim"], p.get("correction"))
 
 
 def _kept_reduction(per_slice):
@@ -121,7 +124,28 @@ def _negated_backward(per_slice):
     return backward
 
 
+def _var_backward(F, a, y, g, p):
+    """masked.var is a composite (torch.masked._ops._std_var), so autograd runs through its pieces:
+    total / count gives h = grad / (N - correction); x * x.conj() (the same tensor twice for a real x) gives
+    2 (h x_i) for each deviation x_i = input_i - mean; the subtraction passes that to the input and minus its
+    sum to the mean, which sample_total / count divides by N and the masked sum spreads over the kept elements."""
+    h = F.div(g, formula.arb(len(a) - p.correction))
+    shares = [2 * formula.mul(F, h, d) for d in formula.deviations(F, a)]  # doubling is exact
+    through_mean = F.div(-formula.fused_sum(F, shares), formula.arb(len(a)))
+    return [F.add(share, through_mean) for share in shares]
+
+
 # ------------------------------------------------------------------ options
+def _variance_options(shapes):
+    """dim, keepdim and mask as for the other reductions, correction 0 or 1 where every slice keeps more
+    elements than that."""
+    options = []
+    for p in _reduction_options(shapes):
+        kept = p["mask"].array.sum(axis=p["dim"])
+        options += [_params(**dict(p.items), correction=c) for c in (0, 1) if (kept > c).all()]
+    return options
+
+
 def _reduction_options(shapes):
     shape = shapes[0]
     return [_params(dim=d, keepdim=k, mask=Mask.of(m)) for d in range(-len(shape), len(shape)) for k in (False, True)
@@ -144,6 +168,15 @@ def _reduced_shape(shapes, p):
     return formula.reduced_shape(shapes[0], _reduction_params(p))
 
 
+# masked.std (sqrt of this) is left out: where its result is 0 its SqrtBackward gives NaN, also where the exact
+# gradient is finite (finding masked-std-zero-result-nan, pinned in tests/test_known_findings.py)
+_entry("var", _kept_reduction(formula.VAR.math), _kept_reduction(formula.VAR.forward),
+       _kept_reduction_backward(_var_backward), _variance_options, _reduced_shape,
+       "torch.masked.var({0}, {dim}, correction={correction}, keepdim={keepdim}, mask={mask})",
+       lambda x, dim, keepdim, mask, correction: torch.masked.var(x, dim, correction=correction, keepdim=keepdim,
+                                                                 mask=mask))
+
+
 for _name, _formulas in (("prod", formula.PROD), ("logsumexp", formula.LOGSUMEXP)):
     _entry(_name, _kept_reduction(_formulas.math), _kept_reduction(_formulas.forward),
            _kept_reduction_backward(_formulas.backward), _reduction_options, _reduced_shape,
@@ -159,6 +192,31 @@ def _amin_backward(F, a, y, g, p):
     """amin's backward shares the gradient evenly among the tied minima, as amax's among the maxima."""
     return formula.amax_backward(F, [-v for v in a], -y, g, p)
 
+
+def _lower_median(a) -> int:
+    return (len(a) - 1) // 2
+
+
+def _median_backward(F, a, y, g, p):
+    """value_selecting_reduction_backward: the gradient to the index nanmedian returned, which at a tie torch
+    does not document (undecided)."""
+    out = [ZERO] * len(a)
+    [(i, _)] = chosen(a, _lower_median(a), TieRule.UNDOCUMENTED)
+    out[i] = g
+    return out
+
+
+def _median_options(shapes):
+    """masked.median takes one dim; the sorting network behind SymPy's median keeps slices short."""
+    return [p for p in _reduction_options(shapes) if p["mask"].array.sum(axis=p["dim"]).max() <= MAX_NETWORK_SLICE]
+
+
+# median fills NaN and takes nanmedian: the lower median of each slice's kept elements
+_entry("median", _kept_reduction(lambda a, p: sym_order_statistic(a, _lower_median(a))),
+       _kept_reduction(lambda F, a, p: order_statistic(a, _lower_median(a))[0]),
+       _kept_reduction_backward(_median_backward),
+       _median_options, _reduced_shape, "torch.masked.median({0}, {dim}, keepdim={keepdim}, mask={mask})",
+       lambda x, dim, keepdim, mask: torch.masked.median(x, dim, keepdim=keepdim, mask=mask))
 
 # amax and amin fill -inf and +inf (never tied with a kept value), norm fills 0 (its square adds an exact 0)
 for _name, _formulas, _spelling_text, _call in (
@@ -181,3 +239,66 @@ for _name, _math, _forward, _backward, _fill in (
            _kept_dimwise_backward(_backward, _fill), _dimwise_options, lambda shapes, p: shapes[0],
            f"torch.masked.{_name}({{0}}, {{dim}}, mask={{mask}})",
            lambda x, dim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, mask=mask))
+
+# normalize fills 0 (the sum's identity) for its norm and its division: 0 / denom = 0 out, 0 back; its
+# maximum(norm, eps) is nn.functional.normalize's clamp_min(eps) wherever the norm is above eps
+_entry("normalize", _kept_dimwise(NORMALIZE.math, None), _kept_dimwise(NORMALIZE.forward, None),
+       _kept_dimwise_backward(NORMALIZE.backward, None), _dimwise_options, lambda shapes, p: shapes[0],
+       "torch.masked.normalize({0}, 2.0, {dim}, mask={mask})",
+       lambda x, dim, mask: torch.masked.normalize(x, 2.0, dim, mask=mask))
+
+
+# ------------------------------------------------------------------ logaddexp of two masked tensors
+# torch.masked.logaddexp fills each tensor's masked-out elements with -inf and runs torch.logaddexp: where one
+# side is -inf the kernel's m + log1p(exp(-|a - b|)) is the other side exactly, and its backward gives that
+# side grad / (1 + exp(-inf)) = grad, the filled side grad / (1 + inf) = 0 (and where's backward 0 anyway).
+# Every element keeps at least one side (both filled is -inf).
+_LOGADDEXP = OPS["logaddexp"]
+
+
+def _logaddexp_elements(both, only_first, only_second):
+    """An elementwise function of the two arrays, by which sides each element keeps."""
+
+    def apply(*args):
+        *head, (a, b), p = args
+        kept_a, kept_b = p["input_mask"].array, p["other_mask"].array
+        out = np.empty(a.shape, dtype=object)
+        for i in np.ndindex(*a.shape):
+            if kept_a[i] and kept_b[i]:
+                out[i] = both(*head, a[i], b[i])
+            else:
+                out[i] = only_first(a[i]) if kept_a[i] else only_second(b[i])
+        return out
+
+    return apply
+
+
+def _logaddexp_backward(F, arrays, out, grad, p):
+    a, b = arrays
+    kept_a, kept_b = p["input_mask"].array, p["other_mask"].array
+    ga, gb = np.full(a.shape, ZERO, dtype=object), np.full(b.shape, ZERO, dtype=object)
+    for i in np.ndindex(*a.shape):
+        if kept_a[i] and kept_b[i]:
+            local = _LOGADDEXP.local_grads(F, [a[i], b[i]], out[i])
+            ga[i], gb[i] = formula.mul(F, grad[i], local[0]), formula.mul(F, grad[i], local[1])
+        elif kept_a[i]:
+            ga[i] = grad[i]
+        else:
+            gb[i] = grad[i]
+    return ga, gb
+
+
+def _logaddexp_options(shapes):
+    masks = _masks(shapes[0])
+    return [_params(input_mask=Mask.of(m), other_mask=Mask.of(n)) for m in masks for n in masks if (m | n).all()]
+
+
+TENSOR_OPS["masked_logaddexp"] = TensorOp(
+    "masked_logaddexp", 2,
+    (_spelling("torch.masked.logaddexp({0}, {1}, input_mask={input_mask}, other_mask={other_mask})",
+               lambda x, y, input_mask, other_mask: torch.masked.logaddexp(x, y, input_mask=input_mask,
+                                                                           other_mask=other_mask)),),
+    _logaddexp_elements(_LOGADDEXP.sympy, lambda v: v, lambda v: v),
+    _logaddexp_elements(_LOGADDEXP.forward, lambda v: v, lambda v: v), _logaddexp_backward,
+    OptionSpace(functools.cache(lambda shapes: tuple(_logaddexp_options(shapes)))), lambda shapes, p: shapes[0],
+    ("masked.logaddexp",))

@@ -10,7 +10,8 @@ import torch
 from oracles.table.conventions import PinnedOnly, Rule, conv
 from oracles.table.ops import Spelling
 
-SUB, SUPER = Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT
+SUB, SUPER, UNDEFINED, GRADIENT = (Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT, Rule.UNDEFINED,
+                                   Rule.GRADIENT)
 
 
 def _loss(function: str, arity: int, label: float | None = None) -> Spelling:
@@ -28,9 +29,15 @@ def _stacked(template: str, reduce) -> Spelling:
     return Spelling(template, lambda *xs: reduce(torch.stack(xs)))
 
 
+NAN = float("nan")
 _HALF_TIE = (1.0, 1.0)
 _THIRD_TIE = (2.0, 2.0, 2.0)
 _PARTIAL_TIE = (1.0, 1.0, 0.0)
+
+def _leading(v: torch.Tensor, kept: int) -> torch.Tensor:
+    """The mask that keeps the first `kept` elements of the vector `v`, on its device."""
+    return torch.arange(len(v), device=v.device) < kept
+
 
 def _scattered_extremum(method: str, reduce: str) -> PinnedOnly:
     """Two sources written to one place of a zero, include_self=False: the place is their extremum (the own 0
@@ -138,6 +145,55 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel adds a class only where "
              "z > 0.", label="margin", dtypes=("float64", "float32")),
     ), note="two classes, target 0, margin 1, p = 1; torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("multilabel_margin_loss", (Spelling(
+        "torch.nn.functional.multilabel_margin_loss(torch.stack([{0}, {1}]), torch.tensor([0, -1]))",
+        lambda *xs: torch.nn.functional.multilabel_margin_loss(
+            torch.stack(xs), torch.tensor([0, -1], device=xs[0].device))),), (
+        conv((1.0, 0.0), (0.0, 0.0), SUB, (0.0, 0.0),
+             "max(0, 1 - x0 + x1) / 2 (target class 0 only) is convex; at x0 - x1 = 1 its subdifferential is "
+             "{s (-1, 1) / 2: s in [0, 1]}, of minimum norm (0, 0). torch: its kernel counts a pair only where "
+             "z > 0.", label="margin", dtypes=("float64", "float32")),
+    ), note="two classes, target (0, -1); torch has no bfloat16 or float16 CPU kernel"),
     *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
       for reduce in ("amax", "amin")),
+    PinnedOnly("masked_std", (_stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, True, False]))",
+                                       lambda v: torch.masked.std(v, 0, correction=0, mask=_leading(v, 2))),), (
+        conv((1.0, 1.0, 5.0), (NAN, NAN, 0.0), (SUB, SUB, GRADIENT), (0.0, 0.0, 0.0),
+             "the kept elements (1, 1) are a constant slice: std is the norm of the deviations over sqrt(N), "
+             "convex, and 0 is the minimum-norm subgradient (torch.std gives it); the masked-out element does not "
+             "move the result. torch: masked.std is sqrt(masked.var) as a composite, and SqrtBackward's grad / (2 "
+             "* 0) times the zero deviations is NaN.", label="const2"),
+    ), note="correction 0, the last element masked out"),
+    PinnedOnly("masked_std_one_kept", (
+        _stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, False]))",
+                 lambda v: torch.masked.std(v, 0, correction=0, mask=_leading(v, 1))),), (
+        conv((1.0, 2.0), (NAN, 0.0), GRADIENT, (0.0, 0.0),
+             "one kept element: its deviation from its own mean is exactly 0 for every value, so the std is the "
+             "constant 0 and its gradient 0 (a differentiable point); the masked-out element does not move it. "
+             "torch: as for a constant slice, grad / (2 * 0) times 0 is NaN.", label="one"),
+    ), note="correction 0, the second element masked out"),
+    PinnedOnly("pdist", (_stacked("torch.pdist({v}[:, None])", lambda v: torch.pdist(v[:, None])),), (
+        conv(_HALF_TIE, (0.0, 0.0), SUB, (0.0, 0.0),
+             "the distance |x0 - x1| of two one-element rows is convex, and at x0 = x1 its subdifferential "
+             "{(s, -s): s in [-1, 1]} holds (0, 0), the minimum-norm element. torch: _pdist_backward gives 0 "
+             "where the distance is 0.", label="same-rows", dtypes=("float64", "float32")),
+    ), note="two rows of one element, p = 2; torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("prelu", (Spelling("torch.nn.functional.prelu({0}, {1})", torch.nn.functional.prelu),), (
+        conv((0.0, 0.25), (0.25, 0.0), (SUB, GRADIENT), (0.25, 0.0),
+             "prelu(x, w) = max(x, 0) + w min(x, 0) with w = 1/4 is convex in x at 0: subdifferential [1/4, 1], "
+             "minimum norm 1/4; its w-derivative min(x, 0) is continuous, 0 at x = 0. torch: "
+             "_prelu_kernel_backward, input > 0 ? grad : weight * grad; weight: input > 0 ? 0 : input * grad.",
+             label="0,w=1/4"),
+        conv((0.0, 2.0), (2.0, 0.0), (SUPER, GRADIENT), (1.0, 0.0),
+             "with w = 2 the slope falls from 2 to 1 at 0: concave, superdifferential [1, 2], minimum norm 1; the "
+             "w-derivative 0 as above. torch's formula takes the weight, the left slope.", label="0,w=2"),
+    ), note="0-d x and weight"),
+    PinnedOnly("renorm", (_stacked("torch.renorm({v}[None], 2, 0, 1.0)",
+                                   lambda v: torch.renorm(v[None], 2, 0, 1.0)),), (
+        conv((1.0, 0.0), (1.0, 1.0), UNDEFINED, (None, None),
+             "the row (1, 0) has norm 1 = maxnorm, so renorm copies it; any x1 != 0 (or x0 > 1) makes the norm "
+             "exceed 1 and scales the row by 1 / (norm + 1e-7), so the first output jumps from 1 to about 1 - 1e-7: "
+             "not continuous, no derivative, any value. torch: renorm_backward's where(norm > maxnorm, ..., grad) "
+             "passes grad at the tie (the copy's derivative).", label="norm=maxnorm"),
+    ), note="one row of two elements, p = 2, maxnorm 1"),
 )}

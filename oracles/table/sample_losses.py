@@ -297,6 +297,107 @@ TENSOR_OPS["multi_margin_loss"] = TensorOp(
 NAMES.append("multi_margin_loss")
 
 
+# ------------------------------------------------------------------ multilabel_margin_loss
+def _label_sets(p: CallParams) -> list[list[int]]:
+    """Each sample's target classes: its row of the target up to the first -1."""
+    values = p["target"].array
+    rows = [values] if values.ndim == 1 else list(values)
+    out = []
+    for row in rows:
+        labels = []
+        for v in row:
+            if v < 0:
+                break
+            labels.append(int(v))
+        out.append(labels)
+    return out
+
+
+def _multilabel_margin_terms(F, row: list, labels: list[int]) -> list[tuple[int, int, arb]]:
+    """(target class, other class, z) for every target and every class that is no target: z = 1 - input[target]
+    + input[class], left to right as the kernel computes it."""
+    others = [d for d in range(len(row)) if d not in labels]
+    return [(t, d, z) for t in labels for d, z in _margin_terms(F, row, t, 1.0) if d in others]
+
+
+def _multilabel_margin_math(arrays, p):
+    losses = []
+    for row, labels in zip(_rows(arrays[0]), _label_sets(p)):
+        others = [d for d in range(len(row)) if d not in labels]
+        losses.append(sympy.Add(*(sympy.Max(1 - row[t] + row[d], 0) for t in labels for d in others)) / len(row))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sympy.Add(*v), lambda s, n: s / n)
+
+
+def _multilabel_margin_forward(F, arrays, p):
+    """multilabel_margin_loss_forward_out_frame: per sample the sum of z over (target, non-target) pairs with
+    z > 0, in the accumulation type (enclosed by the dtype's rounding), / C; then the reduction."""
+    losses = []
+    for row, labels in zip(_rows(arrays[0]), _label_sets(p)):
+        hinges = [z for _, _, z in _multilabel_margin_terms(F, list(row), labels) if _positive(F, z)]
+        losses.append(F.div(sum_any(F, hinges), arb(len(row))))
+    return reduce_samples(losses, arrays[0].ndim, p, lambda v: sum_any(F, v), lambda s, n: F.div(s, arb(n)))
+
+
+def _multilabel_margin_backward(F, arrays, out, grad, p):
+    """multilabel_margin_loss_backward_out_frame: g = 1 / (N C) ('mean') or 1 / C cast to the dtype; for each pair
+    with z > 0, -g at the target class and +g at the other, accumulated in the dtype; then each times
+    grad_output."""
+    a = arrays[0]
+    rows = _rows(a)
+    g = F.const(1 / (len(rows) * a.shape[-1]) if p["reduction"] == "mean" else 1 / a.shape[-1])
+    result = np.empty(a.shape, dtype=object)
+    for i, (row, labels) in enumerate(zip(rows, _label_sets(p))):
+        upstream = grad[i] if p["reduction"] == "none" and a.ndim == 2 else grad[()]
+        shares = [[] for _ in row]
+        for t, d, z in _multilabel_margin_terms(F, list(row), labels):
+            if _positive(F, z):
+                shares[t].append(-g)
+                shares[d].append(g)
+        for k, terms in enumerate(shares):
+            result[(i, k) if a.ndim == 2 else (k,)] = mul(F, sum_any(F, terms), upstream)
+    return (result,)
+
+
+def _label_rows(classes: int) -> list[tuple[int, ...]]:
+    """Target rows of C entries: one class, two, every class (no -1), each ended by -1 where shorter."""
+    picks = [(0,), (classes - 1,), (1, 0), tuple(range(classes))]
+    rows = [t + (-1,) * (classes - len(t)) for t in picks if max(t) < classes and len(set(t)) == len(t)]
+    return list(dict.fromkeys(rows))
+
+
+def _multilabel_margin_options(shapes):
+    shape = shapes[0]
+    if len(shape) not in (1, 2):
+        return ()
+    rows = _label_rows(shape[-1])
+    targets = [Indices(r) for r in rows] if len(shape) == 1 else [
+        Indices(tuple(rows[(i + k) % len(rows)] for i in range(shape[0]))) for k in range(len(rows))]
+    return tuple(CallParams((("target", t), ("reduction", r))) for r in REDUCTIONS for t in targets)
+
+
+def _multilabel_margin_spellings() -> tuple[TSpelling, ...]:
+    call = torch.nn.functional.multilabel_margin_loss
+    return (
+        TSpelling(lambda a, p: f"torch.nn.functional.multilabel_margin_loss({a[0]}, {p['target']!r}, "
+                               f"reduction={p['reduction']!r})",
+                  lambda a, p: call(a[0], p["target"].tensor(a[0].device), reduction=p["reduction"])),
+        TSpelling(lambda a, p: f"torch.nn.functional.multilabel_margin_loss({a[0]}, {p['target']!r})",
+                  lambda a, p: call(a[0], p["target"].tensor(a[0].device)), lambda s, p: p["reduction"] == "mean"),
+        TSpelling(lambda a, p: f"torch.nn.MultiLabelMarginLoss(reduction={p['reduction']!r})({a[0]}, {p['target']!r})",
+                  lambda a, p: torch.nn.MultiLabelMarginLoss(reduction=p["reduction"])(
+                      a[0], p["target"].tensor(a[0].device))),
+    )
+
+
+TENSOR_OPS["multilabel_margin_loss"] = TensorOp(
+    "multilabel_margin_loss", 1, _multilabel_margin_spellings(), _multilabel_margin_math, _multilabel_margin_forward,
+    _multilabel_margin_backward, OptionSpace(_multilabel_margin_options), per_sample_shape,
+    ("nn.functional.multilabel_margin_loss",),
+    ties="where a margin term is exactly 0 torch gives 0 (z > 0), the minimum-norm subgradient; unverified there",
+    pinned_as=("multilabel_margin_loss",), cpu_dtypes=("float64", "float32"))
+NAMES.append("multilabel_margin_loss")
+
+
 # ------------------------------------------------------------------ cosine_embedding_loss
 COSINE_EMBEDDING_EPS = float(np.float32(1e-12))  # Loss.cpp's EPSILON, a float constant
 

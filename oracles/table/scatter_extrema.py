@@ -36,8 +36,8 @@ FINDING = "scatter-reduce-excluded-self-counted"
 NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
 
 
-def _groups(arrays, p, targets_of) -> dict[tuple, list[tuple[str, tuple]]]:
-    """For each written place: the ('self', place) and ('src', position) members its extremum is taken over."""
+def written_groups(arrays, p, targets_of) -> dict[tuple, list[tuple[str, tuple]]]:
+    """For each written place: the ('self', place) and ('src', position) members its reduction is taken over."""
     a, b = arrays
     groups: dict[tuple, list] = {}
     for position, target in zip(np.ndindex(*b.shape), targets_of(b.shape, p)):
@@ -45,7 +45,7 @@ def _groups(arrays, p, targets_of) -> dict[tuple, list[tuple[str, tuple]]]:
     return groups
 
 
-def _value(arrays, member):
+def member_value(arrays, member):
     kind, index = member
     return arrays[0][index] if kind == "self" else arrays[1][index]
 
@@ -55,8 +55,8 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
 
     def math(arrays, p):
         out = np.array(arrays[0], dtype=object)
-        for target, members in _groups(arrays, p, targets_of).items():
-            out[target] = symbolic([_value(arrays, m) for m in members])
+        for target, members in written_groups(arrays, p, targets_of).items():
+            out[target] = symbolic([member_value(arrays, m) for m in members])
         return out
 
     def extremum(values) -> tuple:
@@ -68,16 +68,16 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
 
     def forward(F, arrays, p):
         out = np.array(arrays[0], dtype=object)
-        for target, members in _groups(arrays, p, targets_of).items():
-            out[target] = extremum([_value(arrays, m) for m in members])[0]
+        for target, members in written_groups(arrays, p, targets_of).items():
+            out[target] = extremum([member_value(arrays, m) for m in members])[0]
         return out
 
     def distribute(arrays, grad, p, divide):
         """Each written place's gradient shared evenly by the members equal to its extremum, `divide(g, k)`."""
         a, b = arrays
         to_self, to_src = np.array(grad, dtype=object), np.full(b.shape, ZERO, dtype=object)
-        for target, members in _groups(arrays, p, targets_of).items():
-            result, at = extremum([_value(arrays, m) for m in members])
+        for target, members in written_groups(arrays, p, targets_of).items():
+            result, at = extremum([member_value(arrays, m) for m in members])
             if not p["include_self"]:
                 to_self[target] = ZERO
                 if not (a[target] < result or a[target] > result):  # counted in N though left out
@@ -120,14 +120,14 @@ def _entry(name: str, method: str, largest: bool, targets_of, options, opinfo: s
     NAMES.append(entry)
 
 
-def _scatter(shape, p):
+def scattered(shape, p):
     return _scatter_targets(p["index"].array, p["dim"])
 
 
-def _indexed(shape, p):
+def indexed(shape, p):
     return _index_targets(shape, p["dim"], p["index"].array)
 
 
 for _name, _largest in (("amax", True), ("amin", False)):
-    _entry(_name, "scatter_reduce", _largest, _scatter, _scatter_add_options, f"scatter_reduce[{_name}]")
-    _entry(_name, "index_reduce", _largest, _indexed, _index_add_options, f"index_reduce[{_name}]")
+    _entry(_name, "scatter_reduce", _largest, scattered, _scatter_add_options, f"scatter_reduce[{_name}]")
+    _entry(_name, "index_reduce", _largest, indexed, _index_add_options, f"index_reduce[{_name}]")

@@ -292,7 +292,7 @@ def norm_backward(F, a, y, g, p):
     return [mul(F, v, scale) for v in a]
 
 
-def _deviations(F, a):
+def deviations(F, a):
     """self - self.mean(dim, true) as torch computes it (the mean: sum, then / N). A slice of one element,
     or a constant slice whose partial sums the dtype holds exactly (k·v for every k <= N), has mean exactly
     v, so its deviations are exactly 0: decidable, as torch's std needs (its backward masks a zero result)."""
@@ -311,7 +311,7 @@ def _constant_and_exactly_summable(F, a) -> bool:
     return fits and len(a) * abs(float(a[0].mid())) <= F.format.max_finite
 
 
-def _div(F, a, b):
+def div(F, a, b):
     """a / b, exactly 0 when a is exactly 0 (0 divided by a nonzero float is exactly ±0)."""
     return ZERO if is_exact_zero(a) else F.div(a, b)
 
@@ -319,15 +319,15 @@ def _div(F, a, b):
 def var_forward(F, a, p):
     """Two passes, as torch's CPU kernel for float and double: the mean, the sum of squared deviations, /
     (N - correction). bfloat16 and half take Welford's algorithm in float and round once: within this."""
-    squares = sum_any(F, [mul(F, d, d) for d in _deviations(F, a)])
-    return _div(F, squares, arb(len(a) - p.correction))
+    squares = sum_any(F, [mul(F, d, d) for d in deviations(F, a)])
+    return div(F, squares, arb(len(a) - p.correction))
 
 
 def var_backward(F, a, y, g, p):
     """var_backward: (2 / (N - correction)) * grad * (self - self.mean(dim, true)); the scalar 2 / (N -
     correction) is a double, rounded to the dtype where it does not hold it."""
     scale = mul(F, F.const(2 / (len(a) - p.correction)), g)
-    return [mul(F, scale, d) for d in _deviations(F, a)]
+    return [mul(F, scale, d) for d in deviations(F, a)]
 
 
 def std_forward(F, a, p):
@@ -346,7 +346,7 @@ def std_backward(F, a, y, g, p):
         return [ZERO] * len(a)
     if y.contains(0):
         raise Singular("the std may be 0 within the rounding model")
-    return var_backward(F, a, None, _div(F, g, y * 2), p)  # result * 2: exact
+    return var_backward(F, a, None, div(F, g, y * 2), p)  # result * 2: exact
 
 
 def sym_var(a, p):
@@ -475,6 +475,55 @@ def log_softmax_backward(F, a, y, g, p):
     s = sum_any(F, list(g))
     return [F.sub(gi, mul(F, _exp(F, yi), s)) for gi, yi in zip(g, y)]
 
+
+def _log_add_exp(G: RoundingModel, x: arb, y: arb) -> arb:
+    """_log_add_exp_helper(x, y) = log1p(exp(min - max)) + max in the kernel's accumulation type `G`. Where the
+    balls overlap, either may be the max: the values of both orders (the function is symmetric, its roundings
+    are not)."""
+    orders = [(x, y)] if x > y else [(y, x)] if y > x else [(x, y), (y, x)]
+    out = None
+    for high, low in orders:
+        value = G.add(G.round(_exp(G, G.sub(low, high)).log1p(), K_LOG), high)
+        out = value if out is None else out.union(value)
+    return out
+
+
+def log_cumsumexp(F: RoundingModel, a: list[arb]) -> list[arb]:
+    """logcumsumexp's CPU kernel: the running value starts at -inf (so the first is x0 exactly) and takes
+    _log_add_exp_helper with each element in at::acc_type (double for float32 and float64: enclosed by the
+    format's own arithmetic; float for bfloat16 and float16), each output stored in the dtype."""
+    G = F.opmath
+    running, out = None, []
+    for v in a:
+        running = v if running is None else _log_add_exp(G, v, running)
+        out.append(F.store(running))
+    return out
+
+
+def logcumsumexp_backward(F, a, y, g, p):
+    """logcumsumexp_backward (FunctionsManual.cpp), real branch: per sign s of grad, log_grad_s = log|grad| where
+    grad has that sign, else the dtype's lowest value; out_s = exp(reverse_logcumsumexp(log_grad_s - result) +
+    self); the gradient is out_pos - out_neg. A lowest value adds exp(lowest - ...) = 0 to the running sum
+    exactly, so it is left out; a suffix of them alone gives exp(about lowest) = 0 exactly. A grad element whose
+    sign the model cannot decide (a ball around 0) is left out of both sums, and its share |grad_j| e^(x_i - r_j)
+    on either side, twice over (the roundings it would take part in), widens the gradient instead."""
+    signs = [0 if is_exact_zero(gj) or gj.contains(0) else F.sign(gj) for gj in g]
+    parts = []
+    for sign in (1, -1):
+        terms = [F.sub(_log(F, abs(gj)), yj) if s == sign else None for gj, yj, s in zip(g, y, signs)]
+        part = [ZERO] * len(a)
+        for i in range(len(a)):
+            suffix = [t for t in terms[i:] if t is not None]
+            if suffix:
+                total = log_cumsumexp(F, suffix[::-1])[-1]  # reverse_logcumsumexp: flip, scan, flip
+                part[i] = _exp(F, F.add(total, a[i]))
+        parts.append(part)
+    out = [pos if is_exact_zero(neg) else (-neg if is_exact_zero(pos) else F.sub(pos, neg)) for pos, neg in zip(*parts)]
+    for j, gj in enumerate(g):
+        if signs[j] == 0 and not is_exact_zero(gj):
+            for i in range(j + 1):
+                out[i] = F.in_range(out[i] + arb(0, 2 * gj.abs_upper() * (a[i] - y[j]).exp().abs_upper()))
+    return out
 
 # ------------------------------------------------------------------ the SymPy side
 def sym_softmax(a, p):
@@ -692,4 +741,7 @@ CUMSUM = SliceFormulas(lambda a, p: [sympy.Add(*a[:i + 1]) for i in range(len(a)
 CUMPROD = SliceFormulas(sym_cumprod, prefix_products, cumprod_backward)
 SOFTMAX = SliceFormulas(sym_softmax, softmax_forward, softmax_backward)
 LOG_SOFTMAX = SliceFormulas(sym_log_softmax, log_softmax_forward, log_softmax_backward)
+LOGCUMSUMEXP = SliceFormulas(
+    lambda a, p: [sympy.log(sympy.Add(*(sympy.exp(v) for v in a[:i + 1]))) for i in range(len(a))],
+    lambda F, a, p: log_cumsumexp(F, a), logcumsumexp_backward)
 MATMUL = (sym_matmul, matmul_forward, matmul_backward)

@@ -437,6 +437,8 @@ TENSOR_OPS: dict[str, TensorOp] = {
         _along_dim("cumsum", _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), formula.CUMSUM, ["cumsum"]),
         _along_dim("cumprod", _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), formula.CUMPROD,
                    ["cumprod"], zero_rule="cumprod_backward's first-zero formula"),
+        _along_dim("logcumsumexp", _dim_spellings("logcumsumexp", [("torch.logcumsumexp", torch.logcumsumexp)]),
+                   formula.LOGCUMSUMEXP, ["logcumsumexp"]),
         _along_dim("softmax", _dim_spellings("softmax", [("torch.softmax", torch.softmax),
                                                          ("torch.nn.functional.softmax", _F.softmax)]),
                    formula.SOFTMAX, ["softmax"]),
