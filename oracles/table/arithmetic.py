@@ -190,7 +190,11 @@ add_op("rmod", [Spelling("{0}.__rmod__({1})", lambda a, b: a.__rmod__(b), const_
     # over float64's whole range |x1| is mostly far above |x0|, where x1 / x0 is often an integer (every float
     # above 2^53 is one): a jump. Measured: 92 of 184 elements singular (40 examples).
     blind_spots=(BlindSpot("test_op_whole_domain", "float64",
-                           "x1 / x0 is an integer (a jump) at most points where |x1| is far above |x0|"),),
+                           "x1 / x0 is an integer (a jump) at most points where |x1| is far above |x0|"),
+                 # the random programs' simple values (1, 2, 0.5, ...) make the quotient an integer often: measured
+                 # 29 of 68 elements singular, 53% averaged over the distinct programs (40 examples)
+                 BlindSpot("test_op_gradient", "float32",
+                           "x1 / x0 is an integer (a jump) wherever the drawn subtrees take simple values")),
     references=(ref((1.5, 2.5), lambda a, b: (-mp.floor(b / a), 1)), ref((-2.0, 3.0), lambda a, b: (2, 1))))
 
 

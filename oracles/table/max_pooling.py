@@ -10,6 +10,7 @@ a tie for a window's maximum that index is the kernel's, which torch does not do
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from oracles.table.ops import BlindSpot
 from oracles.table.selection_ops import TieRule, chosen, order_statistic
 from oracles.table.shape_ops import (
     _adaptive_map,
@@ -104,3 +106,9 @@ for _d, _ranks, _shapes in ((1, (2, 3), None), (2, (3,), None), (3, (3,), _batch
             _smallest_windows_first(_d), [f"nn.functional.{_adaptive_name}"], _ranks, _shapes),
     ):
         TENSOR_OPS[_entry.name] = _entry
+
+# bfloat16 holds 8 bits of a value: in a 3-d window of up to 8 elements the random programs' values tie often,
+# and a tie within the model is undecided. Measured in the ci profile: 44 of 80 elements singular or too wide
+# (53% averaged over the distinct programs).
+TENSOR_OPS["adaptive_max_pool3d"] = dataclasses.replace(TENSOR_OPS["adaptive_max_pool3d"], blind_spots=(
+    BlindSpot("test_tensor_op_gradient", "bfloat16", "ties among bfloat16 values in the 3-d pooling windows"),))

@@ -493,5 +493,9 @@ TENSOR_OPS["cosine_embedding_loss"] = TensorOp(
         "measured in the ci profile's draws: 27 of 52 gradient elements have a bound wider than their value; at "
         "exactly parallel inputs (the simple values drawn first) the exact gradient is of the order of the eps "
         "1e-12 that Loss.cpp adds to each squared magnitude, which bfloat16's sums absorb (torch gives 0, inside "
-        "the model's enclosure)"),))
+        "the model's enclosure)"),
+                 BlindSpot("test_tensor_op_gradient", "float16",
+        "measured in the ci profile's draws: 43 of 74 elements unverified (55% averaged over the distinct programs): "
+        "float16 holds no eps 1e-12, so a zero magnitude divides 0 by 0 (registered: half-epsilon-underflow, 24 "
+        "elements), and squared magnitudes of float16 values overflow (16)"),))
 NAMES.append("cosine_embedding_loss")
