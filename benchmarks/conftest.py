@@ -10,6 +10,18 @@ class BenchTable:
         self.medians: dict[tuple[str, int, int], float] = {}
         self.sensitivity: dict[tuple[str, str], tuple[float | None, bool]] = {}
         self.tensor_medians: dict[tuple[str, str], float] = {}  # (method, program) -> seconds
+        self.throughput: dict[tuple[str, str, str], float] = {}  # (property, dtype, part) -> examples per second
+
+    def record_throughput(self, prop: str, dtype: str, part: str, per_second: float) -> None:
+        self.throughput[(prop, dtype, part)] = per_second
+
+    def throughput_lines(self) -> list[str]:
+        out = ["property                                    dtype   | examples/s | draws alone/s | share of drawing"]
+        for prop, dtype in sorted({(p, d) for p, d, _ in self.throughput}):
+            whole, draws = (self.throughput.get((prop, dtype, part)) for part in ("draw and check", "draw only"))
+            share = f"{whole / draws:16.0%}" if whole and draws else f"{'-':>16}"
+            out.append(f"{prop[:43]:43s} {dtype:7s} | {whole or 0:10.1f} | {draws or 0:13.1f} | {share}")
+        return out
 
     def record_tensor(self, method: str, program: str, median: float) -> None:
         self.tensor_medians[(method, program)] = median
@@ -76,6 +88,10 @@ def pytest_terminal_summary(terminalreporter):
     if _TABLE.tensor_medians:
         terminalreporter.section("tensor ops: gradoracle vs gradcheck (float64, medians of one run)")
         for line in _TABLE.tensor_lines():
+            terminalreporter.write_line(line)
+    if _TABLE.throughput:
+        terminalreporter.section("examples per second of the main properties (one process, medians of 3 runs)")
+        for line in _TABLE.throughput_lines():
             terminalreporter.write_line(line)
     if _TABLE.sensitivity:
         terminalreporter.section("sensitivity: planted backward errors (20-node chains, 50 points, 3 seeds; "
