@@ -12,6 +12,8 @@ the profile's examples."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -22,31 +24,39 @@ from oracles.core.case import GradCase, numel
 from oracles.core.check import grad_outcome
 from oracles.core.foreign import widened
 from oracles.core.gradient_oracle import expected_gradients
-from oracles.core.outcomes import assert_gradients_match
+from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.render import run_torch
 from oracles.core.verdict import judge
 from oracles.higher.higher_order import expected_nested, point_jets
 from oracles.higher.nested import effective_levels, judge_nested, nested_grads
+from oracles.tensor import check as tensor_check
+from oracles.tensor.oracle import expected_tensor_gradients
+from oracles.tensor.program import run_program
 from strategies import compositions, grad_cases
 from strategies.backward import upstream_values
 from strategies.higher_order import second_order
+from strategies.tensor_programs import tensor_cases
 
 DOUBLE_BACKWARD_REFUSED = "torch.compile with aot_autograd does not currently support double backward"
 
 
-def _compiled(case: GradCase):
-    """The case's program compiled afresh: Dynamo's cache holds 8 versions of one code object and then runs
-    eagerly without a word, so every example starts from an empty cache."""
+def _compiled(function, fullgraph: bool = True):
+    """`function` compiled afresh: Dynamo's cache holds 8 versions of one code object and then runs eagerly
+    without a word, so every example starts from an empty cache."""
     torch._dynamo.reset()
+    return torch.compile(function, fullgraph=fullgraph, dynamic=False)
+
+
+def _compiled_expression(case: GradCase):
     expr = case.expr
-    return torch.compile(lambda *leaves: run_torch(expr, list(leaves)), fullgraph=True, dynamic=False)
+    return _compiled(lambda *leaves: run_torch(expr, list(leaves)))
 
 
 @compiled_examples(10)
 @given(data=st.data())
 def test_compiled_program_gradient(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, lambda n: compositions(n, max_depth=3), max_inputs=3), label="case")
-    program = _compiled(case)
+    program = _compiled_expression(case)
     leaves = case.make_leaves(device)
     program(*leaves).sum().backward()
     verdicts = judge(case, [leaf.grad for leaf in leaves],
@@ -62,7 +72,7 @@ def test_compiled_hessian_vector_product(dtype, device, verdict_log, data):
     case = data.draw(grad_cases(dtype, second_order(max_depth=2), max_inputs=2), label="case")
     levels = [[data.draw(upstream_values(numel(s)), label=f"V for x{i}") if i in case.used else None
                for i, s in enumerate(case.shapes)]]
-    program = _compiled(case)
+    program = _compiled_expression(case)
     try:
         run = nested_grads(case, None, levels, device, program=lambda leaves: program(*leaves))
     except RuntimeError as exc:
@@ -76,3 +86,19 @@ def test_compiled_hessian_vector_product(dtype, device, verdict_log, data):
                            "Hessian-vector product of torch.compile(program)")
     assert_gradients_match(outcome, verdict_log)
 
+
+
+@compiled_examples(10)
+@given(data=st.data())
+def test_compiled_tensor_program_gradient(dtype, device, verdict_log, data):
+    """Random tensor programs (any op of the tensor table at the root: reductions, scans, gathers and
+    scatters, convolutions, losses, linear algebra) compiled, their gradients for a drawn upstream. Graph breaks
+    are allowed: what Dynamo cannot capture runs eagerly, the rest is compiled."""
+    case = data.draw(tensor_cases(dtype), label="case")
+    program = case.program
+    compiled = _compiled(lambda *leaves: run_program(program, list(leaves)), fullgraph=False)
+    grads = tensor_check.torch_gradients(case, device, program=lambda leaves: compiled(*leaves))
+    verdicts = judge(case, grads, widened(expected_tensor_gradients(case), case.format, DEFAULT_ERROR_FACTOR))
+    outcome = Outcome(case, verdicts, device, "backward of torch.compile(program)",
+                      reproducer=partial(tensor_check.tensor_reproducer, case, device))
+    assert_gradients_match(outcome, verdict_log)

@@ -13,9 +13,11 @@ from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import TensorCase, run_program
 
 
-def torch_gradients(case: TensorCase, device: str = "cpu", overrides=None) -> list[torch.Tensor | None]:
+def torch_gradients(case: TensorCase, device: str = "cpu", overrides=None, program=None) -> list[torch.Tensor | None]:
+    """`.grad` of every input after backpropagating the case's upstream; `program(leaves)` computes the output
+    (default: the case's program, with `overrides`; a compiled function of it, say)."""
     leaves = case.make_leaves(device)
-    y = run_program(case.program, leaves, overrides)
+    y = program(leaves) if program is not None else run_program(case.program, leaves, overrides)
     if case.upstream is None:
         y.sum().backward()
     else:
