@@ -14,7 +14,7 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.reports import findings
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
-from tests import test_forward_ad, test_higher_order
+from tests import test_compile, test_forward_ad, test_higher_order
 from tests.test_known_findings import (
     EPS_DTYPES,
     ERF_POINTS,
@@ -69,7 +69,6 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_as_strided_scatter_passes_no_gradient_to_overwritten_places"
                  f"[as_strided_scatter@0-{d}]" for d in STRIDED_SCATTER_DTYPES}
     possible |= {f"tests/test_tensor_ops.py::test_tensor_op_gradient[{d}-{op}]" for op in TENSOR_OPS for d in FORMATS}
-    possible |= {f"tests/test_compile.py::test_compiled_hessian_vector_product[{d}]" for d in FORMATS}
     possible |= {f"tests/test_known_findings.py::test_excluded_self_takes_no_share_of_the_gradient"
                  f"[{m}_{r}@self-tie-{d}]" for m, r, d in EXCLUDED_SELF_CASES}
     possible |= {f"tests/test_known_findings.py::test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite"
@@ -81,7 +80,7 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_index_reduce_prod_runs_on_a_row[index_reduce_prod@1x1-{d}]"
                  for d in INDEX_REDUCE_PROD_DTYPES}
     possible |= {f"tests/test_known_findings.py::test_polar_abs_gradient_at_zero[polar@0-{d}]" for d in POLAR_DTYPES}
-    for module in (test_higher_order, test_forward_ad):  # tests pinned with pytest_plugin.at_points
+    for module in (test_higher_order, test_forward_ad, test_compile):  # tests pinned with pytest_plugin.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"
                          for label, only in getattr(test, "points", ()) for d in (only or FORMATS)}

@@ -19,7 +19,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from gradoracle.check_function import DEFAULT_ERROR_FACTOR
-from gradoracle.pytest_plugin import compiled_examples
+from gradoracle.pytest_plugin import at_points, compiled_examples
 from oracles.core.case import GradCase, numel
 from oracles.core.check import grad_outcome
 from oracles.core.foreign import widened
@@ -29,6 +29,7 @@ from oracles.core.render import run_torch
 from oracles.core.verdict import judge
 from oracles.higher.higher_order import expected_nested, point_jets
 from oracles.higher.nested import effective_levels, judge_nested, nested_grads
+from oracles.numerics.dtypes import format_named
 from oracles.tensor import check as tensor_check
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import run_program
@@ -73,8 +74,8 @@ def test_compiled_hessian_vector_product(dtype, device, verdict_log, data):
     levels = [[data.draw(upstream_values(numel(s)), label=f"V for x{i}") if i in case.used else None
                for i, s in enumerate(case.shapes)]]
     program = _compiled_expression(case)
-    try:
-        run = nested_grads(case, None, levels, device, program=lambda leaves: program(*leaves))
+    try:  # on copies of the leaves: a leaf that is a view meets a registered finding, pinned below
+        run = nested_grads(case, None, levels, device, program=lambda leaves: program(*[x.clone() for x in leaves]))
     except RuntimeError as exc:
         assert DOUBLE_BACKWARD_REFUSED in str(exc), f"an undocumented error: {exc}"
         event("torch.compile refused the double backward, as documented")
@@ -102,3 +103,22 @@ def test_compiled_tensor_program_gradient(dtype, device, verdict_log, data):
     outcome = Outcome(case, verdicts, device, "backward of torch.compile(program)",
                       reproducer=partial(tensor_check.tensor_reproducer, case, device))
     assert_gradients_match(outcome, verdict_log)
+
+
+@at_points(("swish@1,2", ("float64", "float32")))
+def test_compiled_double_backward_of_a_view_leaf(point_dtype, device):
+    """x * sigmoid(x) compiled, at x = [1, 2] given as a leaf that is a view (a reshape to its own shape, as
+    the suite builds its float64 leaves): the second derivative must be refused as documented, or be there
+    (eager: 0.3024, 0.0501); torch 2.13.0 says x was not used (registered: compile-double-backward-of-a-view-leaf)."""
+    dtype = format_named(point_dtype[1]).torch_dtype
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64).to(device=device).reshape(2).to(dtype).requires_grad_()
+    x = x if x._base is not None else x.detach().view(2).requires_grad_()
+    compiled = _compiled(lambda t: t * torch.sigmoid(t))
+    (g,) = torch.autograd.grad(compiled(x).sum(), x, create_graph=True)
+    try:
+        (h,) = torch.autograd.grad(g.sum(), x, allow_unused=True)
+    except RuntimeError as exc:
+        assert DOUBLE_BACKWARD_REFUSED in str(exc), f"an undocumented error: {exc}"
+        return
+    # a value, where torch one day returns one, is the oracle's to judge (test_compiled_hessian_vector_product)
+    assert h is not None, "torch says the gradient of x does not depend on x (a second derivative of 0)"
