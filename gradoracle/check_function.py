@@ -34,7 +34,7 @@ from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.report import derivative_note
 from oracles.core.traced import Traced, UntraceableError, trace
-from oracles.core.verdict import VerdictCounts, judge
+from oracles.core.verdict import Verdict, VerdictCounts, judge
 from oracles.higher.functional import expected_jvp, judge_tensor, tensor_of
 from oracles.higher.higher_order import expected_nested, point_jets
 from oracles.higher.nested import effective_levels, judge_nested, nested_grads
@@ -62,16 +62,16 @@ class CheckSummary:
     def examples(self) -> int:
         return sum(self.examples_per_dtype.values())
 
-    def _total(self, verdict: str) -> int:
-        return sum(c.counts[v] for c in self.counts.values() for v in c.counts if v.value == verdict)
+    def _total(self, verdict: Verdict) -> int:
+        return sum(c.counts[verdict] for c in self.counts.values())
 
     @property
     def verified(self) -> int:
-        return self._total("verified")
+        return self._total(Verdict.VERIFIED)
 
     @property
     def unverified(self) -> int:
-        return self._total("unverified")
+        return self._total(Verdict.UNVERIFIED)
 
     def __str__(self) -> str:
         lines = [f"{dtype}: {n} inputs drawn" for dtype, n in self.examples_per_dtype.items()]

@@ -19,20 +19,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradoracle.pytest_plugin import scaled
-from oracles.core.outcomes import assert_gradients_match
 from oracles.core.verdict import Verdict, judge_element
-from oracles.faults.derivatives import planted_tensor_backward_error
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel
 from oracles.table import factorizations, linalg_ops
 from oracles.table.tensor_ops import TENSOR_OPS, CallParams
-from oracles.tensor.check import check_tensor_case, torch_gradients
+from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
 from strategies.cached import choice
 from strategies.matrices import matrix_values
-from strategies.tensor_programs import tensor_cases
-from tests.test_tensor_ops import FAULT_RUN
+from tests.test_tensor_ops import assert_planted_error_caught, assert_spellings_inside_the_model
 
 NONE = CallParams()
 SEEDS = [(3,), (2,), (3, 3), (2, 2), (1, 1), (2, 3), (2, 3, 3), (2, 2, 3)]  # drawn shapes the entries grow from
@@ -62,17 +59,7 @@ def test_forward_is_inside_the_model(op, dtype, data):
         arrays.append(_arrays(values, shape))
     p = data.draw(choice(entry.space.options(shapes)), label="parameters")
     model = np.asarray(entry.forward(RoundingModel(fmt), arrays, p), dtype=object)
-    names = {f"x{i}": t for i, t in enumerate(tensors)} | {"torch": torch}
-    for k in entry.spellings_for(shapes, p):
-        spelling = entry.spellings[k]
-        text = spelling.render([f"x{i}" for i in range(entry.arity)], p)
-        got = spelling.call(tensors, p)
-        assert torch.equal(got, eval(text, {}, names)), text  # our own generated text
-        assert tuple(got.shape) == model.shape, f"{text}: shape {tuple(got.shape)}, model {model.shape}"
-        for index in np.ndindex(*model.shape):
-            assert model[index].contains(arb(got[index].item())), (
-                f"{text} for {[t.tolist() for t in tensors]} ({dtype}): torch {got[index].item()!r} outside the "
-                f"model's {model[index].str(10)} at {list(index)}")
+    assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype)
 
 
 # Rows to be swapped: partial pivoting takes 4 first, then decides between rows whose entries differ.
@@ -148,15 +135,7 @@ def test_solve_gradients():
 def test_a_backward_off_by_1e_12_is_caught(op, device):
     """torch's own backward times 1 + 1e-12 (float64) on well-conditioned matrices: the LAPACK model's enclosure
     is tighter than that, so some example fails."""
-
-    @FAULT_RUN
-    @given(data=st.data())
-    def run(data):
-        case = data.draw(tensor_cases("float64", root=op, stages=1), label="case")
-        assert_gradients_match(check_tensor_case(case, device, {op: planted_tensor_backward_error(op, 1e-12)}))
-
-    with pytest.raises(AssertionError):
-        run()
+    assert_planted_error_caught(op, device, 1e-12)
 
 
 def test_cholesky_gradient_is_symmetric():

@@ -19,16 +19,7 @@ from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular
-from oracles.table import (
-    batch_norm_ops,
-    loss_ops,
-    normalization_ops,
-    pdist_ops,
-    polar_ops,
-    prelu_ops,
-    renorm_ops,
-    sample_losses,
-)
+from oracles.table import batch_norm_ops
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
     TENSOR_OPS,
@@ -41,10 +32,8 @@ from oracles.table.tensor_ops import (
 from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
+from tests.test_tensor_ops import ROUNDING_FORWARD, assert_spellings_inside_the_model
 
-NEW_OPS = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
-           + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES
-           + polar_ops.NAMES)
 SHAPES = {1: (3,), 2: (2, 3), 3: (2, 1, 3)}
 
 
@@ -67,7 +56,7 @@ def _values(fmt, size: int, seed: int) -> list[float]:
     return [fmt.round(float(v)) for v in rng.uniform(-3, 3, size)]
 
 
-@pytest.mark.parametrize("op", NEW_OPS)
+@pytest.mark.parametrize("op", ROUNDING_FORWARD)
 def test_forward_is_inside_the_model(op, dtype):
     """torch's forward of each spelling, and the rendered source, lie in the model's forward enclosure."""
     entry = TENSOR_OPS[op]
@@ -88,19 +77,7 @@ def test_forward_is_inside_the_model(op, dtype):
                 model = np.asarray(entry.forward(F, arrays, p), dtype=object)
             except Singular:
                 continue
-            names = {f"x{i}": t for i, t in enumerate(tensors)} | {"torch": torch}
-            for k in entry.spellings_for(shapes, p):
-                spelling = entry.spellings[k]
-                text = spelling.render([f"x{i}" for i in range(entry.arity)], p)
-                got = spelling.call(tensors, p)
-                assert torch.equal(got, eval(text, {}, names)), text  # our own generated text
-                assert tuple(got.shape) == model.shape, f"{text}: shape {tuple(got.shape)}, model {model.shape}"
-                for index in np.ndindex(*model.shape):
-                    value = got[index].item()
-                    assert model[index].contains(arb(value)), (
-                        f"{text} for {[t.tolist() for t in tensors]} ({dtype}): torch {value!r} outside the model's "
-                        f"{model[index].str(10)} at {list(index)}")
-                checked += 1
+            checked += assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype)
     assert checked, f"{op}: no parameter set checked"
 
 

@@ -198,14 +198,32 @@ def test_every_spelling_is_reachable():
         assert reached == set(range(len(op.spellings))), f"{name}: spellings {set(range(len(op.spellings))) - reached}"
 
 
-# The ops whose forward is an index map (gathering ops, contractions); losses, normalizing and linear-algebra ops
-# also list their parameters, but their forward rounds (tests/test_loss_ops.py and tests/test_linalg_ops.py check
-# it lies in the model's enclosure).
+# Tensor ops that list their parameters but whose forward rounds: tests/test_loss_ops.py checks it lies in the
+# model's enclosure (linear algebra, on matrices drawn for it, tests/test_linalg_ops.py).
+ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
+                    + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES)
+# The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
-              if isinstance(op.space, OptionSpace)
-              and name not in (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
-                               + linalg_ops.NAMES + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES
-                               + polar_ops.NAMES)]
+              if isinstance(op.space, OptionSpace) and name not in ROUNDING_FORWARD + linalg_ops.NAMES]
+
+
+def assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype: str) -> int:
+    """Every spelling of `entry` that applies, and its rendered source, give torch's same result, which lies in
+    the model's forward enclosure `model` (an array of balls) element by element. Returns how many were checked."""
+    names = {f"x{i}": t for i, t in enumerate(tensors)} | {"torch": torch}
+    spellings = entry.spellings_for(shapes, p)
+    for k in spellings:
+        spelling = entry.spellings[k]
+        text = spelling.render([f"x{i}" for i in range(entry.arity)], p)
+        got = spelling.call(tensors, p)
+        assert torch.equal(got, eval(text, {}, names)), text  # our own generated text
+        assert tuple(got.shape) == model.shape, f"{text}: shape {tuple(got.shape)}, model {model.shape}"
+        for index in np.ndindex(*model.shape):
+            value = got[index].item()
+            assert model[index].contains(arb(value)), (
+                f"{text} for {[t.tolist() for t in tensors]} ({dtype}): torch {value!r} outside the model's "
+                f"{model[index].str(10)} at {list(index)}")
+    return len(spellings)
 
 
 @pytest.mark.parametrize("op", INDEX_MAPS)
@@ -494,11 +512,17 @@ def test_a_gathering_backward_off_by_1e_12_is_caught(op, device):
     """torch's own backward times 1 + 1e-12 (float64): the copies, sums and averages the index map implies
     leave no room for it."""
 
+    assert_planted_error_caught(op, device, 1e-12)
+
+
+def assert_planted_error_caught(op: str, device: str, relative: float) -> None:
+    """torch's own backward of `op` times 1 + `relative` (float64, programs rooted at the op): some example fails."""
+
     @FAULT_RUN
     @given(data=st.data())
     def run(data):
         case = data.draw(tensor_cases("float64", root=op, stages=1), label="case")
-        assert_gradients_match(check_tensor_case(case, device, {op: planted_tensor_backward_error(op, 1e-12)}))
+        assert_gradients_match(check_tensor_case(case, device, {op: planted_tensor_backward_error(op, relative)}))
 
     with pytest.raises(AssertionError):
         run()
