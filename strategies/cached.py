@@ -4,6 +4,7 @@ inside each draw cost more than running torch and the oracle (measured: profile 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from functools import cache
 
@@ -11,16 +12,27 @@ from hypothesis import strategies as st
 
 
 @cache
-def _sampled(typed: tuple) -> st.SearchStrategy:
-    return st.sampled_from(tuple(option for _, option in typed))
+def _sampled(key: tuple) -> st.SearchStrategy:
+    return st.sampled_from(tuple(option for _, option in key))
+
+
+def _identity(option) -> tuple:
+    """What tells options apart for the cache: equal keys must mean the same draws. The type is part of it:
+    (1, -1) and (1.0, -1.0) are equal tuples, but a float drawn where an int was asked for turns integer
+    arithmetic on floats into float arithmetic (an ulp step of 27 at 2^50). So is a float's sign: -0.0 == 0.0,
+    and without it whichever of two callers came first decided, for the whole process, which zero both drew
+    (the draws of a test depended on the tests run before it)."""
+    if isinstance(option, float):
+        return (float, option, math.copysign(1.0, option))
+    if isinstance(option, tuple):
+        return (tuple, tuple(_identity(item) for item in option))
+    return (type(option), option)
 
 
 def choice(options: Iterable) -> st.SearchStrategy:
-    """`st.sampled_from(options)`, one shared strategy per distinct tuple of (hashable) options. The cache
-    key holds each option's type: (1, -1) and (1.0, -1.0) are equal tuples, but a float drawn where an int
-    was asked for turns integer arithmetic on floats into float arithmetic (an ulp step of 27 at 2^50)."""
+    """`st.sampled_from(options)`, one shared strategy per distinct tuple of (hashable) options."""
     options = tuple(options)
     try:
-        return _sampled(tuple((type(option), option) for option in options))
+        return _sampled(tuple((_identity(option), option) for option in options))
     except TypeError:  # an unhashable option: a strategy of its own, as sampled_from would give
         return st.sampled_from(options)

@@ -22,6 +22,7 @@ from flint import arb, ctx
 from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.core.render import symbol
 from oracles.numerics.exact import Evaluator, compile_sympy
+from oracles.numerics.rounding import Undecided
 from oracles.table.ops import OPS
 
 
@@ -103,15 +104,21 @@ def is_resolved(value: arb) -> bool:
 
 def at_rising_precision(evaluate: Callable[[], T], balls: Callable[[T], Iterable[arb]]) -> T:
     """`evaluate()`, re-run at 4x the working precision (up to MAX_PRECISION_BITS) while any of its
-    `balls(result)` is unresolved: the one precision loop of every exact pass (first order, tensor programs,
-    jets). A value that is truly 0 stays a (tiny) ball around 0 after the last attempt."""
+    `balls(result)` is unresolved or it raises `Undecided` (a point closer to a jump than the balls' radius):
+    the one precision loop of every exact pass (first order, tensor programs, jets). A value that is truly 0
+    stays a (tiny) ball around 0 after the last attempt; a point truly on a jump stays `Undecided`."""
     working = ctx.prec
     try:
-        result = evaluate()
-        while not all(is_resolved(b) for b in balls(result)) and ctx.prec < MAX_PRECISION_BITS:
+        while True:
+            try:
+                result = evaluate()
+            except Undecided:
+                if ctx.prec >= MAX_PRECISION_BITS:
+                    raise
+            else:
+                if ctx.prec >= MAX_PRECISION_BITS or all(is_resolved(b) for b in balls(result)):
+                    return result
             ctx.prec = min(ctx.prec * 4, MAX_PRECISION_BITS)
-            result = evaluate()
-        return result
     finally:
         ctx.prec = working
 

@@ -4,7 +4,8 @@ A SymPy expression is compiled once into a straight-line program over its distin
 (lambdify costs 5-100 ms per expression; this costs microseconds), then run per point. Derivatives of
 deep compositions repeat the same subexpressions many times (a 60-node chain's derivative has 1356
 operations but 154 distinct subexpressions), so each is evaluated once per point.
-Kinks, ties and branch points raise `Singular`.
+Kinks, ties and branch points raise `Singular`; a point the balls cannot yet tell from one raises
+`Undecided` (more precision may decide).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import sympy
 from flint import acb, arb, fmpq
 
-from oracles.numerics.rounding import Singular, int_power
+from oracles.numerics.rounding import Singular, Undecided, int_power
 from oracles.numerics.sympy_functions import Ceil, Erfcx, Floor, Ndtr, Ndtri, RoundHalfEven, Trunc
 
 Evaluator = Callable[[tuple[arb, ...]], arb]
@@ -28,12 +29,14 @@ def _certain_sign(value: arb) -> int:
         return -1
     if value.is_zero():
         return 0
-    raise Singular("sign undecided at this point")
+    raise Undecided("sign undecided at this point")
 
 
 def _checked_power(base: arb, exponent: arb) -> arb:
     if not base > 0:
-        raise Singular("non-integer power of a base that may be <= 0")
+        if base <= 0:
+            raise Singular("non-integer power of a base <= 0")
+        raise Undecided("non-integer power of a base that may be <= 0")
     return base**exponent
 
 
@@ -82,7 +85,7 @@ def _condition(cond: sympy.Basic) -> Callable[[tuple[arb, ...]], bool]:
             return True
         if certainly_false:
             return False
-        raise Singular(f"cannot decide {cond} at this point (boundary of a Piecewise)")
+        raise Undecided(f"cannot decide {cond} at this point (boundary of a Piecewise)")
 
     return decide
 
@@ -103,7 +106,7 @@ def _dirac_delta(value: arb) -> arb:
 
 def _exact_step(value: arb) -> arb:
     if not value.is_exact():
-        raise Singular("a step function's argument straddles a jump")
+        raise Undecided("a step function's argument straddles a jump")
     return value
 
 
@@ -114,7 +117,7 @@ def _trunc(value: arb) -> arb:
         return _exact_step(value.ceil())
     if abs(value) < 1:
         return arb(0)
-    raise Singular("trunc's argument straddles a jump")
+    raise Undecided("trunc's argument straddles a jump")
 
 
 def _round_half_even(value: arb) -> arb:
@@ -127,7 +130,7 @@ def _round_half_even(value: arb) -> arb:
     if offset.is_exact() and offset == arb(-0.5):  # a tie (mid + 0.5 was the integer above): to even
         below = nearest - 1
         return nearest if (nearest / 2).floor() * 2 == nearest else below
-    raise Singular("round's argument straddles a jump")
+    raise Undecided("round's argument straddles a jump")
 
 
 # floor, ceil, trunc, round of a ball: exact values, `Singular` where the ball straddles a jump (the op

@@ -41,6 +41,12 @@ class Singular(Exception):
     """The point is (or, within the rounding model, may be) a kink, tie, pole or branch point."""
 
 
+class Undecided(Singular):
+    """An exact evaluation whose balls, at the working precision, hold points on both sides of a jump, kink
+    or branch boundary: the point may be off it by less than the balls' radius (1 / (1 + 2^-640) against 1),
+    so more precision may decide (chain_rule.at_rising_precision retries)."""
+
+
 class Overflow(Exception):
     """A value torch computes on the way may exceed the dtype's finite range."""
 
