@@ -36,6 +36,7 @@ MAX_SECOND_STAGE_SIZE = 36  # elements: kron's (3, 3) by (2, 2), the largest res
 SECOND_STAGE = tuple(name for name, op in TENSOR_OPS.items() if op.arity == 1 and not op.wrong_backward)
 
 
+@functools.cache  # drawn once per example: the shape ops' option lists are long to key (strategies/cached.py)
 def shapes_for(op_name: str) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     """Argument shapes for a first-stage op: matmul's (m, k) @ (k, n), k-vectors on either side; others one
     shape of a rank the entry takes (`ranks`) with sides 1..3, shared by all its arguments."""
@@ -60,10 +61,12 @@ def _shapes_with_options(op_name: str) -> list[tuple[tuple[int, ...], ...]]:
     return sorted((c for c in candidates if op.space.options(c)), key=lambda c: (math.prod(c[0]), len(c[0]), c))
 
 
-def _takes(op, shape: tuple[int, ...]) -> bool:
+@functools.cache  # listing a shape op's options is slow, and the same pairs recur for every tuple of names
+def _takes(op_name: str, shape: tuple[int, ...]) -> bool:
     """Whether a one-argument op has parameters for an argument of this shape (a shape op's options may be
     none: fliplr of a vector) in every dtype, and a spelling that takes a tensor op's result (as_strided reads
     the storage: only a tensor of its own)."""
+    op = TENSOR_OPS[op_name]
     return (op.cpu_dtypes is None and not all(s.needs_contiguous for s in op.spellings)
             and (not isinstance(op.space, OptionSpace) or bool(op.space.options((shape,)))))
 
@@ -73,7 +76,7 @@ def _second_stages(names: tuple[str, ...], shape: tuple[int, ...]) -> list[str]:
     """The second-stage ops among `names` that take a result of `shape` (once per pair: every op's options
     were listed again on every draw, a tenth of a tensor-op test's time)."""
     allowed = set(names)
-    return [n for n in SECOND_STAGE if n in allowed and _takes(TENSOR_OPS[n], shape)]
+    return [n for n in SECOND_STAGE if n in allowed and _takes(n, shape)]
 
 
 @st.composite
