@@ -373,6 +373,17 @@ def test_sensitivity_rejects_bad_arguments(args, named, capsys):
     assert named in err and args[0] in err, err
 
 
+def test_sensitivity_shows_progress_on_stderr(capsys, monkeypatch):
+    monkeypatch.setattr(sensitivity, "PROGRESS_DELAY", 0.0)
+    def measure(op, dtype, n):  # the progress, not the measurement
+        return sensitivity.OpSensitivity(op, n, None, 0, 0.1, 0.1, 1, 0.1)
+
+    monkeypatch.setattr(sensitivity, "measure", measure)
+    assert sensitivity.main(["--ops", "sin,mul", "--examples", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "ops measured" in captured.err and "2/2" in captured.err and "ops measured" not in captured.out
+
+
 def test_sensitivity_command_line():
     """The real command: a bad op is a usage error naming it; a tiny run prints the table and the
     throughput lines."""
