@@ -1,6 +1,6 @@
 """Compare two run reports (e.g. torch 2.13.0 vs 2.14.1): what regressed, what was fixed, accuracy shifts.
 
-    python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2]
+    python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2] [--plot shifts.png]
 
 Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, 2 when a report
 cannot be read (named in one line), else 0.
@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradoracle import compare_plot
+from oracles.reports.files import file_problem
 from oracles.reports.run_report import SCHEMA
 
 
@@ -166,14 +168,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="markdown for a PR comment")
     parser.add_argument("--shift-factor", type=float, default=2.0,
                         help="report worst-error changes by at least this factor (default 2)")
+    parser.add_argument("--plot", metavar="FILE", help="also draw every check's worst error, old against new, "
+                                                       "into FILE (.png or .svg; needs matplotlib)")
     args = parser.parse_args(argv)
     if not args.shift_factor > 1:
         parser.error(f"--shift-factor must be greater than 1, got {args.shift_factor!r}")
+    if args.plot is not None:
+        problem = compare_plot.format_problem(args.plot) or file_problem(args.plot)
+        if problem:
+            parser.error(f"--plot: {args.plot!r} {problem}")
     try:
         old, new = load(args.old), load(args.new)
     except ReportError as exc:
         parser.error(str(exc))
     sections = compare(old, new, args.shift_factor)
     print(render(old, new, sections, args.markdown))
+    if args.plot is not None:
+        compare_plot.draw(Path(args.plot), old, new, args.shift_factor)
+        print(f"drew {args.plot}")
     return 1 if sections["regressed"] or sections["tests failing only in new"] else 0
 
