@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from gradoracle import explore, explore_progress, explore_report
+from gradoracle import explore, explore_plots, explore_progress, explore_report
 from gradoracle.explore_eval import BAND_ULPS, Sample, evaluate
 from gradoracle.explore_higher import evaluate_second
 from gradoracle.explore_tensor import evaluate_tensor
@@ -197,3 +197,11 @@ def test_one_explorer_per_output_directory(tmp_path, capsys):
     assert info.value.code == 2 and "another explorer (process" in capsys.readouterr().err
     (tmp_path / ".explore.lock").write_text("999999999")  # a process that is gone: its lock is stale
     assert explore.take_lock(tmp_path).read_text() == str(os.getpid())
+
+
+def test_without_matplotlib_the_report_says_why_there_are_no_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(explore_plots, "Figure", None)
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.01",
+                         "--out", str(tmp_path)]) == 0
+    assert "Not drawn: matplotlib is not installed" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "plots").exists()
