@@ -19,6 +19,7 @@ import sympy
 import torch
 from hypothesis import HealthCheck, settings
 
+from oracles.core.test_ids import selectable
 from oracles.core.verdict import Verdict, VerdictCounts
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import run_report
@@ -261,12 +262,13 @@ def pytest_generate_tests(metafunc):
     if "point_dtype" in metafunc.fixturenames:
         pairs = [(label, d) for label, only in metafunc.function.points
                  for d in metafunc.config.gradoracle_dtypes if only is None or d in only]
-        metafunc.parametrize("point_dtype", pairs, ids=[f"{label}-{d}" for label, d in pairs])
+        metafunc.parametrize("point_dtype", pairs, ids=[selectable(f"{label}-{d}") for label, d in pairs])
 
 
 def at_points(*labels: str | tuple[str, tuple[str, ...]]):
     """For a test pinning torch at named points, in every dtype of the run: its `point_dtype` argument is
-    (label, dtype) and its ids read `test[label-dtype]`, the form findings.toml registers. A label given
+    (label, dtype) and its ids read `test[label-dtype]` (in the characters `-k` takes: oracles.core.test_ids),
+    the form findings.toml registers. A label given
     as (label, dtypes) runs in those of the run's dtypes only: a point that means something in one
     dtype's range (2^300 is inf in float32)."""
 
