@@ -35,3 +35,19 @@ def test_a_replayed_program_weighs_once_in_the_unverified_guard():
     counts.add([_verdict(Verdict.VERIFIED)], _case("exp", 1.0))
     assert counts.unverified_fraction == 5 / 7
     assert counts.program_unverified_fraction == 1 / 3
+
+
+def test_wrong_elements_and_failing_examples_are_counted_apart():
+    """Shrinking replays a failure in many examples: the summary says how many wrong elements in how many
+    failing examples, while Hypothesis reports the one it shrank to."""
+    counts = VerdictCounts()
+    for value in (3.0, 2.0, 1.0):  # a failing example and two shrunk ones, two wrong elements each
+        counts.add([_verdict(Verdict.WRONG, value), _verdict(Verdict.WRONG, value)], _case("tanh", value))
+    counts.add([_verdict(Verdict.VERIFIED)], _case("sin", 1.0))
+    assert (counts.counts[Verdict.WRONG], counts.failing_examples) == (6, 3)
+    assert "6 wrong (elements, in 3 failing examples: shrinking replays them)" in counts.summary()
+    merged = VerdictCounts.from_json(counts.to_json())
+    merged.merge(counts)
+    assert merged.failing_examples == 6
+    counts.count_wrong_as("some-finding")
+    assert counts.failing_examples == 0 and "0 wrong;" in counts.summary()
