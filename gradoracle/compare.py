@@ -2,7 +2,8 @@
 
     python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2] [--plot shifts.png]
 
-Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, 2 when a report
+Exit status 1 when the new run has wrong verdicts, failing tests or kernels torch lacks (its tests skipped as
+unsupported) that the old one did not, 2 when a report
 cannot be read (named in one line), else 0.
 A registered finding whose strict xfail passes in the new run (torch changed there) is listed on its own.
 """
@@ -69,7 +70,7 @@ def body_problem(data: dict) -> str | None:
             missing.append("failures")
         if missing:
             return f"checks[{n}] lacks or mistypes {', '.join(missing)}"
-    for key in ("test_outcomes", "findings"):
+    for key in ("test_outcomes", "findings", "unsupported"):
         if not isinstance(data.get(key, {}), dict):
             return f"{key} is not an object"
     return None
@@ -102,11 +103,18 @@ def _compare_tests(old: dict, new: dict, sections: dict[str, list[str]]) -> None
     new_failed = {n for n, o in new.get("test_outcomes", {}).items() if o == "failed"} - registered
     sections["tests failing only in new"] += sorted(new_failed - old_failed)
     sections["tests failing only in old"] += sorted(old_failed - new_failed)
+    # kernels one torch lacks (its tests skipped there): an old torch's float16 CPU ops, a kernel removed
+    old_missing, new_missing = old.get("unsupported", {}), new.get("unsupported", {})
+    sections["unsupported only in new"] += [f"{k} ({new_missing[k]} tests skipped)"
+                                            for k in sorted(new_missing.keys() - old_missing.keys())]
+    sections["unsupported only in old"] += [f"{k} ({old_missing[k]} tests skipped)"
+                                            for k in sorted(old_missing.keys() - new_missing.keys())]
 
 
 def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
     sections: dict[str, list[str]] = {"regressed": [], "fixed": [], "registered findings changed": [],
                                       "tests failing only in new": [], "tests failing only in old": [],
+                                      "unsupported only in new": [], "unsupported only in old": [],
                                       "accuracy shifts": [], "only in old": [], "only in new": []}
     _compare_tests(old, new, sections)
     for row in _rows(old, new):
@@ -186,5 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot is not None:
         compare_plot.draw(Path(args.plot), old, new, args.shift_factor)
         print(f"drew {args.plot}")
-    return 1 if sections["regressed"] or sections["tests failing only in new"] else 0
+    return 1 if sections["regressed"] or sections["tests failing only in new"] or sections["unsupported only in new"] \
+        else 0
 
