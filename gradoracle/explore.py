@@ -297,8 +297,12 @@ def _run(slices, out: Path, settings_used: dict, args) -> int:
     print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "
           f"{args.minutes:g} min in all; reports in {out}/", flush=True)
     started = time.time()
-    results = []
+    done: list[dict] = []  # the finished slices' JSON, as the reports hold them
     progress = {**settings_used, "seconds_per_slice": per_slice, "slices_planned": len(slices)}
+
+    def write(**state) -> None:
+        write_reports(out, done, {**progress, "wall_seconds": round(time.time() - started, 1), **state})
+
     STOP.requested = False
     previous = {sig: signal.signal(sig, STOP.request) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -308,20 +312,18 @@ def _run(slices, out: Path, settings_used: dict, args) -> int:
                 result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i, bar)
             finally:
                 bar.close()
-            results.append(result)
+            done.append(result.to_json())
             print(progress_line(i, len(slices), result), flush=True)
-            draw_plots(out, [r.to_json() for r in results if (r.op, r.dtype) == (op, dtype)])
+            draw_plots(out, [s for s in done if (s["op"], s["dtype"]) == (op, dtype)])
             if STOP.requested:
                 break
-            write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
-                                         "complete": i == len(slices)})
+            write(complete=i == len(slices))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if STOP.requested:
-        write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
-                                     "complete": False, "interrupted": True})
-        print(f"interrupted: {len(results)} of {len(slices)} slices kept (the last one cut short) in "
+        write(complete=False, interrupted=True)
+        print(f"interrupted: {len(done)} of {len(slices)} slices kept (the last one cut short) in "
               f"{out}/report.md and report.json", flush=True)
         return 130
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}", flush=True)

@@ -59,9 +59,11 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
     versions_line = (f"torch {meta['versions']['torch']}, sympy {meta['versions']['sympy']}, hypothesis "
                      f"{meta['versions']['hypothesis']}, python {meta['versions']['python']}; "
                      f"created {meta['created']}.")
-    command = (f"Command: `python -m gradoracle explore --ops {ops} --dtypes {','.join(settings_used['dtypes'])} "
-               f"--modes {','.join(settings_used['modes'])} --minutes {settings_used['minutes']:g} "
-               f"--seed {settings_used['seed']}` ({len(results)} slices of "
+    command = settings_used.get("command") or (
+        f"python -m gradoracle explore --ops {ops} --dtypes {','.join(settings_used['dtypes'])} "
+        f"--modes {','.join(settings_used['modes'])} --minutes {settings_used['minutes']:g} "
+        f"--seed {settings_used['seed']}")
+    command = (f"Command: `{command}` ({len(results)} slices of "
                f"{settings_used['seconds_per_slice']:.1f} s, {settings_used['wall_seconds'] / 60:.1f} min wall, "
                f"{sum(r.examples for r in results)} examples).")
     lines = ["# gradoracle explorer report", "", versions_line, "", command]
@@ -110,10 +112,12 @@ def _plot_links(results) -> list[str]:
     return links or ["No slice ran an example."]
 
 
-def write_reports(out: Path, results, settings_used: dict) -> tuple[Path, Path]:
+def write_reports(out: Path, slices: list[dict], settings_used: dict) -> tuple[Path, Path]:
+    """report.json and report.md in `out` from the slices' JSON (a run's own, or a campaign's merged ones)."""
     meta = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "versions": versions(), "band_ulps": BAND_ULPS, "convention_radius_ulps": CONVENTION_RADIUS}
-    report = {**meta, "settings": settings_used, "classes": CLASSES, "slices": [r.to_json() for r in results]}
+    report = {**meta, "settings": settings_used, "classes": CLASSES, "slices": slices}
+    results = results_from_json(report)
     js = out / "report.json"
     md = out / "report.md"
     # compact: a slice keeps up to explore.MAX_SAMPLES samples (indented, a campaign's report ran to 100s of MB)
