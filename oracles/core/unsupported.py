@@ -1,5 +1,6 @@
 """An op that the installed torch has no kernel for, in a dtype or on a device (torch 2.0's CPU kernels lack
-float16 for most elementwise ops: `"sin_vml_cpu" not implemented for 'Half'`). That is a property of the
+float16 for most elementwise ops: `"sin_vml_cpu" not implemented for 'Half'`; torch.nn.functional.rms_norm came
+in torch 2.4). That is a property of the
 torch under test, not a verdict on a gradient: the test is skipped as `unsupported by this torch`, without
 Hypothesis shrinking it (it would, for every example of every such test), and the run reports each missing
 kernel once, with how many tests met it, so an upgrade comparison from an old torch stays readable."""
@@ -15,6 +16,8 @@ PREFIX = "unsupported by this torch: "
 # (a device) does not implement
 _MISSING = (re.compile(r"\"(?P<kernel>[\w.:]+)\" not implemented for '(?P<where>\w+)'"),
             re.compile(r"Could not run '(?P<kernel>[\w.:]+)' with arguments from the '(?P<where>\w+)' backend"))
+# an op an older torch does not have at all (torch.nn.functional.rms_norm before torch 2.4)
+_ABSENT = re.compile(r"module '(?P<module>torch[\w.]*)' has no attribute '(?P<name>\w+)'")
 
 
 class UnsupportedKernel(unittest.SkipTest):  # Hypothesis and pytest both take a SkipTest as "skip this test"
@@ -25,6 +28,9 @@ class UnsupportedKernel(unittest.SkipTest):  # Hypothesis and pytest both take a
 
 def missing_kernel(error: BaseException) -> UnsupportedKernel | None:
     """The kernel `error` says torch lacks, or None for any other error."""
+    if isinstance(error, AttributeError):
+        match = _ABSENT.search(str(error))
+        return UnsupportedKernel(f"{match['module']}.{match['name']}", "this version") if match else None
     if not isinstance(error, (RuntimeError, NotImplementedError)):
         return None
     for pattern in _MISSING:
@@ -41,7 +47,7 @@ def skipping_missing_kernels(test):
     def run(*args, **kwargs):
         try:
             return test(*args, **kwargs)
-        except (RuntimeError, NotImplementedError) as error:
+        except (RuntimeError, NotImplementedError, AttributeError) as error:
             unsupported = missing_kernel(error)
             if unsupported is None:
                 raise
