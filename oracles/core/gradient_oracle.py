@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 from flint import arb
@@ -173,7 +173,16 @@ def expected_element(model: RoundingModel, exact: arb | None, rounded: Sequence[
 def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:
     """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
     over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
-    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions.
+
+    A function of the case alone, so it is kept for the cases met again: Hypothesis draws the same case
+    from other choices often (measured in the ci profile: 40% of test_op_gradient's examples, 22% of
+    test_op_whole_domain's), and torch still runs every time."""
+    return _expected_gradients(case, None if upstream is None else tuple(upstream))
+
+
+@lru_cache(maxsize=1024)
+def _expected_gradients(case: GradCase, upstream: tuple[float, ...] | None) -> list[ExpectedGrad]:
     contributions = point_contributions(case, upstream)
     model = RoundingModel(case.format)
     expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
