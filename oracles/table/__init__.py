@@ -25,4 +25,5 @@ from oracles.table import (
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
+    spectral_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )
