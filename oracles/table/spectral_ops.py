@@ -168,16 +168,10 @@ def _eigh_vectors_backward(F, arrays, out, grad, p):
     return (ga,)
 
 
-def _eigen_exact(fmt, a: np.ndarray, p):
-    """Per matrix: the exact eigenvalues and eigenvectors (signs torch's)."""
-    _, vectors, _ = _torch_eigh(RoundingModel(fmt), a, p)
-    return {b: _exact_eigen(a[b], _at(vectors, b)) for b in _batches(a)}
-
-
 def _eigvalsh_exact(fmt, arrays, p):
-    """λ_k; the VJP Σ_k g_k v_k v_kᵀ."""
+    """λ_k; the VJP Σ_k g_k v_k v_kᵀ (whatever the signs of the v_k)."""
     a = arrays[0]
-    eigen = _eigen_exact(fmt, a, p)
+    eigen = {b: spectra.symmetric_eigen(a[b]) for b in _batches(a)}
     value = _obj(a.shape[:-1])
     for b, (lam, _) in eigen.items():
         for k, ball in enumerate(lam):
@@ -198,7 +192,8 @@ def _eigvalsh_exact(fmt, arrays, p):
 def _eigh_vectors_exact(fmt, arrays, p):
     """V (signs torch's); the VJP: the symmetric part of Σ_k Σ_{j≠k} (v_jᵀ g_k) / (λ_k - λ_j) v_j v_kᵀ."""
     a = arrays[0]
-    eigen = _eigen_exact(fmt, a, p)
+    _, torch_vectors, _ = _torch_eigh(RoundingModel(fmt), a, p)
+    eigen = {b: _exact_eigen(a[b], _at(torch_vectors, b)) for b in _batches(a)}
     value = _obj(a.shape)
     for b, (_, vectors) in eigen.items():
         for i, k in np.ndindex(a.shape[-2:]):
@@ -310,10 +305,9 @@ def _svdvals_backward(F, arrays, out, grad, p):
 
 
 def _svdvals_exact(fmt, arrays, p):
-    """σ_k; the VJP Σ_k g_k u_k v_kᵀ."""
+    """σ_k; the VJP Σ_k g_k u_k v_kᵀ (whatever the sign of each pair)."""
     a = arrays[0]
-    u, _, vh, _ = _torch_svd(RoundingModel(fmt), a)
-    triples = {b: _exact_svd(a[b], _at(u, b), _at(vh, b)) for b in _batches(a)}
+    triples = {b: spectra.singular_triples(a[b]) for b in _batches(a)}
     value = _obj(a.shape[:-2] + (min(a.shape[-2:]),))
     for b, (sigmas, _, _) in triples.items():
         for k, ball in enumerate(sigmas):
