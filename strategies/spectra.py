@@ -23,7 +23,9 @@ from strategies.cached import choice
 
 DOMAINS = ("symmetric_separated", "separated_singular")
 TRIPLES = ((3, 4, 5), (5, 12, 13), (8, 15, 17), (20, 21, 29), (7, 24, 25))
-EIGENVALUES = tuple(Fraction(v) for v in (1, -1, 2, 3, Fraction(1, 2), -2, 0, 4, Fraction(-1, 2), Fraction(3, 2), -3))
+# No eigenvalue 0: an enclosure of an exact 0 never excludes 0, so an elementwise op with a kink or branch at 0
+# after the op (abs, sign) would leave the case unverified after retrying up to the highest precision.
+EIGENVALUES = tuple(Fraction(v) for v in (1, -1, 2, 3, Fraction(1, 2), -2, 4, Fraction(-1, 2), Fraction(3, 2), -3))
 SINGULAR_VALUES = tuple(Fraction(v) for v in (1, 2, 3, Fraction(1, 2), 4, Fraction(3, 2), Fraction(1, 4)))
 CLOSE = Fraction(1, 2**10)  # the gap of a close pair
 SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by

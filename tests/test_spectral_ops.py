@@ -11,6 +11,8 @@ Their gradients are checked like every tensor op's by tests/test_tensor_ops.py (
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import sympy
@@ -25,8 +27,7 @@ from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel
-from oracles.table import spectral_ops
-from oracles.table.shape_ops import _params
+from oracles.table import spectra
 from oracles.table.tensor_ops import TENSOR_OPS
 from oracles.tensor.check import torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
@@ -54,12 +55,12 @@ def _drawn(draw, op: str, dtype: str, shapes=None):
     return shapes, p, values
 
 
-@pytest.mark.parametrize("op", spectral_ops.NAMES)
+@pytest.mark.parametrize("op", spectra.NAMES)
 @scaled(10)
 @given(data=st.data())
 def test_forward_is_inside_the_model(op, dtype, data):
     """torch's forward of each spelling, and the rendered source, lie in the model's forward enclosure."""
-    if dtype not in spectral_ops.FLOATS:
+    if dtype not in spectra.FLOATS:
         pytest.skip(f"LAPACK has no {dtype} kernels")
     fmt = format_named(dtype)
     entry = TENSOR_OPS[op]
@@ -74,7 +75,7 @@ def test_forward_is_inside_the_model(op, dtype, data):
 def test_recomputed_factors_are_the_ones_autograd_saved(dtype, data):
     """The model recomputes LAPACK's factors with the same call on the same matrix: they are bit for bit the
     eigenvectors and singular vectors torch's autograd saved for the backward."""
-    if dtype not in spectral_ops.FLOATS:
+    if dtype not in spectra.FLOATS:
         pytest.skip(f"LAPACK has no {dtype} kernels")
     fmt = format_named(dtype)
     for op in ("eigvalsh", "svdvals"):
@@ -93,35 +94,53 @@ def test_recomputed_factors_are_the_ones_autograd_saved(dtype, data):
 
 
 # ------------------------------------------------------------------ the exact side against SymPy's closed forms
-def _symbols_2x2():
-    x = [symbol(i) for i in range(4)]
-    a, b, d = x[0], (x[1] + x[2]) / 2, x[3]  # the symmetric part, as torch differentiates
-    return x, a, b, d
+def _eigen_2x2(p, q, r):
+    """λ ascending and unit eigenvectors (q, λ - p) / norm of [[p, q], [q, r]] (q ≠ 0)."""
+    root = sympy.sqrt(((p - r) / 2) ** 2 + q**2)
+    lam = [(p + r) / 2 - root, (p + r) / 2 + root]
+    return lam, [[q / sympy.sqrt(q**2 + (v - p) ** 2), (v - p) / sympy.sqrt(q**2 + (v - p) ** 2)] for v in lam]
 
 
-def _closed_eigen():
-    """λ ascending and unit eigenvectors (b, λ - a) / norm of the symmetric part of [[x0, x1], [x2, x3]]."""
-    x, a, b, d = _symbols_2x2()
-    root = sympy.sqrt(((a - d) / 2) ** 2 + b**2)
-    lam = [(a + d) / 2 - root, (a + d) / 2 + root]
-    vectors = []
-    for value in lam:
-        norm = sympy.sqrt(b**2 + (value - a) ** 2)
-        vectors.append([b / norm, (value - a) / norm])
-    return x, lam, vectors
+def _closed_eigen(x):
+    """The eigenvalues and eigenvectors of the symmetric part of [[x0, x1], [x2, x3]] (what torch differentiates)."""
+    return _eigen_2x2(x[0], (x[1] + x[2]) / 2, x[3])
 
 
-def _closed_singular_values():
-    """σ descending of [[x0, x1], [x2, x3]]: the square roots of the eigenvalues of AᵀA."""
-    x = [symbol(i) for i in range(4)]
-    t = sum(v**2 for v in x)
-    det = x[0] * x[3] - x[1] * x[2]
-    root = sympy.sqrt(t**2 - 4 * det**2)
-    return x, [sympy.sqrt((t + root) / 2), sympy.sqrt((t - root) / 2)]
+def _closed_svd(x, m: int, n: int):
+    """σ descending, u_k, v_k of the m x n matrix of symbols x (one side 2): the eigen-decomposition of the 2 x 2
+    AᵀA (or AAᵀ) by the quadratic formula, the other vectors A v_k / σ_k (Aᵀ u_k / σ_k)."""
+    a = sympy.Matrix(m, n, x)
+    gram = a.T * a if m >= n else a * a.T
+    lam, vectors = _eigen_2x2(gram[0, 0], gram[0, 1], gram[1, 1])
+    sigmas = [sympy.sqrt(v) for v in reversed(lam)]
+    near = [sympy.Matrix(v) for v in reversed(vectors)]
+    far = [(a * v if m >= n else a.T * v) / s for v, s in zip(near, sigmas)]
+    us, vs = (far, near) if m >= n else (near, far)
+    return sigmas, [list(u) for u in us], [list(v) for v in vs]
 
 
-def _gradient(expr, x, env) -> list[arb]:
-    return [compile_sympy(sympy.diff(expr, v))(env) for v in x]
+@functools.cache
+def _closed_form(op: str, transposed: bool, shape):
+    """{output index: (its closed form's program, its gradient's programs, the k whose sign the oracle chose)} of
+    `op` (`transposed`: svd's V rather than Vh)."""
+    m, n = shape
+    x = [symbol(i) for i in range(m * n)]
+    if op in ("eigvalsh", "eigh_vectors"):
+        lam, vectors = _closed_eigen(x)
+        if op == "eigvalsh":
+            forms = {(k,): (lam[k], None) for k in range(2)}
+        else:
+            forms = {(i, k): (vectors[k][i], k) for i in range(2) for k in range(2)}
+    else:
+        sigmas, us, vs = _closed_svd(x, m, n)
+        if op == "svdvals":
+            forms = {(k,): (sigmas[k], None) for k in range(2)}
+        elif op == "svd_u":
+            forms = {(i, k): (us[k][i], k) for i in range(m) for k in range(2)}
+        else:
+            forms = {((i, k) if transposed else (k, i)): (vs[k][i], k) for i in range(n) for k in range(2)}
+    return {index: (compile_sympy(expr), [compile_sympy(sympy.diff(expr, v)) for v in x], k)
+            for index, (expr, k) in forms.items()}
 
 
 def _one_hot(shape, index) -> np.ndarray:
@@ -131,43 +150,37 @@ def _one_hot(shape, index) -> np.ndarray:
     return out
 
 
-@scaled(5)
+@pytest.mark.parametrize("op", ["eigvalsh", "eigh_vectors", "svdvals", "svd_u", "svd_vh"])
+@scaled(3)
 @given(data=st.data())
-def test_exact_side_is_sympys_closed_form_for_2x2(data):
-    """At drawn 2 x 2 matrices, the exact values and VJPs of each entry (arb's verified eigen-decompositions)
-    overlap SymPy's derivatives of the closed forms: eigenvalues by the quadratic formula, eigenvectors (b, λ - a)
-    normalized, times the sign the oracle took (torch's), singular values as square roots of AᵀA's eigenvalues."""
+def test_exact_side_is_sympys_closed_form(op, data):
+    """At drawn matrices with a side 2 (2 x 2; 3 x 2 and 2 x 3 for the SVD), the exact values and VJPs of the entry
+    (arb's verified eigen-decompositions; for singular vectors, the differential of A = U S Vᵀ) overlap SymPy's
+    derivatives of the closed forms: eigenvalues by the quadratic formula, eigenvectors (q, λ - p) normalized,
+    singular triples from the eigen-decomposition of AᵀA or AAᵀ, each vector times the sign the oracle took."""
     fmt = format_named("float64")
-    shapes = ((2, 2),)
-    for op in spectral_ops.NAMES:
-        _, p, values = data.draw(_drawn(op, "float64", shapes), label=op)
-        env = tuple(arb(v) for v in values)
-        value, pullback = TENSOR_OPS[op].exact_vjp(fmt, [_arrays(values, (2, 2))], p)
-        if op == "eigvalsh":
-            x, closed, _ = _closed_eigen()
-            outputs = {(k,): (closed[k], 1) for k in range(2)}
-        elif op == "svdvals":
-            x, closed = _closed_singular_values()
-            outputs = {(k,): (closed[k], 1) for k in range(2)}
-        else:
-            x, _, vectors = _closed_eigen()
-            outputs = {}
-            for i in range(2):
-                for k in range(2):
-                    closed = compile_sympy(vectors[k][0])(env)
-                    sign = 1 if (value[0, k] * closed) > 0 else -1  # the oracle's sign: torch's
-                    outputs[(i, k)] = (vectors[k][i], sign)
-        for index, (expr, sign) in outputs.items():
-            assert value[index].overlaps(sign * compile_sympy(expr)(env)), f"{op}{list(index)} at {values}"
-            (got,) = pullback(_one_hot(value.shape, index))
-            for g, want in zip(got.reshape(-1), _gradient(expr, x, env)):
-                assert g.overlaps(sign * want), f"{op}: d{list(index)} is {g.str(15)}, SymPy {want.str(15)}"
+    shapes = [((2, 2),)] if op.startswith("eig") else [((2, 2),), ((3, 2),), ((2, 3),)]
+    shape = data.draw(choice(shapes), label="shape")
+    _, p, values = data.draw(_drawn(op, "float64", shape), label="case")
+    env = tuple(arb(v) for v in values)
+    value, pullback = TENSOR_OPS[op].exact_vjp(fmt, [_arrays(values, shape[0])], p)
+    closed = _closed_form(op, p.get("V", False), shape[0])
+    signs = {}
+    for index, (form, _, k) in closed.items():  # the sign of vector k: the oracle's (torch's), at its largest element
+        if k is not None and (k not in signs or abs(value[index].mid()) > abs(value[signs[k][0]].mid())):
+            signs[k] = (index, 1 if value[index] * form(env) > 0 else -1)
+    for index, (form, gradient, k) in closed.items():
+        sign = 1 if k is None else signs[k][1]
+        assert value[index].overlaps(sign * form(env)), f"{op}{list(index)} at {values}"
+        (got,) = pullback(_one_hot(value.shape, index))
+        for g, want in zip(got.reshape(-1), (partial(env) for partial in gradient)):
+            assert g.overlaps(sign * want), f"{op}: d{list(index)} is {g.str(15)}, SymPy {want.str(15)} at {values}"
 
 
 # ------------------------------------------------------------------ by hand
 def _assert_by_hand(node, shapes, values, by_hand, upstream=None, rel=2**-52):
     """The oracle's exact gradient is the one worked out by hand, and torch's is verified in each dtype."""
-    for dtype in spectral_ops.FLOATS:
+    for dtype in spectra.FLOATS:
         case = TensorCase(node, shapes, values, dtype, upstream)
         expected = expected_tensor_gradients(case)
         grads = torch_gradients(case)
@@ -180,7 +193,7 @@ def _assert_by_hand(node, shapes, values, by_hand, upstream=None, rel=2**-52):
 
 
 def _node(op: str, spelling: int = 0) -> Tensor:
-    return Tensor(op, (Input(0),), _params(**({} if op == "svdvals" else {"UPLO": "L"})), spelling)
+    return Tensor(op, (Input(0),), TENSOR_OPS[op].space.options(((2, 2),))[0], spelling)
 
 
 A = (2.0, 1.0, 1.0, 2.0)  # [[2, 1], [1, 2]]: eigenvalues 1 and 3, eigenvectors (1, -1)/√2 and (1, 1)/√2
@@ -208,7 +221,7 @@ def test_eigenvector_gradient_by_hand():
                     rel=2**-50)
 
 
-@pytest.mark.parametrize("op", spectral_ops.NAMES)
+@pytest.mark.parametrize("op", spectra.NAMES)
 def test_a_backward_off_by_1e_12_is_caught(op, device):
     """torch's own backward times 1 + 1e-12 (float64) on matrices with separated spectra: the model's enclosure
     (LAPACK's factors within a few ulps of the exact ones) is tighter than that, so some example fails."""

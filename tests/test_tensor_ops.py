@@ -41,7 +41,7 @@ from oracles.table import (
     prelu_ops,
     renorm_ops,
     sample_losses,
-    spectral_ops,
+    spectra,
 )
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
@@ -205,7 +205,7 @@ ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAM
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
-              and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectral_ops.NAMES]
+              and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]
 
 
 def assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype: str) -> int:

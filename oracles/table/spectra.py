@@ -24,11 +24,19 @@ op's argument is a float matrix known exactly (an input, as the strategies draw 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from flint import acb, acb_mat, arb
 
 from oracles.numerics.rounding import RoundingModel, Singular, Undecided
+from oracles.table.tensor_formulas import mul, sum_any
+from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
+
+NAMES: list[str] = []  # the spectral entries (oracles.table.spectral_ops, oracles.table.singular_ops)
+FLOATS = ("float64", "float32")  # LAPACK's real types
+MAX_BATCH = 2
 
 
 def _real_unit(column: list[acb]) -> list[arb]:
@@ -115,3 +123,44 @@ def hull(value: float, exact: arb) -> arb:
 
 def as_floats(t: torch.Tensor) -> list:
     return t.to(torch.float64).tolist()
+
+
+# ------------------------------------------------------------------ shared by the entries
+def obj(shape) -> np.ndarray:
+    return np.empty(shape, dtype=object)
+
+
+def batches(a: np.ndarray) -> list[tuple[int, ...]]:
+    """The index of each matrix of a batch ((), for one matrix)."""
+    return list(np.ndindex(*a.shape[:-2]))
+
+
+def at(nested, b: tuple):
+    """The matrix `b` of a batch of nested lists (torch's tolist())."""
+    for i in b:
+        nested = nested[i]
+    return nested
+
+
+def matmul(F: RoundingModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """X Y, each entry a dot product in any order (a GEMM, FMA or not)."""
+    out = obj((x.shape[0], y.shape[1]))
+    for i in range(x.shape[0]):
+        for j in range(y.shape[1]):
+            out[i, j] = sum_any(F, [mul(F, x[i, k], y[k, j]) for k in range(x.shape[1])])
+    return out
+
+
+def _no_closed_form(arrays, p):
+    raise NotImplementedError("no SymPy form: the exact pass uses the entry's exact_vjp")
+
+
+def entry(name, spellings, forward, backward, exact, opinfo, domain, operands, options, shape):
+    """One spectral entry of one matrix argument (ranks 2 and 3: a matrix or a batch) in LAPACK's dtypes, its
+    matrices drawn in `domain`; `shape(argument shape, params)` is the output's."""
+    TENSOR_OPS[name] = TensorOp(
+        name, 1, tuple(spellings), _no_closed_form, forward, backward,
+        OptionSpace(functools.cache(lambda shapes: tuple(options(shapes)))), lambda shapes, p: shape(shapes[0], p),
+        tuple(opinfo), ranks=(2, 3), cpu_dtypes=FLOATS, operand_shapes=operands, matrix_domains=(domain,),
+        exact_vjp=exact)
+    NAMES.append(name)
