@@ -17,6 +17,7 @@ from oracles.table import (
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    qr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     quantile_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     renorm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS

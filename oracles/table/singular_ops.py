@@ -73,13 +73,16 @@ def _shape(output: str):
     return shape
 
 
+def _gesdd(t: torch.Tensor, full_matrices: bool):
+    u, s, vh = torch.linalg.svd(t, full_matrices=full_matrices)
+    k = s.shape[-1]
+    return u[..., :k], s, vh[..., :k, :], torch.linalg.svdvals(t)
+
+
 def _torch_svd(F: RoundingModel, a: np.ndarray, full_matrices: bool):
     """torch's U (first k columns), S, Vh (first k rows) as linalg.svd computes them (gesdd; autograd saves these
     and narrows them), and S as svdvals of a tensor that needs no gradient computes it (no vectors)."""
-    t = spectra.torch_matrix(F, a)
-    u, s, vh = torch.linalg.svd(t, full_matrices=full_matrices)
-    k = s.shape[-1]
-    return tuple(spectra.as_floats(x) for x in (u[..., :k], s, vh[..., :k, :], torch.linalg.svdvals(t)))
+    return spectra.recomputed(F, a, _gesdd, full_matrices)
 
 
 def _exact_svd(matrix: np.ndarray, torch_u, torch_vh):

@@ -1,6 +1,6 @@
 """Eigen-decompositions of symmetric matrices and singular value decompositions, exactly (rigorous enclosures in
-arb) and as torch computed them (LAPACK's factors, recomputed), for the spectral entries of the tensor-op table
-(oracles.table.spectral_ops).
+arb) and as torch computed them (LAPACK's factors, recomputed), and what the spectral entries of the tensor-op
+table share (oracles.table.spectral_ops, singular_ops, qr_ops: `entry`, `NAMES`).
 
 Exact: the eigenvalues and eigenvectors of a real symmetric matrix have no closed form SymPy could differentiate
 beyond 2 x 2, but arb encloses them rigorously: `acb_mat.eig(right=True, algorithm="rump")` isolates each simple
@@ -12,14 +12,17 @@ real unit eigenvector, whose sign is fixed afterwards (`aligned`). Singular trip
 AᵀA (or of AAᵀ where A is wide): σ_k = sqrt(μ_k) and u_k = A v_k / σ_k (v_k = Aᵀ u_k / σ_k).
 
 torch: LAPACK's eigensolvers and SVD (syevd, gesdd) are iterative, and no a-priori bound of their error is
-rigorous without a constant the library does not state. So the backward's rounding model takes the factors torch
-computed as its inputs: `torch_eigh` and `torch_svd` recompute them with the same call on the same float matrix
-(the CPU's LAPACK is deterministic for these sizes) and enclose each factor element in the hull of torch's value
-and the exact one. A ball that holds both holds what torch's formula multiplies and what the exact derivative
-multiplies, so torch's formulas evaluated in ball arithmetic over these hulls, every operation rounded, enclose
-both torch's gradient and the exact gradient; its width is the measured distance of LAPACK's factors from the
-exact ones plus the rounding of the formula, no tuned constant. The factors can be recomputed only where the
-op's argument is a float matrix known exactly (an input, as the strategies draw it): elsewhere `Singular`.
+rigorous without a constant the library does not state (Householder QR's bounds hold only up to such constants
+too). So the backward's rounding model takes the factors torch computed as its inputs: the entries recompute them
+with the same call on the same float matrix (`recomputed`; the CPU's LAPACK is deterministic for these sizes, and
+tests/test_spectral_ops.py checks they are bit for bit the ones autograd saved) and enclose each factor element in
+the hull of torch's value and the exact one. A ball that holds both holds what torch's formula multiplies and
+what the exact derivative multiplies, so torch's formulas evaluated in ball arithmetic over these hulls, every
+operation rounded, enclose both torch's gradient and the exact gradient; its width is the measured distance of
+LAPACK's factors from the exact ones plus the rounding of the formula, no tuned constant. The factors can be
+recomputed only where the op's argument is a float matrix known exactly (an input, as the strategies draw it):
+elsewhere `Singular`. They are recomputed on the CPU: on another device (cuSOLVER) torch's factors differ in
+their last bits and these enclosures do not hold them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from flint import acb, acb_mat, arb
 
+from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel, Singular, Undecided
 from oracles.table.tensor_formulas import mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
@@ -108,21 +112,24 @@ def singular_triples(a: np.ndarray) -> tuple[list[arb], list[list[arb]], list[li
 
 
 # ------------------------------------------------------------------ torch's factors, recomputed
-def torch_matrix(F: RoundingModel, a: np.ndarray) -> torch.Tensor:
-    """The float tensor whose exact values the balls are; `Singular` where they are not exact (torch's factors
-    of a computed matrix cannot be recomputed from an enclosure of it)."""
+def recomputed(F: RoundingModel, a: np.ndarray, factorize, *options) -> tuple:
+    """`factorize(tensor, *options)` (torch's calls, a tuple of tensors) on the float tensor whose exact values the
+    balls `a` are, as nested lists of floats; `Singular` where the balls are not exact (torch's factors of a computed
+    matrix cannot be recomputed from an enclosure of it). Cached: the model's forward and backward and the exact
+    pass ask for the same factors (and torch's QR costs milliseconds where it runs on two threads)."""
     if not all(v.is_exact() for v in a.reshape(-1)):
         raise Singular("LAPACK's factors are recomputed only for a matrix the op receives exactly (an input)")
-    values = [float(v.mid()) for v in a.reshape(-1)]
-    return torch.tensor(values, dtype=torch.float64).reshape(a.shape).to(F.format.torch_dtype)
+    return _recomputed(factorize, F.format.name, a.shape, tuple(float(v.mid()) for v in a.reshape(-1)), options)
+
+
+@functools.lru_cache(maxsize=256)
+def _recomputed(factorize, dtype: str, shape, values, options) -> tuple:
+    t = torch.tensor(values, dtype=torch.float64).reshape(shape).to(format_named(dtype).torch_dtype)
+    return tuple(x.to(torch.float64).tolist() for x in factorize(t, *options))
 
 
 def hull(value: float, exact: arb) -> arb:
     return arb(value).union(exact)
-
-
-def as_floats(t: torch.Tensor) -> list:
-    return t.to(torch.float64).tolist()
 
 
 # ------------------------------------------------------------------ shared by the entries

@@ -49,13 +49,15 @@ def _square_operands(shape):
     return [((n, n),)] if len(shape) == 2 else [((min(shape[0], spectra.MAX_BATCH), n, n),)]
 
 
+def _eigh(t: torch.Tensor, uplo: str):
+    values, vectors = torch.linalg.eigh(t, UPLO=uplo)
+    return values, vectors, torch.linalg.eigvalsh(t, UPLO=uplo)
+
+
 def _torch_eigh(F: RoundingModel, a: np.ndarray, p):
     """torch's eigenvalues and eigenvectors as the autograd path computes them (syevd with vectors), and its
     eigenvalues without vectors (eigvalsh of a tensor that needs no gradient: syevd 'N', other last bits)."""
-    t = spectra.torch_matrix(F, a)
-    values, vectors = torch.linalg.eigh(t, UPLO=p["UPLO"])
-    plain = torch.linalg.eigvalsh(t, UPLO=p["UPLO"])
-    return spectra.as_floats(values), spectra.as_floats(vectors), spectra.as_floats(plain)
+    return spectra.recomputed(F, a, _eigh, p["UPLO"])
 
 
 def _exact_eigen(matrix: np.ndarray, torch_vectors) -> tuple[list[arb], list[list[arb]]]:
