@@ -145,9 +145,9 @@ def _closed_qr(x, m: int, n: int):
 
 
 @functools.cache
-def _closed_forms(op: str, transposed: bool, shape):
+def _closed_forms(op: str, p, shape):
     """(symbols, {output index: (its closed form, the k whose sign the oracle chose, or None)}) of `op`
-    (`transposed`: svd's V rather than Vh)."""
+    with parameters `p`."""
     m, n = shape
     x = [symbol(i) for i in range(m * n)]
     if op in ("eigvalsh", "eigh_vectors"):
@@ -166,13 +166,19 @@ def _closed_forms(op: str, transposed: bool, shape):
         return x, {(c,): (sigmas[c], None) for c in range(k)}
     if op == "svd_u":
         return x, {(i, c): (us[c][i], c) for i in range(m) for c in range(k)}
-    return x, {((i, c) if transposed else (c, i)): (vs[c][i], c) for i in range(n) for c in range(k)}
+    if op == "svd_vh":
+        return x, {((i, c) if p["V"] else (c, i)): (vs[c][i], c) for i in range(n) for c in range(k)}
+    if op == "cond":
+        top, bottom = (1, 0) if p["ord"] == -2 else (0, 1)
+        return x, {(): (sigmas[top] / sigmas[bottom], None)}
+    value = sigmas[0] + sigmas[1] if p["ord"] == "nuc" else sigmas[0 if p["ord"] == 2 else 1]
+    return x, {(0, 0) if p["keepdim"] else (): (value, None)}
 
 
 @functools.cache
-def _compiled(op: str, transposed: bool, shape, index=None):
+def _compiled(op: str, p, shape, index=None):
     """The programs of the closed forms' values, or of one output's partial derivatives (`index`)."""
-    x, forms = _closed_forms(op, transposed, shape)
+    x, forms = _closed_forms(op, p, shape)
     if index is None:
         return {i: compile_sympy(form) for i, (form, _) in forms.items()}
     return [compile_sympy(sympy.diff(forms[index][0], v)) for v in x]
@@ -185,7 +191,8 @@ def _one_hot(shape, index) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("op", ["eigvalsh", "eigh_vectors", "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r"])
+@pytest.mark.parametrize("op", ["eigvalsh", "eigh_vectors", "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r",
+                                "spectral_norm", "cond"])
 @scaled(4)
 @given(data=st.data())
 def test_exact_side_is_sympys_closed_form(op, data):
@@ -200,9 +207,8 @@ def test_exact_side_is_sympys_closed_form(op, data):
     _, p, values = data.draw(_drawn(op, "float64", shape), label="case")
     env = tuple(arb(v) for v in values)
     value, pullback = TENSOR_OPS[op].exact_vjp(fmt, [_arrays(values, shape[0])], p)
-    transposed = p.get("V", False)
-    _, forms = _closed_forms(op, transposed, shape[0])
-    values_of = {index: program(env) for index, program in _compiled(op, transposed, shape[0]).items()}
+    _, forms = _closed_forms(op, p, shape[0])
+    values_of = {index: program(env) for index, program in _compiled(op, p, shape[0]).items()}
     signs = {}
     for index, (_, k) in forms.items():  # the sign of vector k: the oracle's (torch's), at its largest element
         if k is not None and not value[index].contains(0) and (
@@ -213,7 +219,7 @@ def test_exact_side_is_sympys_closed_form(op, data):
         assert value[index].overlaps(sign_of[index] * values_of[index]), f"{op}{list(index)} at {values}"
     index = data.draw(choice(list(forms)), label="output differentiated")  # SymPy's derivatives are the slow part
     (got,) = pullback(_one_hot(value.shape, index))
-    for g, partial in zip(got.reshape(-1), _compiled(op, transposed, shape[0], index)):
+    for g, partial in zip(got.reshape(-1), _compiled(op, p, shape[0], index)):
         want = sign_of[index] * partial(env)
         assert g.overlaps(want), f"{op}: d{list(index)} is {g.str(15)}, SymPy {want.str(15)} at {values}"
 

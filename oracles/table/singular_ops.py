@@ -36,7 +36,7 @@ from flint import arb
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import spectra
 from oracles.table.shape_ops import _params, _spelling, _with
-from oracles.table.tensor_formulas import ZERO, mul
+from oracles.table.tensor_formulas import ZERO, mul, sum_any
 
 OUTPUTS = ("S", "U", "Vh")
 
@@ -322,3 +322,143 @@ _OPINFO = {"S": ["linalg.svdvals", "linalg.svd", "svd"], "U": ["linalg.svd", "sv
 for _output, _name in zip(OUTPUTS, ("svdvals", "svd_u", "svd_vh")):
     spectra.entry(_name, _spellings[_output], _forward(_output), _backward(_output), _exact(_output), _OPINFO[_output],
                   "separated_singular", _operands, _options(_output), _shape(_output))
+
+
+# ------------------------------------------------------------------ functions of the singular values
+# matrix_norm with ord 2, -2 and 'nuc' (linalg_matrix_norm): amax, amin or sum of svdvals(A); cond with p None, 2 or
+# -2 (linalg_cond): s_max / s_min or s_min / s_max of svdvals(A). Their backward is the reduction's or div's, then
+# svd_backward with gS only (U @ (gS.unsqueeze(-1) * Vh)). amax and amin of distinct values pass the gradient to
+# the one extremum unchanged (scale_grad_by_count: g / 1, times 1 or 0, exact), sum copies it; div's: grad / other
+# for self and -grad * ((self / other) / other) for other.
+def _ratio(top: int, bottom: int):
+    """(value, its derivatives by σ) of σ_top / σ_bottom; torch's forward and gS (div's backward)."""
+
+    def value(F, s):
+        return F.div(s[top], s[bottom])
+
+    def gs(F, s, g):
+        out = [ZERO] * len(s)
+        out[top] = F.div(g, s[bottom])
+        out[bottom] = mul(F, -g, F.div(F.div(s[top], s[bottom]), s[bottom]))
+        return out
+
+    def exact(s):
+        partials = [ZERO] * len(s)
+        partials[top], partials[bottom] = 1 / s[bottom], -s[top] / s[bottom] ** 2
+        return s[top] / s[bottom], partials
+
+    return value, gs, exact
+
+
+def _picked(k: int):
+    """σ_k itself (amax: k = 0, amin: the last)."""
+
+    def gs(F, s, g):
+        return [g if j == k % len(s) else ZERO for j in range(len(s))]
+
+    def exact(s):
+        return s[k], [arb(int(j == k % len(s))) for j in range(len(s))]
+
+    return (lambda F, s: s[k]), gs, exact
+
+
+_NUCLEAR = (lambda F, s: sum_any(F, list(s)), lambda F, s, g: [g] * len(s),
+            lambda s: (sum(s, ZERO), [arb(1)] * len(s)))
+
+
+def _norm_function(p):
+    ord_ = p["ord"]
+    if p.get("kind") == "cond":
+        return _ratio(-1, 0) if ord_ == -2 else _ratio(0, -1)
+    return _NUCLEAR if ord_ == "nuc" else _picked(0 if ord_ == 2 else -1)
+
+
+_SVDVALS = {"full_matrices": False}  # what svdvals computes (gesdd, reduced)
+
+
+def _reduced_shape(a, p):
+    return a[:-2] + ((1, 1) if p.get("keepdim") else ())
+
+
+def _index(b, p):
+    return b + ((0, 0) if p.get("keepdim") else ())
+
+
+def _scalar_forward(F, arrays, p):
+    a = arrays[0]
+    value = _norm_function(p)[0]
+    out = spectra.obj(_reduced_shape(a.shape, p))
+    for b, (_, _, s, _) in _balls(F, a, _SVDVALS).items():
+        out[_index(b, p)] = value(F, s)
+    return out
+
+
+def _scalar_backward(F, arrays, out, grad, p):
+    a = arrays[0]
+    m, n = a.shape[-2:]
+    gs = _norm_function(p)[1]
+    ga = spectra.obj(a.shape)
+    for b, (u, s, _, vh) in _balls(F, a, _SVDVALS).items():
+        result = _s_backward(F, u, s, vh, gs(F, s, grad[_index(b, p)]), m, n)
+        for index in np.ndindex(m, n):
+            ga[b + index] = result[index]
+    return (ga,)
+
+
+def _scalar_exact(fmt, arrays, p):
+    a = arrays[0]
+    exact = _norm_function(p)[2]
+    triples = {b: spectra.singular_triples(a[b]) for b in spectra.batches(a)}
+    value = spectra.obj(_reduced_shape(a.shape, p))
+    partials = {}
+    for b, (sigmas, _, _) in triples.items():
+        value[_index(b, p)], partials[b] = exact(sigmas)
+
+    def pullback(adjoint):
+        ga = spectra.obj(a.shape)
+        for b, (sigmas, us, vs) in triples.items():
+            g = adjoint[_index(b, p)]
+            for i, j in np.ndindex(*a.shape[-2:]):
+                ga[b + (i, j)] = sum((g * partials[b][c] * us[c][i] * vs[c][j] for c in range(len(sigmas))), ZERO)
+        return [ga]
+
+    return value, pullback
+
+
+def _norm_options(shapes):
+    a = shapes[0]
+    if len(a) not in (2, 3) or min(a[-2:]) < 2:
+        return []
+    return [_params(ord=o, keepdim=k) for o in (2, -2, "nuc") for k in (False, True)]
+
+
+def _cond_options(shapes):
+    a = shapes[0]
+    if len(a) not in (2, 3) or min(a[-2:]) < 2:
+        return []
+    return [_params(kind="cond", ord=o) for o in (None, 2, -2)]
+
+
+def _is_matrix(shapes, p):
+    return len(shapes[0]) == 2 and not p["keepdim"]
+
+
+spectra.entry(
+    "spectral_norm",
+    [_spelling("torch.linalg.matrix_norm({0}, ord={ord}, keepdim={keepdim})",
+               lambda a, ord, keepdim: torch.linalg.matrix_norm(a, ord=ord, keepdim=keepdim)),
+     _spelling("torch.linalg.norm({0}, ord={ord}, dim=(-2, -1), keepdim={keepdim})",
+               lambda a, ord, keepdim: torch.linalg.norm(a, ord=ord, dim=(-2, -1), keepdim=keepdim)),
+     _spelling("torch.linalg.norm({0}, ord={ord})", lambda a, ord, keepdim: torch.linalg.norm(a, ord=ord), _is_matrix),
+     _spelling("torch.norm({0}, p='nuc', dim=(-2, -1), keepdim={keepdim})",
+               lambda a, ord, keepdim: torch.norm(a, p="nuc", dim=(-2, -1), keepdim=keepdim), _with(ord="nuc")),
+     _spelling("{0}.norm(p='nuc')", lambda a, ord, keepdim: a.norm(p="nuc"),
+               lambda shapes, p: p["ord"] == "nuc" and _is_matrix(shapes, p))],
+    _scalar_forward, _scalar_backward, _scalar_exact, ["linalg.matrix_norm", "linalg.norm", "norm[nuc]"],
+    "separated_singular", _operands, _norm_options, _reduced_shape)
+spectra.entry(
+    "cond",
+    [_spelling("torch.linalg.cond({0}, p={ord})", lambda a, kind, ord: torch.linalg.cond(a, p=ord)),
+     _spelling("torch.linalg.cond({0})", lambda a, kind, ord: torch.linalg.cond(a), _with(ord=None))],
+    _scalar_forward, _scalar_backward, _scalar_exact, ["linalg.cond"], "separated_singular", _operands,
+    _cond_options, _reduced_shape)
