@@ -12,6 +12,7 @@ Their gradients are checked like every tensor op's by tests/test_tensor_ops.py (
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -45,13 +46,24 @@ def _arrays(values, shape):
 
 @st.composite
 def _drawn(draw, op: str, dtype: str, shapes=None):
-    """(argument shapes, parameters, the matrix's values) of a drawn case of `op`."""
+    """(argument shapes, parameters, the first argument's values) of a drawn case of `op`."""
+    shapes, p, values = draw(_drawn_all(op, dtype, shapes))
+    return shapes, p, values[0]
+
+
+@st.composite
+def _drawn_all(draw, op: str, dtype: str, shapes=None):
+    """(argument shapes, parameters, every argument's values): the matrices in the entry's domains, any other
+    argument (lstsq's B) small floats of the dtype."""
     entry = TENSOR_OPS[op]
+    fmt = format_named(dtype)
     if shapes is None:
         shapes = draw(choice([s for seed in SEEDS if len(seed) in entry.ranks for s in entry.argument_shapes(seed)
                               if entry.space.options(s)]), label="argument shapes")
     p = draw(choice(entry.space.options(shapes)), label="parameters")
-    values = draw(spectral_values(format_named(dtype), shapes[0], entry.matrix_domains[0]), label="matrix")
+    values = [draw(spectral_values(fmt, shape, domain) if domain else
+                   st.lists(st.floats(-3, 3).map(fmt.round), min_size=math.prod(shape), max_size=math.prod(shape)),
+                   label=f"x{k}") for k, (shape, domain) in enumerate(zip(shapes, entry.matrix_domains))]
     return shapes, p, values
 
 
@@ -66,10 +78,11 @@ def test_forward_is_inside_the_model(op, dtype, data):
         pytest.skip(f"LAPACK has no {dtype} kernels")
     fmt = format_named(dtype)
     entry = TENSOR_OPS[op]
-    shapes, p, values = data.draw(_drawn(op, dtype), label="case")
-    tensor = torch.tensor(values, dtype=torch.float64).reshape(shapes[0]).to(fmt.torch_dtype)
-    model = np.asarray(entry.forward(RoundingModel(fmt), [_arrays(values, shapes[0])], p), dtype=object)
-    assert_spellings_inside_the_model(entry, shapes, p, [tensor], model, dtype)
+    shapes, p, values = data.draw(_drawn_all(op, dtype), label="case")
+    tensors = [torch.tensor(v, dtype=torch.float64).reshape(s).to(fmt.torch_dtype) for v, s in zip(values, shapes)]
+    model = np.asarray(entry.forward(RoundingModel(fmt), [_arrays(v, s) for v, s in zip(values, shapes)], p),
+                       dtype=object)
+    assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype)
 
 
 @scaled(10)
