@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradoracle.pytest_plugin import scaled
+from oracles.core.expected import Status
 from oracles.core.render import symbol
 from oracles.core.verdict import Verdict, judge_element
 from oracles.numerics.dtypes import format_named
@@ -286,3 +287,19 @@ def test_a_backward_off_by_1e_12_is_caught(op, device):
     """torch's own backward times 1 + 1e-12 (float64) on matrices with separated spectra: the model's enclosure
     (LAPACK's factors within a few ulps of the exact ones) is tighter than that, so some example fails."""
     assert_planted_error_caught(op, device, 1e-12)
+
+
+@pytest.mark.parametrize(("op", "matrix"), [("eigvalsh", (2.0, 0.0, 0.0, 2.0)), ("eigh_vectors", (2.0, 0.0, 0.0, 2.0)),
+                                            ("svdvals", (3.0, 0.0, 0.0, 3.0)), ("svdvals", (1.0, 2.0, 2.0, 4.0)),
+                                            ("svd_u", (1.0, 2.0, 2.0, 4.0))])
+def test_oracle_says_nothing_where_the_spectrum_is_not_separated(op, matrix):
+    """A repeated eigenvalue or singular value, or a singular value 0: the derivatives of the decomposition do not
+    exist there (arb cannot isolate the values), and every element is unverified with that reason, never judged
+    (torch's eigenvector gradient there is NaN: it divides by the zero gap)."""
+    node = Tensor(op, (Input(0),), TENSOR_OPS[op].space.options(((2, 2),))[0], 0)
+    case = TensorCase(node, ((2, 2),), (matrix,), "float64")
+    grads = torch_gradients(case)[0].reshape(-1).tolist()
+    for value, element in zip(grads, expected_tensor_gradients(case)[0].elements):
+        assert element.status is Status.SINGULAR and ("isolated" in element.reason or "0" in element.reason), (
+            f"{case.source}: {element}")
+        assert judge_element(0, (), value, element, case.format).verdict is Verdict.UNVERIFIED
