@@ -19,6 +19,7 @@ from tests.test_known_findings import (
     EPS_DTYPES,
     ERF_POINTS,
     EXCLUDED_SELF_CASES,
+    HOUSEHOLDER_DTYPES,
     INDEX_REDUCE_PROD_DTYPES,
     JVP_CRASH_DTYPES,
     POLAR_DTYPES,
@@ -80,6 +81,8 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_index_reduce_prod_runs_on_a_row[index_reduce_prod@1x1-{d}]"
                  for d in INDEX_REDUCE_PROD_DTYPES}
     possible |= {f"tests/test_known_findings.py::test_polar_abs_gradient_at_zero[polar@0-{d}]" for d in POLAR_DTYPES}
+    possible |= {f"tests/test_known_findings.py::test_householder_product_gradient_where_a_reflector_is_singular"
+                 f"[householder_product@singular-reflector-{d}]" for d in HOUSEHOLDER_DTYPES}
     for module in (test_higher_order, test_forward_ad, test_compile):  # tests pinned with pytest_plugin.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -3,7 +3,10 @@ the derivatives of eigenvalues, eigenvectors and singular values exist (they do 
 
 - "symmetric_separated": Qᵀ diag(λ) Q with distinct drawn λ (one pair maybe only 2^-10 apart, so that eigenvector
   derivatives, which divide by the gaps, are large) and a drawn rotation Q;
-- "separated_singular": P diag(σ) Qᵀ (m x n, the first min(m, n) columns of P and Q) with distinct positive σ.
+- "separated_singular": P diag(σ) Qᵀ (m x n, the first min(m, n) columns of P and Q) with distinct positive σ;
+- "householder_scalars": householder_product's τ, in [-3, 0] or (1, 3]: a reflector's v has ‖v‖² >= 1 (its 1 on the
+  diagonal), so τ ‖v‖² is never 1 and every H(τ) = I - τ v vᵀ is invertible, as torch's backward assumes (where
+  one is not, torch's gradient is NaN: finding householder-product-singular-reflector).
 
 The rotations are products of Givens rotations whose cosines and sines are Pythagorean fractions (3/5, 4/5, ...),
 so the product is computed exactly (fractions) and rounded to the dtype once per element (symmetrically). The
@@ -13,6 +16,7 @@ or singular value by less than u·‖A‖, far less than the smallest gap drawn,
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -20,8 +24,9 @@ from hypothesis import strategies as st
 
 from oracles.numerics.dtypes import FloatFormat
 from strategies.cached import choice
+from strategies.values import leaf_values
 
-DOMAINS = ("symmetric_separated", "separated_singular")
+DOMAINS = ("symmetric_separated", "separated_singular", "householder_scalars")
 TRIPLES = ((3, 4, 5), (5, 12, 13), (8, 15, 17), (20, 21, 29), (7, 24, 25))
 # No eigenvalue 0: an enclosure of an exact 0 never excludes 0, so an elementwise op with a kink or branch at 0
 # after the op (abs, sign) would leave the case unverified after retrying up to the highest precision.
@@ -81,9 +86,18 @@ def _spectral_matrix(draw, fmt: FloatFormat, m: int, n: int, domain: str) -> lis
     return [v for row in rounded for v in row]
 
 
+@functools.cache  # one strategy object per format (strategies/cached.py)
+def _reflector_scalars(fmt: FloatFormat) -> st.SearchStrategy[float]:
+    """The leaf values, those in (0, 1] moved to [2, 3] (x + 1 would round to 1 for tiny x)."""
+    return leaf_values(fmt).map(lambda x: fmt.round(2 + x) if 0 < x <= 1 else x)
+
+
 @st.composite
 def spectral_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
     """Row-major values of a matrix or a batch of them (shape (..., m, n)), each in `domain`."""
+    if domain == "householder_scalars":
+        size = math.prod(shape)
+        return draw(st.lists(_reflector_scalars(fmt), min_size=size, max_size=size), label="scalars")
     m, n = shape[-2:]
     values: list[float] = []
     for b in range(math.prod(shape[:-2])):

@@ -199,7 +199,7 @@ class TensorOp:
     # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
     # only (strategies/matrices.py: "invertible", "diagonally_dominant", "positive_determinant",
     # "positive_definite", "cholesky_factor", "invertible_flat"; strategies/spectra.py: "symmetric_separated",
-    # "separated_singular"; "" any values);
+    # "separated_singular", "householder_scalars"; "" any values);
     # such an op's arguments are inputs themselves, so that the draw is what the op receives
     matrix_domains: tuple[str, ...] = ()
     # an op SymPy has no practical closed form of (eigenvalues beyond 2 x 2): the exact pass takes its value and
