@@ -69,7 +69,7 @@ def _drawn_all(draw, op: str, dtype: str, shapes=None):
 
 
 @pytest.mark.parametrize("op", spectra.NAMES)
-@scaled(4)
+@scaled(2)
 @given(data=st.data())
 def test_forward_is_inside_the_model(op, dtype, data):
     """torch's forward of each spelling, and the rendered source, lie in the model's forward enclosure (the hull of
@@ -86,7 +86,7 @@ def test_forward_is_inside_the_model(op, dtype, data):
     assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype)
 
 
-@scaled(10)
+@scaled(5)
 @given(data=st.data())
 def test_recomputed_factors_are_the_ones_autograd_saved(dtype, data):
     """The model recomputes LAPACK's factors with the same call on the same matrix (the entries' own functions):
@@ -207,7 +207,7 @@ def _one_hot(shape, index) -> np.ndarray:
 
 @pytest.mark.parametrize("op", ["eigvalsh", "eigh_vectors", "svdvals", "svd_u", "svd_vh", "qr_q", "qr_r",
                                 "spectral_norm", "cond"])
-@scaled(4)
+@scaled(3)
 @given(data=st.data())
 def test_exact_side_is_sympys_closed_form(op, data):
     """At drawn matrices with a side 2 (2 x 2; 3 x 2 and 2 x 3 for SVD and QR), the exact values and VJPs of the entry
