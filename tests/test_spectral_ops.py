@@ -1,11 +1,15 @@
-"""Spectral ops of the tensor-op table (oracles.table.spectral_ops) and their exact side (oracles.table.spectra).
+"""The spectral and factorization entries of the tensor-op table that take LAPACK's results as the model's inputs
+(oracles.table.spectral_ops, singular_ops, qr_ops, pinv_ops, householder_ops; shared parts in oracles.table.spectra).
 
 Their gradients are checked like every tensor op's by tests/test_tensor_ops.py (test_tensor_op_gradient); here:
-- torch's forward of every spelling lies in the model's enclosure, on drawn matrices of the op's domain;
+- torch's forward of every spelling lies in the model's enclosure, on drawn matrices of the op's domain (which
+  shows every spelling computes the results the model recomputes: a driver whose results are not reproducible,
+  lstsq's gelsy, fails here);
 - the factors the model recomputes are bit for bit those torch's autograd saved for the backward (the model's
   one assumption about LAPACK);
-- the exact side (arb's verified eigen-decompositions) agrees with SymPy's closed forms of 2 x 2 matrices;
-- gradients worked out by hand;
+- the exact side agrees with SymPy's closed forms at matrices with a side 2 (eigen-decompositions by the quadratic
+  formula and Jacobi's angle, SVD through AᵀA, QR by Gram-Schmidt, the norms and cond of the singular values);
+- gradients worked out by hand; a repeated eigenvalue or singular value leaves every element unverified;
 - a backward wrong by a relative 1e-12 in float64 is caught, for every entry.
 """
 
