@@ -38,7 +38,7 @@ from oracles.numerics.rounding import RoundingModel, Singular, Undecided
 from oracles.table.tensor_formulas import mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
 
-NAMES: list[str] = []  # the spectral entries (oracles.table.spectral_ops, oracles.table.singular_ops)
+NAMES: list[str] = []  # the entries of spectral_ops, singular_ops, qr_ops, pinv_ops and householder_ops
 FLOATS = ("float64", "float32")  # LAPACK's real types
 MAX_BATCH = 2
 
