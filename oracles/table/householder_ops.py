@@ -118,7 +118,10 @@ def _minus(F, x: arb, y: arb) -> arb:
     return -y if is_exact_zero(x) else F.sub(x, y)
 
 
-def _backward_one(F: RoundingModel, a: np.ndarray, tau: list, q: np.ndarray, grad: np.ndarray):
+def backward_of_product(F: RoundingModel, a: np.ndarray, tau: list, result: np.ndarray, grad: np.ndarray,
+                        flip: bool = False):
+    """householder_product_backward(grad, result, A, τ, flip_order): (A's gradient, τ's) as torch computes them
+    (module docstring); `flip` (ormqr's) walks the reflectors from the last and swaps the sides of the updates."""
     m, n = a.shape
     count = len(tau)
     vs = _reflector_columns(a, count, arb(1))
@@ -129,22 +132,25 @@ def _backward_one(F: RoundingModel, a: np.ndarray, tau: list, q: np.ndarray, gra
         if denominator.contains(0):
             raise Singular("τ ‖v‖² may be 1: H(τ) may not be invertible, as householder_product_backward assumes")
         sigma.append(F.div(tau[i], denominator))
-    k = spectra.matmul(F, q, grad.T)
-    _left(F, k, 0, vs[0], sigma[0])
-    ga, gtau = spectra.obj((m, n)), []
+    order = list(reversed(range(count))) if flip else list(range(count))
+    update = {True: _left, False: _right}
+    k = spectra.matmul(F, result, grad.T)
+    update[not flip](F, k, order[0], vs[order[0]], sigma[order[0]])
+    ga, gtau = spectra.obj((m, n)), [ZERO] * count
     for index in np.ndindex(m, n):
         ga[index] = ZERO
-    for i in range(count):
+    for step, i in enumerate(order):
         v = vs[i]
         vhk = [sum_any(F, [mul(F, v[r], k[r, c]) for r in range(i, m)]) for c in range(m)]
         kv = [sum_any(F, [mul(F, k[r, c], v[c]) for c in range(i, m)]) for r in range(m)]
         for r in range(m):
             if r > i:  # tril(-1): the rest is discarded
                 ga[r, i] = _minus(F, mul(F, -tau[i], vhk[r]), mul(F, tau[i], kv[r]))
-        gtau.append(-sum_any(F, [mul(F, vhk[c], v[c]) for c in range(i, m)]))
-        if i != count - 1:
-            _left(F, k, i + 1, vs[i + 1], sigma[i + 1])
-            _right(F, k, i, v, tau[i])
+        gtau[i] = -sum_any(F, [mul(F, vhk[c], v[c]) for c in range(i, m)])
+        if step != count - 1:
+            following = order[step + 1]
+            update[not flip](F, k, following, vs[following], sigma[following])
+            update[flip](F, k, i, v, tau[i])
     return ga, gtau
 
 
@@ -153,7 +159,7 @@ def _backward(F, arrays, out, grad, p):
     ga, gtau = spectra.obj(a.shape), spectra.obj(tau.shape)
     for b in spectra.batches(a):
         taus = [tau[b + (i,)] for i in range(tau.shape[-1])]
-        gai, gti = _backward_one(F, a[b], taus, out[b], grad[b])
+        gai, gti = backward_of_product(F, a[b], taus, out[b], grad[b])
         for index in np.ndindex(*gai.shape):
             ga[b + index] = gai[index]
         for i, g in enumerate(gti):
