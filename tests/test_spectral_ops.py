@@ -1,5 +1,6 @@
-"""The spectral and factorization entries of the tensor-op table that take LAPACK's results as the model's inputs
-(oracles.table.spectral_ops, singular_ops, qr_ops, pinv_ops, householder_ops; shared parts in oracles.table.spectra).
+"""The spectral and factorization entries of the tensor-op table (oracles.table.spectral_ops, singular_ops, qr_ops,
+pinv_ops, householder_ops, ormqr_ops; shared parts in oracles.table.spectra), most of which take LAPACK's results as
+the model's inputs.
 
 Their gradients are checked like every tensor op's by tests/test_tensor_ops.py (test_tensor_op_gradient); here:
 - torch's forward of every spelling lies in the model's enclosure, on drawn matrices of the op's domain (which

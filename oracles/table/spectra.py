@@ -1,6 +1,7 @@
 """Eigen-decompositions of symmetric matrices and singular value decompositions, exactly (rigorous enclosures in
 arb) and as torch computed them (LAPACK's factors, recomputed), and what the spectral entries of the tensor-op
-table share (oracles.table.spectral_ops, singular_ops, qr_ops: `entry`, `NAMES`).
+table share (oracles.table.spectral_ops, singular_ops, qr_ops, pinv_ops, householder_ops, ormqr_ops: `entry`,
+`NAMES`, `recomputed`).
 
 Exact: the eigenvalues and eigenvectors of a real symmetric matrix have no closed form SymPy could differentiate
 beyond 2 x 2, but arb encloses them rigorously: `acb_mat.eig(right=True, algorithm="rump")` isolates each simple
@@ -38,7 +39,7 @@ from oracles.numerics.rounding import RoundingModel, Singular, Undecided
 from oracles.table.tensor_formulas import mul, sum_any
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
 
-NAMES: list[str] = []  # the entries of spectral_ops, singular_ops, qr_ops, pinv_ops and householder_ops
+NAMES: list[str] = []  # the entries of spectral_ops, singular_ops, qr_ops, pinv_ops, householder_ops, ormqr_ops
 FLOATS = ("float64", "float32")  # LAPACK's real types
 MAX_BATCH = 2
 
