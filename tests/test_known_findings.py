@@ -261,3 +261,24 @@ def test_polar_abs_gradient_at_zero(precision, dtypes):
     exact = mp.cos(mp.mpf(0.5))
     assert _relative_error_in_ulps(magnitude.grad.item(), exact, precision) <= ULPS_ALLOWED, (
         f"polar(0, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, exact {float(exact)!r}")
+
+
+HOUSEHOLDER_DTYPES = ("float64", "float32")
+
+
+@pytest.mark.parametrize("precision", HOUSEHOLDER_DTYPES,
+                         ids=[f"householder_product/singular-reflector-{d}" for d in HOUSEHOLDER_DTYPES])
+def test_householder_product_gradient_where_a_reflector_is_singular(precision, dtypes):
+    """householder_product(A, τ) for A = [[1, 0], [1/2, 1]], τ = (0, 1): H_1 = I (τ_1 = 0), H_2 = I - e_2 e_2ᵀ =
+    diag(1, 0), singular (τ_2 ‖v_2‖² = 1), Q = diag(1, 0). Σ Q is a polynomial in τ: ∂/∂τ_1 = -Σ v_1 v_1ᵀ H_2 = -3/2
+    (v_1 = (1, 1/2)), ∂/∂τ_2 = -Σ H_1 e_2 e_2ᵀ = -1. householder_product_backward multiplies by H(σ_i) = H(τ_i)⁻¹,
+    σ_i = τ_i / (τ_i ‖v_i‖² - 1) = 1 / 0 here."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    a = torch.tensor([[1.0, 0.0], [0.5, 1.0]], dtype=dtype, requires_grad=True)
+    tau = torch.tensor([0.0, 1.0], dtype=dtype, requires_grad=True)
+    q = torch.linalg.householder_product(a, tau)
+    assert q.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    q.sum().backward()
+    assert tau.grad.tolist() == [-1.5, -1.0], f"householder_product, {precision}: tau.grad {tau.grad.tolist()}"

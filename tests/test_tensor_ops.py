@@ -41,6 +41,7 @@ from oracles.table import (
     prelu_ops,
     renorm_ops,
     sample_losses,
+    spectra,
 )
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
@@ -203,8 +204,8 @@ def test_every_spelling_is_reachable():
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
-INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
-              if isinstance(op.space, OptionSpace) and name not in ROUNDING_FORWARD + linalg_ops.NAMES]
+INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
+              and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]
 
 
 def assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype: str) -> int:
