@@ -6,6 +6,7 @@ from oracles.table import (
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
