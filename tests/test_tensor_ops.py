@@ -44,6 +44,7 @@ from oracles.table import (
     prelu_ops,
     renorm_ops,
     sample_losses,
+    softmax_internals,
 )
 from oracles.table.shape_ops import Indices
 from oracles.table.tensor_ops import (
@@ -207,7 +208,8 @@ def test_every_spelling_is_reachable():
 # model's enclosure (linear algebra, on matrices drawn for it, tests/test_linalg_ops.py).
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
-                    + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES)
+                    + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
+                    + softmax_internals.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
               if isinstance(op.space, OptionSpace) and name not in ROUNDING_FORWARD + linalg_ops.NAMES]

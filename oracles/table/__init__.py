@@ -27,5 +27,6 @@ from oracles.table import (
     scatter_products,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    softmax_internals,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
 )
