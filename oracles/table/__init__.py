@@ -19,6 +19,7 @@ from oracles.table import (
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     quantile_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     renorm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
