@@ -17,6 +17,7 @@ from oracles.table import (
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
