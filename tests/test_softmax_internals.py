@@ -14,7 +14,7 @@ import torch
 from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
 from oracles.table.tensor_ops import ScanParams
-from oracles.tensor.check import torch_gradients
+from oracles.tensor.check import check_tensor_case, torch_gradients
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import Input, Tensor, TensorCase
 from tests.test_tensor_ops import assert_planted_error_caught
@@ -39,3 +39,14 @@ def test_softmax_backward_data_by_hand(dtype):
         values = grads[i].to(torch.float64).tolist()
         assert all(judge_element(i, (), v, e, case.format).verdict is Verdict.VERIFIED
                    for v, e in zip(values, expected[i].elements)), (i, values)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_backward_data_along_each_dim_of_a_matrix(dim):
+    """The entry is drawn on vectors (its SymPy Jacobian grows fast with the slice count): on a 2 x 2 matrix,
+    along each dim, with gradient=, every element is verified."""
+    node = Tensor("softmax_backward_data", (Input(0), Input(1)), ScanParams(dim), 0)
+    case = TensorCase(node, ((2, 2), (2, 2)), ((1.0, -0.5, 2.0, 0.25), (0.5, -1.0, 1.5, 0.0)), "float32",
+                      (1.0, -2.0, 0.5, 3.0))
+    outcome = check_tensor_case(case)
+    assert outcome.verdicts and all(v.verdict is Verdict.VERIFIED for v in outcome.verdicts), outcome.verdicts

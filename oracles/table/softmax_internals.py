@@ -7,7 +7,8 @@ _softmax_backward_data(grad_output, output, dim, input_dtype) is y * (g - sum(g 
 backward; the spelling hands it a softmax's output, `torch.ops.aten._softmax_backward_data(x0, torch.softmax(x1,
 1), 1, x0.dtype)`, so both arguments are differentiated (derivatives.yaml): grad_output by the same kernel
 (the map is symmetric in g), output by softmax_double_backward (FunctionsManual.cpp: gO * G - sum(y * gO) * G
-- gO * sum(y * G), each a tensor op of the dtype), and then x1 by softmax's own backward.
+- gO * sum(y * G), each a tensor op of the dtype), and then x1 by softmax's own backward. It is drawn on vectors:
+its SymPy Jacobian on matrices costs seconds of CI (tests/test_softmax_internals.py checks each dim of a matrix).
 """
 
 from __future__ import annotations
@@ -85,4 +86,4 @@ TENSOR_OPS["softmax_backward_data"] = TensorOp(
                             f"{a[0]}.dtype)",
                lambda a, p: torch.ops.aten._softmax_backward_data(a[0], torch.softmax(a[1], p.dim), p.dim,
                                                                    a[0].dtype)),),
-    _sym, _forward, _backward, ScanSpace(), lambda shapes, p: shapes[0], ("_softmax_backward_data",))
+    _sym, _forward, _backward, ScanSpace(), lambda shapes, p: shapes[0], ("_softmax_backward_data",), ranks=(1,))
