@@ -93,3 +93,20 @@ def test_a_cast_to_a_wider_dtype_is_exact_both_ways(source):
     [expected] = expected_tensor_gradients(case)
     assert [e.enclosure.rad() == 0 and e.exact.mid() for e in expected.elements] == [arb(0.5).mid(), arb(1.5).mid()]
     assert torch_gradients(case)[0].tolist() == [0.5, 1.5]
+
+
+# just above the tie between 1 and the next value of the dtype (half an ulp above 1, plus 2^-30), and that next value
+ABOVE_TIES = {"float16": (1 + 2**-11 + 2**-30, 1 + 2**-10), "bfloat16": (1 + 2**-8 + 2**-30, 1 + 2**-7)}
+
+
+@pytest.mark.parametrize("precision", list(ABOVE_TIES), ids=[f"cast/above-a-tie-{d}" for d in ABOVE_TIES])
+def test_a_float64_gradient_cast_to_a_half_dtype_is_rounded_to_nearest(precision, dtypes):
+    """x.double() of a leaf x of the dtype, with gradient= g just above a tie of the dtype: the gradient cast back
+    is g rounded to nearest, the upper neighbour (IEEE 754's conversion; numpy's float16 gives it). torch rounds
+    g to float first, a tie, and then to even, 1.0 (finding double-to-half-cast-rounded-twice)."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    g, nearest = ABOVE_TIES[precision]
+    x = torch.tensor(0.5, dtype=format_named(precision).torch_dtype, requires_grad=True)
+    x.double().backward(torch.tensor(g, dtype=torch.float64))
+    assert x.grad.item() == nearest, f"{precision}: x.grad = {x.grad.item()!r}, nearest to {g!r}: {nearest!r}"

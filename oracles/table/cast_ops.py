@@ -57,7 +57,8 @@ def holds(target: FloatFormat, source: FloatFormat) -> bool:
 def cast(value: arb, source: FloatFormat, target: FloatFormat) -> arb:
     """A value of `source` converted to `target` on the CPU. c10::Half and c10::BFloat16 are built from a float
     only, so a double becomes a float first and is rounded twice (measured: 1 + 2^-11 + 2^-30 in float64 gives
-    1.0 in float16, whose nearest value is 1 + 2^-10); every other conversion rounds once."""
+    1.0 in float16, whose nearest value is 1 + 2^-10; finding double-to-half-cast-rounded-twice); every other
+    conversion rounds once."""
     if holds(target, source):
         return value
     if source.mantissa_bits > FLOAT32.mantissa_bits and target.mantissa_bits < FLOAT32.mantissa_bits:
