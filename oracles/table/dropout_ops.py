@@ -39,12 +39,13 @@ PROBABILITIES = (0.5, 0.25)  # 1 / (1 - p): 2, exact in every dtype; 4/3, rounde
 SEEDS = (0, 1, 2)
 MAX_ELEMENTS = 12  # the feature forms take rank-4 tensors: kept small, as their SymPy Jacobians
 ALPHA = 1.7580993408473766  # _dropout_impl's alpha (a double)
-K_ALPHA = 8  # a and b: a few roundings in double, each scalar converted to the dtype, b's sum rounded once
+K_ALPHA = 8  # a and b: a few roundings in double (at most 7 u of a double), each scalar converted to the dtype
+# (through float for bfloat16 and float16), b's product and sum rounded in it
 
 
 # ------------------------------------------------------------------ the noise torch draws
 @functools.cache
-def _noise(name: str, p: float, seed: int, shape: tuple[int, ...]) -> tuple[tuple[bool, ...], ...]:
+def _noise(name: str, p: float, seed: int, shape: tuple[int, ...]) -> tuple[bool, ...]:
     """The kept elements (row-major) of the op under the seed, read from torch's output on ones and zeros."""
     function = _FUNCTIONS[name]
     with torch.random.fork_rng(devices=[]):
@@ -59,9 +60,14 @@ def _kept(name: str, a: np.ndarray, p) -> np.ndarray:
     return np.array(_noise(name, p["p"], p["seed"], a.shape), dtype=bool).reshape(a.shape)
 
 
-def _alpha_a(p: float):
-    """a, exactly: SymPy's and the real arb ball of it."""
-    return 1 / sympy.sqrt((sympy.Rational(ALPHA) ** 2 * sympy.Rational(p) + 1) * (1 - sympy.Rational(p)))
+def _sym_scalars(name: str, p: float):
+    """(the kept elements' factor, b where kept, b where dropped), exactly: 1 / (1 - p), 0, 0; alpha dropout's
+    a, alpha a p and alpha a (p - 1)."""
+    if name not in ALPHA_FORMS:
+        return 1 / (1 - sympy.Rational(p)), sympy.Integer(0), sympy.Integer(0)
+    a = 1 / sympy.sqrt((sympy.Rational(ALPHA) ** 2 * sympy.Rational(p) + 1) * (1 - sympy.Rational(p)))
+    scale = sympy.Rational(ALPHA) * a
+    return a, scale * sympy.Rational(p), scale * (sympy.Rational(p) - 1)
 
 
 def _ball(value) -> arb:
@@ -70,25 +76,17 @@ def _ball(value) -> arb:
 
 @functools.cache
 def _scalars(dtype: str, name: str, p: float) -> tuple[arb, arb, arb]:
-    """(the kept elements' factor, b where kept, b where dropped) as torch holds them in the dtype: the factor
-    1 / (1 - p) divided in opmath and stored (exact where the dtype holds it); alpha's a and b within K_ALPHA
-    roundings of their exact values."""
+    """The same as torch holds them in the dtype: the factor 1 / (1 - p) divided in opmath and stored (exact
+    where the dtype holds it); alpha's a within K_ALPHA roundings of |a|, its b within K_ALPHA roundings of the
+    magnitude of the two terms b adds (alpha a and alpha a p: b where dropped is their difference)."""
     F = RoundingModel(format_named(dtype))
+    factor, kept_b, dropped_b = _sym_scalars(name, p)
     if name not in ALPHA_FORMS:
         q = arb(1) / arb(1 - p)
         return (q if q.is_exact() else F.store(F.opmath.round(q))), formula.ZERO, formula.ZERO
-    a = _alpha_a(p)
-    scale = sympy.Rational(ALPHA) * a
-    kept_b, dropped_b = scale * sympy.Rational(p), scale * (sympy.Rational(p) - 1)
-    return tuple(F.round(_ball(v), K_ALPHA) for v in (a, kept_b, dropped_b))
-
-
-def _sym_scalars(name: str, p: float):
-    if name not in ALPHA_FORMS:
-        return 1 / (1 - sympy.Rational(p)), sympy.Integer(0), sympy.Integer(0)
-    a = _alpha_a(p)
-    scale = sympy.Rational(ALPHA) * a
-    return a, scale * sympy.Rational(p), scale * (sympy.Rational(p) - 1)
+    terms = _ball(factor * sympy.Rational(ALPHA) * (1 + sympy.Rational(p)))
+    return (F.round(_ball(factor), K_ALPHA), F.round(_ball(kept_b), K_ALPHA, terms),
+            F.round(_ball(dropped_b), K_ALPHA, terms))
 
 
 def _sym(name: str):
