@@ -48,7 +48,7 @@ def _base(F, x: arb, exponent: arb) -> arb:
     """exp(x) as torch's exp kernel gives it in the dtype. Where it may have underflowed to 0 and the exponent
     may be below 1, the backward's self.pow(exponent - 1) may be inf (and times exp's underflowed 0, NaN):
     the registered backward-intermediate-overflow."""
-    base = EXP.forward(F, x)
+    base = F.in_range(EXP.forward(F, x))  # exp may overflow the dtype (inf, whose powers the model cannot follow)
     if base.contains(0) and not exponent > 1:
         raise Overflow("float_power's base may be 0 (exp underflowed): self.pow(exponent - 1) may be inf")
     return base
