@@ -194,6 +194,10 @@ class TensorOp:
     # a registered finding: torch's backward is wrong wherever the op is drawn, so random programs leave the
     # op out (its own property test is the finding's strict xfail)
     wrong_backward: str = ""
+    # a random op whose noise a seed among its parameters fixes on torch's CPU generator (oracles.table.dropout_ops):
+    # the oracle reproduces it on the CPU and eagerly only (other devices' generators and torch.compile draw other
+    # noise), so it is checked on the CPU by its own property test and left out of random programs
+    seeded: bool = False
     # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
     blind_spots: tuple = ()
     # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
