@@ -14,6 +14,7 @@ from oracles.table import (
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     linalg_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    lu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
