@@ -44,14 +44,15 @@ def test_pivots_and_factors_are_the_ones_autograd_saved(dtype, data):
     matrix = torch.tensor(values, dtype=torch.float64).reshape(shape).to(fmt.torch_dtype)
     function = torch.linalg.lu_factor(matrix.clone().requires_grad_())[0].grad_fn
     assert torch.equal(function._saved_pivots, lu_ops._lu_factor(matrix)[1])
-    model = lu_ops.forward(RoundingModel(fmt), [_arrays(values, shape)], None)
+    model = lu_ops._forward("LU")(RoundingModel(fmt), [_arrays(values, shape)], None)
     saved = function._saved_LU.to(torch.float64).reshape(-1).tolist()
     assert all(ball.contains(arb(v)) for ball, v in zip(model.reshape(-1), saved)), f"{values}: {saved}"
 
 
 @functools.cache
-def _closed_forms(rows: tuple[int, ...]):
-    """(symbols, packed LU of the n x n matrix of symbols with its rows in `rows`, by Doolittle's formulas)."""
+def _closed_forms(op: str, rows: tuple[int, ...]):
+    """(symbols, the output of `op` (packed LU, L or U) of the n x n matrix of symbols with its rows in `rows`, by
+    Doolittle's formulas)."""
     n = len(rows)
     x = [symbol(i) for i in range(n * n)]
     a = sympy.Matrix(n, n, x)
@@ -61,23 +62,25 @@ def _closed_forms(rows: tuple[int, ...]):
             upper[k, j] = a[rows[k], j] - sum(lower[k, t] * upper[t, j] for t in range(k))
         for i in range(k + 1, n):
             lower[i, k] = (a[rows[i], k] - sum(lower[i, t] * upper[t, k] for t in range(k))) / upper[k, k]
-    packed = {(i, j): lower[i, j] if i > j else upper[i, j] for i in range(n) for j in range(n)}
-    return x, packed
+    chosen = {"lu_factor": lambda i, j: lower[i, j] if i > j else upper[i, j], "lu_l": lambda i, j: lower[i, j],
+              "lu_u": lambda i, j: upper[i, j]}[op]
+    return x, {(i, j): chosen(i, j) for i in range(n) for j in range(n)}
 
 
+@pytest.mark.parametrize("op", ["lu_factor", "lu_l", "lu_u"])
 @scaled(3)
 @given(data=st.data())
-def test_exact_side_is_sympys_derivative_of_doolittle(data):
+def test_exact_side_is_sympys_derivative_of_doolittle(op, data):
     """At drawn 2 x 2 and 3 x 3 matrices, the entry's exact values and VJP of one output element overlap SymPy's
-    values and derivatives of the packed LU of the rows in torch's pivot order."""
+    values and derivatives of the packed LU, L or U of the rows in torch's pivot order."""
     fmt = format_named("float64")
     n = data.draw(st.sampled_from([2, 3]), label="side")
     values = data.draw(spectral_values(fmt, (n, n), "separated_singular"), label="A")
     a = _arrays(values, (n, n))
     rows = lu_ops._torch_rows(RoundingModel(fmt), a)[()]
-    x, packed = _closed_forms(rows)
+    x, packed = _closed_forms(op, rows)
     env = tuple(arb(v) for v in values)
-    value, pullback = TENSOR_OPS["lu_factor"].exact_vjp(fmt, [a], None)
+    value, pullback = TENSOR_OPS[op].exact_vjp(fmt, [a], None)
     for index, form in packed.items():
         assert value[index].overlaps(compile_sympy(form)(env)), f"LU{list(index)} at {values}"
     index = data.draw(st.sampled_from(sorted(packed)), label="output differentiated")
