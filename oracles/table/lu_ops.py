@@ -15,8 +15,8 @@ X = L⁻¹ dA' U⁻¹, dL = L tril(X, -1) (L⁻¹ dL is strictly lower) and dU =
 
 torch's backward (linalg_lu_backward, m = n; lu_factor_ex_backward passes gL = gU = the packed LU's gradient,
 linalg.lu's only the gradients of the outputs used; lu_unpack_backward packs tril(gL, -1) + triu(gU), exactly, into
-lu_factor's): G = tril(Lᵀ gL, -1) + triu(gU Uᵀ); X Uᵀ = G (a lower triangular solve from the right); Lᵀ Y = X (unit upper);
-gA = P Y, a permutation of rows (exact: each sum of P's products has one term, times 1).
+lu_factor's): G = tril(Lᵀ gL, -1) + triu(gU Uᵀ); X Uᵀ = G (a lower triangular solve from the right);
+Lᵀ Y = X (unit upper); gA = P Y, a permutation of rows (exact: each sum of P's products has one term, times 1).
 """
 
 from __future__ import annotations
