@@ -66,9 +66,10 @@ def _torch_rows(F: RoundingModel, a: np.ndarray) -> dict[tuple[int, ...], tuple[
 
 
 def _branch(F: RoundingModel, a: np.ndarray, rows: tuple[int, ...]) -> lapack.LU:
-    """The factorization model's branch of A itself (getrf factors the matrix it returns) in torch's row order."""
-    for lu in lapack.factorizations(F, a):
-        if not lu.transposed and lu.rows == rows:
+    """The factorization model's branch of A itself (getrf factors the matrix it returns, never Aᵀ) in torch's row
+    order."""
+    for lu in lapack._branches(F, a, transposed=False):
+        if lu.rows == rows:
             return lu
     raise ValueError(f"torch's pivot order {rows} is not one partial pivoting may take on this matrix")
 
