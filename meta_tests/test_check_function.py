@@ -99,8 +99,15 @@ def test_composite_activation_without_reference_at_both_orders_and_modes():
     assert summary.verified > summary.unverified
 
 
+def damped(x, y):
+    return torch.sin(x) * torch.exp(-x * y) + torch.log1p(y * y)
+
+
 def test_broadcast_inputs_and_a_final_sum():
-    summary = check_function(lambda x, y: blend(x, y).sum(), torch.zeros(3), torch.zeros(2, 1), max_examples=15)
+    # not blend: torch's atan2 backward underflows its denominator at tiny arguments (the registered finding
+    # atan2-denominator-range), which check_function rightly reports as wrong when the draws reach it; this
+    # test is about broadcasting and the final sum
+    summary = check_function(lambda x, y: damped(x, y).sum(), torch.zeros(3), torch.zeros(2, 1), max_examples=15)
     assert summary.verified > summary.unverified
 
 
