@@ -32,6 +32,7 @@ from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import (
+    attention_ops,
     batch_norm_ops,
     linalg_ops,
     loss_ops,
@@ -201,7 +202,8 @@ def test_every_spelling_is_reachable():
 # Tensor ops that list their parameters but whose forward rounds: tests/test_loss_ops.py checks it lies in the
 # model's enclosure (linear algebra, on matrices drawn for it, tests/test_linalg_ops.py).
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
-                    + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES)
+                    + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
+                    + attention_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
               if isinstance(op.space, OptionSpace) and name not in ROUNDING_FORWARD + linalg_ops.NAMES]

@@ -3,6 +3,7 @@
 from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
     arithmetic,  # noqa: F401 - registers its entries in OPS
+    attention_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
