@@ -1,17 +1,28 @@
 """scaled_dot_product_attention(q, k, v): softmax(scale · q kᵀ + mask) v over the last two dims, dropout_p 0.
 
-For the small shapes the suite draws torch's CPU dispatcher takes the math path
-(_scaled_dot_product_attention_math, measured in every dtype: the graph is mul, bmm, add, _safe_softmax, bmm),
-which for bfloat16 and float16 converts q, k, v (and a float mask) to float first and the result back at the
-end: every operation below is in float there (`F.opmath`), and the output and each gradient are rounded to the
-dtype once (`F.store`). The scale, 1 / sqrt(E) unless given, is split as s = sqrt(|scale|) in double and
-multiplied into both sides, q · (±s) and k · s (the sign on q's side), each a Python scalar that the kernel
-rounds to its float type. A boolean mask (and is_causal's lower triangle) becomes an additive 0 / -inf: a
-masked score is -inf, its softmax weight exactly 0; a float mask is added (one rounding). Backward:
-derivatives.yaml's rules for each of those ops: bmm's two products, _safe_softmax's _softmax_backward_data
-(output * (grad - sum(grad * output))), the scalar products again.
+torch's CPU dispatcher picks the kernel by layout (measured in every dtype): batched (B, H, L, E) inputs of one
+head size take the flash-attention kernel, 2-D inputs (or head sizes that differ) the math path. Both are drawn:
+(L, E) matrices, and the same batched (1, 1, L, E).
+
+The math path (_scaled_dot_product_attention_math; the graph is mul, bmm, add, _safe_softmax, bmm) converts
+bfloat16 and float16 inputs (and a float mask) to float first and the result back at the end: every operation is
+in float there (`F.opmath`), the output and each gradient rounded to the dtype once (`F.store`). The scale,
+1 / sqrt(E) unless given, is split as s = sqrt(|scale|) in double and multiplied into both sides, q · (±s) and
+k · s (the sign on q's side), each a Python scalar the kernel rounds to its float type. A boolean mask (and
+is_causal's lower triangle) becomes an additive 0 / -inf: a masked score is -inf, its softmax weight exactly 0;
+a float mask is added (one rounding). Backward: derivatives.yaml's rules for each of those ops, bmm's two
+products, _safe_softmax's _softmax_backward_data (output * (grad - sum(grad * output))), the scalar products.
+
+The flash kernel (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp; one block for the suite's sizes) computes
+in the dtype's accumulation type: the scale once, q kᵀ then · scale (+ mask), exp(s - max) and their sum, the
+exponentials stored in the dtype (bfloat16, float16) for the product with v, dst · (1 / sum); it saves
+logsumexp = max + log(sum). Its backward recomputes the weights as exp(scale q kᵀ (+ mask) - logsumexp) and takes
+dsum = rowsum(grad · out) from the stored output, not from the weights (sections below). Rows shorter than a
+vector (the suite's at most 3 keys) run the kernels' scalar exp.
 
 Rows masked entirely are not drawn: _safe_softmax's 0 there replaces softmax's 0/0, no function of the inputs.
+The flash kernel with is_causal and a scale <= 0 is wrong (findings.toml: sdpa-flash-causal-scale-not-positive):
+the options never combine them, tests/test_attention_ops.py pins it.
 """
 
 from __future__ import annotations
@@ -59,7 +70,7 @@ def _additive(p, i: int, j: int):
     return float(mask.array[i, j]) if isinstance(mask, Labels) else None
 
 
-def _sym(arrays, p):
+def _sym_matrices(arrays, p):
     q, k, v = arrays
     (length, head_dim), keys = q.shape, k.shape[0]
     scale = _scale(p, head_dim)
@@ -111,7 +122,7 @@ def _forward_parts(F, arrays, p):
     return qs, ks, weights
 
 
-def _forward(F, arrays, p):
+def _math_forward(F, arrays, p):
     G = F.opmath
     v = arrays[2]
     _, _, weights = _forward_parts(F, arrays, p)
@@ -121,7 +132,7 @@ def _forward(F, arrays, p):
     return out
 
 
-def _backward(F, arrays, out, grad, p):
+def _math_backward(F, arrays, out, grad, p):
     G = F.opmath
     q, k, v = arrays
     (length, head_dim), keys, width = q.shape, k.shape[0], v.shape[1]
@@ -151,10 +162,131 @@ def _backward(F, arrays, out, grad, p):
     return d_q, d_k, d_v
 
 
+# ------------------------------------------------------------------ the flash-attention CPU kernel (4-D inputs)
+def _flash_scale(F, p, head_dim: int) -> arb:
+    """calculate_scale in double (1 / sqrt(E): two roundings), as the kernel's accumulation type."""
+    exact = arb(str(sympy.N(_scale(p, head_dim), 70)))
+    return F.opmath.round(exact + arb(0, DOUBLE_SCALE_ROUNDINGS * U64 * exact.abs_upper()))
+
+
+def _flash_scores(F, q, k, p, scale: arb, i: int, js: list[int], fused_scale: bool) -> list[arb]:
+    """Row i of the scores: the forward's gemm then * scale (+ mask), or the backward's gemm with alpha = scale
+    (`fused_scale`: every product times scale, as enclosing as the scaled sum) + mask."""
+    G = F.opmath
+    out = []
+    for j in js:
+        if fused_scale:
+            score = formula.sum_any(G, [formula.product(G, [scale, q[i, e], k[j, e]]) for e in range(q.shape[1])])
+        else:
+            score = mul(G, fused_sum(G, [mul(G, q[i, e], k[j, e]) for e in range(q.shape[1])]), scale)
+        extra = _additive(p, i, j)
+        out.append(score if extra is None else G.add(score, arb(extra)))
+    return out
+
+
+def _flash_rows(F, arrays, p):
+    """Per query row: (attended keys, scores' max, exp(score - max) per key, their sum) of the forward."""
+    G = F.opmath
+    q, k, _ = arrays
+    scale = _flash_scale(F, p, q.shape[1])
+    attended = _attended(p, q.shape[0], k.shape[0])
+    rows = []
+    for i in range(q.shape[0]):
+        js = [j for j in range(k.shape[0]) if attended[i, j]]
+        scores = _flash_scores(F, q, k, p, scale, i, js, fused_scale=False)
+        top = formula.hull_maximum(scores)
+        exps = [formula._exp(G, G.sub(s, top)) for s in scores]
+        rows.append((js, top, exps, G.sum(exps)))
+    return rows
+
+
+def _flash_forward(F, arrays, p):
+    """cpu_flash_attention with one block: exp(s - max) summed in the accumulation type and stored in the
+    dtype for the product with v (bfloat16, float16), dst * (1 / sum), stored."""
+    G = F.opmath
+    v = arrays[2]
+    out = np.empty((arrays[0].shape[0], v.shape[1]), dtype=object)
+    for i, (js, _, exps, total) in enumerate(_flash_rows(F, arrays, p)):
+        reciprocal = G.div(arb(1), total)
+        for c in range(v.shape[1]):
+            dst = fused_sum(G, [mul(G, F.store(e), v[j, c]) for e, j in zip(exps, js)])
+            out[i, c] = F.store(G.mul(dst, reciprocal))
+    return out
+
+
+def _flash_backward(F, arrays, out, grad, p):
+    """cpu_flash_attention_backward with one block: dsum = rowsum(grad * out); attn = exp(scale q kᵀ (+ mask) -
+    logsumexp), the saved logsumexp max + log(sum); grad_v = attnᵀ grad, grad_attn = attn (grad vᵀ - dsum), both
+    products with attn and grad_attn stored in the dtype first (bfloat16, float16); grad_q = scale grad_attn k,
+    grad_k = scale grad_attnᵀ q; each gradient stored in the dtype once."""
+    G = F.opmath
+    q, k, v = arrays
+    (length, head_dim), keys, width = q.shape, k.shape[0], v.shape[1]
+    scale = _flash_scale(F, p, head_dim)
+    attn = np.full((length, keys), ZERO, dtype=object)
+    d_scores = np.full((length, keys), ZERO, dtype=object)
+    for i, (js, top, _, total) in enumerate(_flash_rows(F, arrays, p)):
+        lse = G.add(top, formula._log(G, total))
+        dsum = fused_sum(G, [mul(G, grad[i, c], out[i, c]) for c in range(width)])
+        scores = _flash_scores(F, q, k, p, scale, i, js, fused_scale=True)
+        for j, s in zip(js, scores):
+            a = formula._exp(G, G.sub(s, lse))
+            d_attn = fused_sum(G, [mul(G, grad[i, c], v[j, c]) for c in range(width)])
+            attn[i, j] = F.store(a)
+            d_scores[i, j] = F.store(mul(G, a, G.sub(d_attn, dsum)))
+    d_v = np.empty(v.shape, dtype=object)
+    for j, c in np.ndindex(*v.shape):
+        d_v[j, c] = F.store(fused_sum(G, [mul(G, attn[i, j], grad[i, c]) for i in range(length)]))
+    d_q = np.empty(q.shape, dtype=object)
+    for i, e in np.ndindex(*q.shape):
+        d_q[i, e] = F.store(formula.sum_any(G, [formula.product(G, [scale, d_scores[i, j], k[j, e]])
+                                                for j in range(keys) if not formula.is_exact_zero(d_scores[i, j])]))
+    d_k = np.empty(k.shape, dtype=object)
+    for j, e in np.ndindex(*k.shape):
+        d_k[j, e] = F.store(formula.sum_any(G, [formula.product(G, [scale, d_scores[i, j], q[i, e]])
+                                                for i in range(length) if not formula.is_exact_zero(d_scores[i, j])]))
+    return d_q, d_k, d_v
+
+
+# ------------------------------------------------------------------ the entry: 2-D inputs take the math path, 4-D
+# inputs (a batch and a head of one) with q, k and v as wide the flash kernel (measured: the graph's one node is
+# ScaledDotProductFlashAttentionForCpuBackward0)
+def _matrices(arrays):
+    return [a.reshape(a.shape[-2:]) for a in arrays]
+
+
+def _batched(matrix: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return matrix.reshape(like.shape[:-2] + matrix.shape)
+
+
+def _is_flash(arrays) -> bool:
+    return arrays[0].ndim == 4
+
+
+def _sym(arrays, p):
+    return _batched(_sym_matrices(_matrices(arrays), p), arrays[0])
+
+
+def _forward(F, arrays, p):
+    compute = _flash_forward if _is_flash(arrays) else _math_forward
+    return _batched(compute(F, _matrices(arrays), p), arrays[0])
+
+
+def _backward(F, arrays, out, grad, p):
+    compute = _flash_backward if _is_flash(arrays) else _math_backward
+    matrices = _matrices(arrays)
+    grads = compute(F, matrices, out.reshape(out.shape[-2:]), grad.reshape(grad.shape[-2:]), p)
+    return tuple(_batched(g, a) for g, a in zip(grads, arrays))
+
+
+
 def _operand_shapes(shape):
-    """q (L, E) with keys and values as many as the queries (and as wide), or two keys of one value each."""
+    """q (L, E) with keys and values as many as the queries (and as wide), or two keys of one value each (the
+    math path); the same batched (1, 1, L, E) with two keys or as many as the queries (the flash kernel)."""
     length, head_dim = shape
-    return list(dict.fromkeys([(shape, shape, shape), (shape, (2, head_dim), (2, 1))]))
+    flash = (1, 1) + shape
+    return list(dict.fromkeys([(shape, shape, shape), (shape, (2, head_dim), (2, 1)), (flash, flash, flash),
+                               (flash, (1, 1, 2, head_dim), (1, 1, 2, head_dim))]))
 
 
 def _mask(length: int, keys: int) -> Mask:
@@ -168,9 +300,9 @@ def _float_mask(length: int, keys: int) -> Labels:
 
 
 def _options(shapes):
-    (length, _), (keys, _), _ = shapes
-    if len(shapes[0]) != 2:
+    if len(shapes[0]) not in (2, 4):
         return ()
+    (length, _), (keys, _) = shapes[0][-2:], shapes[1][-2:]
     plain = dict(attn_mask=None, is_causal=False)
     return (_params(**plain, scale=None), _params(attn_mask=None, is_causal=True, scale=None),
             _params(**plain, scale=0.5), _params(**plain, scale=-1.0),
@@ -203,5 +335,5 @@ TENSOR_OPS["scaled_dot_product_attention"] = TensorOp(
                _with(attn_mask=None, is_causal=False, scale=None)),
      TSpelling(_render, _spelling("", _attention).call)),
     _sym, _forward, _backward, OptionSpace(functools.cache(_options)),
-    lambda shapes, p: (shapes[0][0], shapes[2][1]), ("nn.functional.scaled_dot_product_attention",),
+    lambda shapes, p: shapes[0][:-1] + shapes[2][-1:], ("nn.functional.scaled_dot_product_attention",),
     ranks=(2,), operand_shapes=_operand_shapes)
