@@ -36,6 +36,7 @@ from oracles.table import (
     batch_norm_ops,
     grid_sample_ops,
     linalg_ops,
+    linear_loss_ops,
     loss_ops,
     normalization_ops,
     pdist_ops,
@@ -204,7 +205,7 @@ def test_every_spelling_is_reachable():
 # model's enclosure (linear algebra, on matrices drawn for it, tests/test_linalg_ops.py).
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
-                    + attention_ops.NAMES + grid_sample_ops.NAMES)
+                    + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items()
               if isinstance(op.space, OptionSpace) and name not in ROUNDING_FORWARD + linalg_ops.NAMES]
