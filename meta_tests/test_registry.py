@@ -15,6 +15,7 @@ from oracles.reports import findings
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
 from tests import test_compile, test_forward_ad, test_higher_order
+from tests.test_antialias_ops import ONE_COLUMN_DTYPES
 from tests.test_attention_ops import FLASH_CASES
 from tests.test_known_findings import (
     EPS_DTYPES,
@@ -83,6 +84,8 @@ def test_registered_ids_name_real_tests():
     possible |= {f"tests/test_known_findings.py::test_polar_abs_gradient_at_zero[polar@0-{d}]" for d in POLAR_DTYPES}
     possible |= {f"tests/test_attention_ops.py::test_flash_causal_attention_with_a_scale_not_above_zero"
                  f"[sdpa-flash@causal,scale={s}-{d}]" for s, d in FLASH_CASES}
+    possible |= {f"tests/test_antialias_ops.py::test_antialiased_resize_to_one_column[aa@2x1->3x1-{d}]"
+                 for d in ONE_COLUMN_DTYPES}
     for module in (test_higher_order, test_forward_ad, test_compile):  # tests pinned with pytest_plugin.at_points
         for name, test in vars(module).items():
             possible |= {f"tests/{module.__name__.split('.')[-1]}.py::{name}[{label}-{d}]"

@@ -2,6 +2,7 @@
 
 from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
+    antialias_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     arithmetic,  # noqa: F401 - registers its entries in OPS
     attention_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
