@@ -7,9 +7,16 @@ the module: pytest then sees it registered already and skips this request, so it
 from hypothesis import settings
 
 import gradoracle.pytest_plugin  # noqa: F401 - registers the profiles: the one loaded below among them
+from oracles.core.test_ids import selectable
 
 pytest_plugins = ["gradoracle.pytest_plugin"]
 
 # This repository's default profile (another project installing the plugin keeps its own default);
 # `--hypothesis-profile` overrides it.
 settings.load_profile("ci")
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """This repository's ids drawn from strings (error messages, option values) in the characters `-k`
+    takes, as its explicit ids are (oracles.core.test_ids); other values keep pytest's ids."""
+    return selectable(val) if isinstance(val, str) else None

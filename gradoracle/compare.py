@@ -1,8 +1,9 @@
 """Compare two run reports (e.g. torch 2.13.0 vs 2.14.1): what regressed, what was fixed, accuracy shifts.
 
-    python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2]
+    python -m gradoracle compare OLD.json NEW.json [--markdown] [--shift-factor 2] [--plot shifts.png]
 
-Exit status 1 when the new run has wrong verdicts or failing tests the old one did not, 2 when a report
+Exit status 1 when the new run has wrong verdicts, failing tests or kernels torch lacks (its tests skipped as
+unsupported) that the old one did not, 2 when a report
 cannot be read (named in one line), else 0.
 A registered finding whose strict xfail passes in the new run (torch changed there) is listed on its own.
 """
@@ -14,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradoracle import compare_plot
+from oracles.reports.files import file_problem
 from oracles.reports.run_report import SCHEMA
 
 
@@ -67,7 +70,7 @@ def body_problem(data: dict) -> str | None:
             missing.append("failures")
         if missing:
             return f"checks[{n}] lacks or mistypes {', '.join(missing)}"
-    for key in ("test_outcomes", "findings"):
+    for key in ("test_outcomes", "findings", "unsupported"):
         if not isinstance(data.get(key, {}), dict):
             return f"{key} is not an object"
     return None
@@ -100,11 +103,18 @@ def _compare_tests(old: dict, new: dict, sections: dict[str, list[str]]) -> None
     new_failed = {n for n, o in new.get("test_outcomes", {}).items() if o == "failed"} - registered
     sections["tests failing only in new"] += sorted(new_failed - old_failed)
     sections["tests failing only in old"] += sorted(old_failed - new_failed)
+    # kernels one torch lacks (its tests skipped there): an old torch's float16 CPU ops, a kernel removed
+    old_missing, new_missing = old.get("unsupported", {}), new.get("unsupported", {})
+    sections["unsupported only in new"] += [f"{k} ({new_missing[k]} tests skipped)"
+                                            for k in sorted(new_missing.keys() - old_missing.keys())]
+    sections["unsupported only in old"] += [f"{k} ({old_missing[k]} tests skipped)"
+                                            for k in sorted(old_missing.keys() - new_missing.keys())]
 
 
 def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
     sections: dict[str, list[str]] = {"regressed": [], "fixed": [], "registered findings changed": [],
                                       "tests failing only in new": [], "tests failing only in old": [],
+                                      "unsupported only in new": [], "unsupported only in old": [],
                                       "accuracy shifts": [], "only in old": [], "only in new": []}
     _compare_tests(old, new, sections)
     for row in _rows(old, new):
@@ -166,14 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="markdown for a PR comment")
     parser.add_argument("--shift-factor", type=float, default=2.0,
                         help="report worst-error changes by at least this factor (default 2)")
+    parser.add_argument("--plot", metavar="FILE", help="also draw every check's worst error, old against new, "
+                                                       "into FILE (.png or .svg; needs matplotlib)")
     args = parser.parse_args(argv)
     if not args.shift_factor > 1:
         parser.error(f"--shift-factor must be greater than 1, got {args.shift_factor!r}")
+    if args.plot is not None:
+        problem = compare_plot.format_problem(args.plot) or file_problem(args.plot)
+        if problem:
+            parser.error(f"--plot: {args.plot!r} {problem}")
     try:
         old, new = load(args.old), load(args.new)
     except ReportError as exc:
         parser.error(str(exc))
     sections = compare(old, new, args.shift_factor)
     print(render(old, new, sections, args.markdown))
-    return 1 if sections["regressed"] or sections["tests failing only in new"] else 0
+    if args.plot is not None:
+        compare_plot.draw(Path(args.plot), old, new, args.shift_factor)
+        print(f"drew {args.plot}")
+    return 1 if sections["regressed"] or sections["tests failing only in new"] or sections["unsupported only in new"] \
+        else 0
 

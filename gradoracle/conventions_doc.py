@@ -143,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default=str(DOC), help="the document (default: docs/conventions.md)")
     args = parser.parse_args(argv)
     path = Path(args.path)
-    text = render()
+    try:
+        text = render()
+    except findings.RegistryError as exc:  # a broken findings.toml: one line naming what is wrong, exit 2
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if args.check:
         if path.is_dir():
             parser.error(f"--path: {args.path!r} is a directory; give the document's path")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
 from hypothesis import strategies as st
 
-from gradoracle.explore_eval import SEVERITY, Sample, evaluate
+from gradoracle.explore_eval import SEVERITY, Sample, evaluate, plot_point
 from gradoracle.explore_higher import evaluate_second
+from gradoracle.explore_plots import draw as draw_plots
+from gradoracle.explore_progress import SliceProgress
 from gradoracle.explore_report import write_reports
 from gradoracle.explore_tensor import evaluate_tensor
 from oracles.numerics.dtypes import FORMATS, format_named
@@ -43,6 +46,8 @@ from strategies.tensor_programs import tensor_cases
 MODES = ("domain", "near", "second")
 CALIBRATION_EXAMPLES = 25
 MAX_ROUNDS = 4  # a calibration round, then searches sized to the time left (the first ones run slow)
+MAX_SAMPLES = 500  # examples a slice keeps for its plots (report.json grows by ~60 bytes an example)
+SAMPLE_COLUMNS = ("x", "ulps", "over_bound", "class", "finding")  # explore_eval.plot_point's keys
 
 
 class _TimeUp(Exception):
@@ -61,9 +66,13 @@ class SliceResult:
     worst_by_bound: Sample | None = None
     first_by_class: dict[str, Sample] = field(default_factory=dict)  # the worst example of each non-ok class
     errors: list[str] = field(default_factory=list)
+    # every example as a point of the error-against-input plots, a uniform sample of at most MAX_SAMPLES
+    samples: list[dict] = field(default_factory=list)
+    _sampler: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     def record(self, sample: Sample) -> None:
         self.examples += 1
+        self._keep(sample)
         self.counts[sample.classification] += 1
         if self.worst_by_ulps is None or _rank(sample) > _rank(self.worst_by_ulps):
             self.worst_by_ulps = sample
@@ -73,6 +82,16 @@ class SliceResult:
             best = self.first_by_class.get(sample.classification)
             if best is None or sample.worst_ulps > best.worst_ulps:
                 self.first_by_class[sample.classification] = sample
+
+    def _keep(self, sample: Sample) -> None:
+        """Reservoir sampling: after n examples each one is kept with probability MAX_SAMPLES / n."""
+        tensor_op = self.op in TENSOR_OPS
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(plot_point(sample, tensor_op))
+            return
+        slot = self._sampler.randrange(self.examples)
+        if slot < MAX_SAMPLES:
+            self.samples[slot] = plot_point(sample, tensor_op)
 
     @property
     def classification(self) -> str:
@@ -87,7 +106,10 @@ class SliceResult:
                 "examples": self.examples, "counts": self.counts, "classification": self.classification,
                 "worst_by_ulps": self.worst_by_ulps.to_json() if self.worst_by_ulps else None,
                 "worst_by_bound": self.worst_by_bound.to_json() if self.worst_by_bound else None,
-                "by_class": {c: s.to_json() for c, s in self.first_by_class.items()}, "errors": self.errors}
+                "by_class": {c: s.to_json() for c, s in self.first_by_class.items()}, "errors": self.errors,
+                "x_is": "largest |input|" if self.op in TENSOR_OPS else "arguments",
+                "samples": {"columns": list(SAMPLE_COLUMNS),
+                            "rows": [[s[c] for c in SAMPLE_COLUMNS] for s in self.samples]}}
 
 
 def _rank(sample: Sample) -> tuple[int, float]:
@@ -106,7 +128,7 @@ def _point_strategy(op: str, dtype: str, mode: str):
 
 
 def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: int, deadline: float,
-            random_seed: int) -> None:
+            random_seed: int, progress: SliceProgress | None) -> None:
     @seed(random_seed)
     @settings(max_examples=max_examples, phases=[Phase.generate, Phase.target], database=None,
               deadline=None, derandomize=False, verbosity=Verbosity.quiet, report_multiple_bugs=False,
@@ -128,6 +150,8 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
             sample = Sample(op, dtype, *where, classification="oracle", convention=convention,
                             moved=moved, note=f"evaluation raised {type(exc).__name__}: {exc}")
         result.record(sample)
+        if progress is not None:
+            progress.update(result.examples, result.worst_by_ulps.worst_ulps, result.worst_by_bound.worst_over_bound)
         by_ulps, by_bound = sample.scores()
         target(by_ulps, label="log2(1 + error in ulps)")
         target(by_bound, label="error / bound")
@@ -140,7 +164,8 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
         result.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: int) -> SliceResult:
+def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: int,
+                  progress: SliceProgress | None = None) -> SliceResult:
     """Search one op x dtype x mode for `seconds`: a short calibration run sets how many examples fit,
     so Hypothesis's targeting phase (after half the examples of a run) gets its share of the time."""
     result = SliceResult(op, dtype, mode)
@@ -149,7 +174,7 @@ def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: i
     examples = CALIBRATION_EXAMPLES
     for round_ in range(MAX_ROUNDS):
         before, round_start = result.examples, time.monotonic()
-        _search(op, dtype, mode, result, examples, deadline, random_seed * MAX_ROUNDS + round_)
+        _search(op, dtype, mode, result, examples, deadline, random_seed * MAX_ROUNDS + round_, progress)
         now = time.monotonic()
         rate = (result.examples - before) / max(now - round_start, 1e-3)
         remaining = deadline - now
@@ -190,14 +215,19 @@ def plan(ops: list[str], dtypes: list[str], modes: list[str]) -> tuple[list[tupl
 
 
 def progress_line(i: int, n: int, r: SliceResult) -> str:
-    worst = r.worst_by_ulps
-    where = ""
-    if worst is not None and worst.classification != "ok":
-        where = f" at {', '.join(repr(v) for v in worst.point)}"
-    ulps = worst.worst_ulps if worst else 0.0
-    bound = r.worst_by_bound.worst_over_bound if r.worst_by_bound else 0.0
+    """One line per finished slice. The worst error in ulps and the worst against the bound are usually met
+    at different points: each is named with its own."""
+    by_ulps, by_bound = r.worst_by_ulps, r.worst_by_bound
+    ulps = f"{by_ulps.worst_ulps:.3g} ulp" + _at(by_ulps) if by_ulps else "-"
+    bound = f"{by_bound.worst_over_bound:.3g} x bound" + _at(by_bound) if by_bound else "-"
     return (f"[{i}/{n}] {r.op:<11} {r.dtype:<8} {r.mode:<6} {r.examples:>6} examples {r.seconds:5.1f}s  "
-            f"worst {ulps:.3g} ulp, {bound:.3g} x bound: {r.classification}{where}")
+            f"{r.classification}; worst {ulps}; worst {bound}")
+
+
+def _at(sample: Sample) -> str:
+    if sample.op in TENSOR_OPS:
+        return f" (largest |input| {max((abs(v) for v in sample.point), default=0.0):.3g})"
+    return f" at ({', '.join(repr(v) for v in sample.point)})"
 
 
 # ------------------------------------------------------------------ command line
@@ -267,26 +297,33 @@ def _run(slices, out: Path, settings_used: dict, args) -> int:
     print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "
           f"{args.minutes:g} min in all; reports in {out}/", flush=True)
     started = time.time()
-    results = []
+    done: list[dict] = []  # the finished slices' JSON, as the reports hold them
     progress = {**settings_used, "seconds_per_slice": per_slice, "slices_planned": len(slices)}
+
+    def write(**state) -> None:
+        write_reports(out, done, {**progress, "wall_seconds": round(time.time() - started, 1), **state})
+
     STOP.requested = False
     previous = {sig: signal.signal(sig, STOP.request) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for i, (op, dtype, mode) in enumerate(slices, 1):
-            result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i)
-            results.append(result)
+            bar = SliceProgress(f"[{i}/{len(slices)}] {op} {dtype} {mode}", per_slice)
+            try:
+                result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i, bar)
+            finally:
+                bar.close()
+            done.append(result.to_json())
             print(progress_line(i, len(slices), result), flush=True)
+            draw_plots(out, [s for s in done if (s["op"], s["dtype"]) == (op, dtype)])
             if STOP.requested:
                 break
-            write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
-                                         "complete": i == len(slices)})
+            write(complete=i == len(slices))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if STOP.requested:
-        write_reports(out, results, {**progress, "wall_seconds": round(time.time() - started, 1),
-                                     "complete": False, "interrupted": True})
-        print(f"interrupted: {len(results)} of {len(slices)} slices kept (the last one cut short) in "
+        write(complete=False, interrupted=True)
+        print(f"interrupted: {len(done)} of {len(slices)} slices kept (the last one cut short) in "
               f"{out}/report.md and report.json", flush=True)
         return 130
     print(f"wrote {out / 'report.md'} and {out / 'report.json'}", flush=True)

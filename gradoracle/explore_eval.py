@@ -13,6 +13,7 @@ An exact derivative outside the model's enclosure is an **oracle** problem (a bu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from oracles.core.pinning import exact_gradients, exact_value, single_op_case
 from oracles.core.report import grad_reproducer
 from oracles.core.verdict import Verdict
 from oracles.numerics.floats import error_in_ulps
+from oracles.reports.findings import load as load_findings
+from oracles.reports.findings import registered_region
 
 BAND_ULPS = 16  # beyond this many ulps of the exact gradient, torch is "inaccurate"
 CONVENTION_RADIUS = 8  # ulps from a pinned point that the convention tests cover
@@ -65,6 +68,30 @@ class Sample:
                 "elements": [{k: _jsonable(v) for k, v in e.items()} for e in self.elements],
                 "convention": self.convention, "moved_ulps": {f"x{i}": k for i, k in self.moved.items()},
                 "note": self.note, "reproducer": self.reproducer}
+
+
+def plot_point(sample: Sample, tensor_op: bool = False) -> dict:
+    """What the error-against-input plots need of a sample: its arguments (a tensor op's: its largest |input|),
+    its worst error in ulps and against the bound, its class, and the registered finding whose region holds
+    it, if any (findings.toml)."""
+    if tensor_op:
+        x, finding = [max((abs(v) for v in sample.point), default=0.0)], None
+    else:
+        x = list(sample.point)
+        finding = registered_region(_registry(), sample.op, sample.dtype, sample.point)
+    return {"x": [_jsonable(v) for v in x], "ulps": _jsonable(_rounded(sample.worst_ulps)),
+            "over_bound": _jsonable(_rounded(sample.worst_over_bound)), "class": sample.classification,
+            "finding": finding.id if finding else None}
+
+
+def _rounded(value: float) -> float:
+    """Four significant digits: enough for a plot, a third of the report's size."""
+    return float(f"{value:.4g}")
+
+
+@functools.cache
+def _registry():
+    return load_findings()
 
 
 def _finite_or_inf(value: float | None) -> float | None:

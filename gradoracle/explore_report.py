@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from gradoracle import explore_plots as plots
 from gradoracle.explore_eval import BAND_ULPS, CONVENTION_RADIUS, SEVERITY, SLICE_CLASSES, Sample
 from oracles.reports.files import write_atomically
 from oracles.reports.run_report import versions
@@ -58,9 +59,11 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
     versions_line = (f"torch {meta['versions']['torch']}, sympy {meta['versions']['sympy']}, hypothesis "
                      f"{meta['versions']['hypothesis']}, python {meta['versions']['python']}; "
                      f"created {meta['created']}.")
-    command = (f"Command: `python -m gradoracle explore --ops {ops} --dtypes {','.join(settings_used['dtypes'])} "
-               f"--modes {','.join(settings_used['modes'])} --minutes {settings_used['minutes']:g} "
-               f"--seed {settings_used['seed']}` ({len(results)} slices of "
+    command = settings_used.get("command") or (
+        f"python -m gradoracle explore --ops {ops} --dtypes {','.join(settings_used['dtypes'])} "
+        f"--modes {','.join(settings_used['modes'])} --minutes {settings_used['minutes']:g} "
+        f"--seed {settings_used['seed']}")
+    command = (f"Command: `{command}` ({len(results)} slices of "
                f"{settings_used['seconds_per_slice']:.1f} s, {settings_used['wall_seconds'] / 60:.1f} min wall, "
                f"{sum(r.examples for r in results)} examples).")
     lines = ["# gradoracle explorer report", "", versions_line, "", command]
@@ -81,6 +84,7 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
         lines.append(f"| {r.op} | {r.dtype} | {r.mode} | {r.examples} | {r.classification} | "
                      f"{_num(worst.worst_ulps if worst else None)} | {_num(bound)} | "
                      f"{_point(worst) if worst else '-'} | {torch_values} | {exact_values} |")
+    lines += ["", "## Error against the input", ""] + _plot_links(results)
     lines += ["", "## Cases that are not ok", ""]
     for r in sorted(results, key=lambda r: (SLICE_CLASSES.index(r.classification), r.op, r.dtype, r.mode)):
         for cls in SEVERITY[:-1]:
@@ -95,13 +99,29 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(out: Path, results, settings_used: dict) -> tuple[Path, Path]:
+def _plot_links(results) -> list[str]:
+    """A line per op and dtype, linking its figure in plots/ (explore_plots), or why there are none."""
+    missing = plots.unavailable()
+    if missing:
+        return [f"Not drawn: {missing}."]
+    pairs = dict.fromkeys((r.op, r.dtype) for r in results if r.examples)
+    links = []
+    for op, dtype in pairs:
+        name = plots.plot_name(op, dtype)
+        links.append(f"- {op} {dtype}: [PNG](plots/{name}.png), [SVG](plots/{name}.svg)")
+    return links or ["No slice ran an example."]
+
+
+def write_reports(out: Path, slices: list[dict], settings_used: dict) -> tuple[Path, Path]:
+    """report.json and report.md in `out` from the slices' JSON (a run's own, or a campaign's merged ones)."""
     meta = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "versions": versions(), "band_ulps": BAND_ULPS, "convention_radius_ulps": CONVENTION_RADIUS}
-    report = {**meta, "settings": settings_used, "classes": CLASSES, "slices": [r.to_json() for r in results]}
+    report = {**meta, "settings": settings_used, "classes": CLASSES, "slices": slices}
+    results = results_from_json(report)
     js = out / "report.json"
     md = out / "report.md"
-    write_atomically(js, json.dumps(report, indent=1) + "\n")
+    # compact: a slice keeps up to explore.MAX_SAMPLES samples (indented, a campaign's report ran to 100s of MB)
+    write_atomically(js, json.dumps(report, separators=(",", ":")) + "\n")
     write_atomically(md, markdown(results, settings_used, meta))
     return md, js
 
@@ -144,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     md = path.with_name("report.md")
     write_atomically(md, markdown(results_from_json(report), report["settings"], report))
-    print(f"wrote {md}")
+    drawn = 0
+    for op, dtype in dict.fromkeys((s["op"], s["dtype"]) for s in report["slices"]):
+        drawn += len(plots.draw(path.parent, [s for s in report["slices"] if (s["op"], s["dtype"]) == (op, dtype)]))
+    print(f"wrote {md}" + (f" and {drawn} plot files in {path.parent / 'plots'}" if drawn else ""))
     return 0
 

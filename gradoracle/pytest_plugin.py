@@ -9,7 +9,7 @@ run from a checkout. Tests get `dtype` (parametrized over --dtypes unless the te
 from __future__ import annotations
 
 import platform
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -19,6 +19,8 @@ import sympy
 import torch
 from hypothesis import HealthCheck, settings
 
+from oracles.core.test_ids import selectable
+from oracles.core.unsupported import PREFIX, skipping_missing_kernels
 from oracles.core.verdict import Verdict, VerdictCounts
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import run_report
@@ -181,6 +183,7 @@ def pytest_configure(config):
         settings.load_profile("with-examples")
     config.gradoracle_counts = defaultdict(VerdictCounts)  # (check, op, dtype) -> tally
     config.gradoracle_test_outcomes = {}  # node id -> failed / xfailed / xpassed (strict)
+    config.gradoracle_unsupported = Counter()  # kernel the installed torch lacks -> tests skipped for it
     _CONFIG["config"] = config
     report_path = config.getoption("report_json")
     if report_path is not None:
@@ -199,8 +202,20 @@ def pytest_report_header(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Registered findings (findings.toml) become strict xfails; registry ids matching no test warn."""
+    """Registered findings (findings.toml) become strict xfails; registry ids matching no test warn. A test
+    that meets an op the installed torch has no kernel for is skipped as unsupported (oracles.core.unsupported;
+    a property test's inner test is wrapped, so that Hypothesis does not shrink it)."""
     apply_findings(items, config)
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not callable(test):
+            continue
+        inner = getattr(getattr(test, "hypothesis", None), "inner_test", None)
+        if inner is not None:
+            if not getattr(inner, "skips_missing_kernels", False):  # shared by a test's parametrizations
+                test.hypothesis.inner_test = skipping_missing_kernels(inner)
+        elif not getattr(test, "skips_missing_kernels", False):
+            item.obj = skipping_missing_kernels(test)
 
 
 _NO_SHRINK = tuple(phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.shrink)
@@ -239,6 +254,8 @@ def pytest_runtest_logreport(report):
     if config is None or hasattr(config, "workerinput"):
         return
     outcomes = config.gradoracle_test_outcomes
+    if report.skipped and isinstance(report.longrepr, tuple) and PREFIX in report.longrepr[2]:
+        config.gradoracle_unsupported[report.longrepr[2].split(PREFIX, 1)[1]] += 1
     if hasattr(report, "wasxfail") and report.skipped:
         outcomes[report.nodeid] = "xfailed"
     elif report.failed:
@@ -261,12 +278,13 @@ def pytest_generate_tests(metafunc):
     if "point_dtype" in metafunc.fixturenames:
         pairs = [(label, d) for label, only in metafunc.function.points
                  for d in metafunc.config.gradoracle_dtypes if only is None or d in only]
-        metafunc.parametrize("point_dtype", pairs, ids=[f"{label}-{d}" for label, d in pairs])
+        metafunc.parametrize("point_dtype", pairs, ids=[selectable(f"{label}-{d}") for label, d in pairs])
 
 
 def at_points(*labels: str | tuple[str, tuple[str, ...]]):
     """For a test pinning torch at named points, in every dtype of the run: its `point_dtype` argument is
-    (label, dtype) and its ids read `test[label-dtype]`, the form findings.toml registers. A label given
+    (label, dtype) and its ids read `test[label-dtype]` (in the characters `-k` takes: oracles.core.test_ids),
+    the form findings.toml registers. A label given
     as (label, dtypes) runs in those of the run's dtypes only: a point that means something in one
     dtype's range (2^300 is inf in float32)."""
 
@@ -380,6 +398,11 @@ def scaled(examples: int) -> settings:
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    unsupported = getattr(config, "gradoracle_unsupported", {})
+    if unsupported:
+        terminalreporter.section("unsupported by this torch (tests skipped)")
+        for kernel, tests in unsupported.most_common():
+            terminalreporter.write_line(f"{kernel}: {tests} test{'s' if tests != 1 else ''}")
     tallies = getattr(config, "gradoracle_counts", {})
     if not tallies:
         return

@@ -15,11 +15,13 @@ goes (the oracle's expected_gradients vs torch).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
+from tqdm import tqdm
 
 from oracles.core.case import GradCase
 from oracles.core.check import torch_gradients
@@ -33,6 +35,7 @@ from strategies import compositions, grad_cases
 
 LEVELS = tuple(10.0**-k for k in range(3, 16))  # 1e-3 ... 1e-15
 DEFAULT_EXAMPLES = 20
+PROGRESS_DELAY = 2.0  # seconds before the progress bar first shows (a short run prints only its table)
 MAX_DEPTH = 2  # as the per-op tests draw them: the op at the root, arguments up to 2 levels deep
 
 
@@ -192,7 +195,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.perf_counter()
-    rows = [measure(op, args.dtype, args.examples) for op in args.ops]
+    rows = []
+    # progress on stderr (the table goes to stdout): ops done, their rate, time left, the op being measured
+    with tqdm(args.ops, desc="ops measured", unit="op", file=sys.stderr, delay=PROGRESS_DELAY,
+              mininterval=1.0 if sys.stderr.isatty() else 30.0) as ops:
+        for op in ops:
+            ops.set_postfix_str(op, refresh=False)
+            rows.append(measure(op, args.dtype, args.examples))
     print(render(args.dtype, rows, time.perf_counter() - start))
     return 0
 

@@ -4,6 +4,7 @@ errors for files that are not run reports."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,21 @@ def test_runs_sampled_differently_are_warned_and_sides_named_by_file(tmp_path, c
     out = capsys.readouterr().out
     assert "warning: the runs sampled differently (profile ci, max_examples 40 vs profile thorough" in out
     assert f"{old} (torch 2.13.0)" in out and f"{new} (torch 2.13.0)" in out
+
+
+def test_plot_of_the_worst_error_shifts(tmp_path, capsys):
+    """--plot draws every check's worst error old against new (an infinite one too); a bad --plot is a usage
+    error before any work, naming the value."""
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_report("2.13.0", 0, 1.0)))
+    new.write_text(json.dumps(_report("2.14.1", 0, math.inf)))
+    for suffix, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+        status, err = _main(str(old), str(new), "--plot", str(tmp_path / f"shifts.{suffix}"), capsys=capsys)
+        assert status == 0 and not err
+        assert (tmp_path / f"shifts.{suffix}").read_bytes().startswith(magic)
+    (tmp_path / "a-directory.png").mkdir()
+    for plot, message in [(str(tmp_path / "shifts.pdf"), "shifts.pdf' must end in .png or .svg"),
+                          ("/proc/shifts.png", "'/proc/shifts.png' cannot write into '/proc'"),
+                          (str(tmp_path / "a-directory.png"), "is a directory")]:
+        status, err = _main(str(old), str(new), "--plot", plot, capsys=capsys)
+        assert status == 2 and message in err and "Traceback" not in err, err

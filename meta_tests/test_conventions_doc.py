@@ -25,3 +25,16 @@ def test_document_covers_every_convention_and_finding():
         assert f"`{pinned.id}`" in text
     for finding in findings.load():
         assert f"### finding-{finding.id}" in text
+
+
+def test_a_broken_registry_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    broken = tmp_path / "findings.toml"
+    broken.write_text("[[finding]]\nid = 'x'\n")
+    monkeypatch.setattr(findings, "REGISTRY", broken)
+    monkeypatch.setattr(findings.load, "__defaults__", (broken,))
+    try:
+        status = conventions_doc.main(["--check"])
+    except SystemExit as exc:
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2 and "findings.toml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

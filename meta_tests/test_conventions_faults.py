@@ -70,12 +70,12 @@ def _accurate_tanh(x):
 
 # (convention, dtype, a torch that behaves differently there, what it now gives)
 INJECTED = [
-    ("abs@0", "float64", lambda a: torch.sqrt(a * a), "nan"),
-    ("relu@0", "float32", lambda a: torch.clamp_min(a, 0.0), "1"),
-    ("clamp@0,lo=0,hi=1", "float64", lambda a, lo, hi: F.hardtanh(a, lo, hi), "0"),
-    ("hypot@0,0", "float64", lambda a, b: torch.linalg.vector_norm(torch.stack([a, b])), "(0, 0)"),
-    ("tanh@20", "float64", _accurate_tanh, "1.699341702e-17"),
-    ("maximum@1,1", "float16", torch.fmax, "(1, 0)"),
+    ("abs/0", "float64", lambda a: torch.sqrt(a * a), "nan"),
+    ("relu/0", "float32", lambda a: torch.clamp_min(a, 0.0), "1"),
+    ("clamp/0:lo:0:hi:1", "float64", lambda a, lo, hi: F.hardtanh(a, lo, hi), "0"),
+    ("hypot/0:0", "float64", lambda a, b: torch.linalg.vector_norm(torch.stack([a, b])), "(0, 0)"),
+    ("tanh/20", "float64", _accurate_tanh, "1.699341702e-17"),
+    ("maximum/1:1", "float16", torch.fmax, "(1, 0)"),
 ]
 
 
@@ -91,7 +91,7 @@ def test_changed_torch_is_caught_at_the_point(pin_id, pin_dtype, call, now):
 def test_a_fixed_finding_passes_the_rule_check(monkeypatch):
     """A torch whose clamp follows the rule (hardtanh's 0 at the bound) passes test_follows_rule, so the
     registered strict xfail turns into a failing XPASS."""
-    pinned = pinned_named("clamp@0,lo=0,hi=1", "float64")
+    pinned = pinned_named("clamp/0:lo:0:hi:1", "float64")
     assert rule_mismatches(pinned, "float64")
     spelling = dataclasses.replace(pinned.spec.spellings[0], call=lambda a, lo, hi: F.hardtanh(a, lo, hi))
     monkeypatch.setitem(OPS, "clamp", dataclasses.replace(OPS["clamp"], spellings=(spelling,)))
@@ -101,7 +101,7 @@ def test_a_fixed_finding_passes_the_rule_check(monkeypatch):
 def test_changed_one_sided_limit_is_caught():
     """sqrt's gradient tends to +inf at 0+; a torch that regularised it (sqrt(x + 1e-30)) must fail the
     approach check, naming the op, the side and the values."""
-    pinned = pinned_named("sqrt@0", "float64")
+    pinned = pinned_named("sqrt/0", "float64")
     [approach] = pinned.convention.approaches
     case = approach_case(pinned, approach_point(pinned, approach, 3, "float64"), "float64")
     x = torch.tensor(case.values[0][0], dtype=torch.float64, requires_grad=True)

@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from gradoracle import explore, explore_report
-from gradoracle.explore_eval import BAND_ULPS, evaluate
+from gradoracle import explore, explore_plots, explore_progress, explore_report
+from gradoracle.explore_eval import BAND_ULPS, Sample, evaluate
 from gradoracle.explore_higher import evaluate_second
 from gradoracle.explore_tensor import evaluate_tensor
 from oracles.table.tensor_ops import ReductionParams
@@ -59,8 +59,8 @@ def test_near_mode_needs_conventions(capsys):
     ("abs", "float64", (1.5,), None, {}, "ok"),
     ("asinh", "float64", (2.0 ** 520,), None, {}, "inaccurate"),  # the square overflows: 0 for 2^-520
     ("atan2", "float64", (2.0 ** -540, 2.0 ** -540), None, {}, "inaccurate"),
-    ("tanh", "float64", (20.0,), "tanh@20", {0: 3}, "convention"),  # saturation, 3 ulps off a pinned point
-    ("tanh", "float64", (20.0,), "tanh@20", {0: 1000}, "inaccurate"),
+    ("tanh", "float64", (20.0,), "tanh/20", {0: 3}, "convention"),  # saturation, 3 ulps off a pinned point
+    ("tanh", "float64", (20.0,), "tanh/20", {0: 1000}, "inaccurate"),
     ("hypot", "float64", (1.7976931348623155e308, 4e305), None, {}, "range"),  # hypot itself overflows
 ])
 def test_classification(op, case_dtype, point, convention, moved, expected):
@@ -81,6 +81,37 @@ def test_a_short_run_writes_both_reports(tmp_path, capsys):
                                                                 ("atan2", "domain"), ("atan2", "near")}
     assert all(s["examples"] > 0 for s in report["slices"])
     assert "| op | dtype | mode |" in (tmp_path / "report.md").read_text()
+    # every example kept for the plots, and a figure per op and dtype, linked from report.md
+    for s in report["slices"]:
+        assert len(s["samples"]["rows"]) == min(s["examples"], explore.MAX_SAMPLES)
+        assert s["samples"]["columns"] == list(explore.SAMPLE_COLUMNS)
+    for op in ("abs", "atan2"):
+        assert (tmp_path / "plots" / f"{op}-float64.png").read_bytes().startswith(b"\x89PNG")
+        assert b"<svg" in (tmp_path / "plots" / f"{op}-float64.svg").read_bytes()[:1000]
+        assert f"(plots/{op}-float64.png)" in (tmp_path / "report.md").read_text()
+    # atan2's registered region at the origin is drawn from: its samples there are marked as the finding's
+    atan2 = [row for s in report["slices"] if s["op"] == "atan2" for row in s["samples"]["rows"]]
+    assert any(row[4] == "atan2-denominator-range" for row in atan2)
+
+
+def test_a_slice_keeps_a_bounded_uniform_sample(monkeypatch):
+    monkeypatch.setattr(explore, "MAX_SAMPLES", 5)
+    result = explore.SliceResult("abs", "float64", "domain")
+    for k in range(100):
+        result.record(Sample("abs", "float64", (float(k),), 0))
+    kept = [row["x"][0] for row in result.samples]
+    assert result.examples == 100 and len(kept) == 5 and len(set(kept)) == 5
+    assert max(kept) >= 5  # later examples replace earlier ones
+
+
+def test_progress_inside_a_slice(tmp_path, capsys, monkeypatch):
+    """A slice reports its examples, their rate, the worst error so far and the time left while it runs."""
+    monkeypatch.setattr(explore_progress, "LOG_INTERVAL", 0.0)
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.02",
+                         "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "[1/1] abs float64 domain" in err and "examples (" in err and "/s), worst so far" in err
+    assert " s, " in err and "left;" in err
 
 
 def test_markdown_re_renders_from_json(tmp_path, capsys):
@@ -90,6 +121,9 @@ def test_markdown_re_renders_from_json(tmp_path, capsys):
     (tmp_path / "report.md").unlink()
     assert explore_report.main([str(tmp_path / "report.json")]) == 0
     assert (tmp_path / "report.md").read_text() == first
+    (tmp_path / "plots" / "abs-float64.png").unlink()
+    assert explore_report.main([str(tmp_path / "report.json")]) == 0  # draws the plots again
+    assert (tmp_path / "plots" / "abs-float64.png").is_file()
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         explore_report.main([str(tmp_path / "missing.json")])
@@ -163,3 +197,11 @@ def test_one_explorer_per_output_directory(tmp_path, capsys):
     assert info.value.code == 2 and "another explorer (process" in capsys.readouterr().err
     (tmp_path / ".explore.lock").write_text("999999999")  # a process that is gone: its lock is stale
     assert explore.take_lock(tmp_path).read_text() == str(os.getpid())
+
+
+def test_without_matplotlib_the_report_says_why_there_are_no_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(explore_plots, "Figure", None)
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.01",
+                         "--out", str(tmp_path)]) == 0
+    assert "Not drawn: matplotlib is not installed" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "plots").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from oracles.reports.files import directory_problem, file_problem, write_atomically
@@ -31,3 +34,13 @@ def test_atomic_write_replaces_whole_and_leaves_nothing_else(tmp_path):
     path.write_text("old")
     write_atomically(path, "new contents")
     assert path.read_text() == "new contents" and list(tmp_path.iterdir()) == [path]
+
+
+def test_atomic_files_are_as_readable_as_open_makes_them(tmp_path):
+    """A temporary file is created 0600; the report renamed from it must not stay private to its writer."""
+    old = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o644

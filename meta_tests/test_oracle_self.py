@@ -30,6 +30,7 @@ from oracles.core.expected import Status
 from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.render import run_torch, to_sympy, torch_source
+from oracles.core.test_ids import selectable
 from oracles.core.verdict import Verdict, judge
 from oracles.faults.planted import planted_backward_error
 from oracles.numerics.exact import compile_sympy
@@ -81,7 +82,7 @@ def as_mpf(ball: arb) -> mpmath.mpf:
     return mpmath.mpf(ball.mid().str(80, radius=False))
 
 
-@pytest.mark.parametrize("known", KNOWN, ids=lambda k: f"{k.op}{k.point}".replace(" ", ""))
+@pytest.mark.parametrize("known", KNOWN, ids=lambda k: selectable(f"{k.op}{k.point}"))
 def test_oracle_matches_known_derivative(known):
     """SymPy's derivative evaluated in arb (the oracle's exact value) equals the closed form to 40
     digits: catches a wrong `sympy` entry in the op table or a wrong rule in the exact evaluator."""
@@ -371,6 +372,17 @@ def test_sensitivity_rejects_bad_arguments(args, named, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert named in err and args[0] in err, err
+
+
+def test_sensitivity_shows_progress_on_stderr(capsys, monkeypatch):
+    monkeypatch.setattr(sensitivity, "PROGRESS_DELAY", 0.0)
+    def measure(op, dtype, n):  # the progress, not the measurement
+        return sensitivity.OpSensitivity(op, n, None, 0, 0.1, 0.1, 1, 0.1)
+
+    monkeypatch.setattr(sensitivity, "measure", measure)
+    assert sensitivity.main(["--ops", "sin,mul", "--examples", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "ops measured" in captured.err and "2/2" in captured.err and "ops measured" not in captured.out
 
 
 def test_sensitivity_command_line():

@@ -21,6 +21,7 @@ from oracles.core.expr import Apply, Const, Expr, Var
 from oracles.core.outcomes import assert_gradients_match
 from oracles.core.render import torch_source
 from oracles.core.report import grad_reproducer
+from oracles.core.test_ids import selectable
 from oracles.core.verdict import Verdict
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
@@ -152,7 +153,7 @@ PARENTHESISATION = [
 ]
 
 
-@pytest.mark.parametrize("expr, source", PARENTHESISATION, ids=[s for _, s in PARENTHESISATION])
+@pytest.mark.parametrize("expr, source", PARENTHESISATION, ids=[selectable(s) for _, s in PARENTHESISATION])
 def test_torch_source_keeps_the_needed_parentheses(expr, source):
     assert torch_source(expr) == source
     assert _traced(source, 3) == _tree(expr)

@@ -1,9 +1,11 @@
-"""The verdict tally: a replayed example counts once, and the unverified guard weighs each program once."""
+"""The verdict tally: a replayed example counts once, and the unverified guard weighs each program once; the
+oracle's kept expectations of a case met again."""
 
 from __future__ import annotations
 
 from oracles.core.case import GradCase
 from oracles.core.expr import Apply, Var
+from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.verdict import ElementVerdict, Verdict, VerdictCounts
 
 
@@ -35,3 +37,30 @@ def test_a_replayed_program_weighs_once_in_the_unverified_guard():
     counts.add([_verdict(Verdict.VERIFIED)], _case("exp", 1.0))
     assert counts.unverified_fraction == 5 / 7
     assert counts.program_unverified_fraction == 1 / 3
+
+
+def test_wrong_elements_and_failing_examples_are_counted_apart():
+    """Shrinking replays a failure in many examples: the summary says how many wrong elements in how many
+    failing examples, while Hypothesis reports the one it shrank to."""
+    counts = VerdictCounts()
+    for value in (3.0, 2.0, 1.0):  # a failing example and two shrunk ones, two wrong elements each
+        counts.add([_verdict(Verdict.WRONG, value), _verdict(Verdict.WRONG, value)], _case("tanh", value))
+    counts.add([_verdict(Verdict.VERIFIED)], _case("sin", 1.0))
+    assert (counts.counts[Verdict.WRONG], counts.failing_examples) == (6, 3)
+    assert "6 wrong (elements, in 3 failing examples: shrinking replays them)" in counts.summary()
+    merged = VerdictCounts.from_json(counts.to_json())
+    merged.merge(counts)
+    assert merged.failing_examples == 6
+    counts.count_wrong_as("some-finding")
+    assert counts.failing_examples == 0 and "0 wrong;" in counts.summary()
+
+
+def test_kept_expectations_tell_signed_zeros_apart():
+    """The oracle keeps the expectations of cases met again (gradient_oracle.expected_gradients); a case at -0.0
+    compares equal to one at 0.0, but abs, atan2 and 1/x differ there, so it is kept apart."""
+    positive, negative = (GradCase(Apply("atan2", (Var(0), Var(1)), 0), ((), ()), ((z,), (-1.0,)), "float64")
+                          for z in (0.0, -0.0))
+    assert positive == negative
+    assert expected_gradients(positive) is not expected_gradients(negative)
+    again = GradCase(Apply("atan2", (Var(0), Var(1)), 0), ((), ()), ((0.0,), (-1.0,)), "float64")
+    assert expected_gradients(again) is expected_gradients(positive)

@@ -28,6 +28,7 @@ import math
 from hypothesis import strategies as st
 
 from oracles.numerics.dtypes import FloatFormat
+from strategies import spectra
 from strategies.cached import choice
 from strategies.values import leaf_values
 
@@ -77,7 +78,10 @@ def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
 
 @st.composite
 def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
-    """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain`."""
+    """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain` (the spectral
+    domains, rectangular too: strategies/spectra.py)."""
+    if domain in spectra.DOMAINS:
+        return draw(spectra.spectral_values(fmt, shape, domain), label="matrices")
     if domain == "invertible_flat":
         return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
     if domain == "grid":

@@ -13,6 +13,7 @@ import math
 
 from hypothesis import strategies as st
 
+from oracles.core.test_ids import selectable
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.floats import to_ordinal, ulp_step
 from oracles.table.conventions import Convention
@@ -114,7 +115,7 @@ def near_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[tuple[float, ...], 
     at = list(convention.at)
     max_k = room(at[arg], direction, domain, fmt)
     if max_k == 0:
-        return tuple(at), f"{op.name}@{convention.name}", {}
+        return tuple(at), selectable(f"{op.name}@{convention.name}"), {}
     k = draw(ulp_offsets(max_k), label=f"x{arg} offset")
     at[arg] = ulp_step(at[arg], direction * k, fmt)
-    return tuple(at), f"{op.name}@{convention.name}", {arg: direction * k}
+    return tuple(at), selectable(f"{op.name}@{convention.name}"), {arg: direction * k}

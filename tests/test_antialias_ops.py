@@ -32,7 +32,7 @@ def test_an_antialiased_backward_off_by_1e_12_is_caught(device):
     assert_planted_error_caught(AA, device, 1e-12)
 
 
-@pytest.mark.parametrize("precision", ONE_COLUMN_DTYPES, ids=[f"aa@2x1->3x1-{d}" for d in ONE_COLUMN_DTYPES])
+@pytest.mark.parametrize("precision", ONE_COLUMN_DTYPES, ids=[f"aa/2x1:3x1-{d}" for d in ONE_COLUMN_DTYPES])
 def test_antialiased_resize_to_one_column(precision, dtypes):
     """A column (1, 3) resized to three rows (one column, unchanged): centres 1/3, 1, 5/3 of scale 2/3, weights
     (1, 0), (1/2, 1/2), (0, 1): the rows 1, 2, 3, as plain bilinear resizing of a column would also give."""

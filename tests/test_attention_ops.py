@@ -62,7 +62,7 @@ FLASH_CASES = [(scale, precision) for scale in (-0.5, 0.0)
 
 
 @pytest.mark.parametrize(("scale", "precision"), FLASH_CASES,
-                         ids=[f"sdpa-flash@causal,scale={s}-{d}" for s, d in FLASH_CASES])
+                         ids=[f"sdpa-flash/causal:scale:{s}-{d}" for s, d in FLASH_CASES])
 def test_flash_causal_attention_with_a_scale_not_above_zero(scale, precision, dtypes, device):
     """Batched (1, 1, L, E) inputs take the flash-attention CPU kernel; with is_causal it fills the scores above the
     diagonal with -inf before multiplying them by the scale, which makes them +inf (scale < 0) or NaN (scale 0), and

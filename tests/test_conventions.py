@@ -6,7 +6,8 @@
   findings.toml, strict xfails here, so a torch that fixes one XPASSes and fails the run;
 - test_approach: generated points 1-8 ulps off each point, on each side the op is defined, pass the core
   oracle and tend to the pinned one-sided limit.
-Ids are `op@point` (`abs@0`, `clamp@0,lo=0,hi=1`), then the side (`:x0+`) and the dtype.
+Ids are `op/point` (`abs/0`, `clamp/0:lo:0:hi:1`: oracles.core.test_ids, so `-k` can name them), then the
+side (`:x0+`) and the dtype.
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def test_model_encloses_each_route_of_a_mixed_partial(a, b, dtype):
 
 
 @pytest.mark.parametrize("a, dtype_name", [(2.0**40, "float32"), (2.0**300, "float64")],
-                         ids=["2^40-float32", "2^300-float64"])
+                         ids=["2pow40-float32", "2pow300-float64"])
 def test_route_model_follows_an_underflow_on_its_route(a, dtype_name):
     """At (a, 1) far out, recip·recip underflows on the route through g_b only, which gives -recip: the
     sign of atan2-mixed-partial-underflow, reproduced by rounding the formula. The route's model holds it,

@@ -23,7 +23,7 @@ def _relative_error_in_ulps(value: float, exact: mp.mpf, dtype: str) -> float:
     return float(abs(mp.mpf(value) - exact) / abs(exact)) / format_named(dtype).unit_roundoff / 2
 
 
-ERF_POINTS = {"erf@1e-10": 1e-10, "erf@3e-7": 3e-7, "erf@1e-5": 1e-5, "erf@1e-4": 1e-4}
+ERF_POINTS = {"erf/1e-10": 1e-10, "erf/3e-7": 3e-7, "erf/1e-5": 1e-5, "erf/1e-4": 1e-4}
 
 
 @pytest.mark.parametrize(("x", "precision"), [
@@ -70,7 +70,7 @@ def test_bfloat16_subnormal_results_are_kept(size, dtypes):
         f"gelu of {size} bfloat16 element(s) {x[0].item()!r}: torch {got!r}, exact {float(exact)!r}")
 
 
-@pytest.mark.parametrize("x", [2.0 ** -23], ids=["pow_scalar@2^-23-float16"])
+@pytest.mark.parametrize("x", [2.0 ** -23], ids=["pow_scalar/2pow-23-float16"])
 def test_gradient_fits_although_an_intermediate_overflows(x, dtypes):
     """The gradient 0.25·x^(-3/4) of x ** 0.25 at the float16 subnormal 2^-23 is 38967.9, a float16
     number (below 65504); torch's formula 0.25 * x.pow(-0.75) passes through 155872 on the way."""
@@ -83,7 +83,7 @@ def test_gradient_fits_although_an_intermediate_overflows(x, dtypes):
         f"x ** 0.25 at {x!r}, float16: torch {leaf.grad.item()!r}, exact {float(exact)!r}")
 
 
-@pytest.mark.parametrize("x", [0.0], ids=["polygamma-chain@0-float16"])
+@pytest.mark.parametrize("x", [0.0], ids=["polygamma-chain/0-float16"])
 def test_gradient_fits_although_an_intermediate_overflows_to_inf(x, dtypes):
     """maximum(x + polygamma(4, tanh(x)·0.375 - 0.5)² + 1, x) at x = 0: the exact gradient is 2ψ⁽⁴⁾ψ⁽⁵⁾·3/8 =
     -40051.3, a float16 number; torch forms 2ψ⁽⁴⁾(-1/2) · ψ⁽⁵⁾(-1/2) = -6.95 · 15376 = -106841 first, -inf in
@@ -101,7 +101,7 @@ def test_gradient_fits_although_an_intermediate_overflows_to_inf(x, dtypes):
         f"at {x!r}, float16: torch {leaf.grad.item()!r}, exact {float(exact)!r}")
 
 
-@pytest.mark.parametrize("x", [1.0], ids=["cosh-chain@1-float16"])
+@pytest.mark.parametrize("x", [1.0], ids=["cosh-chain/1-float16"])
 def test_gradient_fits_although_an_intermediate_overflows_to_nan(x, dtypes):
     """d/dx of cosh(3 tanh(exp(3 tanh x))) ** 2.5 at x = 1 is 3.49e-4, a float16 number; on the way torch's
     float16 chain passes 65504 (inf) and then meets 1 - tanh(9.8)^2 = 1.7e-8, which float16 holds as 0."""
@@ -121,7 +121,7 @@ def test_gradient_fits_although_an_intermediate_overflows_to_nan(x, dtypes):
 EPS_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
-@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"binary_cross_entropy@sigmoid(12)-{d}" for d in EPS_DTYPES])
+@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"binary_cross_entropy/sigmoid[12]-{d}" for d in EPS_DTYPES])
 def test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite(precision, dtypes):
     """d/dx binary_cross_entropy(sigmoid(x), 1/2) = sigmoid(x) - 1/2 is 0.499994 at x = 12: finite. Where
     sigmoid(12) rounds to 1 (bfloat16, float16) the chain's saturated factor loses it (bfloat16 gives 0, which
@@ -137,7 +137,7 @@ def test_binary_cross_entropy_of_a_saturated_sigmoid_is_finite(precision, dtypes
         f"exact {float(exact)!r}")
 
 
-@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"cosine_embedding_loss@zero-{d}" for d in EPS_DTYPES])
+@pytest.mark.parametrize("precision", EPS_DTYPES, ids=[f"cosine_embedding_loss/zero-{d}" for d in EPS_DTYPES])
 def test_cosine_embedding_loss_of_a_zero_vector_is_finite(precision, dtypes):
     """cosine_embedding_loss(x, 0, target 1) = 1 - 0 / sqrt((|x|^2 + eps) eps) = 1 for x = (1, 2), its gradient
     in x 0: Loss.cpp adds EPSILON = 1e-12 to each squared magnitude, which is 0 in float16."""
@@ -154,7 +154,7 @@ def test_cosine_embedding_loss_of_a_zero_vector_is_finite(precision, dtypes):
 JVP_CRASH_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
-@pytest.mark.parametrize("precision", JVP_CRASH_DTYPES, ids=[f"logsigmoid@1-{d}" for d in JVP_CRASH_DTYPES])
+@pytest.mark.parametrize("precision", JVP_CRASH_DTYPES, ids=[f"logsigmoid/1-{d}" for d in JVP_CRASH_DTYPES])
 def test_func_jvp_of_logsigmoid_of_a_0d_tensor_plus_a_scalar(precision, dtypes):
     """torch.func.jvp of logsigmoid(2 + x) at the 0-d x = 1: the tangent is sigmoid(-3) = 0.0474. Under
     torch.func's forward mode the 0-d `2 + x` is upcast to float64 (func-forward-mode-upcast), and
@@ -176,7 +176,7 @@ STRIDED_SCATTER_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
 @pytest.mark.parametrize("precision", STRIDED_SCATTER_DTYPES,
-                         ids=[f"as_strided_scatter@0-{d}" for d in STRIDED_SCATTER_DTYPES])
+                         ids=[f"as_strided_scatter/0-{d}" for d in STRIDED_SCATTER_DTYPES])
 def test_as_strided_scatter_passes_no_gradient_to_overwritten_places(precision, dtypes, device, verdict_log):
     """as_strided_scatter(x, src, (), (), 0) writes src over x[0]: the output no longer depends on x[0]
     (its gradient 0) and passes x[1], x[2] through (their gradients the output's), src's gradient the
@@ -197,7 +197,7 @@ EXCLUDED_SELF_CASES = [(method, reduce, precision) for method in ("scatter_reduc
 
 
 @pytest.mark.parametrize(("method", "reduce", "precision"), EXCLUDED_SELF_CASES,
-                         ids=[f"{m}_{r}@self-tie-{p}" for m, r, p in EXCLUDED_SELF_CASES])
+                         ids=[f"{m}_{r}/self-tie-{p}" for m, r, p in EXCLUDED_SELF_CASES])
 def test_excluded_self_takes_no_share_of_the_gradient(method, reduce, precision, dtypes, device):
     if precision not in dtypes:
         pytest.skip(f"{precision} is not among --dtypes")
@@ -212,7 +212,7 @@ def test_excluded_self_takes_no_share_of_the_gradient(method, reduce, precision,
     assert sources.grad.tolist() == [4.0, 0.0], f"the sources' gradients {sources.grad.tolist()} add up to less than 4"
 
 
-@pytest.mark.parametrize("precision", ["float16"], ids=["masked_std@underflow-float16"])
+@pytest.mark.parametrize("precision", ["float16"], ids=["masked_std/underflow-float16"])
 def test_masked_std_of_tiny_deviations_has_a_finite_gradient(precision, dtypes):
     """masked.std((0, 1e-4)) = 5e-5, its gradient (-1/2, 1/2): finite, and torch.std gives it in float16 (its
     kernel accumulates in float). masked.std computes the composite's squares in float16, where 2.5e-9
@@ -229,7 +229,7 @@ INDEX_REDUCE_PROD_DTYPES = ("bfloat16", "float16")
 
 
 @pytest.mark.parametrize("precision", INDEX_REDUCE_PROD_DTYPES,
-                         ids=[f"index_reduce_prod@1x1-{d}" for d in INDEX_REDUCE_PROD_DTYPES])
+                         ids=[f"index_reduce_prod/1x1-{d}" for d in INDEX_REDUCE_PROD_DTYPES])
 def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
     """index_reduce(x, 1, [0, 0], s, 'prod') of a 1 x 1 x and 1 x 2 sources is x * s0 * s1 = 4 (float32 and float64
     give it; so do shapes (2, 1) and (1,)). The CPU kernel for bfloat16 and float16 raises an internal assert
@@ -248,7 +248,7 @@ def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
 POLAR_DTYPES = ("float64", "float32")
 
 
-@pytest.mark.parametrize("precision", POLAR_DTYPES, ids=[f"polar@0-{d}" for d in POLAR_DTYPES])
+@pytest.mark.parametrize("precision", POLAR_DTYPES, ids=[f"polar/0-{d}" for d in POLAR_DTYPES])
 def test_polar_abs_gradient_at_zero(precision, dtypes):
     """polar(abs, angle) = abs e^(i angle) is linear in abs, so the gradient of its real part in abs is cos(angle),
     0.8776 at angle 1/2, also at abs = 0. polar_backward computes it as real(conj(grad) * sgn(result)), and
@@ -261,3 +261,24 @@ def test_polar_abs_gradient_at_zero(precision, dtypes):
     exact = mp.cos(mp.mpf(0.5))
     assert _relative_error_in_ulps(magnitude.grad.item(), exact, precision) <= ULPS_ALLOWED, (
         f"polar(0, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, exact {float(exact)!r}")
+
+
+HOUSEHOLDER_DTYPES = ("float64", "float32")
+
+
+@pytest.mark.parametrize("precision", HOUSEHOLDER_DTYPES,
+                         ids=[f"householder_product/singular-reflector-{d}" for d in HOUSEHOLDER_DTYPES])
+def test_householder_product_gradient_where_a_reflector_is_singular(precision, dtypes):
+    """householder_product(A, τ) for A = [[1, 0], [1/2, 1]], τ = (0, 1): H_1 = I (τ_1 = 0), H_2 = I - e_2 e_2ᵀ =
+    diag(1, 0), singular (τ_2 ‖v_2‖² = 1), Q = diag(1, 0). Σ Q is a polynomial in τ: ∂/∂τ_1 = -Σ v_1 v_1ᵀ H_2 = -3/2
+    (v_1 = (1, 1/2)), ∂/∂τ_2 = -Σ H_1 e_2 e_2ᵀ = -1. householder_product_backward multiplies by H(σ_i) = H(τ_i)⁻¹,
+    σ_i = τ_i / (τ_i ‖v_i‖² - 1) = 1 / 0 here."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    dtype = format_named(precision).torch_dtype
+    a = torch.tensor([[1.0, 0.0], [0.5, 1.0]], dtype=dtype, requires_grad=True)
+    tau = torch.tensor([0.0, 1.0], dtype=dtype, requires_grad=True)
+    q = torch.linalg.householder_product(a, tau)
+    assert q.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    q.sum().backward()
+    assert tau.grad.tolist() == [-1.5, -1.0], f"householder_product, {precision}: tau.grad {tau.grad.tolist()}"

@@ -120,7 +120,7 @@ def _scalar_property(device):
 
 
 @pytest.mark.parametrize("make", [_vjp_property, _several_outputs_property, _scalar_property],
-                         ids=["vjp", "several outputs", "scalar scaled"])
+                         ids=["vjp", "several_outputs", "scalar_scaled"])
 def test_ignored_gradient_argument_is_caught(make, device):
     """With `gradient=` replaced by ones, each of the three properties fails."""
     prop = make(device)

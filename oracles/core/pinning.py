@@ -17,6 +17,7 @@ from flint import arb, ctx
 from oracles.core.case import GradCase
 from oracles.core.expr import Apply, Const, Var
 from oracles.core.render import derivative, to_sympy
+from oracles.core.test_ids import selectable
 from oracles.numerics.dtypes import FORMATS, FloatFormat
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.floats import ulp_of, ulp_step
@@ -41,14 +42,14 @@ LIMIT_TOLERANCE = 2.0 ** -8
 
 @dataclass(frozen=True)
 class Pinned:
-    """One convention of one op, as tests see it: `op@label`."""
+    """One convention of one op, as tests see it: `op/label` (oracles.core.test_ids: `-k` can name it)."""
 
     op: str
     convention: Convention
 
     @property
     def id(self) -> str:
-        return f"{self.op}@{self.convention.name}"
+        return selectable(f"{self.op}@{self.convention.name}")
 
     @property
     def spec(self) -> OpSpec | PinnedOnly:

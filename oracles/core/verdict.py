@@ -214,6 +214,8 @@ class VerdictCounts:
         self.worst_case = ""
         self.failures: list[str] = []
         self.repeats = 0
+        # examples with a wrong element: Hypothesis shrinks them and reports one, while every element is counted
+        self.failing_examples = 0
         self._seen: set = set()
         self._programs: dict[str, list[int]] = {}  # program source -> [unverified, judged] elements
         self.shown = DomainShown()  # where the inputs lay, for the checks that record it
@@ -232,6 +234,7 @@ class VerdictCounts:
             program = self._programs.setdefault(case.source, [0, 0])
             program[0] += sum(v.verdict is Verdict.UNVERIFIED and not v.reason.startswith(REGISTERED) for v in verdicts)
             program[1] += len(verdicts)
+        self.failing_examples += any(v.verdict is Verdict.WRONG for v in verdicts)
         for v in verdicts:
             self.counts[v.verdict] += 1
             if v.verdict is Verdict.UNVERIFIED:
@@ -252,6 +255,7 @@ class VerdictCounts:
         """Count the wrong elements as the registered finding that pins this check (a strict xfail): known,
         so unverified with its id, not wrong; the worst error seen was the finding's, so it is not kept."""
         wrong = self.counts.pop(Verdict.WRONG, 0)
+        self.failing_examples = 0
         if wrong:
             self.counts[Verdict.UNVERIFIED] += wrong
             self.reasons[f"{REGISTERED} {finding}"] += wrong
@@ -264,6 +268,7 @@ class VerdictCounts:
     def merge(self, other: VerdictCounts) -> None:
         self.examples += other.examples
         self.repeats += other.repeats
+        self.failing_examples += other.failing_examples
         self.counts.update(other.counts)
         self.reasons.update(other.reasons)
         self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
@@ -277,6 +282,7 @@ class VerdictCounts:
         return {
             "examples": self.examples,
             "repeats": self.repeats,
+            "failing_examples": self.failing_examples,
             **{v.value: self.counts[v] for v in Verdict},
             "unverified_reasons": dict(self.reasons),
             "worst_error_ulps": self.worst_ulps,
@@ -291,6 +297,7 @@ class VerdictCounts:
         counts = cls()
         counts.examples = data["examples"]
         counts.repeats = data.get("repeats", 0)  # reports written before repeats were counted have none
+        counts.failing_examples = data.get("failing_examples", 0)  # nor before failing examples were
         counts.counts = Counter({v: data[v.value] for v in Verdict})
         counts.reasons = Counter(data["unverified_reasons"])
         counts.worst_ulps = data["worst_error_ulps"]
@@ -320,7 +327,12 @@ class VerdictCounts:
 
     def summary(self) -> str:
         repeats = f" ({self.repeats} repeats)" if self.repeats else ""
-        parts = [f"{self.examples} examples{repeats}", *(f"{self.counts[v]} {v.value}" for v in Verdict)]
+        parts = [f"{self.examples} examples{repeats}"]
+        for v in Verdict:
+            parts.append(f"{self.counts[v]} {v.value}")
+            if v is Verdict.WRONG and self.counts[v]:
+                parts[-1] += (f" (elements, in {self.failing_examples} failing example"
+                              f"{'s' if self.failing_examples != 1 else ''}: shrinking replays them)")
         if self.total:
             parts.append(f"worst {self.worst_ulps:.3g} ulp / {self.worst_over_bound:.2g} of bound")
         if self.reasons:

@@ -49,11 +49,23 @@ def directory_problem(text: str) -> str | None:
 
 def write_atomically(path: Path, text: str) -> None:
     """`text` into `path` through a temporary file in the same directory, renamed over it."""
+    write_bytes_atomically(path, text.encode())
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """`data` into `path` the same way, readable as a file created by `open` would be (mkstemp's are 0600)."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask

@@ -41,7 +41,7 @@ _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "t
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list)}  # one region ([finding.region]) or several ([[finding.region]])
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[[^\]]+\]$")
+_TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[.+\]$")  # ids may hold brackets (oracles.core.test_ids)
 
 
 class RegistryError(ValueError):

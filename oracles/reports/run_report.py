@@ -72,5 +72,7 @@ def write(path: Path, tallies: dict, config) -> None:
         "checks": tallies_to_json(tallies),
         "test_outcomes": dict(sorted(getattr(config, "gradoracle_test_outcomes", {}).items())),
         "findings": finding_outcomes(getattr(config, "gradoracle_test_outcomes", {})),
+        # kernels the installed torch lacks (an old torch's float16 CPU ops) -> tests skipped for each
+        "unsupported": dict(sorted(getattr(config, "gradoracle_unsupported", {}).items())),
     }
     write_atomically(path, json.dumps(report, indent=1) + "\n")

@@ -6,10 +6,14 @@ from oracles.table import (
     arithmetic,  # noqa: F401 - registers its entries in OPS
     attention_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fractional_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     grid_sample_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    householder_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     linalg_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -19,9 +23,14 @@ from oracles.table import (
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    ormqr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pinv_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    qr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     quantile_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     renorm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     sample_losses,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -29,5 +38,8 @@ from oracles.table import (
     scatter_products,  # noqa: F401 - registers its entries in TENSOR_OPS
     selection_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     shape_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    singular_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    softmax_internals,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
+    spectral_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )

@@ -33,8 +33,20 @@ from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, Tensor
 NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
 ONE = arb(1)
 CHUNK = 16  # kChunkSize: vectors per lane before a chunk's moments join the cascade
+
+
+def _cpu_capability() -> str:
+    """The CPU kernels torch dispatches to (AVX512, AVX2, DEFAULT): torch.backends.cpu since torch 2.1, before
+    that only in the build configuration's text ("CPU capability usage: AVX2")."""
+    cpu = getattr(torch.backends, "cpu", None)
+    if cpu is not None:
+        return cpu.get_cpu_capability()
+    lines = [line for line in torch.__config__.show().splitlines() if "CPU capability usage:" in line]
+    return lines[0].split(":", 1)[1].strip() if lines else "DEFAULT"
+
+
 # Vectorized<T>'s width in bytes: 64 under AVX512, 32 under AVX2 and the default build
-VECTOR_BYTES = 64 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 32
+VECTOR_BYTES = 64 if _cpu_capability().startswith("AVX512") else 32
 LAYER_EPS = 1e-5  # layer_norm's default eps, cast to the kernel's type (float for bfloat16 and float16)
 
 

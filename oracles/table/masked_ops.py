@@ -6,7 +6,8 @@ entry is the plain op's per-slice formulas (oracles.table.tensor_formulas) on ea
   is the same as leaving the element out, forward and backward; cumprod keeps its 1s, since every position
   has an output (the product so far);
 - where's backward passes no gradient to a masked-out element: its gradient is exactly 0;
-- softmax's output at a masked-out element is exactly 0.
+- softmax's output at a masked-out element is exactly 0; log_softmax's is -inf, so its spelling fills those with
+  0 (masked_fill's backward passes them no gradient, and log_softmax's backward adds exp(-inf) * 0 = 0 there).
 Every slice keeps at least one element (a slice of identities alone is -inf or NaN in torch).
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import sympy
 import torch
 
+from oracles.numerics.rounding import Overflow, Singular
 from oracles.table import tensor_formulas as formula
 from oracles.table.normalization_ops import NORMALIZE
 from oracles.table.ops import OPS
@@ -168,12 +170,51 @@ def _reduced_shape(shapes, p):
     return formula.reduced_shape(shapes[0], _reduction_params(p))
 
 
-# masked.std (sqrt of this) is left out: where its result is 0 its SqrtBackward gives NaN, also where the exact
-# gradient is finite (finding masked-std-zero-result-nan, pinned in tests/test_known_findings.py)
 _entry("var", _kept_reduction(formula.VAR.math), _kept_reduction(formula.VAR.forward),
        _kept_reduction_backward(_var_backward), _variance_options, _reduced_shape,
        "torch.masked.var({0}, {dim}, correction={correction}, keepdim={keepdim}, mask={mask})",
        lambda x, dim, keepdim, mask, correction: torch.masked.var(x, dim, correction=correction, keepdim=keepdim,
+                                                                 mask=mask))
+
+
+# masked.std is sqrt(masked.var) (torch.masked._ops._std_var): SqrtBackward's grad / (2 * result), then the
+# variance's pieces. Where its result is 0 torch gives NaN (finding masked-std-zero-result-nan, pinned in
+# tests/test_conventions.py and tests/test_known_findings.py): at a slice of one kept element and correction 0
+# (the constant 0, exact gradient 0: not drawn), at a constant kept slice (no derivative: unverified), and where
+# the result rounds to 0 although the exact one is not (squares of small deviations underflowing in float16,
+# values that round to the same float), which the model foresees as grad / (2 * result) that may be inf: an
+# intermediate of the backward formula overflowing while the gradient fits (backward-intermediate-overflow).
+def _std_forward(F, a, p):
+    var = formula.VAR.forward(F, a, p)
+    if formula.is_exact_zero(var):
+        return ZERO
+    if var > 0:
+        return F.round(var.sqrt())
+    return formula.arb(0).union(F.round(var.upper().sqrt()))  # squares that may have underflowed to 0
+
+
+def _std_backward(F, a, y, g, p):
+    if formula.is_exact_zero(y):
+        raise Singular("masked.std of a constant slice: no derivative (torch: NaN, masked-std-zero-result-nan)")
+    if y.contains(0):
+        raise Overflow("masked.std may have underflowed to 0: SqrtBackward's grad / (2 * result) may be inf")
+    return _var_backward(F, a, y, F.div(g, y * 2), p)  # result * 2: exact
+
+
+MIN_STD_KEPT = 3
+
+
+def _std_options(shapes):
+    """As masked.var's, every slice keeping MIN_STD_KEPT elements or more: one kept element's std is the
+    constant 0, whose NaN gradient the finding pins, and two of the simple values drawn first tie often (a
+    constant slice: no derivative, unverified)."""
+    return [p for p in _variance_options(shapes) if (p["mask"].array.sum(axis=p["dim"]) >= MIN_STD_KEPT).all()]
+
+
+_entry("std", _kept_reduction(lambda a, p: sympy.sqrt(formula.VAR.math(a, p))), _kept_reduction(_std_forward),
+       _kept_reduction_backward(_std_backward), _std_options, _reduced_shape,
+       "torch.masked.std({0}, {dim}, correction={correction}, keepdim={keepdim}, mask={mask})",
+       lambda x, dim, keepdim, mask, correction: torch.masked.std(x, dim, correction=correction, keepdim=keepdim,
                                                                  mask=mask))
 
 
@@ -239,6 +280,12 @@ for _name, _math, _forward, _backward, _fill in (
            _kept_dimwise_backward(_backward, _fill), _dimwise_options, lambda shapes, p: shapes[0],
            f"torch.masked.{_name}({{0}}, {{dim}}, mask={{mask}})",
            lambda x, dim, mask, _n=_name: getattr(torch.masked, _n)(x, dim, mask=mask))
+
+# log_softmax fills -inf: its output there is -inf, which the spelling's masked_fill turns into 0
+_entry("log_softmax", _kept_dimwise(formula.sym_log_softmax, None), _kept_dimwise(formula.log_softmax_forward, None),
+       _kept_dimwise_backward(formula.log_softmax_backward, None), _dimwise_options, lambda shapes, p: shapes[0],
+       "torch.masked.log_softmax({0}, {dim}, mask={mask}).masked_fill(~{mask}, 0.0)",
+       lambda x, dim, mask: torch.masked.log_softmax(x, dim, mask=mask).masked_fill(~mask, 0.0))
 
 # normalize fills 0 (the sum's identity) for its norm and its division: 0 / denom = 0 out, 0 back; its
 # maximum(norm, eps) is nn.functional.normalize's clamp_min(eps) wherever the norm is above eps

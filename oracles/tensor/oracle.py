@@ -4,7 +4,9 @@ Two independent passes over the program, each a forward pass and a reverse pass 
 of balls, one ball per tensor element:
 - exact: a tensor op's Jacobian is derived by SymPy from the op applied to a matrix of per-element symbols
   (`op_jacobian`, cached per op, parameters and shapes: the exact Jacobian of that shape), evaluated at the
-  exact values of its arguments; elementwise parts chain SymPy's per-op partials (oracles.core.chain_rule).
+  exact values of its arguments (an op without a practical closed form, an eigen-decomposition, encloses its
+  value and VJP itself: `TensorOp.exact_vjp`); elementwise parts chain SymPy's per-op partials
+  (oracles.core.chain_rule).
   All in arb at 192 bits, again at higher precision where a result is unresolved. Where SymPy's derivative
   does not exist (amax at a tie, the norm at 0, the std of a constant slice), the op's minimum-norm
   subgradient from its table entry is used, the rule of torch's autograd notes for convex kinks
@@ -98,6 +100,7 @@ class _Exact:
     def __init__(self, case: TensorCase):
         self.case = case
         self.values: dict[int, np.ndarray] = {}
+        self.pullbacks: dict[int, object] = {}  # an op's own exact VJP (TensorOp.exact_vjp), per node
 
     def forward(self, node: Node) -> np.ndarray:
         if isinstance(node, Input):
@@ -105,6 +108,9 @@ class _Exact:
             result = _array([arb(v) for v in self.case.values[node.index]], shape)
         elif isinstance(node, Map):
             result = map_values(node, [self.forward(a) for a in node.args], exact_value)
+        elif TENSOR_OPS[node.op].exact_vjp is not None:
+            args = [self.forward(a) for a in node.args]
+            result, self.pullbacks[id(node)] = TENSOR_OPS[node.op].exact_vjp(self.case.format, args, node.params)
         else:
             args = [self.forward(a) for a in node.args]
             jac = op_jacobian(node.op, node.params, tuple(a.shape for a in args))
@@ -139,6 +145,8 @@ class _Exact:
             self.backward(node.args[k], grads[k], into)
 
     def _tensor_vjp(self, node, args, adjoint) -> list[np.ndarray]:
+        if id(node) in self.pullbacks:
+            return self.pullbacks[id(node)](adjoint)
         jac = op_jacobian(node.op, node.params, tuple(a.shape for a in args))
         env = tuple(v for a in args for v in a.reshape(-1))
         flat_grads = [[ZERO] * a.size for a in args]
