@@ -10,7 +10,9 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
 - "positive_definite": symmetric with positive dominant diagonals (Gershgorin: positive eigenvalues);
 - "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor);
 - "invertible_flat": a tensor of N² elements whose row-major values are one invertible N x N matrix (tensorinv,
-  tensorsolve reshape it so).
+  tensorsolve reshape it so);
+- "grid": grid_sample's sampling coordinates (`GRID_VALUES`), not square matrices: multiples of 1/8 in
+  [-1.625, 1.625] that are no multiples of 1/2.
 
 Most margins are 1/4 to 3 (condition numbers of a few tens); some are 2^-10 and 2^-20, near-singular matrices
 whose gradients are large and whose enclosures widen by 10^3 to 10^6 (in float32 some are wider than the
@@ -35,6 +37,11 @@ SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by
 SIGNED = ("invertible", "diagonally_dominant")  # domains whose diagonal elements take either sign
 PERMUTED = ("invertible", "positive_determinant")  # domains whose rows are permuted
 LOWER = ("positive_definite", "cholesky_factor")  # domains drawn from their lower triangle
+# grid_sample's kinks and jumps (pixel boundaries, cell centres, the clip and reflection edges) lie at multiples of
+# 1/6 of the normalized coordinate for inputs of sides 1 to 3 with either align_corners: a multiple of 1/8 that is
+# no multiple of 1/2 is at least 1/24 away from them, and its pixel coordinate is exact in every dtype. Beyond
+# [-1, 1] the padding modes take over; the simplest first.
+GRID_VALUES = tuple(sorted((j / 8 for j in range(-13, 14) if j % 4), key=lambda v: (abs(v), v < 0)))
 
 
 def _parity(permutation: tuple[int, ...]) -> int:
@@ -77,6 +84,9 @@ def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -
         return draw(spectra.spectral_values(fmt, shape, domain), label="matrices")
     if domain == "invertible_flat":
         return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
+    if domain == "grid":
+        size = math.prod(shape)
+        return draw(st.lists(choice(GRID_VALUES), min_size=size, max_size=size), label="grid")
     n = shape[-1]
     values: list[float] = []
     for b in range(math.prod(shape[:-2])):

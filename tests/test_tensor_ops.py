@@ -32,11 +32,14 @@ from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
 from oracles.table import (
+    attention_ops,
     batch_norm_ops,
     cast_ops,
     dropout_ops,
     float_power_ops,
+    grid_sample_ops,
     linalg_ops,
+    linear_loss_ops,
     loss_ops,
     normalization_ops,
     pdist_ops,
@@ -209,6 +212,7 @@ def test_every_spelling_is_reachable():
 # model's enclosure (linear algebra, on matrices drawn for it, tests/test_linalg_ops.py).
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
+                    + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
                     + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
                     + softmax_internals.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).

@@ -2,7 +2,9 @@
 
 from oracles.table import (
     activations,  # noqa: F401 - registers its entries in OPS
+    antialias_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     arithmetic,  # noqa: F401 - registers its entries in OPS
+    attention_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -10,10 +12,13 @@ from oracles.table import (
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    fractional_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
+    grid_sample_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     householder_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     linalg_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     lu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS

@@ -569,14 +569,27 @@ GAUSSIAN_NLL = ElementLoss(lambda ops, p: (sympy.log(ops[2]) + (ops[0] - ops[1])
 BCE_EPS = 1e-12  # binary_cross_entropy_backward's clamp of (1 - p) * p, cast to the dtype
 
 
+BCE_LOG_FLOOR = -100  # binary_cross_entropy's clamp of each log
+
+
+def _clamped_log(G, v: arb) -> arb:
+    """max(log(v), -100): v may reach 0 where the sigmoid saturates to 1 in the dtype (float16: sigmoid(23.6))."""
+    floor = arb(BCE_LOG_FLOOR)
+    if v > floor.exp():
+        return _log(G, v)
+    if not v.upper() > floor.exp():
+        return floor
+    return floor.union(_log(G, arb(v.upper())))  # log is increasing: between the floor and log(v's top)
+
+
 def _bce_forward(F, ops, p):
     """p = torch.sigmoid(input) (the op table's sigmoid), then binary_cross_entropy's kernel: (target - 1) *
-    max(log(1 - p), -100) - target * max(log(p), -100) (no clamp for p = sigmoid of the suite's inputs)."""
+    max(log(1 - p), -100) - target * max(log(p), -100)."""
     x, t = ops
     q = OPS["sigmoid"].forward(F, x)
 
     def kernel(G):
-        return G.sub(mul(G, G.sub(t, ONE), _log(G, G.sub(ONE, q))), mul(G, t, _log(G, q)))
+        return G.sub(mul(G, G.sub(t, ONE), _clamped_log(G, G.sub(ONE, q))), mul(G, t, _clamped_log(G, q)))
     return either_precision(F, kernel)
 
 
