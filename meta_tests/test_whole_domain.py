@@ -86,17 +86,11 @@ REGION_FAULTS = {
     "subnormal inputs": ("sin", lambda x: (x != 0) & (x.abs() < 2.2250738585072014e-308)),
 }
 # Binades are drawn uniformly: float64's 52 subnormal binades are 2.5% of its 2098, so 40 examples reach them
-# with probability 1 - 0.975^40 = 64%. Measured: the ci draws catch it when the whole meta_tests/ directory
-# runs before (pytest -n 2 meta_tests/) and miss it when this module runs alone, so some state of the process
-# still reaches these derandomized draws (not the hash seed; not yet found). Not strict until then; weighting
-# the end binades more is the mend for the rarity (it also finds gelu (float32) and atan2 (float16) points
-# outside their registered regions, not yet investigated).
-NOT_YET_CAUGHT = {"subnormal inputs"}
-
-
-@pytest.mark.parametrize("region", [
-    pytest.param(r, marks=pytest.mark.xfail(strict=False, reason="subnormal binades drawn in some runs only"))
-    if r in NOT_YET_CAUGHT else r for r in REGION_FAULTS])
+# with probability 1 - 0.975^40 = 64%; the ci profile's draws (derandomized, the same in every run since
+# conftest.py imports every module first) do. A change of the draws that loses them fails here, as it should:
+# weighting the end binades more is the mend (it also finds gelu (float32) and atan2 (float16) points outside
+# their registered regions, not yet investigated).
+@pytest.mark.parametrize("region", list(REGION_FAULTS))
 def test_a_bug_of_one_region_is_caught(region):
     op, where = REGION_FAULTS[region]
     tally = Counter()

@@ -290,6 +290,12 @@ def _lgamma(F, x):
 add_op("lgamma", unary_spellings("lgamma", Spelling("torch.special.gammaln({0})", torch.special.gammaln)),
     sympy.loggamma, _in_float(_lgamma), lambda F, args, y: (F.store(_digamma(F.opmath, args[0])),),
     (Domain.OFF_INTEGERS,), specials=(GAMMA_POLES,), conventions=pins.LGAMMA, higher_order_gap=HIGHER_GAMMA_GAP,
+    # the random programs centre an argument between two integers (1.5 ± 0.375 here), around digamma's zero
+    # at 1.4616, where the gradient is smaller than bfloat16's rounding of torch's digamma. Measured: 28 of 60
+    # elements, 52% averaged over the distinct programs (40 examples); the whole-domain test covers the rest.
+    blind_spots=(BlindSpot("test_op_gradient", "bfloat16",
+                           "the argument is centred at 1.5, by digamma's zero, where the gradient is below "
+                           "bfloat16's rounding of torch's digamma"),),
     references=(ref((2.5,), lambda a: (mp.digamma(a),)), ref((-0.75,), lambda a: (mp.digamma(a),))))
 
 
