@@ -24,6 +24,8 @@ HALF = "\"sin_vml_cpu\" not implemented for 'Half'"  # torch 2.0.1's message, CP
     (RuntimeError(HALF), "sin_vml_cpu for Half"),
     (NotImplementedError("Could not run 'aten::erfinv.out' with arguments from the 'MPS' backend. This could be"),
      "aten::erfinv.out for MPS"),
+    (NotImplementedError("the derivative for 'nextafter' is not implemented."),
+     "the derivative of nextafter for this version"),
     (AttributeError("module 'torch.nn.functional' has no attribute 'rms_norm'"),
      "torch.nn.functional.rms_norm for this version"),
     (AttributeError("'Tensor' object has no attribute 'frobnicate'"), None),

@@ -16,6 +16,8 @@ PREFIX = "unsupported by this torch: "
 # (a device) does not implement
 _MISSING = (re.compile(r"\"(?P<kernel>[\w.:]+)\" not implemented for '(?P<where>\w+)'"),
             re.compile(r"Could not run '(?P<kernel>[\w.:]+)' with arguments from the '(?P<where>\w+)' backend"))
+# a derivative an older torch does not have (nextafter's before torch 2.1)
+_UNDIFFERENTIATED = re.compile(r"the derivative for '(?P<op>[\w.:]+)' is not implemented")
 # an op an older torch does not have at all (torch.nn.functional.rms_norm before torch 2.4)
 _ABSENT = re.compile(r"module '(?P<module>torch[\w.]*)' has no attribute '(?P<name>\w+)'")
 
@@ -33,6 +35,9 @@ def missing_kernel(error: BaseException) -> UnsupportedKernel | None:
         return UnsupportedKernel(f"{match['module']}.{match['name']}", "this version") if match else None
     if not isinstance(error, (RuntimeError, NotImplementedError)):
         return None
+    match = _UNDIFFERENTIATED.search(str(error))
+    if match:
+        return UnsupportedKernel(f"the derivative of {match['op']}", "this version")
     for pattern in _MISSING:
         match = pattern.search(str(error))
         if match:
