@@ -173,26 +173,7 @@ def expected_element(model: RoundingModel, exact: arb | None, rounded: Sequence[
 def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:
     """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
     over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
-    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions.
-
-    A function of the case alone, so it is kept for the cases met again: Hypothesis draws the same case
-    from other choices often (measured in the ci profile: 40% of test_op_gradient's examples, 22% of
-    test_op_whole_domain's), and torch still runs every time. Kept by the case's text: cases compare equal
-    across the signs of zeros (-0.0 == 0.0), where abs, atan2 and 1/x differ."""
-    key = f"{case!r} {upstream!r}"
-    expected = _KEPT.get(key)
-    if expected is None:
-        if len(_KEPT) >= _KEEP:
-            _KEPT.pop(next(iter(_KEPT)))  # the oldest
-        expected = _KEPT[key] = _expected_gradients(case, upstream)
-    return expected
-
-
-_KEEP = 1024
-_KEPT: dict[str, list[ExpectedGrad]] = {}
-
-
-def _expected_gradients(case: GradCase, upstream: Sequence[float] | None) -> list[ExpectedGrad]:
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
     contributions = point_contributions(case, upstream)
     model = RoundingModel(case.format)
     expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
