@@ -7,6 +7,7 @@ from oracles.table import (
     attention_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    cdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS

@@ -178,6 +178,36 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "{(s, -s): s in [-1, 1]} holds (0, 0), the minimum-norm element. torch: _pdist_backward gives 0 "
              "where the distance is 0.", label="same-rows", dtypes=("float64", "float32")),
     ), note="two rows of one element, p = 2; torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("cdist", (
+        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=2.0)",
+                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=2.0)),
+        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=2.0, compute_mode='use_mm_for_euclid_dist')",
+                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=2.0, compute_mode="use_mm_for_euclid_dist")),
+        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=3.0)",
+                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=3.0))), (
+        conv((0.5, -1.0, 0.5, -1.0), (0.0, 0.0, 0.0, 0.0), SUB, (0.0, 0.0, 0.0, 0.0),
+             "the distance ||(x0, x1) - (x2, x3)|| of two identical rows is a norm at 0, convex, whose "
+             "subdifferential holds 0, the minimum-norm element. torch: _cdist_backward gives 0 where dist == 0 "
+             "(direct kernel, p = 2 and 3); the matrix-product route's forward is exactly 0 here and "
+             "_euclidean_dist_backward masks grad / 0 to 0.", label="same-rows",
+             dtypes=("float64", "float32")),
+    ), note="one row (x0, x1) against one row (x2, x3); torch has no bfloat16 or float16 CPU kernel"),
+    PinnedOnly("cdist_p1", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=1.0)",
+                                     lambda v: torch.cdist(v[None, :2], v[None, 2:], p=1.0)),), (
+        conv((0.5, -1.0, 0.5, 2.0), (0.0, -1.0, 0.0, 1.0), SUB, (0.0, -1.0, 0.0, 1.0),
+             "|x0 - x2| + |x1 - x3| with x0 = x2: convex in (x0, x2) with subdifferential {(s, -s): s in [-1, 1]}, "
+             "minimum norm (0, 0); the other term is differentiable. torch: grad * sign(diff), sign(0) = 0.",
+             label="one-tie", dtypes=("float64", "float32")),
+    ), note="one row (x0, x1) against one row (x2, x3), p = 1"),
+    PinnedOnly("cdist_inf", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=float('inf'))",
+                                      lambda v: torch.cdist(v[None, :2], v[None, 2:], p=float("inf"))),), (
+        conv((1.0, -1.0, 0.0, 0.0), (1.0, -1.0, -1.0, 1.0), SUB, (0.5, -0.5, -0.5, 0.5),
+             "max(|x0 - x2|, |x1 - x3|) at a tie of the two (1 and 1) is convex, its subdifferential the convex "
+             "hull of (1, 0, -1, 0) and (0, -1, 0, 1), of minimum norm half of each. torch: the kernel's backward "
+             "gives grad * sign(diff) to every element with |diff| == dist, so each tied element gets the whole "
+             "gradient: (1, -1, -1, 1) is not in the subdifferential at all.", label="tie2",
+             dtypes=("float64", "float32")),
+    ), note="one row (x0, x1) against one row (x2, x3), p = inf"),
     PinnedOnly("prelu", (Spelling("torch.nn.functional.prelu({0}, {1})", torch.nn.functional.prelu),), (
         conv((0.0, 0.25), (0.25, 0.0), (SUB, GRADIENT), (0.25, 0.0),
              "prelu(x, w) = max(x, 0) + w min(x, 0) with w = 1/4 is convex in x at 0: subdifferential [1/4, 1], "

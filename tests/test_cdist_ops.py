@@ -1,0 +1,55 @@
+"""cdist (oracles.table.cdist_ops): p = 1, 2 (the direct kernel and the matrix-product route), 3 and inf.
+
+Its gradients are checked like every tensor op's by tests/test_tensor_ops.py (test_tensor_op_gradient) and its
+forward by tests/test_loss_ops.py (test_forward_is_inside_the_model); its conventions at identical rows and at an
+inf-norm tie by tests/test_conventions.py. Here: a backward off by a relative 1e-12 is caught, and gradients worked
+by hand for every p and route.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from oracles.core.expected import Status
+from oracles.core.verdict import Verdict, judge_element
+from oracles.table.cdist_ops import DEFAULT_MODE, DIRECT, MATRIX_PRODUCT
+from oracles.table.shape_ops import _params
+from oracles.tensor.check import torch_gradients
+from oracles.tensor.oracle import expected_tensor_gradients
+from oracles.tensor.program import Input, Tensor, TensorCase
+from tests.test_tensor_ops import assert_planted_error_caught
+
+
+def test_a_cdist_backward_off_by_1e_12_is_caught(device):
+    assert_planted_error_caught("cdist", device, 1e-12)
+
+
+# x1 = [[3, 4]] against x2 = [[0, 0], [3, 0]]: the differences (3, 4) and (0, 4).
+CUBE = 91 ** (2 / 3)  # p = 3: the first distance is 91^(1/3); d|d| / dist² per element
+BY_HAND = {
+    # p = 2: (3, 4) / 5 and (0, 4) / 4
+    2.0: ((0.6, 1.8), (-0.6, -0.8, 0.0, -1.0)),
+    # p = 1: sign(d), with sign(0) = 0
+    1.0: ((1.0, 2.0), (-1.0, -1.0, 0.0, -1.0)),
+    # p = inf: the largest |d| only (4, both times)
+    math.inf: ((0.0, 2.0), (0.0, -1.0, 0.0, -1.0)),
+    3.0: ((9 / CUBE, 16 / CUBE + 1.0), (-9 / CUBE, -16 / CUBE, 0.0, -1.0)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("p", "mode"), [(2.0, DEFAULT_MODE), (2.0, MATRIX_PRODUCT), (2.0, DIRECT), (1.0, DEFAULT_MODE),
+                                         (math.inf, DEFAULT_MODE), (3.0, DEFAULT_MODE)])
+def test_cdist_by_hand(p, mode, dtype):
+    node = Tensor("cdist", (Input(0), Input(1)), _params(p=p, compute_mode=mode), 2)
+    case = TensorCase(node, ((1, 2), (2, 2)), ((3.0, 4.0), (0.0, 0.0, 3.0, 0.0)), dtype)
+    expected, grads = expected_tensor_gradients(case), torch_gradients(case)
+    for i, hand in enumerate(BY_HAND[p]):
+        exact = [float(e.exact.mid()) if e.status is Status.OK else e.reason for e in expected[i].elements]
+        assert exact == pytest.approx(list(hand), rel=2**-50, abs=0), f"x{i}"
+        values = grads[i].to(torch.float64).reshape(-1).tolist()
+        assert all(judge_element(i, (), v, e, case.format).verdict is Verdict.VERIFIED
+                   for v, e in zip(values, expected[i].elements)), (i, values)
