@@ -11,6 +11,8 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
 - "cholesky_factor": lower triangular with positive dominant diagonals, exact zeros above (a Cholesky factor);
 - "invertible_flat": a tensor of N² elements whose row-major values are one invertible N x N matrix (tensorinv,
   tensorsolve reshape it so);
+- "nonconstant_rows": leaf values whose rows (along the last dim) spread enough for a variance the dtype holds
+  (corrcoef's variances are positive);
 - "grid": grid_sample's sampling coordinates (`GRID_VALUES`), not square matrices: multiples of 1/8 in
   [-1.625, 1.625] that are no multiples of 1/2.
 
@@ -30,7 +32,7 @@ from hypothesis import strategies as st
 from oracles.numerics.dtypes import FloatFormat
 from strategies import spectra
 from strategies.cached import choice
-from strategies.values import leaf_values
+from strategies.values import leaf_value_lists, leaf_values
 
 MARGINS = (1.0, 0.5, 2.0, 0.25, 3.0, 1.5, 2.0**-10, 2.0**-20)
 SCALES = (0, -1, 1, -4, 4)  # powers of two the whole matrix is scaled by
@@ -77,6 +79,21 @@ def _matrix(draw, fmt: FloatFormat, n: int, domain: str) -> list[float]:
 
 
 @st.composite
+def _nonconstant_rows(draw, fmt: FloatFormat, shape: tuple[int, ...]) -> list[float]:
+    """Leaf values whose rows (along the last dim) spread by at least 4·sqrt(the smallest normal), so that no
+    variance underflows (corrcoef divides by its square root; below that spread torch's gradient is NaN: finding
+    corrcoef-variance-underflow): a row that spreads less has its last element replaced by the first plus 1 (a
+    first element of magnitude 1 or more: by its negation)."""
+    values = list(draw(leaf_value_lists(fmt, math.prod(shape)), label="values"))
+    n, least = shape[-1], 4 * math.sqrt(fmt.smallest_normal)
+    for start in range(0, len(values), n):
+        row = values[start:start + n]
+        if max(row) - min(row) < least:
+            values[start + n - 1] = fmt.round(row[0] + 1.0) if abs(row[0]) < 1 else -row[0]
+    return values
+
+
+@st.composite
 def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
     """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain` (the spectral
     domains, rectangular too: strategies/spectra.py)."""
@@ -84,6 +101,8 @@ def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -
         return draw(spectra.spectral_values(fmt, shape, domain), label="matrices")
     if domain == "invertible_flat":
         return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
+    if domain == "nonconstant_rows":
+        return draw(_nonconstant_rows(fmt, shape), label="rows")
     if domain == "grid":
         size = math.prod(shape)
         return draw(st.lists(choice(GRID_VALUES), min_size=size, max_size=size), label="grid")

@@ -36,6 +36,7 @@ from oracles.table import (
     batch_norm_ops,
     cast_ops,
     cdist_ops,
+    cov_ops,
     dropout_ops,
     float_power_ops,
     grid_sample_ops,
@@ -215,7 +216,7 @@ ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAM
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
                     + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
                     + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
-                    + softmax_internals.NAMES + cdist_ops.NAMES)
+                    + softmax_internals.NAMES + cdist_ops.NAMES + cov_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
               and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]

@@ -10,6 +10,7 @@ from oracles.table import (
     cdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    cov_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
