@@ -40,6 +40,7 @@ from oracles.table import (
     dropout_ops,
     float_power_ops,
     grid_sample_ops,
+    inf_norm_ops,
     linalg_ops,
     linear_loss_ops,
     loss_ops,
@@ -216,7 +217,8 @@ ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAM
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
                     + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
                     + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
-                    + softmax_internals.NAMES + cdist_ops.NAMES + cov_ops.NAMES)
+                    + softmax_internals.NAMES + cdist_ops.NAMES + cov_ops.NAMES
+                    + inf_norm_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
               and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]

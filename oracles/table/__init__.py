@@ -18,6 +18,7 @@ from oracles.table import (
     grid_sample_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     householder_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    inf_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     interpolate_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     linalg_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from oracles.table.conventions import PinnedOnly, Rule, conv
+from oracles.table.conventions import ALL_DTYPES, PinnedOnly, Rule, conv
 from oracles.table.ops import Spelling
 
 SUB, SUPER, UNDEFINED, GRADIENT = (Rule.MIN_NORM_SUBGRADIENT, Rule.MIN_NORM_SUPERGRADIENT, Rule.UNDEFINED,
@@ -56,6 +56,53 @@ def _scattered_extremum(method: str, reduce: str) -> PinnedOnly:
              f"{'sub' if reduce == 'amax' else 'super'}gradient is 1/2 each. torch: the place's gradient shared "
              "evenly by the sources equal to the result.", label="tie2"),
     ), note="include_self=False, the own value 0 not tied")
+
+
+def _norm_at_zero(ord, kind: str, rule: Rule, torch_gradient: tuple[float, ...] | None, why: str,
+                  dtypes=ALL_DTYPES) -> PinnedOnly:
+    """torch.linalg.norm(v, ord) of the zero vector v = (x0, x1, x2), or of the zero 2 x 2 matrix (x0, x1; x2, x3),
+    as linalg.norm's OpInfo variant subgradients_at_zero samples them. The rule's value is 0 everywhere: the
+    minimum-norm subgradient of a convex norm at 0, or anything where the function is neither convex nor concave
+    there (rule UNDEFINED)."""
+    size = 3 if kind == "vector" else 4
+    shaped = "{v}" if kind == "vector" else "{v}.reshape(2, 2)"
+    name = f"linalg_norm_{kind}_{ord}"
+    zeros = (0.0,) * size
+    text = f"float({ord!r})" if ord in ("inf", "-inf") else repr(ord)
+    return PinnedOnly(name, (Spelling(
+        f"torch.linalg.norm({shaped}, {text})",
+        lambda *xs: torch.linalg.norm(torch.stack(xs) if kind == "vector" else torch.stack(xs).reshape(2, 2),
+                                      float(ord) if ord in ("inf", "-inf") else ord)),), (
+        conv(zeros, torch_gradient or zeros, rule, zeros if rule is SUB else (None,) * size, why, label="zero",
+             dtypes=dtypes),
+    ), note=f"the zero {kind}")
+
+
+_CONVEX_AT_ZERO = "a norm, convex: at 0 its subdifferential is the dual norm's unit ball, of minimum norm 0. "
+_NEITHER_AT_ZERO = ("not a norm: at 0 it is neither convex nor concave (positively homogeneous, V-shaped along some "
+                    "lines and not along others), so there is no gradient, sub- or supergradient to prescribe. ")
+_SVD_DTYPES = ("float64", "float32")  # torch's CPU svd has no bfloat16 or float16 kernel
+_NORMS_AT_ZERO = (
+    *(_norm_at_zero(o, "vector", SUB, None, _CONVEX_AT_ZERO + f"torch: ord {o}, norm_backward gives 0 where the "
+                    "norm is 0 (p = 1: sgn(0) = 0; p = inf: sgn(0) times the share of the tied maxima).")
+      for o in (1, 2, 3.5, "inf")),
+    *(_norm_at_zero(o, "vector", UNDEFINED, None, _NEITHER_AT_ZERO + f"torch: ord {o}, 0.")
+      for o in (0.5, -0.5, -1, -2, -3.5, "-inf")),
+    *(_norm_at_zero(o, "matrix", SUB, None, _CONVEX_AT_ZERO + f"torch: ord {o!r}, 0 (fro: norm_backward's mask; inf "
+                    "and 1: the vector 1-norm's sgn(0) = 0 under amax's share).")
+      for o in ("fro", "inf", 1)),
+    *(_norm_at_zero(o, "matrix", UNDEFINED, None, _NEITHER_AT_ZERO + f"torch: ord {o!r}, 0.")
+      for o in ("-inf", -1)),
+    _norm_at_zero(-2, "matrix", UNDEFINED, (0.5, 0.0, 0.0, 0.5), _NEITHER_AT_ZERO + "torch: the smallest singular "
+                  "value's gradient, shared evenly by the two tied singular values 0 (amin's backward over svdvals): "
+                  "I / 2.", dtypes=_SVD_DTYPES),
+    _norm_at_zero("nuc", "matrix", SUB, (1.0, 0.0, 0.0, 1.0), _CONVEX_AT_ZERO + "torch: U Vᵀ of the zero matrix's "
+                  "SVD (U = V = I), the identity: a subgradient (its spectral norm is 1) but not the least.",
+                  dtypes=_SVD_DTYPES),
+    _norm_at_zero(2, "matrix", SUB, (0.5, 0.0, 0.0, 0.5), _CONVEX_AT_ZERO + "torch: the largest singular value's "
+                  "gradient u vᵀ, shared evenly by the two tied singular values 0 (amax's backward over svdvals): "
+                  "I / 2, a subgradient (its nuclear norm is 1) but not the least.", dtypes=_SVD_DTYPES),
+)
 
 
 PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
@@ -208,6 +255,7 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "gradient: (1, -1, -1, 1) is not in the subdifferential at all.", label="tie2",
              dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3), p = inf"),
+    *_NORMS_AT_ZERO,
     PinnedOnly("prelu", (Spelling("torch.nn.functional.prelu({0}, {1})", torch.nn.functional.prelu),), (
         conv((0.0, 0.25), (0.25, 0.0), (SUB, GRADIENT), (0.25, 0.0),
              "prelu(x, w) = max(x, 0) + w min(x, 0) with w = 1/4 is convex in x at 0: subdifferential [1/4, 1], "
