@@ -39,6 +39,7 @@ from oracles.table import (
     cov_ops,
     dropout_ops,
     float_power_ops,
+    gradient_ops,
     grid_sample_ops,
     inf_norm_ops,
     linalg_ops,
@@ -218,7 +219,7 @@ ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAM
                     + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
                     + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
                     + softmax_internals.NAMES + cdist_ops.NAMES + cov_ops.NAMES
-                    + inf_norm_ops.NAMES)
+                    + inf_norm_ops.NAMES + gradient_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
               and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]

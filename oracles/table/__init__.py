@@ -15,6 +15,7 @@ from oracles.table import (
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fractional_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
+    gradient_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     grid_sample_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     householder_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     index_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -27,6 +28,7 @@ from oracles.table import (
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
+    mode_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     ormqr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS

@@ -256,6 +256,16 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3), p = inf"),
     *_NORMS_AT_ZERO,
+    PinnedOnly("mode", (_stacked("torch.mode({v}).values", lambda v: torch.mode(v).values),), (
+        conv(_HALF_TIE, (0.0, 1.0), SUPER, (0.5, 0.5),
+             "both values occur once more than none: the mode is 1 = min(x0, x1) here and nearby (distinct values "
+             "each occur once, and torch's mode is then the smallest), concave, so the minimum-norm supergradient "
+             "is 1/2 each. torch: the kernel returns the last index of the run of equal values and "
+             "value_selecting_reduction_backward sends the whole gradient there.", label="tie2"),
+        conv((1.0, 2.0, 2.0), (0.0, 0.0, 1.0), UNDEFINED, (None, None, None),
+             "2 occurs twice, so the mode is 2; any move of x1 or x2 apart makes every count 1 and the mode "
+             "min(x) = 1: a jump, no limit. torch: the last index of the run of 2s.", label="jump"),
+    ), note="the mode of a vector"),
     PinnedOnly("prelu", (Spelling("torch.nn.functional.prelu({0}, {1})", torch.nn.functional.prelu),), (
         conv((0.0, 0.25), (0.25, 0.0), (SUB, GRADIENT), (0.25, 0.0),
              "prelu(x, w) = max(x, 0) + w min(x, 0) with w = 1/4 is convex in x at 0: subdifferential [1/4, 1], "

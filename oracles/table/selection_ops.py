@@ -19,9 +19,8 @@ unverified. median() of everything splits evenly too, but at a tie of its median
 convex nor concave and torch's notes prescribe nothing: also undecidable.
 
 The sorting network's SymPy Jacobian grows fast with the slice's length (0.5 s at 5 elements, seconds at 6),
-so ops that need it are listed only for slices of at most `MAX_NETWORK_SLICE` elements. mode is left out: at
-distinct values every element is a mode and torch's choice among them is undocumented, and at repeated
-values the mode is not differentiable, so it has no derivative to verify.
+so ops that need it are listed only for slices of at most `MAX_NETWORK_SLICE` elements. mode has its own module
+(oracles.table.mode_ops): at distinct values torch's mode is the minimum.
 """
 
 from __future__ import annotations
