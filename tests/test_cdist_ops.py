@@ -15,6 +15,7 @@ import torch
 
 from oracles.core.expected import Status
 from oracles.core.verdict import Verdict, judge_element
+from oracles.numerics.dtypes import format_named
 from oracles.table.cdist_ops import DEFAULT_MODE, DIRECT, MATRIX_PRODUCT
 from oracles.table.shape_ops import _params
 from oracles.tensor.check import torch_gradients
@@ -53,3 +54,36 @@ def test_cdist_by_hand(p, mode, dtype):
         values = grads[i].to(torch.float64).reshape(-1).tolist()
         assert all(judge_element(i, (), v, e, case.format).verdict is Verdict.VERIFIED
                    for v, e in zip(values, expected[i].elements)), (i, values)
+
+
+
+# torch.func.jacrev of cdist: the direct kernel's backward under vmap (finding cdist-vmap-backward), and the
+# matrix-product route, whose backward is right under vmap.
+JACREV_CASES = {"p2-float64": (2.0, DEFAULT_MODE), "p1-float64": (1.0, DEFAULT_MODE),
+                "pinf-float64": (math.inf, DEFAULT_MODE), "p3-float64": (3.0, DEFAULT_MODE),
+                "p2-mm-float64": (2.0, MATRIX_PRODUCT)}
+
+
+@pytest.mark.parametrize(("p", "mode"), JACREV_CASES.values(), ids=JACREV_CASES.keys())
+def test_jacrev_of_cdist(p, mode, dtypes):
+    """Every entry of torch.func.jacrev of cdist(x1, x2) (3 x 2 against 2 x 2, no |difference| tied or 0) against the
+    exact oracle's row for its output (a one-hot gradient=)."""
+    import torch.func as tf
+
+    if "float64" not in dtypes:
+        pytest.skip("float64 is not among --dtypes")
+    node = Tensor("cdist", (Input(0), Input(1)), _params(p=p, compute_mode=mode), 2)
+    values = ((0.0, 1.0, 2.0, -1.0, 0.5, 3.0), (1.0, 1.5, -1.0, 2.25))
+    x1, x2 = (torch.tensor(v, dtype=torch.float64).reshape(-1, 2) for v in values)
+    jacobians = tf.jacrev(lambda a, b: torch.cdist(a, b, p=p, compute_mode=mode), argnums=(0, 1))(x1, x2)
+    fmt = format_named("float64")
+    wrong = []
+    for o in range(6):
+        upstream = tuple(1.0 if k == o else 0.0 for k in range(6))
+        expected = expected_tensor_gradients(TensorCase(node, ((3, 2), (2, 2)), values, "float64", upstream))
+        for i, jacobian in enumerate(jacobians):
+            row = jacobian.reshape(6, -1)[o].tolist()
+            wrong += [f"d(out {o})/d(x{i} element {a}): jacrev {v}, exact {float(e.exact.mid())}"
+                      for a, (v, e) in enumerate(zip(row, expected[i].elements))
+                      if judge_element(i, (o, a), v, e, fmt).verdict is Verdict.WRONG]
+    assert not wrong, "\n".join(wrong)
