@@ -2,7 +2,8 @@
 (a vector is one variable); the result is V x V, squeezed to 0-d for one variable.
 
 torch composes them of differentiable ops (aten/src/ATen/native/Correlation.cpp), and autograd runs each op's
-backward, which the model replays in that order:
+backward, which the model replays in that order (sums and matrix products accumulated in opmath, float for bfloat16
+and float16, and rounded once: tensor_formulas.fused_sum):
 - cov: w = fweights * aweights (either, or none); W = w.sum() (N without weights); avg = (x * w).sum(1) / W;
   norm = W - correction * (w * aweights).sum() / W with aweights and a correction, else W - correction;
   D = x - avg; cov = (D @ (D * w)ᵀ) / norm. The weights are constants of the entry (integer frequencies and
@@ -113,10 +114,10 @@ class _Cov:
             self.w = [arb(c) for c in (fweights or aweights)]
         else:
             self.w = None
-        self.total = arb(n) if self.w is None else formula.sum_any(F, self.w)
+        self.total = arb(n) if self.w is None else formula.fused_sum(F, self.w)
         correction = arb(p["correction"])
         if aweights is not None and p["correction"]:
-            squares = formula.sum_any(F, [formula.mul(F, wk, arb(a)) for wk, a in zip(self.w, aweights)])
+            squares = formula.fused_sum(F, [formula.mul(F, wk, arb(a)) for wk, a in zip(self.w, aweights)])
             self.norm = F.sub(self.total, F.div(F.mul(correction, squares), self.total))
         else:
             self.norm = F.sub(self.total, correction)
@@ -124,12 +125,12 @@ class _Cov:
             raise Singular("cov's degrees of freedom may be <= 0 within the rounding model")
         weighted = x if self.w is None else np.array([[F.mul(x[i, k], self.w[k]) for k in range(n)]
                                                       for i in range(v)], dtype=object)
-        self.mean = [F.div(formula.sum_any(F, list(weighted[i])), self.total) for i in range(v)]
+        self.mean = [F.div(formula.fused_sum(F, list(weighted[i])), self.total) for i in range(v)]
         self.d = np.array([[F.sub(x[i, k], self.mean[i]) for k in range(n)] for i in range(v)], dtype=object)
         self.e = self.d if self.w is None else np.array([[formula.mul(F, self.d[i, k], self.w[k]) for k in range(n)]
                                                          for i in range(v)], dtype=object)
-        self.out = np.array([[F.div(formula.sum_any(F, [formula.mul(F, self.d[i, k], self.e[j, k]) for k in range(n)]),
-                                    self.norm) for j in range(v)] for i in range(v)], dtype=object)
+        self.out = np.array([[F.div(_dot(F, self.d[i], self.e[j]), self.norm) for j in range(v)] for i in range(v)],
+                            dtype=object)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """x's gradient for the V x V output gradient `grad`, op by op as autograd runs cov's graph."""
@@ -137,21 +138,24 @@ class _Cov:
         v, n = d.shape
         gc = np.array([[F.div(grad[i, j], self.norm) for j in range(v)] for i in range(v)], dtype=object)
         # mm(D, Eᵀ): D gets gc @ E, Eᵀ gets Dᵀ @ gc (E gets its transpose)
-        gd = np.array([[formula.sum_any(F, [formula.mul(F, gc[i, j], e[j, k]) for j in range(v)]) for k in range(n)]
-                       for i in range(v)], dtype=object)
-        ge = np.array([[formula.sum_any(F, [formula.mul(F, d[i, k], gc[i, j]) for i in range(v)]) for k in range(n)]
-                       for j in range(v)], dtype=object)
+        gd = np.array([[_dot(F, gc[i, :], e[:, k]) for k in range(n)] for i in range(v)], dtype=object)
+        ge = np.array([[_dot(F, d[:, k], gc[:, j]) for k in range(n)] for j in range(v)], dtype=object)
         if self.w is not None:
             ge = np.array([[formula.mul(F, ge[j, k], self.w[k]) for k in range(n)] for j in range(v)], dtype=object)
         gd = np.array([[formula.sum_any(F, [gd[i, k], ge[i, k]]) for k in range(n)] for i in range(v)], dtype=object)
         # D = x - mean[:, None]; mean = S / W; S = (x * w).sum(1)
-        gs = [F.div(-formula.sum_any(F, list(gd[i])), self.total) for i in range(v)]
+        gs = [F.div(-formula.fused_sum(F, list(gd[i])), self.total) for i in range(v)]
         gx = np.empty((v, n), dtype=object)
         for i in range(v):
             for k in range(n):
                 through_mean = gs[i] if self.w is None else formula.mul(F, gs[i], self.w[k])
                 gx[i, k] = formula.sum_any(F, [gd[i, k], through_mean])
         return gx
+
+
+def _dot(F: RoundingModel, a, b) -> arb:
+    """One entry of a matrix product: accumulated in opmath (float for bfloat16 and float16), rounded once."""
+    return formula.fused_sum(F, [formula.mul(F.opmath, u, w) for u, w in zip(a, b)])
 
 
 def _cov_forward(F, arrays, p):
@@ -211,12 +215,12 @@ class _Corrcoef:
         v = len(c)
         # c2 = c1 / s[None, :]
         g1 = np.array([[formula.div(F, g2[i, j], self.s[j]) for j in range(v)] for i in range(v)], dtype=object)
-        gs_columns = [formula.sum_any(F, [-formula.mul(F, g2[i, j], F.div(self.c2[i, j], self.s[j]))
-                                          for i in range(v)]) for j in range(v)]
+        gs_columns = [formula.fused_sum(F, [-formula.mul(F, g2[i, j], F.div(self.c2[i, j], self.s[j]))
+                                            for i in range(v)]) for j in range(v)]
         # c1 = c / s[:, None]
         gc = np.array([[formula.div(F, g1[i, j], self.s[i]) for j in range(v)] for i in range(v)], dtype=object)
-        gs_rows = [formula.sum_any(F, [-formula.mul(F, g1[i, j], F.div(self.c1[i, j], self.s[i]))
-                                       for j in range(v)]) for i in range(v)]
+        gs_rows = [formula.fused_sum(F, [-formula.mul(F, g1[i, j], F.div(self.c1[i, j], self.s[i]))
+                                         for j in range(v)]) for i in range(v)]
         for i in range(v):  # s = sqrt(diagonal(c)): grad / (2 * result), into the diagonal
             gs = formula.sum_any(F, [gs_rows[i], gs_columns[i]])
             gc[i, i] = formula.sum_any(F, [gc[i, i], formula.div(F, gs, 2 * self.s[i])])
