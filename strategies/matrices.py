@@ -13,6 +13,7 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
   tensorsolve reshape it so);
 - "nonconstant_rows": leaf values whose rows (along the last dim) spread enough for a variance the dtype holds
   (corrcoef's variances are positive);
+- "positive_weights": cov's aweights, each one of `POSITIVE_WEIGHTS`;
 - "grid": grid_sample's sampling coordinates (`GRID_VALUES`), not square matrices: multiples of 1/8 in
   [-1.625, 1.625] that are no multiples of 1/2.
 
@@ -43,6 +44,8 @@ LOWER = ("positive_definite", "cholesky_factor")  # domains drawn from their low
 # 1/6 of the normalized coordinate for inputs of sides 1 to 3 with either align_corners: a multiple of 1/8 that is
 # no multiple of 1/2 is at least 1/24 away from them, and its pixel coordinate is exact in every dtype. Beyond
 # [-1, 1] the padding modes take over; the simplest first.
+# cov's observation weights (aweights): positive, exact in every dtype, 1/8 to 4, the simplest first
+POSITIVE_WEIGHTS = (1.0, 0.5, 2.0, 0.25, 1.5, 3.0, 0.75, 0.125, 4.0)
 GRID_VALUES = tuple(sorted((j / 8 for j in range(-13, 14) if j % 4), key=lambda v: (abs(v), v < 0)))
 
 
@@ -101,6 +104,9 @@ def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -
         return draw(spectra.spectral_values(fmt, shape, domain), label="matrices")
     if domain == "invertible_flat":
         return draw(_matrix(fmt, math.isqrt(math.prod(shape)), "invertible"), label="matrix")
+    if domain == "positive_weights":
+        size = math.prod(shape)
+        return draw(st.lists(choice(POSITIVE_WEIGHTS), min_size=size, max_size=size), label="weights")
     if domain == "nonconstant_rows":
         return draw(_nonconstant_rows(fmt, shape), label="rows")
     if domain == "grid":

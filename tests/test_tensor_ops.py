@@ -222,7 +222,7 @@ ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAM
                     + inf_norm_ops.NAMES + gradient_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
-              and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]
+              and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES + cov_ops.WEIGHTED]
 
 
 def assert_spellings_inside_the_model(entry, shapes, p, tensors, model, dtype: str) -> int:

@@ -6,8 +6,9 @@ backward, which the model replays in that order (sums and matrix products accumu
 and float16, and rounded once: tensor_formulas.fused_sum):
 - cov: w = fweights * aweights (either, or none); W = w.sum() (N without weights); avg = (x * w).sum(1) / W;
   norm = W - correction * (w * aweights).sum() / W with aweights and a correction, else W - correction;
-  D = x - avg; cov = (D @ (D * w)ᵀ) / norm. The weights are constants of the entry (integer frequencies and
-  float weights exact in every dtype), not differentiated.
+  D = x - avg; cov = (D @ (D * w)ᵀ) / norm. The entry cov takes the weights as constants (integer frequencies and
+  float weights exact in every dtype); cov_aweights takes aweights as a second input, differentiated through every
+  use (w, W and the norm), drawn positive (strategies/matrices.py, "positive_weights").
 - corrcoef: c = cov(x) (correction 1); 0-d: c / c; else s = sqrt(diagonal(c)), r = (c / s[:, None]) / s[None, :],
   clipped to [-1, 1]. |r| <= 1 holds exactly (Cauchy-Schwarz), so the clip is no part of the function; where the
   rounded r may lie on either side of ±1, torch's clamp passes or stops the gradient, and the model holds both.
@@ -30,7 +31,9 @@ from oracles.table import tensor_formulas as formula
 from oracles.table.shape_ops import _params, _spelling, _with
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp, TSpelling
 
-NAMES = ["cov", "corrcoef"]  # the entries this module adds to TENSOR_OPS (their forwards round: no index maps)
+NAMES = ["cov", "corrcoef"]  # entries of TENSOR_OPS whose forwards round (no index maps), on any values
+# the entry whose second input must be positive (its forward is checked on such weights in tests/test_cov_ops.py)
+WEIGHTED = ["cov_aweights"]
 FWEIGHTS = (2, 1, 3)  # the first N of them for N observations
 AWEIGHTS = (0.5, 1.0, 0.25)
 # corrcoef's backward is followed through each choice of clamp's undecided masks: 2^6 passes at most
@@ -52,24 +55,14 @@ def _weights(p, n: int) -> tuple[tuple | None, tuple | None]:
 
 
 # ------------------------------------------------------------------ SymPy
-def _sym_weights(p, n):
-    fweights, aweights = _weights(p, n)
-    if fweights is None and aweights is None:
-        return None, None
-    w = [sympy.Integer(f if fweights else 1) * (sympy.Rational(a) if aweights else 1)
-         for f, a in zip(fweights or (1,) * n, aweights or (1,) * n)]
-    return w, aweights
-
-
-def _sym_cov_matrix(x, p):
-    """The V x V covariance of the variables x (an array of SymPy expressions)."""
+def _sym_cov_matrix(x, correction: int, fweights, aweights):
+    """The V x V covariance of the variables x (an array of SymPy expressions); `aweights` SymPy expressions or
+    None, `fweights` integers or None."""
     v, n = x.shape
-    w, aweights = _sym_weights(p, n)
-    weights = w or [sympy.Integer(1)] * n
+    weights = [sympy.Integer(f) * a for f, a in zip(fweights or (1,) * n, aweights or (sympy.Integer(1),) * n)]
     total = sympy.Add(*weights)
-    correction = p["correction"]
     if aweights is not None and correction:
-        norm = total - correction * sympy.Add(*(wk * sympy.Rational(a) for wk, a in zip(weights, aweights))) / total
+        norm = total - correction * sympy.Add(*(wk * a for wk, a in zip(weights, aweights))) / total
     else:
         norm = total - correction
     means = [sympy.Add(*(wk * x[i, k] for k, wk in enumerate(weights))) / total for i in range(v)]
@@ -81,16 +74,22 @@ def _sym_cov_matrix(x, p):
     return out
 
 
+def _sym_constant_weights(x, p):
+    fweights, aweights = _weights(p, x.shape[-1])
+    return _sym_cov_matrix(x, p["correction"], fweights,
+                           None if aweights is None else [sympy.Rational(a) for a in aweights])
+
+
 def _squeezed(out: np.ndarray, shapes) -> np.ndarray:
     return out.reshape(()) if out.shape == (1, 1) else out
 
 
 def _sym_cov(arrays, p):
-    return _squeezed(_sym_cov_matrix(_variables(arrays[0]), p), None)
+    return _squeezed(_sym_constant_weights(_variables(arrays[0]), p), None)
 
 
 def _sym_corrcoef(arrays, p):
-    c = _sym_cov_matrix(_variables(arrays[0]), _params(correction=1))
+    c = _sym_cov_matrix(_variables(arrays[0]), 1, None, None)
     if c.shape == (1, 1):
         return np.array(sympy.Integer(1), dtype=object)  # c / c where c != 0
     roots = [sympy.sqrt(c[i, i]) for i in range(len(c))]
@@ -102,30 +101,34 @@ def _sym_corrcoef(arrays, p):
 
 # ------------------------------------------------------------------ cov in the rounding model
 class _Cov:
-    """torch's cov of the variables `x` in the model: the forward's intermediates, kept for the backward."""
+    """torch's cov of the variables `x` in the model: the forward's intermediates, kept for the backward.
+    `fweights`: integer constants or None; `aweights`: balls (constants of the entry, or an input) or None."""
 
-    def __init__(self, F: RoundingModel, x: np.ndarray, p):
-        self.F, self.x = F, x
+    def __init__(self, F: RoundingModel, x: np.ndarray, correction: int, fweights, aweights):
+        self.F, self.x, self.fweights, self.aweights, self.correction = F, x, fweights, aweights, correction
         v, n = x.shape
-        fweights, aweights = _weights(p, n)
         if fweights is not None and aweights is not None:
-            self.w = [F.mul(arb(f), arb(a)) for f, a in zip(fweights, aweights)]  # long * float: rounded
-        elif fweights is not None or aweights is not None:
-            self.w = [arb(c) for c in (fweights or aweights)]
+            self.w = [F.mul(arb(f), a) for f, a in zip(fweights, aweights)]  # long * float: rounded
+        elif aweights is not None:
+            self.w = list(aweights)
+        elif fweights is not None:
+            self.w = [arb(f) for f in fweights]
         else:
             self.w = None
-        self.total = arb(n) if self.w is None else formula.fused_sum(F, self.w)
-        correction = arb(p["correction"])
-        if aweights is not None and p["correction"]:
-            squares = formula.fused_sum(F, [formula.mul(F, wk, arb(a)) for wk, a in zip(self.w, aweights)])
-            self.norm = F.sub(self.total, F.div(F.mul(correction, squares), self.total))
+        # W: a long sum (exact) without aweights
+        self.total = formula.fused_sum(F, self.w) if aweights is not None else arb(sum(fweights or (1,) * n))
+        if aweights is not None and correction:
+            self.squares = formula.fused_sum(F, [formula.mul(F, wk, a) for wk, a in zip(self.w, aweights)])
+            self.scaled = F.mul(arb(correction), self.squares)
+            self.norm = F.sub(self.total, F.div(self.scaled, self.total))
         else:
-            self.norm = F.sub(self.total, correction)
+            self.norm = F.sub(self.total, arb(correction))
         if not self.norm > 0:
             raise Singular("cov's degrees of freedom may be <= 0 within the rounding model")
         weighted = x if self.w is None else np.array([[F.mul(x[i, k], self.w[k]) for k in range(n)]
                                                       for i in range(v)], dtype=object)
-        self.mean = [F.div(formula.fused_sum(F, list(weighted[i])), self.total) for i in range(v)]
+        self.sums = [formula.fused_sum(F, list(weighted[i])) for i in range(v)]
+        self.mean = [F.div(total, self.total) for total in self.sums]
         self.d = np.array([[F.sub(x[i, k], self.mean[i]) for k in range(n)] for i in range(v)], dtype=object)
         self.e = self.d if self.w is None else np.array([[formula.mul(F, self.d[i, k], self.w[k]) for k in range(n)]
                                                          for i in range(v)], dtype=object)
@@ -134,23 +137,61 @@ class _Cov:
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         """x's gradient for the V x V output gradient `grad`, op by op as autograd runs cov's graph."""
+        return self._backward(grad)[0]
+
+    def _backward(self, grad: np.ndarray):
+        """x's gradient and the parts every use of w and W gets (for aweights' gradient)."""
         F, d, e = self.F, self.d, self.e
         v, n = d.shape
         gc = np.array([[F.div(grad[i, j], self.norm) for j in range(v)] for i in range(v)], dtype=object)
         # mm(D, Eᵀ): D gets gc @ E, Eᵀ gets Dᵀ @ gc (E gets its transpose)
         gd = np.array([[_dot(F, gc[i, :], e[:, k]) for k in range(n)] for i in range(v)], dtype=object)
         ge = np.array([[_dot(F, d[:, k], gc[:, j]) for k in range(n)] for j in range(v)], dtype=object)
-        if self.w is not None:
+        w_parts: list[list[arb]] = [[] for _ in range(n)]
+        if self.w is not None:  # E = D * w: D gets gE * w, w gets (gE * D) summed over the variables
+            for k in range(n):
+                w_parts[k].append(formula.fused_sum(F, [formula.mul(F, ge[j, k], d[j, k]) for j in range(v)]))
             ge = np.array([[formula.mul(F, ge[j, k], self.w[k]) for k in range(n)] for j in range(v)], dtype=object)
         gd = np.array([[formula.sum_any(F, [gd[i, k], ge[i, k]]) for k in range(n)] for i in range(v)], dtype=object)
         # D = x - mean[:, None]; mean = S / W; S = (x * w).sum(1)
-        gs = [F.div(-formula.fused_sum(F, list(gd[i])), self.total) for i in range(v)]
+        g_mean = [-formula.fused_sum(F, list(gd[i])) for i in range(v)]
+        gs = [formula.div(F, g, self.total) for g in g_mean]
+        total_parts = [-formula.fused_sum(F, [formula.mul(F, g, F.div(m, self.total)) for g, m in zip(g_mean,
+                                                                                                     self.mean)])]
         gx = np.empty((v, n), dtype=object)
         for i in range(v):
             for k in range(n):
                 through_mean = gs[i] if self.w is None else formula.mul(F, gs[i], self.w[k])
                 gx[i, k] = formula.sum_any(F, [gd[i, k], through_mean])
-        return gx
+        if self.w is not None:
+            for k in range(n):
+                w_parts[k].append(formula.fused_sum(F, [formula.mul(F, gs[i], self.x[i, k]) for i in range(v)]))
+        return gx, gc, w_parts, total_parts
+
+    def weights_backward(self, grad: np.ndarray) -> tuple[np.ndarray, list[arb]]:
+        """x's and aweights' gradients (aweights an input): every use of w, W and the norm, as autograd adds them."""
+        F, a = self.F, self.aweights
+        n = len(a)
+        gx, gc, w_parts, total_parts = self._backward(grad)
+        # out = c / norm: the norm gets -sum(grad * ((c / norm) / norm))
+        g_norm = -formula.fused_sum(F, [formula.mul(F, grad[index], F.div(self.out[index], self.norm))
+                                        for index in np.ndindex(*grad.shape)])
+        total_parts.append(g_norm)
+        a_parts: list[list[arb]] = [[] for _ in range(n)]
+        if self.correction:  # norm = W - (correction * T) / W, T = (w * aweights).sum()
+            g_ratio = -g_norm
+            total_parts.append(-formula.mul(F, g_ratio, F.div(F.div(self.scaled, self.total), self.total)))
+            g_squares = formula.mul(F, formula.div(F, g_ratio, self.total), arb(self.correction))
+            for k in range(n):
+                w_parts[k].append(formula.mul(F, g_squares, a[k]))
+                a_parts[k].append(formula.mul(F, g_squares, self.w[k]))
+        g_total = formula.sum_any(F, total_parts)
+        ga = []
+        for k in range(n):  # W = w.sum(); w = fweights * aweights
+            gw = formula.sum_any(F, w_parts[k] + [g_total])
+            a_parts[k].append(gw if self.fweights is None else formula.mul(F, gw, arb(self.fweights[k])))
+            ga.append(formula.sum_any(F, a_parts[k]))
+        return gx, ga
 
 
 def _dot(F: RoundingModel, a, b) -> arb:
@@ -158,13 +199,18 @@ def _dot(F: RoundingModel, a, b) -> arb:
     return formula.fused_sum(F, [formula.mul(F.opmath, u, w) for u, w in zip(a, b)])
 
 
+def _constant_weights(F, x, p) -> _Cov:
+    fweights, aweights = _weights(p, x.shape[-1])
+    return _Cov(F, x, p["correction"], fweights, None if aweights is None else [arb(a) for a in aweights])
+
+
 def _cov_forward(F, arrays, p):
-    return _squeezed(_Cov(F, _variables(arrays[0]), p).out, None)
+    return _squeezed(_constant_weights(F, _variables(arrays[0]), p).out, None)
 
 
 def _cov_backward(F, arrays, out, grad, p):
     x = arrays[0]
-    model = _Cov(F, _variables(x), p)
+    model = _constant_weights(F, _variables(x), p)
     return (model.backward(np.asarray(grad, dtype=object).reshape(model.out.shape)).reshape(x.shape),)
 
 
@@ -172,7 +218,7 @@ def _cov_backward(F, arrays, out, grad, p):
 class _Corrcoef:
     def __init__(self, F: RoundingModel, x: np.ndarray):
         self.F = F
-        self.cov = _Cov(F, x, _params(correction=1))
+        self.cov = _Cov(F, x, 1, None, None)
         c = self.cov.out
         self.scalar = c.shape == (1, 1)
         if not all(c[i, i] > 0 for i in range(len(c))):
@@ -317,3 +363,55 @@ TENSOR_OPS["corrcoef"] = TensorOp(
      _spelling("{0}.corrcoef()", lambda x: x.corrcoef())),
     _sym_corrcoef, _corrcoef_forward, _corrcoef_backward, OptionSpace(functools.cache(_corrcoef_options)),
     _out_shape, ("corrcoef",), matrix_domains=("nonconstant_rows",))
+
+
+# ------------------------------------------------------------------ cov with aweights an input
+def _sym_cov_aweights(arrays, p):
+    x, a = arrays
+    return _squeezed(_sym_cov_matrix(_variables(x), p["correction"], FWEIGHTS[:len(a)] if p["fweights"] else None,
+                                     list(a)), None)
+
+
+def _with_aweights(F, arrays, p) -> _Cov:
+    x, a = arrays
+    return _Cov(F, _variables(x), p["correction"], FWEIGHTS[:len(a)] if p["fweights"] else None, list(a))
+
+
+def _cov_aweights_forward(F, arrays, p):
+    return _squeezed(_with_aweights(F, arrays, p).out, None)
+
+
+def _cov_aweights_backward(F, arrays, out, grad, p):
+    model = _with_aweights(F, arrays, p)
+    gx, ga = model.weights_backward(np.asarray(grad, dtype=object).reshape(model.out.shape))
+    return gx.reshape(arrays[0].shape), np.array(ga, dtype=object)
+
+
+def _aweights_options(shapes):
+    """Two observations or more: with one, the degrees of freedom W - W·a/W are 0 for any correction."""
+    if len(shapes[0]) not in (1, 2) or shapes[0][-1] < 2:
+        return ()
+    return tuple(_params(correction=c, fweights=f) for c in (1, 0) for f in (False, True))
+
+
+def _render_aweights(texts, p) -> str:
+    x = texts[0]
+    fweights = (f", fweights=torch.tensor({list(FWEIGHTS)}[:{x}.shape[-1]], device={x}.device)"
+                if p["fweights"] else "")
+    return f"torch.cov({x}, correction={p['correction']}{fweights}, aweights={texts[1]})"
+
+
+def _cov_aweights(x, a, correction, fweights):
+    return torch.cov(x, correction=correction, aweights=a,
+                     fweights=torch.tensor(FWEIGHTS[:a.shape[0]], device=x.device) if fweights else None)
+
+
+_AWEIGHTS_DEFAULTS = _with(correction=1, fweights=False)
+TENSOR_OPS["cov_aweights"] = TensorOp(
+    "cov_aweights", 2,
+    (_spelling("torch.cov({0}, aweights={1})", lambda x, a, **_: torch.cov(x, aweights=a), _AWEIGHTS_DEFAULTS),
+     _spelling("{0}.cov(aweights={1})", lambda x, a, **_: x.cov(aweights=a), _AWEIGHTS_DEFAULTS),
+     TSpelling(_render_aweights, _spelling("", _cov_aweights).call)),
+    _sym_cov_aweights, _cov_aweights_forward, _cov_aweights_backward,
+    OptionSpace(functools.cache(_aweights_options)), _out_shape, ("cov",),
+    operand_shapes=lambda shape: [(shape, shape[-1:])], matrix_domains=("", "positive_weights"))
