@@ -87,3 +87,20 @@ def test_jacrev_of_cdist(p, mode, dtypes):
                       for a, (v, e) in enumerate(zip(row, expected[i].elements))
                       if judge_element(i, (o, a), v, e, fmt).verdict is Verdict.WRONG]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_default_mode_takes_the_matrix_product_beyond_25_rows():
+    """26 rows against one: torch's default compute_mode multiplies matrices (its graph holds _euclidean_dist), and
+    the model follows it there; the direct kernel below that."""
+    values = tuple(float(k % 7) - 3.0 + k / 64 for k in range(52))
+    for rows in (25, 26):
+        node = Tensor("cdist", (Input(0), Input(1)), _params(p=2.0, compute_mode=DEFAULT_MODE), 0)
+        case = TensorCase(node, ((rows, 2), (1, 2)), (values[:2 * rows], (0.5, 0.25)), "float64")
+        x1, x2 = (torch.tensor(v, dtype=torch.float64).reshape(s) for v, s in zip(case.values, case.shapes))
+        graph = torch.cdist(x1.requires_grad_(), x2).grad_fn.next_functions[0][0]
+        assert (graph is not None and graph.name() == "EuclideanDistBackward0") == (rows > 25)
+        expected, grads = expected_tensor_gradients(case), torch_gradients(case)
+        for i in (0, 1):
+            values_i = grads[i].to(torch.float64).reshape(-1).tolist()
+            assert all(judge_element(i, (), v, e, case.format).verdict is Verdict.VERIFIED
+                       for v, e in zip(values_i, expected[i].elements)), (rows, i)

@@ -3,11 +3,12 @@
 torch (aten/src/ATen/native/Distance.cpp, cpu/DistanceOpsKernel.cpp, float and double only on the CPU) takes one of
 two routes:
 - the direct kernel (_cdist_forward, every p; p = 2 with compute_mode 'donot_use_mm_for_euclid_dist', or the default
-  'use_mm_for_euclid_dist_if_necessary' while both row counts are at most 25, as the suite's always are): per pair
+  'use_mm_for_euclid_dist_if_necessary' while both row counts are at most 25, as the drawn shapes' always are): per pair
   the differences a - b, then sum |d| (p = 1), sqrt(sum d²) (p = 2), max |d| (p = inf), or pow(sum pow(|d|, p),
   1 / p); _cdist_backward per pair and element: grad·sign(d), grad·d / dist, grad·d·pow(|d|, p - 2) / pow(dist,
   p - 1), and for p = inf grad·sign(d) on every element with |d| == dist; 0 where dist == 0;
-- the matrix-product route (p = 2, compute_mode 'use_mm_for_euclid_dist', _euclidean_dist): [-2 x1, |x1|², 1] @
+- the matrix-product route (p = 2, compute_mode 'use_mm_for_euclid_dist', or the default beyond 25 rows;
+  _euclidean_dist): [-2 x1, |x1|², 1] @
   [x2, 1, |x2|²]ᵀ, clamped at 0, square root; _euclidean_dist_backward with ratio = grad / dist (0 where dist == 0):
   x1·Σ_j ratio - ratio @ x2, x2·Σ_i ratio - ratioᵀ @ x1. Both cancel when a distance is small against the rows'
   norms; the model carries that cancellation.
@@ -160,14 +161,20 @@ def _product_backward(F, a, b, out, grad):
 
 
 # ------------------------------------------------------------------ the entry's forward and backward
-def _uses_product(p) -> bool:
-    return p["p"] == 2 and p["compute_mode"] == MATRIX_PRODUCT
+# the default compute_mode takes the matrix-product route for p = 2 where either argument has more rows than this
+MOST_ROWS_WITHOUT_PRODUCT = 25
+
+
+def _uses_product(a, b, p) -> bool:
+    mode = p["compute_mode"]
+    return p["p"] == 2 and (mode == MATRIX_PRODUCT or (
+        mode == DEFAULT_MODE and max(len(a), len(b)) > MOST_ROWS_WITHOUT_PRODUCT))
 
 
 def _forward(F, arrays, p):
     a, b = arrays
     out = np.empty((len(a), len(b)), dtype=object)
-    if _uses_product(p):
+    if _uses_product(a, b, p):
         a_norms, b_norms = _squared_norms(F, a), _squared_norms(F, b)
         for i, j in _pairs(len(a), len(b)):
             out[i, j] = _product_distance(F, a[i], b[j], a_norms[i], b_norms[j])
@@ -179,7 +186,7 @@ def _forward(F, arrays, p):
 
 def _backward(F, arrays, out, grad, p):
     a, b = arrays
-    if _uses_product(p):
+    if _uses_product(a, b, p):
         return _product_backward(F, a, b, out, grad)
     collected = [{index: [] for index in np.ndindex(*x.shape)} for x in (a, b)]
     for i, j in _pairs(len(a), len(b)):
