@@ -57,6 +57,22 @@ def test_cdist_by_hand(p, mode, dtype):
 
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_zero_norm_counts_and_has_gradient_zero(dtype):
+    """p = 0: x1 = [[3, 4]] against x2 = [[0, 1], [2.5, 0.5]]: the differences (3, 3) and (0.5, 3.5) are all nonzero,
+    so both counts are 2 and constant nearby: the gradient is 0."""
+    node = Tensor("cdist", (Input(0), Input(1)), _params(p=0.0, compute_mode=DEFAULT_MODE), 2)
+    case = TensorCase(node, ((1, 2), (2, 2)), ((3.0, 4.0), (0.0, 1.0, 2.5, 0.5)), dtype, (1.0, -2.0))
+    expected, grads = expected_tensor_gradients(case), torch_gradients(case)
+    for i in (0, 1):
+        assert [float(e.exact.mid()) for e in expected[i].elements] == [0.0] * (2 * (i + 1))
+        values = grads[i].to(torch.float64).reshape(-1).tolist()
+        assert all(judge_element(i, (), v, e, case.format).verdict is Verdict.VERIFIED
+                   for v, e in zip(values, expected[i].elements)), (i, values)
+    x1, x2 = (torch.tensor(v, dtype=case.format.torch_dtype).reshape(s) for v, s in zip(case.values, case.shapes))
+    assert torch.cdist(x1, x2, p=0.0).tolist() == [[2.0, 2.0]]
+
+
 # torch.func.jacrev of cdist: the direct kernel's backward under vmap (finding cdist-vmap-backward), and the
 # matrix-product route, whose backward is right under vmap.
 JACREV_CASES = {"p2-float64": (2.0, DEFAULT_MODE), "p1-float64": (1.0, DEFAULT_MODE),

@@ -1,12 +1,14 @@
-"""cdist(x1, x2, p, compute_mode): the p-norm distance of every row of an P x M x1 to every row of an R x M x2.
+"""cdist(x1, x2, p, compute_mode): the p-norm distance of every row of an P x M x1 to every row of an R x M x2
+(p = 0: the count of nonzero differences).
 
 torch (aten/src/ATen/native/Distance.cpp, cpu/DistanceOpsKernel.cpp, float and double only on the CPU) takes one of
 two routes:
 - the direct kernel (_cdist_forward, every p; p = 2 with compute_mode 'donot_use_mm_for_euclid_dist', or the default
   'use_mm_for_euclid_dist_if_necessary' while both row counts are at most 25, as the drawn shapes' always are): per pair
-  the differences a - b, then sum |d| (p = 1), sqrt(sum d²) (p = 2), max |d| (p = inf), or pow(sum pow(|d|, p),
-  1 / p); _cdist_backward per pair and element: grad·sign(d), grad·d / dist, grad·d·pow(|d|, p - 2) / pow(dist,
-  p - 1), and for p = inf grad·sign(d) on every element with |d| == dist; 0 where dist == 0;
+  the differences a - b, then sum min(ceil(|d|), 1) (p = 0), sum |d| (p = 1), sqrt(sum d²) (p = 2), max |d|
+  (p = inf), or pow(sum pow(|d|, p), 1 / p); _cdist_backward per pair and element: 0 (p = 0), grad·sign(d),
+  grad·d / dist, grad·d·pow(|d|, p - 2) / pow(dist, p - 1), and for p = inf grad·sign(d) on every element with
+  |d| == dist; 0 where dist == 0;
 - the matrix-product route (p = 2, compute_mode 'use_mm_for_euclid_dist', or the default beyond 25 rows;
   _euclidean_dist): [-2 x1, |x1|², 1] @
   [x2, 1, |x2|²]ᵀ, clamped at 0, square root; _euclidean_dist_backward with ratio = grad / dist (0 where dist == 0):
@@ -15,7 +17,8 @@ two routes:
 
 Conventions: a zero distance (identical rows) gets the gradient 0, the minimum-norm subgradient (pinned in
 oracles.table.reduction_conventions); for p = inf, elements tied at the largest |d| each get the whole gradient
-(finding cdist-inf-tie), so the model leaves such ties undecided.
+(finding cdist-inf-tie), so the model leaves such ties undecided; for p = 0 a difference 0 is a jump of the count
+(no derivative; torch's 0 pinned), also left undecided.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def _pairs(p_rows: int, r_rows: int):
 
 # ------------------------------------------------------------------ SymPy
 def _sym_distance(differences, p: float):
+    if p == 0:  # the count of nonzero differences: sign(d)² is 1 or 0, constant between its jumps
+        return sympy.Add(*(sympy.sign(d) ** 2 for d in differences))
     if p == 1:
         return sympy.Add(*(sympy.Abs(d) for d in differences))
     if p == 2:
@@ -89,8 +94,19 @@ def _power(F: RoundingModel, base: arb, exponent: arb) -> arb:
     return F.round(base ** exponent, K_POW)
 
 
+def _nonzero(v: arb) -> int:
+    """min(ceil(|d|), 1), the zero norm's term: 0 for an exact 0, else 1."""
+    if formula.is_exact_zero(v):
+        return 0
+    if v.contains(0):
+        raise Singular("a difference may be 0 within the rounding model: the zero norm's count jumps there")
+    return 1
+
+
 def _direct_distance(F, d: list[arb], p: float) -> arb:
     magnitudes = [abs(v) for v in d]
+    if p == 0:
+        return arb(sum(_nonzero(v) for v in d))
     if p == 1:
         return formula.sum_any(F, magnitudes)
     if p == 2:
@@ -104,6 +120,10 @@ def _direct_distance(F, d: list[arb], p: float) -> arb:
 
 def _direct_shares(F, d: list[arb], dist: arb, g: arb, p: float) -> list[arb]:
     """x1's part of one pair's gradient (x2's is its negation: torch runs the same kernel on x2 - x1)."""
+    if p == 0:  # torch fills 0; the count is constant only where no difference is 0
+        if any(_nonzero(v) == 0 for v in d):
+            raise Singular("a difference is 0: the zero norm's count jumps there (no derivative)")
+        return [ZERO] * len(d)
     if formula.is_exact_zero(dist):
         return [ZERO] * len(d)  # dist == 0 ? 0 (and sign(0) = 0 for p = 1 and inf)
     if dist.contains(0) and p != 1:
@@ -216,6 +236,10 @@ def _exact_sign(v: arb) -> int:
 
 def _exact_shares(d: list[arb], g: arb, p: float) -> list[arb]:
     """The minimum-norm subgradient of the pair's p-norm times g (the derivative itself where there is one)."""
+    if p == 0:
+        if any(_exact_sign(v) == 0 for v in d):
+            raise Singular("a difference is 0: the zero norm's count jumps there (no derivative)")
+        return [ZERO] * len(d)
     if all(formula.is_exact_zero(v) for v in d):
         return [ZERO] * len(d)  # the norm's kink at 0: its subdifferential is the dual ball, of minimum norm 0
     if p == 1:
@@ -249,6 +273,7 @@ def _options(shapes):
         return ()
     return (_params(p=2.0, compute_mode=DEFAULT_MODE), _params(p=1.0, compute_mode=DEFAULT_MODE),
             _params(p=INF, compute_mode=DEFAULT_MODE), _params(p=3.0, compute_mode=DEFAULT_MODE),
+            _params(p=0.0, compute_mode=DEFAULT_MODE),
             _params(p=2.0, compute_mode=MATRIX_PRODUCT), _params(p=2.0, compute_mode=DIRECT))
 
 
@@ -278,5 +303,6 @@ TENSOR_OPS["cdist"] = TensorOp(
     lambda shapes, p: (shapes[0][0], shapes[1][0]), ("cdist",), ranks=(2,), operand_shapes=_operand_shapes,
     cpu_dtypes=("float64", "float32"),
     ties="identical rows (distance 0): the gradient 0, the minimum-norm subgradient; p = inf, |x1 - x2| tied at "
-         "its maximum: each tied element gets the whole gradient (finding cdist-inf-tie)",
-    pinned_as=("cdist", "cdist_p1", "cdist_inf"), subgradient_vjp=_subgradient_vjp)
+         "its maximum: each tied element gets the whole gradient (finding cdist-inf-tie); p = 0, a difference 0: "
+         "a jump, torch gives 0",
+    pinned_as=("cdist", "cdist_p0", "cdist_p1", "cdist_inf"), subgradient_vjp=_subgradient_vjp)

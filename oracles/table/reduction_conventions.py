@@ -246,6 +246,13 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "minimum norm (0, 0); the other term is differentiable. torch: grad * sign(diff), sign(0) = 0.",
              label="one-tie", dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3), p = 1"),
+    PinnedOnly("cdist_p0", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=0.0)",
+                                     lambda v: torch.cdist(v[None, :2], v[None, 2:], p=0.0)),), (
+        conv((0.5, -1.0, 0.5, 2.0), (0.0, 0.0, 0.0, 0.0), UNDEFINED, (None, None, None, None),
+             "the count of nonzero differences is 1 here (x0 = x2) and 2 as soon as x0 or x2 moves: a jump, no "
+             "limit. torch: _cdist_backward fills 0 for p = 0 everywhere.", label="jump",
+             dtypes=("float64", "float32")),
+    ), note="one row (x0, x1) against one row (x2, x3), p = 0"),
     PinnedOnly("cdist_inf", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=float('inf'))",
                                       lambda v: torch.cdist(v[None, :2], v[None, 2:], p=float("inf"))),), (
         conv((1.0, -1.0, 0.0, 0.0), (1.0, -1.0, -1.0, 1.0), SUB, (0.5, -0.5, -0.5, 0.5),
