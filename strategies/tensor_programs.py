@@ -27,6 +27,7 @@ from strategies.cached import choice
 from strategies.expressions import compositions
 from strategies.matrices import matrix_values
 from strategies.tensor_params import op_params
+from strategies.tensor_whole_domain import whole_range_values
 from strategies.values import leaf_value_lists
 
 MAX_SIDE = 3
@@ -110,9 +111,10 @@ def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: 
 
 @st.composite
 def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_OPS, stages: int = 2,
-                    tensor_ops: Sequence[str] | None = None):
+                    tensor_ops: Sequence[str] | None = None, direct: bool = False):
     """(program, input shapes). `root`: the first stage's tensor op (else drawn from `tensor_ops`, default every op
-    that runs in every dtype); `stages` = 2 allows an elementwise map and a second tensor op after it."""
+    that runs in every dtype); `stages` = 2 allows an elementwise map and a second tensor op after it; `direct`:
+    the first stage's arguments are inputs themselves (no elementwise composition before it)."""
     names = tuple(tensor_ops) if tensor_ops is not None else tuple(
         name for name, op in TENSOR_OPS.items()  # avg_pool3d has no bfloat16 kernel; a known-wrong backward
         if op.cpu_dtypes is None and not op.wrong_backward  # would fail every program it is in; a seeded op's
@@ -121,7 +123,7 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []
     for k, shape in enumerate(arg_shapes):
-        if TENSOR_OPS[op_name].matrix_domains:  # the strategies draw its matrices: they are its arguments
+        if direct or TENSOR_OPS[op_name].matrix_domains:  # the strategies draw its matrices: they are its arguments
             args.append(Input(len(shapes)))
             shapes.append(shape)
             continue
@@ -157,13 +159,20 @@ def _matrix_domains(program: Node) -> dict[int, str]:
 
 @st.composite
 def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, upstream: bool = True,
-                 tensor_ops: Sequence[str] | None = None) -> TensorCase:
-    """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=."""
+                 tensor_ops: Sequence[str] | None = None, whole_range: bool = False) -> TensorCase:
+    """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=.
+    `whole_range`: the root op's arguments are the inputs, their values spread over the dtype's whole range
+    (strategies/tensor_whole_domain.py)."""
     fmt = format_named(dtype)
-    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops), label="program")
+    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops, direct=whole_range),
+                           label="program")
     domains = _matrix_domains(program)
-    values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else leaf_value_lists(fmt, numel(s)),
-                              label=f"x{i} values")) for i, s in enumerate(shapes))
+    if whole_range:
+        values = tuple(tuple(draw(whole_range_values(fmt, numel(s), domains.get(i, ""), s, f"x{i}"),
+                                  label=f"x{i} values")) for i, s in enumerate(shapes))
+    else:
+        values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else
+                                  leaf_value_lists(fmt, numel(s)), label=f"x{i} values")) for i, s in enumerate(shapes))
     gradient = None
     if upstream and draw(st.booleans(), label="explicit gradient="):
         gradient = draw(upstream_values(numel(shape_of(program, shapes))), label="gradient")

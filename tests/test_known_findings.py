@@ -11,7 +11,7 @@ import torch
 
 from oracles.core.outcomes import assert_gradients_match
 from oracles.numerics.dtypes import format_named
-from oracles.table.tensor_ops import CallParams
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, ReductionParams
 from oracles.tensor.check import check_tensor_case
 from oracles.tensor.program import Input, Tensor, TensorCase
 
@@ -282,3 +282,57 @@ def test_householder_product_gradient_where_a_reflector_is_singular(precision, d
     assert q.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     q.sum().backward()
     assert tau.grad.tolist() == [-1.5, -1.0], f"householder_product, {precision}: tau.grad {tau.grad.tolist()}"
+
+
+STD_RECIPROCAL_CASES = {"float32": 2.0 ** -128, "bfloat16": 2.0 ** -129, "float16": 2.0 ** -16}
+
+
+@pytest.mark.parametrize("precision", list(STD_RECIPROCAL_CASES),
+                         ids=[f"std/subnormal-{d}" for d in STD_RECIPROCAL_CASES])
+def test_std_gradient_where_the_std_is_subnormal(precision, dtypes, device):
+    """std((0, -s), correction=0) = s/2 (torch's forward gives it exactly), its gradient (x - mean) / (N std) =
+    (1/2, -1/2) at any scale. std_backward first divides the gradient by 2·std, whose reciprocal overflows where
+    std is a subnormal of the dtype, and then multiplies by (x - mean): ±inf. Judged by the oracle."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    params = ReductionParams(None, False, 0)
+    std = Tensor("std", (Input(0),), params, TENSOR_OPS["std"].spellings_for(((2,),), params)[0])
+    case = TensorCase(std, ((2,),), ((0.0, -STD_RECIPROCAL_CASES[precision]),), precision)
+    assert_gradients_match(check_tensor_case(case, device))
+
+
+SVD_SCALES = [(op, d, k) for op in ("svd_u", "svd_vh")
+              for d, k in (("float32", -75), ("float64", -540))]
+
+
+@pytest.mark.parametrize(("op", "precision", "k"), SVD_SCALES, ids=[f"{o}/2pow{k}-{d}" for o, d, k in SVD_SCALES])
+def test_svd_gradient_of_a_scaled_matrix(op, precision, k, dtypes, device):
+    """U and Vh of A·2^k for A = [[3/2, 1/2], [1/2, 2]] are those of A (singular values 2^k σ_i, σ distinct), so
+    the gradients of Σ U and Σ Vh are 2^-k times A's: finite. svd_backward divides by σ_j² - σ_i², whose squares
+    underflow at these scales: NaN and ±inf. Judged by the oracle. (They overflow at 2^66 in float32 and 2^515 in
+    float64, NaN too, which the rounding model foresees: there torch's NaN counts as a known deviation.)"""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    params = TENSOR_OPS[op].space.options(((2, 2),))[0]
+    values = tuple(math.ldexp(v, k) for v in (1.5, 0.5, 0.5, 2.0))
+    case = TensorCase(Tensor(op, (Input(0),), params, 0), ((2, 2),), (values,), precision)
+    assert_gradients_match(check_tensor_case(case, device))
+
+
+SDPA_OVERFLOW_CASES = {"float64": 2.0 ** 520, "float32": 2.0 ** 65, "bfloat16": 2.0 ** 65}
+
+
+@pytest.mark.parametrize("precision", list(SDPA_OVERFLOW_CASES),
+                         ids=[f"scaled_dot_product_attention/masked-overflow-{d}" for d in SDPA_OVERFLOW_CASES])
+def test_attention_where_a_masked_score_overflows(precision, dtypes, device):
+    """Causal attention of one query q = (-e, 0) over keys k_0 = (0, e), k_1 = (-e, e): the query sees k_0 alone
+    (score 0, weight 1), so the output is v_0 = 1, its gradient 0 in q and k and (1, 0) in v. The masked score
+    q·k_1/√2 = e²/√2 overflows to +inf, and the mask's -inf added to it makes NaN: the whole row is NaN, forward and
+    backward (float16 computes the scores in float and is right)."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    e = SDPA_OVERFLOW_CASES[precision]
+    params = CallParams((("attn_mask", None), ("is_causal", True), ("scale", None)))
+    node = Tensor("scaled_dot_product_attention", (Input(0), Input(1), Input(2)), params, 1)
+    case = TensorCase(node, ((1, 2), (2, 2), (2, 1)), ((-e, 0.0), (0.0, e, -e, e), (1.0, 1.0)), precision)
+    assert_gradients_match(check_tensor_case(case, device))

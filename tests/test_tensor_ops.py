@@ -31,6 +31,7 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
+from oracles.reports import findings
 from oracles.table import (
     attention_ops,
     batch_norm_ops,
@@ -70,6 +71,10 @@ from strategies.tensor_params import op_params
 from strategies.tensor_programs import tensor_cases
 from strategies.values import leaf_value_lists
 
+REGISTRY = findings.load()
+# a few examples per op and dtype: each draws every magnitude afresh, and the ops are many
+WHOLE_RANGE_EXAMPLES = 4
+
 
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
     __tracebackhide__ = True
@@ -89,6 +94,27 @@ def test_tensor_op_gradient(op, dtype, device, verdict_log, data):
     if device != "cpu" and TENSOR_OPS[op].seeded:
         pytest.skip(f"{op}'s noise is reproduced from torch's CPU generator only")
     check(data.draw(tensor_cases(dtype, root=op), label="case"), device, verdict_log)
+
+
+@pytest.mark.parametrize("op", list(TENSOR_OPS))
+@pytest.mark.unverified_by_design(
+    "half of a dtype's binades lie where a square overflows or underflows: there the rounding model cannot "
+    "bound torch's sums of squares, products and pivots, so elements are unverified with that reason, per op in "
+    "the run report")
+@scaled(WHOLE_RANGE_EXAMPLES)
+@given(data=st.data())
+def test_tensor_op_whole_domain(op, dtype, device, verdict_log, data):
+    """`op` applied to its inputs themselves, their values over the dtype's whole range of magnitudes
+    (strategies/tensor_whole_domain.py); the run report records the binades shown."""
+    supported = TENSOR_OPS[op].cpu_dtypes
+    if device == "cpu" and supported is not None and dtype not in supported:
+        pytest.skip(f"torch {torch.__version__} has no {dtype} kernel for {op} on the CPU")
+    if device != "cpu" and TENSOR_OPS[op].seeded:
+        pytest.skip(f"{op}'s noise is reproduced from torch's CPU generator only")
+    case = data.draw(tensor_cases(dtype, root=op, stages=1, whole_range=True), label="case")
+    verdict_log.show(case, ((),) * len(case.shapes))
+    outcome = findings.excuse_registered_magnitudes(check_tensor_case(case, device), REGISTRY)
+    assert_gradients_match(outcome, verdict_log)
 
 
 @FIXTURE_HEALTH
