@@ -27,7 +27,7 @@ from strategies.cached import choice
 from strategies.expressions import compositions
 from strategies.matrices import matrix_values
 from strategies.tensor_params import op_params
-from strategies.tensor_whole_domain import whole_range_values
+from strategies.tensor_whole_domain import ways, whole_range_values
 from strategies.values import leaf_value_lists
 
 MAX_SIDE = 3
@@ -168,7 +168,8 @@ def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, ups
                            label="program")
     domains = _matrix_domains(program)
     if whole_range:
-        values = tuple(tuple(draw(whole_range_values(fmt, numel(s), domains.get(i, ""), s, f"x{i}"),
+        way = ways(draw)
+        values = tuple(tuple(draw(whole_range_values(fmt, numel(s), way, domains.get(i, ""), s, f"x{i}"),
                                   label=f"x{i} values")) for i, s in enumerate(shapes))
     else:
         values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else

@@ -5,7 +5,8 @@ Each argument tensor is drawn one of two ways, simple values first so failures s
   overflow threshold, either sign, or a simple value (0, ±1, 2, ...): wildly different magnitudes within one
   tensor, where sums cancel, squares overflow and small members underflow against large ones;
 - `scaled`: the ordinary values of the tensor strategies times 2^k, k drawn over every binade the values can
-  be moved to exactly (no element overflows or leaves the normal range): the same ties, zeros and
+  be moved to exactly (no element overflows or leaves the normal range), in three bands drawn as often: where
+  the largest element's square underflows, where it overflows, and between: the same ties, zeros and
   cancellations at every scale, where a formula's intermediates (a sum of squares, a product of two
   arguments) overflow or underflow before the result does.
 An argument an op takes from a restricted set of matrices (`TensorOp.matrix_domains`) is drawn from that set
@@ -32,6 +33,7 @@ from strategies.whole_domain import ArgumentPlan, argument_value, segments_betwe
 SCALABLE_MATRICES = frozenset({"invertible", "invertible_flat", "diagonally_dominant", "positive_determinant",
                                "positive_definite", "cholesky_factor", "symmetric_separated", "separated_singular"})
 KINDS = ("scaled", "spread")  # scaled first: it shrinks to the ordinary values times 1
+BANDS = ("middle", "small", "large")
 
 
 @cache
@@ -57,20 +59,42 @@ def exact_scales(values: list[float], fmt: FloatFormat) -> tuple[int, int]:
     return (low, high) if low <= high else (0, 0)
 
 
-def _scaled(draw, values: list[float], fmt: FloatFormat, label: str) -> list[float]:
+def scale_bands(values: list[float], fmt: FloatFormat) -> dict[str, tuple[int, int]]:
+    """The exact scales 2^k split where the largest element's square underflows ("small": below the square root
+    of the smallest normal), overflows ("large": above the square root of the largest finite float) or neither:
+    each band is drawn as often, since squares and products that leave the range are where formulas break."""
     low, high = exact_scales(values, fmt)
+    top = max((_binade(v) for v in values if v), default=0)
+    small = _binade(math.sqrt(fmt.smallest_normal)) - top - 1  # the largest below sqrt(smallest normal)
+    large = _binade(math.sqrt(fmt.max_finite)) - top + 1  # the largest above sqrt(max)
+    bands = {"middle": (max(low, small + 1), min(high, large - 1)), "small": (low, min(high, small)),
+             "large": (max(low, large), high)}
+    return {name: band for name, band in bands.items() if band[0] <= band[1]} or {"middle": (0, 0)}
+
+
+def _scaled(draw, values: list[float], fmt: FloatFormat, band: str, label: str) -> list[float]:
+    bands = scale_bands(values, fmt)
+    low, high = bands.get(band) or next(iter(bands.values()))
     k = draw(st.integers(low, high), label=f"{label}: scale 2^k") if low < high else low
     return [math.ldexp(v, k) for v in values]
 
 
+def ways(draw) -> tuple[str, str]:
+    """How a case's arguments are drawn, once for all of them (so that every argument is tiny together, as a
+    product's underflow needs): the kind, and the scale band of the scaled ones."""
+    return draw(choice(KINDS), label="kind of values"), draw(choice(BANDS), label="scale band")
+
+
 @st.composite
-def whole_range_values(draw, fmt: FloatFormat, size: int, matrix_domain: str = "", shape=(), label: str = "x"):
-    """`size` row-major element values of one argument (a matrix set's, for `matrix_domain`, of `shape`)."""
+def whole_range_values(draw, fmt: FloatFormat, size: int, way: tuple[str, str], matrix_domain: str = "", shape=(),
+                       label: str = "x"):
+    """`size` row-major element values of one argument (a matrix set's, for `matrix_domain`, of `shape`), drawn
+    the `way` (`ways`) of its case."""
+    kind, band = way
     if matrix_domain:
         values = draw(matrix_values(fmt, shape, matrix_domain), label=f"{label}: matrices")
-        return _scaled(draw, values, fmt, label) if matrix_domain in SCALABLE_MATRICES else values
-    kind = draw(choice(KINDS), label=f"{label}: kind")
+        return _scaled(draw, values, fmt, band, label) if matrix_domain in SCALABLE_MATRICES else values
     if kind == "scaled":
-        return _scaled(draw, draw(leaf_value_lists(fmt, size), label=f"{label}: values"), fmt, label)
+        return _scaled(draw, draw(leaf_value_lists(fmt, size), label=f"{label}: values"), fmt, band, label)
     plan = _spread_plan(fmt)
     return [argument_value(draw, plan, fmt, f"{label}[{i}]") for i in range(size)]
