@@ -336,3 +336,64 @@ def test_attention_where_a_masked_score_overflows(precision, dtypes, device):
     node = Tensor("scaled_dot_product_attention", (Input(0), Input(1), Input(2)), params, 1)
     case = TensorCase(node, ((1, 2), (2, 2), (2, 1)), ((-e, 0.0), (0.0, e, -e, e), (1.0, 1.0)), precision)
     assert_gradients_match(check_tensor_case(case, device))
+
+
+def _cosine_loss_gradient(a, b):
+    """d/da of 1 - cos(a, b), exactly (mpmath): -(|a|² b - (a·b) a) / (|a|³ |b|)."""
+    dot = sum(x * y for x, y in zip(a, b))
+    na, nb = mp.sqrt(sum(x * x for x in a)), mp.sqrt(sum(y * y for y in b))
+    return [-(na**2 * y - dot * x) / (na**3 * nb) for x, y in zip(a, b)]
+
+
+def _layer_norm_gradient(x, w):
+    """d/dx of Σ w_i y_i for y = layer_norm(x) (biased variance, eps 1e-5), exactly (mpmath):
+    (w - mean(w) - y mean(w y)) / s with s = sqrt(var + eps)."""
+    n = len(x)
+    mean = sum(x) / n
+    s = mp.sqrt(sum((v - mean) ** 2 for v in x) / n + mp.mpf("1e-5"))
+    y = [(v - mean) / s for v in x]
+    mw, mwy = sum(w) / n, sum(a * b for a, b in zip(w, y)) / n
+    return [(wi - mw - yi * mwy) / s for wi, yi in zip(w, y)]
+
+
+def _overflow_cases():
+    """(id, dtype, function of the leaves, [(shape, exact values)], backward's gradient=, exact gradients per leaf:
+    None where the exact value is beyond the dtype)."""
+    two = mp.mpf(2)
+    ln_x = [two**520, -two**520, two**519]
+    yield ("layer_norm/2pow520-float64", "float64", lambda x: torch.nn.functional.layer_norm(x[0], (3,)),
+           [((3,), ln_x)], (1.0, 2.0, 3.0), [_layer_norm_gradient(ln_x, [1, 2, 3])])
+    yield ("det/2pow600-float64", "float64", lambda x: torch.linalg.det(x[0]),
+           [((2, 2), [3 * two**600, two**600, two**600, 2 * two**600])], None,
+           [[2 * two**600, -two**600, -two**600, 3 * two**600]])
+    prod_x = [two**600, two**500, two**-700]
+    yield ("prod/2pow1100-float64", "float64", lambda x: torch.prod(x[0]), [((3,), prod_x)], None,
+           [[prod_x[1] * prod_x[2], prod_x[0] * prod_x[2], None]])  # ∂/∂x2 = 2^1100 is beyond float64
+    a, b = [two**70, two**70], [two**70, -two**69]
+    for dtype in ("float32", "bfloat16"):
+        yield (f"cosine_embedding_loss/2pow70-{dtype}", dtype,
+               lambda x: torch.nn.functional.cosine_embedding_loss(x[0], x[1], torch.tensor([1.0])),
+               [((1, 2), a), ((1, 2), b)], None, [_cosine_loss_gradient(a, b), _cosine_loss_gradient(b, a)])
+
+
+OVERFLOW_CASES = list(_overflow_cases())
+
+
+@pytest.mark.parametrize(("precision", "f", "inputs", "upstream", "exact"), [c[1:] for c in OVERFLOW_CASES],
+                         ids=[c[0] for c in OVERFLOW_CASES])
+def test_tensor_gradient_fits_although_an_intermediate_overflows(precision, f, inputs, upstream, exact, dtypes):
+    """Gradients of finite size at inputs whose formulas pass beyond the dtype's range on the way: layer_norm's
+    variance (2^1040), det (5·2^1200; the gradient is the cofactor matrix), prod's partial product 2^1100 (the
+    product is 2^400), cosine_embedding_loss's squared norms (2^140 in float32). torch gives NaN or ±inf."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    fmt = format_named(precision)
+    leaves = [torch.tensor([float(v) for v in values], dtype=fmt.torch_dtype).reshape(shape).requires_grad_()
+              for shape, values in inputs]
+    y = f(leaves)
+    y.backward(torch.tensor(upstream, dtype=fmt.torch_dtype) if upstream else None)
+    for leaf, values in zip(leaves, exact):
+        for got, want in zip(leaf.grad.reshape(-1).tolist(), values):
+            if want is not None:
+                assert math.isfinite(got) and _relative_error_in_ulps(got, want, precision) <= ULPS_ALLOWED, (
+                    f"{precision}: gradient {leaf.grad.tolist()}, exact {[float(v) for v in values if v is not None]}")
