@@ -21,6 +21,7 @@ from oracles.table import (
     linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     lu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    lu_solve_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
