@@ -56,7 +56,7 @@ def _compiled_partials(shapes, p, index):
     return [compile_sympy(sympy.diff(forms[index], v)) for v in symbols]
 
 
-SHAPES = [((2, 2), (2, 1)), ((2, 2), (1, 2)), ((3, 3), (3, 2)), ((3, 3), (1, 3))]
+SHAPES = [((2, 2), (2, 1)), ((2, 2), (1, 2)), ((3, 3), (3, 1)), ((3, 3), (1, 3))]
 
 
 @scaled(3)

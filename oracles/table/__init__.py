@@ -24,6 +24,7 @@ from oracles.table import (
     lu_solve_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
+    matrix_exp_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     ormqr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
