@@ -31,6 +31,7 @@ from oracles.table import (
     partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pinv_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pinv_singular_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
