@@ -72,6 +72,8 @@ def _options(shapes):
         return []
     a, b = shapes
     n, batch = a[-1], a[:-2]
+    if len(b) != len(a) or b[:-2] != batch:
+        return []
     sides = [left for left in (True, False) if (b[-2] if left else b[-1]) == n]
     per_matrix = _sequences(n)
     pivots = [Pivots(tuple(choice[0]) if not batch else tuple(choice))
@@ -103,14 +105,16 @@ def _getrs(F, lu: lapack.LU, b: np.ndarray, left: bool, adjoint: bool) -> np.nda
 
 
 def _per_matrix(function):
-    """function(matrix index, LU, B, ...) over a batch, stacked."""
+    """function(matrix index, LU, the other arguments' matrices) over a batch: its result, or each of its results,
+    stacked."""
 
     def batched(a: np.ndarray, *others):
-        out = [function(b, a[b], *[o[b] for o in others]) for b in spectra.batches(a)]
+        pieces = [function(b, a[b], *[o[b] for o in others]) for b in spectra.batches(a)]
         if a.ndim == 2:
-            return out[0]
-        return tuple(linalg_ops._stack([o[k] for o in out]) for k in range(len(out[0]))) if isinstance(
-            out[0], tuple) else linalg_ops._stack(out)
+            return pieces[0]
+        if isinstance(pieces[0], tuple):
+            return tuple(linalg_ops._stack([piece[k] for piece in pieces]) for k in range(len(pieces[0])))
+        return linalg_ops._stack(pieces)
 
     return batched
 
