@@ -13,9 +13,9 @@ approximant is a fixed sequence of matrix products (GEMMs: sums in any order) an
 with constant coefficients (each product and the sum rounded), which the model replays in ball arithmetic at every
 branch the balls of the norm cannot decide (the union of the branches). The coefficients are the dtype's roundings of
 the published values; T8's are the paper's closed forms in √177 (tests/test_matrix_exp_ops.py checks every approximant
-at the top of its norm interval against exp: within the rounding there). A model of the algorithm in ball arithmetic encloses what
-the algorithm computes, not exp(A) itself (the truncation error, below u by the choice of the θ), so the enclosure is
-that united with the exact value.
+at the top of its norm interval against exp: within the rounding there). A model of the algorithm in ball arithmetic
+encloses what the algorithm computes, not exp(A) itself (the truncation error, below u by the choice of the θ), so the
+enclosure is that united with the exact value.
 
 torch's backward (linalg_matrix_exp_differential, adjoint): the upper right n x n block of mexp of the 2n x 2n
 [[Aᵀ, G], [0, Aᵀ]] (copies: exact), the same algorithm on the larger matrix, whose norm (and so branch) depends on G.
