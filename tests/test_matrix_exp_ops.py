@@ -4,6 +4,8 @@ a relative 1e-12 caught, by tests/test_linalg_ops.py (the entry is one of linalg
 - every Taylor approximant of the model is exp within the rounding at the top of its norm interval (which shows its
   coefficients are the paper's: T8 with torch 2.13's x7 is 1e-10 off there);
 - torch's backward is mexp of the block matrix [[Aᵀ, G], [0, Aᵀ]] (the model's reading of FunctionsManual.cpp);
+- torch's forward and gradient at norms in the intervals of T1, T2, T4 and T12, which the property tests' matrices
+  (row and column sums of at least 1) do not reach;
 - a gradient worked out by hand;
 - the two registered findings, pinned at explicit points (strict xfails from oracles/findings.toml).
 """
@@ -16,7 +18,10 @@ import numpy as np
 import pytest
 import torch
 from flint import arb
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gradoracle.pytest_plugin import scaled
 from oracles.core.outcomes import assert_gradients_match
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.rounding import RoundingModel
@@ -68,6 +73,48 @@ def test_backward_is_mexp_of_the_block_matrix(values, precision):
     block[:2, :2] = block[2:, 2:] = a.mT
     block[:2, 2:] = g
     assert torch.equal(leaf.grad, torch.linalg.matrix_exp(block)[:2, 2:])
+
+
+def _scaled_into(values, norm: float, degree: int, precision: str) -> tuple[float, ...]:
+    """`values` times the power of two that puts `norm` into (θ_m / 2, θ_m], inside T_m's interval (θ_m / 2 is above
+    the interval's lower end for every degree but 1, whose interval starts at 0)."""
+    theta = matrix_exp_ops.THETAS[precision][DEGREES[degree]]
+    return tuple(v * 2.0 ** math.floor(math.log2(theta / norm)) for v in values)
+
+
+def _block_norm(a: np.ndarray, g: np.ndarray) -> float:
+    """The 1-norm of [[Aᵀ, G], [0, Aᵀ]]: its columns are Aᵀ's over 0 (A's row sums) and G's over Aᵀ's."""
+    rows = np.abs(a).sum(axis=1)
+    return float(max(rows.max(), (np.abs(g).sum(axis=0) + rows).max()))
+
+
+@scaled(3)
+@given(data=st.data())
+def test_small_norms_take_the_other_approximants(data, verdict_log):
+    """A 2 x 2 or 3 x 3 matrix (and an upstream gradient) scaled by a power of two into the interval of T1, T2, T4 or
+    T12: torch's forward lies in the model's enclosure, and its gradient, whose block matrix is scaled into the same
+    interval, is verified element by element."""
+    degree = data.draw(st.sampled_from([1, 2, 4, 12]), label="degree")
+    n = data.draw(st.sampled_from([2, 3]), label="side")
+    for precision in ("float64", "float32"):
+        fmt = format_named(precision)
+        values = data.draw(st.lists(st.sampled_from([1.0, -0.5, 0.75, -1.25, 0.375, 2.0]), min_size=n * n,
+                                    max_size=n * n), label="A")
+        upstream = data.draw(st.lists(st.sampled_from([1.0, -0.25, 0.5, 1.5]), min_size=n * n, max_size=n * n),
+                             label="G")
+        a = np.array(values).reshape(n, n)
+        forward = _scaled_into(values, float(np.abs(a).sum(axis=0).max()), degree, precision)
+        tensor = torch.tensor(forward, dtype=fmt.torch_dtype).reshape(n, n)
+        model = matrix_exp_ops._forward(RoundingModel(fmt), [np.array([arb(v) for v in forward],
+                                                                       dtype=object).reshape(n, n)], None)
+        got = torch.matrix_exp(tensor).to(torch.float64)
+        for index in np.ndindex(n, n):
+            assert model[index].contains(arb(got[index].item())), f"T{degree}, {precision}: {forward} at {index}"
+        scaled_both = _scaled_into(values + upstream, _block_norm(a, np.array(upstream).reshape(n, n)), degree,
+                                   precision)
+        case = TensorCase(Tensor("matrix_exp", (Input(0),), _params(), 0), ((n, n),), (scaled_both[:n * n],),
+                          precision, scaled_both[n * n:])
+        assert_gradients_match(check_tensor_case(case, "cpu"), verdict_log)
 
 
 def test_gradient_by_hand_of_a_nilpotent_matrix():
