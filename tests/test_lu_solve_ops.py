@@ -59,7 +59,7 @@ def _compiled_partials(shapes, p, index):
 SHAPES = [((2, 2), (2, 1)), ((2, 2), (1, 2)), ((3, 3), (1, 3))]  # SymPy differentiates 3 x 3 left solves slowly
 
 
-@scaled(3)
+@scaled(2)
 @given(data=st.data())
 def test_exact_side_is_sympys_derivative(data):
     """At drawn LU and B (every side, adjoint and pivot sequence), the entry's exact X and the VJP of one element of X
