@@ -21,14 +21,17 @@ from oracles.table import (
     linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     lu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    lu_solve_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
+    matrix_exp_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     ormqr_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pinv_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pinv_singular_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
