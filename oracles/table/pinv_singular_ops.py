@@ -72,6 +72,8 @@ def _program(joined: torch.Tensor, rows: int):
 
 
 def _pinv_balls(F, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    for value in spectra.matmul(F, a, b.T).reshape(-1):  # torch forms the product in the dtype first
+        F.in_range(value)
     (recomputed,) = spectra.recomputed(F, np.concatenate([a, b], axis=0), _program, a.shape[0])
     return _hull(recomputed, _exact_pinv(a, b))
 
