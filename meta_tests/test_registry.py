@@ -89,6 +89,7 @@ tests = ["tests/test_conventions.py::test_follows_rule[abs/0]"]
      "magnitudes.float32: not one of the entry's dtypes"),
     (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [[-1.0, 1.0]] }"), "intervals from 0 up"),
     (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [1.0] }"), "magnitudes.float64 must list"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmode = \"sideways\""), "mode must be one of reverse, forward"),
 ])
 def test_malformed_registry_is_reported(tmp_path, change, message):
     path = tmp_path / "findings.toml"

@@ -179,3 +179,32 @@ def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, ups
         gradient = draw(upstream_values(numel(shape_of(program, shapes))), label="gradient")
     return TensorCase(program, shapes, values, dtype, gradient)
 
+
+# tangents that stay in a matrix domain's own set: a symmetric matrix moves symmetrically (eigh reads one
+# triangle, and torch's rule differentiates through the symmetric part), a Cholesky factor within the lower
+# triangle
+_SYMMETRIC = ("symmetric_separated", "positive_definite")
+
+
+def _shaped_like_domain(values: tuple[float, ...], shape: tuple[int, ...], domain: str) -> tuple[float, ...]:
+    if domain not in _SYMMETRIC and domain != "cholesky_factor":
+        return values
+    n = shape[-1]
+    out = list(values)
+    for base in range(0, len(values), n * n):
+        for i in range(n):
+            for j in range(n):
+                a, b = base + i * n + j, base + j * n + i
+                if domain == "cholesky_factor":
+                    out[a] = values[a] if j <= i else 0.0
+                else:  # the mean of two dyadic tangents is exact
+                    out[a] = (values[a] + values[b]) / 2
+    return tuple(out)
+
+
+@st.composite
+def tangents_for(draw, case: TensorCase) -> dict[int, tuple[float, ...]]:
+    """A tangent for every used input (forward mode's `t`), exact in every dtype, inside each matrix domain's set."""
+    domains = _matrix_domains(case.program)
+    return {i: _shaped_like_domain(draw(upstream_values(numel(case.shapes[i])), label=f"t for x{i}"),
+                                   case.shapes[i], domains.get(i, "")) for i in case.used}

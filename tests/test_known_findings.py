@@ -397,3 +397,90 @@ def test_tensor_gradient_fits_although_an_intermediate_overflows(precision, f, i
             if want is not None:
                 assert math.isfinite(got) and _relative_error_in_ulps(got, want, precision) <= ULPS_ALLOWED, (
                     f"{precision}: gradient {leaf.grad.tolist()}, exact {[float(v) for v in values if v is not None]}")
+
+
+# ------------------------------------------------------------------ forward mode (torch.func.jvp)
+def _jvp(f, primals, tangents):
+    import torch.func as tf
+
+    return tf.jvp(f, tuple(primals), tuple(tangents))
+
+
+@pytest.mark.parametrize("point", [None], ids=["scatter_reduce_prod/2:3-float64"])
+def test_scatter_reduce_prod_forward_mode(point):
+    """scatter_reduce(x, 0, [0], s, 'prod', include_self=True) at x = 2, s = 3 is x·s = 6: its derivative is 3 in x
+    and 2 in s. torch.func.jvp gives 0 for either tangent (jacfwd is 0 where jacrev is right)."""
+    x, s = torch.tensor([2.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64)
+    index = torch.tensor([0])
+
+    def f(a, b):
+        return torch.scatter_reduce(a, 0, index, b, "prod", include_self=True)
+
+    one, zero = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    assert [_jvp(f, (x, s), (one, zero))[1].item(), _jvp(f, (x, s), (zero, one))[1].item()] == [3.0, 2.0]
+
+
+@pytest.mark.parametrize("point", [None], ids=["triangular_solve/unitriangular-float64"])
+def test_triangular_solve_unitriangular_forward_mode(point):
+    """triangular_solve(B, A, upper=True, unitriangular=True) solves U X = B with U = [[1, a01], [0, 1]]: A's diagonal
+    is not read. At A = [[2, 1], [0, 3]], B = (1, 2): X = (-1, 2); a tangent of ones in A moves only a01, dX =
+    -U⁻¹ dU X = -U⁻¹ (2, 0) = (-2, 0). torch.func.jvp gives (0, -1)."""
+    a = torch.tensor([[2.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+
+    def f(a_, b_):
+        return torch.triangular_solve(b_, a_, upper=True, unitriangular=True)[0]
+
+    _, tangent = _jvp(f, (a, b), (torch.ones(2, 2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)))
+    assert tangent.reshape(-1).tolist() == [-2.0, 0.0], tangent.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["cholesky_inverse/e00-float64"])
+def test_cholesky_inverse_forward_mode(point):
+    """cholesky_inverse(L) = (L Lᵀ)⁻¹; at L = [[1, 0], [1, 2]] (L Lᵀ = [[1, 1], [1, 5]], inverse [[5, -1], [-1, 1]]/4)
+    the tangent e_00 moves L Lᵀ by [[2, 1], [1, 0]], so the inverse by -M⁻¹ [[2, 1], [1, 0]] M⁻¹ =
+    [[-5/2, 1/4], [1/4, 0]], which torch's backward (jacrev) gives. torch.func.jvp gives
+    [[-3.125, -0.625], [-0.625, 0.375]]."""
+    lower = torch.tensor([[1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+    tangent = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    _, moved = _jvp(torch.cholesky_inverse, (lower,), (tangent,))
+    assert moved.reshape(-1).tolist() == [-2.5, 0.25, 0.25, 0.0], moved.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["logcumsumexp/1-float64"])
+def test_logcumsumexp_forward_mode_of_one_element(point):
+    """logcumsumexp of one element x is x: its jvp is the tangent itself, 1 for t = 1. torch.func.jvp gives
+    0.9999999999999001 in float64 (450 ulps); three elements (1, 2, 1/2) are off by up to 2.7e-13."""
+    x = torch.tensor([1.0], dtype=torch.float64)
+    _, tangent = _jvp(lambda v: torch.logcumsumexp(v, 0), (x,), (torch.ones(1, dtype=torch.float64),))
+    assert tangent.item() == 1.0, repr(tangent.item())
+
+
+@pytest.mark.parametrize("point", [None], ids=["group_norm/constant-float16"])
+def test_group_norm_forward_mode_of_a_constant_group(point):
+    """group_norm of the constant group (1, 1) with weight and bias 1 is (1, 1); along tangents of ones in the input
+    (the group moves as a whole: normalized, 0), the weight (times the normalized input, 0) and the bias (1) it
+    moves by (1, 1). float32 gives (1, 1); float16 gives NaN."""
+    half = torch.float16
+    x, w, b = torch.ones(1, 2, dtype=half), torch.ones(2, dtype=half), torch.ones(2, dtype=half)
+    _, tangent = _jvp(lambda x_, w_, b_: torch.nn.functional.group_norm(x_, 1, w_, b_), (x, w, b),
+                      (torch.ones_like(x), torch.ones_like(w), torch.ones_like(b)))
+    assert tangent.reshape(-1).tolist() == [1.0, 1.0], tangent.reshape(-1).tolist()
+
+
+TANGENT_DTYPE_CASES = {
+    "renorm-float16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.float16)]),
+    "renorm-bfloat16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.bfloat16)]),
+    "triplet_margin_with_distance_loss-float32": (
+        lambda v: torch.nn.functional.triplet_margin_with_distance_loss(v[0], v[1], v[2], margin=1.0),
+        [torch.ones(1) for _ in range(3)]),
+}
+
+
+@pytest.mark.parametrize("name", list(TANGENT_DTYPE_CASES))
+def test_forward_mode_tangent_has_the_output_dtype(name):
+    """A tangent has its primal's dtype. renorm's is float32 for a float16 or bfloat16 input;
+    triplet_margin_with_distance_loss's (the default distance, pairwise_distance) is float64 for float32 inputs."""
+    f, primals = TANGENT_DTYPE_CASES[name]
+    out, tangent = _jvp(lambda *v: f(v), primals, [torch.ones_like(p) for p in primals])
+    assert tangent.dtype == out.dtype, f"{name}: output {out.dtype}, tangent {tangent.dtype}"

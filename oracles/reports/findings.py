@@ -40,7 +40,9 @@ ANY_PROGRAM = "any"  # the op of a compile finding that holds for every program,
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list),  # one region ([finding.region]) or several ([[finding.region]])
-             "magnitudes": dict}  # a tensor op's: per dtype, intervals of its inputs' largest magnitude
+             "magnitudes": dict,  # a tensor op's: per dtype, intervals of its inputs' largest magnitude
+             "mode": str}  # "forward": torch's forward-mode derivative of the op (default: its backward)
+MODES = ("reverse", "forward")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[.+\]$")  # ids may hold brackets (oracles.core.test_ids)
 
@@ -91,6 +93,7 @@ class Finding:
     # a tensor-op finding's region: per dtype, intervals that hold the largest |element| of the op's inputs
     # wherever the finding shows (an underflow of squares below, an overflow above)
     magnitudes: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+    mode: str = "reverse"
 
     def holds_at_magnitude(self, largest: float, dtype: str) -> bool:
         intervals = dict(self.magnitudes).get(dtype, ())
@@ -159,9 +162,12 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
         raise RegistryError(f"{where}: region must be a table ([finding.region]) or tables ([[finding.region]])")
     regions = tuple(_region(r, where) for r in ([regions] if isinstance(regions, dict) else regions))
     magnitudes = _magnitudes(raw.get("magnitudes", {}), raw["dtypes"], where)
+    mode = raw.get("mode", "reverse")
+    if mode not in MODES:
+        raise RegistryError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     return Finding(raw["id"], raw["op"], raw["where"], raw["kind"], tuple(raw["dtypes"]),
                    tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), regions,
-                   magnitudes)
+                   magnitudes, mode)
 
 
 def _magnitudes(raw: dict, dtypes: list[str], where: str) -> tuple[tuple[str, tuple[tuple[float, float], ...]], ...]:
@@ -216,6 +222,11 @@ def _region(raw: dict, where: str) -> Region:
             raise RegistryError(f"{where}: region.{key}.args needs {len(args)} interval(s), as region.args")
     return Region(args, tuple(float(c) for c in constants), tuple(per_dtype), mirrored,
                   tuple(tuple(float(v) for v in c) for c in others))
+
+
+def forward_mode_findings(registry: list[Finding]) -> dict[str, Finding]:
+    """Per op, the registered finding about torch's forward-mode derivative of it (its own tests pin it)."""
+    return {f.op: f for f in registry if f.mode == "forward"}
 
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
