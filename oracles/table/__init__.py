@@ -48,4 +48,5 @@ from oracles.table import (
     softmax_internals,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
     spectral_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    stft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )
