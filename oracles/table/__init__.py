@@ -8,6 +8,7 @@ from oracles.table import (
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    chunked_linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     complex_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
