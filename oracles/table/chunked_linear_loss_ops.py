@@ -174,4 +174,4 @@ TENSOR_OPS["linear_cross_entropy_chunked"] = TensorOp(
                              f"batch_chunk_size={p['batch_chunk_size']}))"), _call),),
     _sym, _forward, _backward, OptionSpace(functools.cache(_options)), REFERENCE.shape,
     ("nn.functional.linear_cross_entropy[chunked]", "nn.functional.linear_cross_entropy[chunked_none]"),
-    operand_shapes=linear_loss_ops._operand_shapes)
+    operand_shapes=linear_loss_ops._operand_shapes, torch_func=False)
