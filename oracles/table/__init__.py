@@ -11,6 +11,7 @@ from oracles.table import (
     chunked_linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     complex_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    ctc_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
