@@ -27,7 +27,6 @@ from oracles.table.fft_ops import _as_real, _c2c, _nothing
 from oracles.table.shape_ops import _padded, _params, _spelling
 
 N_FFTS = (2, 3, 4)  # a frame of one point is the signal itself
-PAD_MODES = ("reflect", "constant", "replicate", "circular")
 WINDOW_VALUES = (0.75, 1.0, 0.5, 0.25)  # exact in every dtype, and unequal, so a misplaced window shows
 EXTRA = 2  # the signal is drawn 2 longer than the strategy's side: frames of 4 points fit a signal of 3 to 5
 
