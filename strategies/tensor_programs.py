@@ -35,7 +35,7 @@ SIDES = st.integers(1, MAX_SIDE)
 MAX_SECOND_STAGE_SIZE = 36  # elements: kron's (3, 3) by (2, 2), the largest result of the other first stages
 # The second stage: ops that take any tensor of rank >= 1 (matmul needs a partner; it is a first stage).
 SECOND_STAGE = tuple(name for name, op in TENSOR_OPS.items()
-                     if op.arity == 1 and not op.wrong_backward and not op.seeded)
+                     if op.arity == 1 and not op.wrong_backward and not op.seeded and op.torch_func)
 
 
 @functools.cache  # drawn once per example: the shape ops' option lists are long to key (strategies/cached.py)
@@ -118,7 +118,8 @@ def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_O
     names = tuple(tensor_ops) if tensor_ops is not None else tuple(
         name for name, op in TENSOR_OPS.items()  # avg_pool3d has no bfloat16 kernel; a known-wrong backward
         if op.cpu_dtypes is None and not op.wrong_backward  # would fail every program it is in; a seeded op's
-        and not op.seeded)  # noise is reproduced on the CPU, eagerly, only
+        and not op.seeded  # noise is reproduced on the CPU, eagerly, only; jacrev runs the programs, and
+        and op.torch_func)  # torch.func refuses an op without torch_func
     op_name = root or draw(choice(names), label="tensor op")
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []

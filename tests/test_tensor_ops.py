@@ -37,6 +37,9 @@ from oracles.table import (
     attention_ops,
     batch_norm_ops,
     cast_ops,
+    chunked_linear_loss_ops,
+    complex_ops,
+    ctc_ops,
     dropout_ops,
     float_power_ops,
     grid_sample_ops,
@@ -281,8 +284,8 @@ def test_every_spelling_is_reachable():
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
                     + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
-                    + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
-                    + softmax_internals.NAMES)
+                    + chunked_linear_loss_ops.NAMES + cast_ops.NAMES + complex_ops.NAMES + float_power_ops.NAMES
+                    + dropout_ops.NAMES + softmax_internals.NAMES + ctc_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
               and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES]

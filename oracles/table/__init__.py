@@ -8,7 +8,10 @@ from oracles.table import (
     batch_norm_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    chunked_linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    complex_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    ctc_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -47,4 +50,5 @@ from oracles.table import (
     softmax_internals,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
     spectral_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    stft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )
