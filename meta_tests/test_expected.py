@@ -105,3 +105,12 @@ def test_a_faithfully_rounded_value_is_verified_where_the_enclosure_is_too_wide(
     assert judge_element(0, (), 1.0013580322265625e-05, wide, fmt).verdict is Verdict.VERIFIED  # the float next to 1e-5
     assert judge_element(0, (), 0.0, wide, fmt).verdict is Verdict.UNVERIFIED
     assert judge_element(0, (), 0.5, wide, fmt).verdict is Verdict.WRONG
+
+
+def test_an_overflow_rounded_to_inf_is_verified_with_no_error():
+    """The exact value beyond the dtype's largest float rounds to inf: torch's inf is then as right as a value can
+    be, verified with an error of 0 ulps (not inf ulps in the worst-error figures)."""
+    fmt = format_named("float32")
+    element = ExpectedElement(Status.OVERFLOW, arb(1e39), reason="may overflow")
+    v = judge_element(0, (0,), math.inf, element, fmt)
+    assert v.verdict is Verdict.VERIFIED and v.error_ulps == 0.0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from oracles.core import verdict
 from oracles.core.pinning import (
     cases,
 )
@@ -84,6 +85,11 @@ tests = ["tests/test_conventions.py::test_follows_rule[abs/0]"]
     (("id = \"x-y\"", "id = \"x-y\"\ncolour = \"red\""), "unknown field(s) colour"),
     (("evidence = \"torch gives this, the exact value is that, because the backward formula does so.\"",
       "evidence = \"wrong\""), "evidence must say"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float32 = [[0.0, 1.0]] }"),
+     "magnitudes.float32: not one of the entry's dtypes"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [[-1.0, 1.0]] }"), "intervals from 0 up"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [1.0] }"), "magnitudes.float64 must list"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmode = \"sideways\""), "mode must be one of reverse, forward"),
 ])
 def test_malformed_registry_is_reported(tmp_path, change, message):
     path = tmp_path / "findings.toml"
@@ -92,6 +98,24 @@ def test_malformed_registry_is_reported(tmp_path, change, message):
         findings.load(path)
     assert message in str(info.value)
     assert "x-y" in str(info.value) or "entry 0" in str(info.value)
+
+
+@pytest.mark.parametrize("reason", [verdict.INTERMEDIATE_OVERFLOW, verdict.EPSILON_UNDERFLOW])
+def test_the_findings_the_judge_names_are_registered(reason):
+    """judge_element names two registered findings without looking them up; they exist, and the intermediate
+    overflow's covers every dtype, since the judge applies it in any."""
+    named = reason.removeprefix(f"{verdict.REGISTERED} ")
+    [finding] = [f for f in REGISTRY if f.id == named]
+    if reason == verdict.INTERMEDIATE_OVERFLOW:
+        assert set(finding.dtypes) == set(FORMATS)
+
+
+def test_magnitudes_hold_the_largest_input(tmp_path):
+    path = tmp_path / "findings.toml"
+    path.write_text(_VALID.replace("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [[0.0, 1e-300]] }"))
+    [finding] = findings.load(path)
+    assert finding.holds_at_magnitude(1e-301, "float64") and finding.holds_at_magnitude(0.0, "float64")
+    assert not finding.holds_at_magnitude(1e-299, "float64") and not finding.holds_at_magnitude(1e-301, "float32")
 
 
 def test_valid_registry_and_duplicates(tmp_path):

@@ -14,6 +14,10 @@ says, with the rows permuted so that partial pivoting has work to do, and scaled
 - "nonconstant_rows": leaf values whose rows (along the last dim) spread enough for a variance the dtype holds
   (corrcoef's variances are positive);
 - "positive_weights": cov's aweights, each one of `POSITIVE_WEIGHTS`;
+- "norm_above_one": any off-diagonal leaf values and a diagonal of a drawn sign and a magnitude of 1 to 3, so that every
+  row and every column sums to 1 or more in magnitude (matrix_exp: its 1-norm, and the ∞-norm that bounds the norm of
+  its backward's block matrix from below, stay above the interval of the degree-8 approximant, where torch is wrong:
+  finding matrix-exp-t8-coefficient; tests/test_matrix_exp_ops.py checks the smaller norms);
 - "grid": grid_sample's sampling coordinates (`GRID_VALUES`), not square matrices: multiples of 1/8 in
   [-1.625, 1.625] that are no multiples of 1/2.
 
@@ -97,6 +101,18 @@ def _nonconstant_rows(draw, fmt: FloatFormat, shape: tuple[int, ...]) -> list[fl
 
 
 @st.composite
+def _norm_above_one(draw, fmt: FloatFormat, n: int) -> list[float]:
+    values = []
+    for i, j in itertools.product(range(n), repeat=2):
+        if i == j:
+            sign = 1.0 if draw(st.booleans(), label=f"diagonal {i} positive") else -1.0
+            values.append(sign * draw(choice((1.0, 2.0, 1.5, 3.0, 1.25)), label=f"|a[{i}, {i}]|"))
+        else:
+            values.append(draw(leaf_values(fmt), label=f"a[{i}, {j}]"))
+    return values
+
+
+@st.composite
 def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -> list[float]:
     """Row-major values of a square matrix or a batch of them (shape (..., n, n)), each in `domain` (the spectral
     domains, rectangular too: strategies/spectra.py)."""
@@ -109,6 +125,8 @@ def matrix_values(draw, fmt: FloatFormat, shape: tuple[int, ...], domain: str) -
         return draw(st.lists(choice(POSITIVE_WEIGHTS), min_size=size, max_size=size), label="weights")
     if domain == "nonconstant_rows":
         return draw(_nonconstant_rows(fmt, shape), label="rows")
+    if domain == "norm_above_one":
+        return [v for _ in range(math.prod(shape[:-2])) for v in draw(_norm_above_one(fmt, shape[-1]), label="matrix")]
     if domain == "grid":
         size = math.prod(shape)
         return draw(st.lists(choice(GRID_VALUES), min_size=size, max_size=size), label="grid")

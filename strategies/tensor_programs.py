@@ -27,6 +27,7 @@ from strategies.cached import choice
 from strategies.expressions import compositions
 from strategies.matrices import matrix_values
 from strategies.tensor_params import op_params
+from strategies.tensor_whole_domain import ways, whole_range_values
 from strategies.values import leaf_value_lists
 
 MAX_SIDE = 3
@@ -34,7 +35,7 @@ SIDES = st.integers(1, MAX_SIDE)
 MAX_SECOND_STAGE_SIZE = 36  # elements: kron's (3, 3) by (2, 2), the largest result of the other first stages
 # The second stage: ops that take any tensor of rank >= 1 (matmul needs a partner; it is a first stage).
 SECOND_STAGE = tuple(name for name, op in TENSOR_OPS.items()
-                     if op.arity == 1 and not op.wrong_backward and not op.seeded)
+                     if op.arity == 1 and not op.wrong_backward and not op.seeded and op.torch_func)
 
 
 @functools.cache  # drawn once per example: the shape ops' option lists are long to key (strategies/cached.py)
@@ -110,18 +111,20 @@ def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: 
 
 @st.composite
 def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_OPS, stages: int = 2,
-                    tensor_ops: Sequence[str] | None = None):
+                    tensor_ops: Sequence[str] | None = None, direct: bool = False):
     """(program, input shapes). `root`: the first stage's tensor op (else drawn from `tensor_ops`, default every op
-    that runs in every dtype); `stages` = 2 allows an elementwise map and a second tensor op after it."""
+    that runs in every dtype); `stages` = 2 allows an elementwise map and a second tensor op after it; `direct`:
+    the first stage's arguments are inputs themselves (no elementwise composition before it)."""
     names = tuple(tensor_ops) if tensor_ops is not None else tuple(
         name for name, op in TENSOR_OPS.items()  # avg_pool3d has no bfloat16 kernel; a known-wrong backward
         if op.cpu_dtypes is None and not op.wrong_backward  # would fail every program it is in; a seeded op's
-        and not op.seeded)  # noise is reproduced on the CPU, eagerly, only
+        and not op.seeded  # noise is reproduced on the CPU, eagerly, only; jacrev runs the programs, and
+        and op.torch_func)  # torch.func refuses an op without torch_func
     op_name = root or draw(choice(names), label="tensor op")
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []
     for k, shape in enumerate(arg_shapes):
-        if TENSOR_OPS[op_name].matrix_domains:  # the strategies draw its matrices: they are its arguments
+        if direct or TENSOR_OPS[op_name].matrix_domains:  # the strategies draw its matrices: they are its arguments
             args.append(Input(len(shapes)))
             shapes.append(shape)
             continue
@@ -157,15 +160,52 @@ def _matrix_domains(program: Node) -> dict[int, str]:
 
 @st.composite
 def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, upstream: bool = True,
-                 tensor_ops: Sequence[str] | None = None) -> TensorCase:
-    """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=."""
+                 tensor_ops: Sequence[str] | None = None, whole_range: bool = False) -> TensorCase:
+    """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=.
+    `whole_range`: the root op's arguments are the inputs, their values spread over the dtype's whole range
+    (strategies/tensor_whole_domain.py)."""
     fmt = format_named(dtype)
-    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops), label="program")
+    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops, direct=whole_range),
+                           label="program")
     domains = _matrix_domains(program)
-    values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else leaf_value_lists(fmt, numel(s)),
-                              label=f"x{i} values")) for i, s in enumerate(shapes))
+    if whole_range:
+        way = ways(draw)
+        values = tuple(tuple(draw(whole_range_values(fmt, numel(s), way, domains.get(i, ""), s, f"x{i}"),
+                                  label=f"x{i} values")) for i, s in enumerate(shapes))
+    else:
+        values = tuple(tuple(draw(matrix_values(fmt, s, domains[i]) if domains.get(i) else
+                                  leaf_value_lists(fmt, numel(s)), label=f"x{i} values")) for i, s in enumerate(shapes))
     gradient = None
     if upstream and draw(st.booleans(), label="explicit gradient="):
         gradient = draw(upstream_values(numel(shape_of(program, shapes))), label="gradient")
     return TensorCase(program, shapes, values, dtype, gradient)
 
+
+# tangents that stay in a matrix domain's own set: a symmetric matrix moves symmetrically (eigh reads one
+# triangle, and torch's rule differentiates through the symmetric part), a Cholesky factor within the lower
+# triangle
+_SYMMETRIC = ("symmetric_separated", "positive_definite")
+
+
+def _shaped_like_domain(values: tuple[float, ...], shape: tuple[int, ...], domain: str) -> tuple[float, ...]:
+    if domain not in _SYMMETRIC and domain != "cholesky_factor":
+        return values
+    n = shape[-1]
+    out = list(values)
+    for base in range(0, len(values), n * n):
+        for i in range(n):
+            for j in range(n):
+                a, b = base + i * n + j, base + j * n + i
+                if domain == "cholesky_factor":
+                    out[a] = values[a] if j <= i else 0.0
+                else:  # the mean of two dyadic tangents is exact
+                    out[a] = (values[a] + values[b]) / 2
+    return tuple(out)
+
+
+@st.composite
+def tangents_for(draw, case: TensorCase) -> dict[int, tuple[float, ...]]:
+    """A tangent for every used input (forward mode's `t`), exact in every dtype, inside each matrix domain's set."""
+    domains = _matrix_domains(case.program)
+    return {i: _shaped_like_domain(draw(upstream_values(numel(case.shapes[i])), label=f"t for x{i}"),
+                                   case.shapes[i], domains.get(i, "")) for i in case.used}

@@ -88,7 +88,7 @@ def segments_between(anchors: list[float], interval: Interval, fmt: FloatFormat)
     found = []
     for lo, hi in zip(ends, ends[1:]):
         middle = lo / 2 + hi / 2
-        if middle not in interval:
+        if middle not in interval or ulp_step(lo, 1, fmt) >= hi:  # no float strictly between (two adjacent anchors)
             continue
         width = hi - lo
         for anchor, side in ((lo, 1), (hi, -1)):
@@ -135,7 +135,19 @@ def argument_plan(op: OpSpec, arg: int, fmt: FloatFormat, domain: Domain | None 
     return ArgumentPlan(simple, segments_between(anchors, interval, fmt), tuple(sorted(avoid)), interval, periodic)
 
 
+# the binades at either end of a gap (a few ulps off its anchor: subnormals beside 0, 1 - 2^-k beside a domain edge;
+# the far end: near the overflow threshold) are where bugs live and are few among thousands: each end is drawn as
+# often as all the binades between
+END_BINADES = 8
+_WHERE = ("anywhere", "near the anchor", "far from it")
+
+
 def _distance(draw, low: int, high: int, fmt: FloatFormat, label: str) -> float:
+    where = draw(choice(_WHERE), label=f"{label} distance range")
+    if where == "near the anchor":
+        high = min(high, low + END_BINADES - 1)
+    elif where == "far from it":
+        low = max(low, high - END_BINADES + 1)
     binade = draw(st.integers(low, high), label=f"{label} distance binade")
     bits = fmt.mantissa_bits - 1
     significand = draw(st.integers(0, (1 << bits) - 1), label=f"{label} distance significand")

@@ -11,7 +11,7 @@ import torch
 
 from oracles.core.outcomes import assert_gradients_match
 from oracles.numerics.dtypes import format_named
-from oracles.table.tensor_ops import CallParams
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, ReductionParams
 from oracles.tensor.check import check_tensor_case
 from oracles.tensor.program import Input, Tensor, TensorCase
 
@@ -282,3 +282,205 @@ def test_householder_product_gradient_where_a_reflector_is_singular(precision, d
     assert q.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     q.sum().backward()
     assert tau.grad.tolist() == [-1.5, -1.0], f"householder_product, {precision}: tau.grad {tau.grad.tolist()}"
+
+
+STD_RECIPROCAL_CASES = {"float32": 2.0 ** -128, "bfloat16": 2.0 ** -129, "float16": 2.0 ** -16}
+
+
+@pytest.mark.parametrize("precision", list(STD_RECIPROCAL_CASES),
+                         ids=[f"std/subnormal-{d}" for d in STD_RECIPROCAL_CASES])
+def test_std_gradient_where_the_std_is_subnormal(precision, dtypes, device):
+    """std((0, -s), correction=0) = s/2 (torch's forward gives it exactly), its gradient (x - mean) / (N std) =
+    (1/2, -1/2) at any scale. std_backward first divides the gradient by 2·std, whose reciprocal overflows where
+    std is a subnormal of the dtype, and then multiplies by (x - mean): ±inf. Judged by the oracle."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    params = ReductionParams(None, False, 0)
+    std = Tensor("std", (Input(0),), params, TENSOR_OPS["std"].spellings_for(((2,),), params)[0])
+    case = TensorCase(std, ((2,),), ((0.0, -STD_RECIPROCAL_CASES[precision]),), precision)
+    assert_gradients_match(check_tensor_case(case, device))
+
+
+SVD_SCALES = [(op, d, k) for op in ("svd_u", "svd_vh")
+              for d, k in (("float32", -75), ("float64", -540))]
+
+
+@pytest.mark.parametrize(("op", "precision", "k"), SVD_SCALES, ids=[f"{o}/2pow{k}-{d}" for o, d, k in SVD_SCALES])
+def test_svd_gradient_of_a_scaled_matrix(op, precision, k, dtypes, device):
+    """U and Vh of A·2^k for A = [[3/2, 1/2], [1/2, 2]] are those of A (singular values 2^k σ_i, σ distinct), so
+    the gradients of Σ U and Σ Vh are 2^-k times A's: finite. svd_backward divides by σ_j² - σ_i², whose squares
+    underflow at these scales: NaN and ±inf. Judged by the oracle. (They overflow at 2^66 in float32 and 2^515 in
+    float64, NaN too, which the rounding model foresees: there torch's NaN counts as a known deviation.)"""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    params = TENSOR_OPS[op].space.options(((2, 2),))[0]
+    values = tuple(math.ldexp(v, k) for v in (1.5, 0.5, 0.5, 2.0))
+    case = TensorCase(Tensor(op, (Input(0),), params, 0), ((2, 2),), (values,), precision)
+    assert_gradients_match(check_tensor_case(case, device))
+
+
+SDPA_OVERFLOW_CASES = {"float64": 2.0 ** 520, "float32": 2.0 ** 65, "bfloat16": 2.0 ** 65}
+
+
+@pytest.mark.parametrize("precision", list(SDPA_OVERFLOW_CASES),
+                         ids=[f"scaled_dot_product_attention/masked-overflow-{d}" for d in SDPA_OVERFLOW_CASES])
+def test_attention_where_a_masked_score_overflows(precision, dtypes, device):
+    """Causal attention of one query q = (-e, 0) over keys k_0 = (0, e), k_1 = (-e, e): the query sees k_0 alone
+    (score 0, weight 1), so the output is v_0 = 1, its gradient 0 in q and k and (1, 0) in v. The masked score
+    q·k_1/√2 = e²/√2 overflows to +inf, and the mask's -inf added to it makes NaN: the whole row is NaN, forward and
+    backward (float16 computes the scores in float and is right)."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    e = SDPA_OVERFLOW_CASES[precision]
+    params = CallParams((("attn_mask", None), ("is_causal", True), ("scale", None)))
+    node = Tensor("scaled_dot_product_attention", (Input(0), Input(1), Input(2)), params, 1)
+    case = TensorCase(node, ((1, 2), (2, 2), (2, 1)), ((-e, 0.0), (0.0, e, -e, e), (1.0, 1.0)), precision)
+    assert_gradients_match(check_tensor_case(case, device))
+
+
+def _cosine_loss_gradient(a, b):
+    """d/da of 1 - cos(a, b), exactly (mpmath): -(|a|² b - (a·b) a) / (|a|³ |b|)."""
+    dot = sum(x * y for x, y in zip(a, b))
+    na, nb = mp.sqrt(sum(x * x for x in a)), mp.sqrt(sum(y * y for y in b))
+    return [-(na**2 * y - dot * x) / (na**3 * nb) for x, y in zip(a, b)]
+
+
+def _layer_norm_gradient(x, w):
+    """d/dx of Σ w_i y_i for y = layer_norm(x) (biased variance, eps 1e-5), exactly (mpmath):
+    (w - mean(w) - y mean(w y)) / s with s = sqrt(var + eps)."""
+    n = len(x)
+    mean = sum(x) / n
+    s = mp.sqrt(sum((v - mean) ** 2 for v in x) / n + mp.mpf("1e-5"))
+    y = [(v - mean) / s for v in x]
+    mw, mwy = sum(w) / n, sum(a * b for a, b in zip(w, y)) / n
+    return [(wi - mw - yi * mwy) / s for wi, yi in zip(w, y)]
+
+
+def _overflow_cases():
+    """(id, dtype, function of the leaves, [(shape, exact values)], backward's gradient=, exact gradients per leaf:
+    None where the exact value is beyond the dtype)."""
+    two = mp.mpf(2)
+    ln_x = [two**520, -two**520, two**519]
+    yield ("layer_norm/2pow520-float64", "float64", lambda x: torch.nn.functional.layer_norm(x[0], (3,)),
+           [((3,), ln_x)], (1.0, 2.0, 3.0), [_layer_norm_gradient(ln_x, [1, 2, 3])])
+    yield ("det/2pow600-float64", "float64", lambda x: torch.linalg.det(x[0]),
+           [((2, 2), [3 * two**600, two**600, two**600, 2 * two**600])], None,
+           [[2 * two**600, -two**600, -two**600, 3 * two**600]])
+    prod_x = [two**600, two**500, two**-700]
+    yield ("prod/2pow1100-float64", "float64", lambda x: torch.prod(x[0]), [((3,), prod_x)], None,
+           [[prod_x[1] * prod_x[2], prod_x[0] * prod_x[2], None]])  # ∂/∂x2 = 2^1100 is beyond float64
+    a, b = [two**70, two**70], [two**70, -two**69]
+    for dtype in ("float32", "bfloat16"):
+        yield (f"cosine_embedding_loss/2pow70-{dtype}", dtype,
+               lambda x: torch.nn.functional.cosine_embedding_loss(x[0], x[1], torch.tensor([1.0])),
+               [((1, 2), a), ((1, 2), b)], None, [_cosine_loss_gradient(a, b), _cosine_loss_gradient(b, a)])
+
+
+OVERFLOW_CASES = list(_overflow_cases())
+
+
+@pytest.mark.parametrize(("precision", "f", "inputs", "upstream", "exact"), [c[1:] for c in OVERFLOW_CASES],
+                         ids=[c[0] for c in OVERFLOW_CASES])
+def test_tensor_gradient_fits_although_an_intermediate_overflows(precision, f, inputs, upstream, exact, dtypes):
+    """Gradients of finite size at inputs whose formulas pass beyond the dtype's range on the way: layer_norm's
+    variance (2^1040), det (5·2^1200; the gradient is the cofactor matrix), prod's partial product 2^1100 (the
+    product is 2^400), cosine_embedding_loss's squared norms (2^140 in float32). torch gives NaN or ±inf."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    fmt = format_named(precision)
+    leaves = [torch.tensor([float(v) for v in values], dtype=fmt.torch_dtype).reshape(shape).requires_grad_()
+              for shape, values in inputs]
+    y = f(leaves)
+    y.backward(torch.tensor(upstream, dtype=fmt.torch_dtype) if upstream else None)
+    for leaf, values in zip(leaves, exact):
+        for got, want in zip(leaf.grad.reshape(-1).tolist(), values):
+            if want is not None:
+                assert math.isfinite(got) and _relative_error_in_ulps(got, want, precision) <= ULPS_ALLOWED, (
+                    f"{precision}: gradient {leaf.grad.tolist()}, exact {[float(v) for v in values if v is not None]}")
+
+
+# ------------------------------------------------------------------ forward mode (torch.func.jvp)
+def _jvp(f, primals, tangents):
+    import torch.func as tf
+
+    return tf.jvp(f, tuple(primals), tuple(tangents))
+
+
+@pytest.mark.parametrize("point", [None], ids=["scatter_reduce_prod/2:3-float64"])
+def test_scatter_reduce_prod_forward_mode(point):
+    """scatter_reduce(x, 0, [0], s, 'prod', include_self=True) at x = 2, s = 3 is x·s = 6: its derivative is 3 in x
+    and 2 in s. torch.func.jvp gives 0 for either tangent (jacfwd is 0 where jacrev is right)."""
+    x, s = torch.tensor([2.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64)
+    index = torch.tensor([0])
+
+    def f(a, b):
+        return torch.scatter_reduce(a, 0, index, b, "prod", include_self=True)
+
+    one, zero = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    assert [_jvp(f, (x, s), (one, zero))[1].item(), _jvp(f, (x, s), (zero, one))[1].item()] == [3.0, 2.0]
+
+
+@pytest.mark.parametrize("point", [None], ids=["triangular_solve/unitriangular-float64"])
+def test_triangular_solve_unitriangular_forward_mode(point):
+    """triangular_solve(B, A, upper=True, unitriangular=True) solves U X = B with U = [[1, a01], [0, 1]]: A's diagonal
+    is not read. At A = [[2, 1], [0, 3]], B = (1, 2): X = (-1, 2); a tangent of ones in A moves only a01, dX =
+    -U⁻¹ dU X = -U⁻¹ (2, 0) = (-2, 0). torch.func.jvp gives (0, -1)."""
+    a = torch.tensor([[2.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+
+    def f(a_, b_):
+        return torch.triangular_solve(b_, a_, upper=True, unitriangular=True)[0]
+
+    _, tangent = _jvp(f, (a, b), (torch.ones(2, 2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)))
+    assert tangent.reshape(-1).tolist() == [-2.0, 0.0], tangent.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["cholesky_inverse/e00-float64"])
+def test_cholesky_inverse_forward_mode(point):
+    """cholesky_inverse(L) = (L Lᵀ)⁻¹; at L = [[1, 0], [1, 2]] (L Lᵀ = [[1, 1], [1, 5]], inverse [[5, -1], [-1, 1]]/4)
+    the tangent e_00 moves L Lᵀ by [[2, 1], [1, 0]], so the inverse by -M⁻¹ [[2, 1], [1, 0]] M⁻¹ =
+    [[-5/2, 1/4], [1/4, 0]], which torch's backward (jacrev) gives. torch.func.jvp gives
+    [[-3.125, -0.625], [-0.625, 0.375]]."""
+    lower = torch.tensor([[1.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+    tangent = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    _, moved = _jvp(torch.cholesky_inverse, (lower,), (tangent,))
+    assert moved.reshape(-1).tolist() == [-2.5, 0.25, 0.25, 0.0], moved.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["logcumsumexp/1-float64"])
+def test_logcumsumexp_forward_mode_of_one_element(point):
+    """logcumsumexp of one element x is x: its jvp is the tangent itself, 1 for t = 1. torch.func.jvp gives
+    0.9999999999999001 in float64 (450 ulps); three elements (1, 2, 1/2) are off by up to 2.7e-13."""
+    x = torch.tensor([1.0], dtype=torch.float64)
+    _, tangent = _jvp(lambda v: torch.logcumsumexp(v, 0), (x,), (torch.ones(1, dtype=torch.float64),))
+    assert tangent.item() == 1.0, repr(tangent.item())
+
+
+@pytest.mark.parametrize("point", [None], ids=["group_norm/constant-float16"])
+def test_group_norm_forward_mode_of_a_constant_group(point):
+    """group_norm of the constant group (1, 1) with weight and bias 1 is (1, 1); along tangents of ones in the input
+    (the group moves as a whole: normalized, 0), the weight (times the normalized input, 0) and the bias (1) it
+    moves by (1, 1). float32 gives (1, 1); float16 gives NaN."""
+    half = torch.float16
+    x, w, b = torch.ones(1, 2, dtype=half), torch.ones(2, dtype=half), torch.ones(2, dtype=half)
+    _, tangent = _jvp(lambda x_, w_, b_: torch.nn.functional.group_norm(x_, 1, w_, b_), (x, w, b),
+                      (torch.ones_like(x), torch.ones_like(w), torch.ones_like(b)))
+    assert tangent.reshape(-1).tolist() == [1.0, 1.0], tangent.reshape(-1).tolist()
+
+
+TANGENT_DTYPE_CASES = {
+    "renorm-float16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.float16)]),
+    "renorm-bfloat16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.bfloat16)]),
+    "triplet_margin_with_distance_loss-float32": (
+        lambda v: torch.nn.functional.triplet_margin_with_distance_loss(v[0], v[1], v[2], margin=1.0),
+        [torch.ones(1) for _ in range(3)]),
+}
+
+
+@pytest.mark.parametrize("name", list(TANGENT_DTYPE_CASES))
+def test_forward_mode_tangent_has_the_output_dtype(name):
+    """A tangent has its primal's dtype. renorm's is float32 for a float16 or bfloat16 input;
+    triplet_margin_with_distance_loss's (the default distance, pairwise_distance) is float64 for float32 inputs."""
+    f, primals = TANGENT_DTYPE_CASES[name]
+    out, tangent = _jvp(lambda *v: f(v), primals, [torch.ones_like(p) for p in primals])
+    assert tangent.dtype == out.dtype, f"{name}: output {out.dtype}, tangent {tangent.dtype}"

@@ -22,6 +22,7 @@ from flint import arb
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
+from gradoracle.check_function import DEFAULT_ERROR_FACTOR
 from gradoracle.pytest_plugin import FIXTURE_HEALTH, scaled
 from oracles.core.expected import ExpectedElement, Status
 from oracles.core.expr import Apply, Var
@@ -31,12 +32,16 @@ from oracles.faults.derivatives import planted_tensor_backward_error, reduction_
 from oracles.numerics.dtypes import format_named
 from oracles.numerics.exact import compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
+from oracles.reports import findings
 from oracles.table import (
     attention_ops,
     batch_norm_ops,
     cast_ops,
     cdist_ops,
+    chunked_linear_loss_ops,
+    complex_ops,
     cov_ops,
+    ctc_ops,
     dropout_ops,
     float_power_ops,
     gradient_ops,
@@ -66,13 +71,21 @@ from oracles.table.tensor_ops import (
     ShapeParams,
 )
 from oracles.tensor.check import check_tensor_case, tensor_reproducer
+from oracles.tensor.forward import expected_jvp, jacobian_rows
 from oracles.tensor.oracle import exact_vjp, expected_tensor_gradients, program_sympy
 from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program
 from strategies.backward import upstream_values
 from strategies.expressions import compositions
 from strategies.tensor_params import op_params
-from strategies.tensor_programs import tensor_cases
+from strategies.tensor_programs import tangents_for, tensor_cases
 from strategies.values import leaf_value_lists
+
+REGISTRY = findings.load()
+FORWARD_FINDINGS = findings.forward_mode_findings(REGISTRY)
+# a few examples per op and dtype: each draws every magnitude afresh, and the ops are many
+WHOLE_RANGE_EXAMPLES = 4
+# forward mode: a few examples per op, the dtype drawn per example (each needs the whole Jacobian)
+JVP_EXAMPLES = 3
 
 
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
@@ -95,6 +108,27 @@ def test_tensor_op_gradient(op, dtype, device, verdict_log, data):
     check(data.draw(tensor_cases(dtype, root=op), label="case"), device, verdict_log)
 
 
+@pytest.mark.parametrize("op", list(TENSOR_OPS))
+@pytest.mark.unverified_by_design(
+    "half of a dtype's binades lie where a square overflows or underflows: there the rounding model cannot "
+    "bound torch's sums of squares, products and pivots, so elements are unverified with that reason, per op in "
+    "the run report")
+@scaled(WHOLE_RANGE_EXAMPLES)
+@given(data=st.data())
+def test_tensor_op_whole_domain(op, dtype, device, verdict_log, data):
+    """`op` applied to its inputs themselves, their values over the dtype's whole range of magnitudes
+    (strategies/tensor_whole_domain.py); the run report records the binades shown."""
+    supported = TENSOR_OPS[op].cpu_dtypes
+    if device == "cpu" and supported is not None and dtype not in supported:
+        pytest.skip(f"torch {torch.__version__} has no {dtype} kernel for {op} on the CPU")
+    if device != "cpu" and TENSOR_OPS[op].seeded:
+        pytest.skip(f"{op}'s noise is reproduced from torch's CPU generator only")
+    case = data.draw(tensor_cases(dtype, root=op, stages=1, whole_range=True), label="case")
+    verdict_log.show(case, ((),) * len(case.shapes))
+    outcome = findings.excuse_registered_magnitudes(check_tensor_case(case, device), REGISTRY)
+    assert_gradients_match(outcome, verdict_log)
+
+
 @FIXTURE_HEALTH
 @given(data=st.data())
 def test_tensor_program_gradient(dtype, device, verdict_log, data):
@@ -102,8 +136,18 @@ def test_tensor_program_gradient(dtype, device, verdict_log, data):
     check(data.draw(tensor_cases(dtype), label="case"), device, verdict_log)
 
 
-def _one_hot(n: int, k: int) -> tuple[float, ...]:
-    return tuple(1.0 if i == k else 0.0 for i in range(n))
+def _function_of_used_inputs(case: TensorCase, device: str):
+    """The program as a function of its used inputs (the others held), and those inputs: torch.func's view."""
+    used = list(case.used)
+    leaves = [leaf.detach() for leaf in case.make_leaves(device)]
+
+    def f(*xs):
+        full = list(leaves)
+        for i, x in zip(used, xs):
+            full[i] = x
+        return run_program(case.program, full)
+
+    return f, [leaves[i] for i in used]
 
 
 @scaled(20)
@@ -115,19 +159,11 @@ def test_jacrev_of_tensor_programs(dtype, device, verdict_log, data):
 
     case = data.draw(tensor_cases(dtype, upstream=False), label="case")
     used = list(case.used)
-    leaves = [leaf.detach() for leaf in case.make_leaves(device)]
-
-    def f(*xs):
-        full = list(leaves)
-        for i, x in zip(used, xs):
-            full[i] = x
-        return run_program(case.program, full)
-
-    jacobians = tf.jacrev(f, argnums=tuple(range(len(used))))(*(leaves[i] for i in used))
+    f, primals = _function_of_used_inputs(case, device)
+    jacobians = tf.jacrev(f, argnums=tuple(range(len(used))))(*primals)
     out_shape, n_out = case.output_shape, int(np.prod(case.output_shape, dtype=int))
     verdicts = []
-    rows = [expected_tensor_gradients(TensorCase(case.program, case.shapes, case.values, dtype, _one_hot(n_out, o)))
-            for o in range(n_out)]
+    rows = jacobian_rows(case)
     for k, i in enumerate(used):
         jac = jacobians[k]
         expected_shape = out_shape + case.shapes[i]
@@ -141,6 +177,43 @@ def test_jacrev_of_tensor_programs(dtype, device, verdict_log, data):
             for a, element in enumerate(rows[o][i].elements):
                 verdicts.append(judge_element(i, (o, a), values[o][a], element, case.format))
     assert_gradients_match(Outcome(case, verdicts, device, call="torch.func.jacrev (index: [output, element])"),
+                           verdict_log)
+
+
+@pytest.mark.parametrize("op", list(TENSOR_OPS))
+@scaled(JVP_EXAMPLES)
+@given(data=st.data())
+def test_tensor_op_jvp(op, dtypes, device, verdict_log, data):
+    """torch.func.jvp of `op` on elementwise compositions of its inputs: J·t for drawn tangents (inside each matrix
+    domain's set), against the exact Jacobian, torch's forward formulas allowed the foreign-code bound
+    (oracles.tensor.forward). The dtype is drawn per example from the run's."""
+    import torch.func as tf
+
+    entry, finding = TENSOR_OPS[op], FORWARD_FINDINGS.get(op)
+    if finding is not None:
+        pytest.skip(f"torch's forward mode of {op}: registered finding {finding.id} (pinned by its own tests)")
+    if not entry.torch_func:
+        pytest.skip(f"torch.func refuses {op} by design")
+    runs = [d for d in dtypes if device != "cpu" or entry.cpu_dtypes is None or d in entry.cpu_dtypes]
+    if not runs or entry.seeded:
+        pytest.skip(f"{op} runs in none of the dtypes {dtypes} on {device}, or draws noise forward mode redraws")
+    dtype = data.draw(st.sampled_from(runs), label="dtype")
+    case = data.draw(tensor_cases(dtype, root=op, stages=1, upstream=False), label="case")
+    tangents = data.draw(tangents_for(case), label="tangents")
+    f, primals = _function_of_used_inputs(case, device)
+    primal_out, tangent_out = tf.jvp(f, tuple(primals), tuple(
+        torch.tensor(tangents[i], dtype=torch.float64).reshape(case.shapes[i]).to(p)
+        for i, p in zip(case.used, primals)))
+    if tuple(tangent_out.shape) != case.output_shape or tangent_out.dtype != primal_out.dtype:
+        verdicts = [ElementVerdict(-1, (), Verdict.WRONG, reason=(
+            f"jvp has shape {tuple(tangent_out.shape)} and dtype {tangent_out.dtype}, the output "
+            f"{case.output_shape} and {primal_out.dtype}"))]
+    else:
+        fmt = format_named(str(primal_out.dtype).removeprefix("torch."))
+        expected = expected_jvp(case, jacobian_rows(case), tangents, DEFAULT_ERROR_FACTOR)
+        values = tangent_out.detach().to("cpu", torch.float64).reshape(-1).tolist()
+        verdicts = [judge_element(-1, (o,), v, e, fmt) for o, (v, e) in enumerate(zip(values, expected))]
+    assert_gradients_match(Outcome(case, verdicts, device, call=f"torch.func.jvp, tangents {tangents}"),
                            verdict_log)
 
 
@@ -217,9 +290,9 @@ def test_every_spelling_is_reachable():
 ROUNDING_FORWARD = (loss_ops.NAMES + sample_losses.NAMES + normalization_ops.NAMES + batch_norm_ops.NAMES
                     + renorm_ops.NAMES + pdist_ops.NAMES + prelu_ops.NAMES + polar_ops.NAMES
                     + attention_ops.NAMES + grid_sample_ops.NAMES + linear_loss_ops.NAMES
-                    + cast_ops.NAMES + float_power_ops.NAMES + dropout_ops.NAMES
-                    + softmax_internals.NAMES + cdist_ops.NAMES + cov_ops.NAMES
-                    + inf_norm_ops.NAMES + gradient_ops.NAMES)
+                    + chunked_linear_loss_ops.NAMES + cast_ops.NAMES + complex_ops.NAMES + float_power_ops.NAMES
+                    + dropout_ops.NAMES + softmax_internals.NAMES + ctc_ops.NAMES
+                    + cdist_ops.NAMES + cov_ops.NAMES + inf_norm_ops.NAMES + gradient_ops.NAMES)
 # The ops whose forward is an index map (gathering ops, contractions).
 INDEX_MAPS = [name for name, op in TENSOR_OPS.items() if isinstance(op.space, OptionSpace)
               and name not in ROUNDING_FORWARD + linalg_ops.NAMES + spectra.NAMES + cov_ops.WEIGHTED]

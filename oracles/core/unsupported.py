@@ -18,6 +18,8 @@ _MISSING = (re.compile(r"\"(?P<kernel>[\w.:]+)\" not implemented for '(?P<where>
             re.compile(r"Could not run '(?P<kernel>[\w.:]+)' with arguments from the '(?P<where>\w+)' backend"))
 # a derivative an older torch does not have (nextafter's before torch 2.1)
 _UNDIFFERENTIATED = re.compile(r"the derivative for '(?P<op>[\w.:]+)' is not implemented")
+# an op whose forward-mode formula torch does not have (ormqr, pdist, index_reduce in torch 2.13)
+_NO_FORWARD_AD = re.compile(r"Trying to use forward AD with (?P<op>[\w.:]+) that does not support it")
 # an op an older torch does not have at all (torch.nn.functional.rms_norm before torch 2.4)
 _ABSENT = re.compile(r"module '(?P<module>torch[\w.]*)' has no attribute '(?P<name>\w+)'")
 
@@ -38,6 +40,9 @@ def missing_kernel(error: BaseException) -> UnsupportedKernel | None:
     match = _UNDIFFERENTIATED.search(str(error))
     if match:
         return UnsupportedKernel(f"the derivative of {match['op']}", "this version")
+    match = _NO_FORWARD_AD.search(str(error))
+    if match:
+        return UnsupportedKernel(f"forward AD of {match['op']}", "this version")
     for pattern in _MISSING:
         match = pattern.search(str(error))
         if match:

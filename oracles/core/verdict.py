@@ -59,6 +59,8 @@ class ElementVerdict:
     def abs_error(self) -> float | None:
         if self.torch_value is None or self.exact is None:
             return None
+        if math.isinf(self.torch_value) and self.verdict is Verdict.VERIFIED:
+            return 0.0  # the exact value lies beyond the dtype's range and torch's inf is its rounding
         return abs(self.torch_value - self.exact)
 
     @property
@@ -88,15 +90,16 @@ def hidden_nonfinite(torch_value: float, exact: arb | None, fmt: FloatFormat) ->
 
 
 # torch evaluates a program and its backward formulas op by op in the tensor's dtype, so a value on the way
-# can overflow although the gradient fits (findings.toml: backward-intermediate-overflow); an inf that then
-# meets an underflowed 0 gives NaN. Where the model foresaw that overflow and torch returns ±inf or NaN, the
-# element is that registered deviation, named; any other NaN or inf where the exact value is finite is wrong.
-INTERMEDIATE_OVERFLOW = "known torch deviation: an intermediate of the backward formula overflows"
+# can overflow although the gradient fits (findings.toml: backward-intermediate-overflow, registered for every
+# dtype); an inf that then meets an underflowed 0 gives NaN. Where the model foresaw that overflow and torch
+# returns ±inf or NaN, the element is that registered finding, named; any other NaN or inf where the exact value
+# is finite is wrong.
+INTERMEDIATE_OVERFLOW = "registered finding backward-intermediate-overflow"
 # float16 holds no number as small as the eps (1e-12) that guards some divisions of losses and norms: torch's
 # eps is 0 there, so where the divisor it guards is 0 torch divides 0 by 0 (findings.toml:
 # half-epsilon-underflow). Where the model foresaw that and torch returns NaN or inf, the element is that
-# registered deviation, named.
-EPSILON_UNDERFLOW = "known torch deviation: the formula's eps is 0 in the dtype"
+# registered finding, named.
+EPSILON_UNDERFLOW = "registered finding half-epsilon-underflow"
 
 
 def faithfully_rounded(torch_value: float, exact: arb | None, fmt: FloatFormat) -> bool:

@@ -89,9 +89,10 @@ def reduction_backward_on_wrong_axis():
     return faulty
 
 
-def planted_tensor_backward_error(op_name: str, rel_error: float):
+def planted_tensor_backward_error(op_name: str, rel_error: float, where=None):
     """An override of a tensor op (oracles.tensor.program's `overrides`): torch's forward and backward,
-    the backward's result times (1 + rel_error) (the sensitivity benchmark's fault)."""
+    the backward's result times (1 + rel_error) (the sensitivity benchmark's fault); with `where` (the op's
+    argument tensors -> bool), only where it holds (a bug of one region of the inputs)."""
     op = TENSOR_OPS[op_name]
 
     class _Planted(torch.autograd.Function):
@@ -106,7 +107,8 @@ def planted_tensor_backward_error(op_name: str, rel_error: float):
             args = [a.detach().requires_grad_() for a in ctx.saved_tensors]
             with torch.enable_grad():
                 grads = torch.autograd.grad(ctx.call(args, ctx.params), args, grad, allow_unused=True)
-            return (None, None, *(None if g is None else g * (1 + rel_error) for g in grads))
+            factor = 1 + rel_error if where is None or where(ctx.saved_tensors) else 1
+            return (None, None, *(None if g is None else g * factor for g in grads))
 
     def faulty(args, params):
         spelling = op.spellings[op.spellings_for(tuple(tuple(a.shape) for a in args), params)[0]]

@@ -39,7 +39,10 @@ KINDS = ("deviation", "inaccuracy", "compile")
 ANY_PROGRAM = "any"  # the op of a compile finding that holds for every program, not one op
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
-_OPTIONAL = {"region": (dict, list)}  # one region ([finding.region]) or several ([[finding.region]])
+_OPTIONAL = {"region": (dict, list),  # one region ([finding.region]) or several ([[finding.region]])
+             "magnitudes": dict,  # a tensor op's: per dtype, intervals of its inputs' largest magnitude
+             "mode": str}  # "forward": torch's forward-mode derivative of the op (default: its backward)
+MODES = ("reverse", "forward")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[.+\]$")  # ids may hold brackets (oracles.core.test_ids)
 
@@ -87,6 +90,14 @@ class Finding:
     evidence: str
     tests: tuple[str, ...]
     regions: tuple[Region, ...] = ()
+    # a tensor-op finding's region: per dtype, intervals that hold the largest |element| of the op's inputs
+    # wherever the finding shows (an underflow of squares below, an overflow above)
+    magnitudes: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+    mode: str = "reverse"
+
+    def holds_at_magnitude(self, largest: float, dtype: str) -> bool:
+        intervals = dict(self.magnitudes).get(dtype, ())
+        return dtype in self.dtypes and any(low <= largest <= high for low, high in intervals)
 
     def holds_at(self, point: tuple[float, ...], dtype: str) -> bool:
         """Whether `point` (tensor arguments, then constants) lies in one of the finding's regions in `dtype`."""
@@ -150,8 +161,25 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
             [regions] if isinstance(regions, dict) else regions)):
         raise RegistryError(f"{where}: region must be a table ([finding.region]) or tables ([[finding.region]])")
     regions = tuple(_region(r, where) for r in ([regions] if isinstance(regions, dict) else regions))
+    magnitudes = _magnitudes(raw.get("magnitudes", {}), raw["dtypes"], where)
+    mode = raw.get("mode", "reverse")
+    if mode not in MODES:
+        raise RegistryError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
     return Finding(raw["id"], raw["op"], raw["where"], raw["kind"], tuple(raw["dtypes"]),
-                   tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), regions)
+                   tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), regions,
+                   magnitudes, mode)
+
+
+def _magnitudes(raw: dict, dtypes: list[str], where: str) -> tuple[tuple[str, tuple[tuple[float, float], ...]], ...]:
+    out = []
+    for dtype, intervals in raw.items():
+        if dtype not in dtypes:
+            raise RegistryError(f"{where}: magnitudes.{dtype}: not one of the entry's dtypes {dtypes}")
+        bounds = _intervals(intervals, where, f"magnitudes.{dtype}")
+        if any(low < 0 for low, _ in bounds):
+            raise RegistryError(f"{where}: magnitudes.{dtype} are magnitudes: intervals from 0 up")
+        out.append((dtype, bounds))
+    return tuple(out)
 
 
 def _dtype_of(test: str) -> str | None:
@@ -194,6 +222,26 @@ def _region(raw: dict, where: str) -> Region:
             raise RegistryError(f"{where}: region.{key}.args needs {len(args)} interval(s), as region.args")
     return Region(args, tuple(float(c) for c in constants), tuple(per_dtype), mirrored,
                   tuple(tuple(float(v) for v in c) for c in others))
+
+
+def forward_mode_findings(registry: list[Finding]) -> dict[str, Finding]:
+    """Per op, the registered finding about torch's forward-mode derivative of it (its own tests pin it)."""
+    return {f.op: f for f in registry if f.mode == "forward"}
+
+
+def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
+    """`outcome` of a tensor case with every element torch does not pass counted as a registered finding of
+    the case's root op (unverified, reason `registered finding <id>`) where the largest |element| of the
+    inputs lies in that finding's magnitudes: the finding is pinned by its own strict test."""
+    case = outcome.case
+    largest = max((abs(v) for values in case.values for v in values), default=0.0)
+    finding = next((f for f in registry if f.op == getattr(case.program, "op", None)
+                    and f.holds_at_magnitude(largest, case.dtype)), None)
+    if finding is None:
+        return outcome
+    verdicts = [replace(v, verdict=Verdict.UNVERIFIED, reason=f"{REGISTERED} {finding.id}")
+                if v.verdict is not Verdict.VERIFIED else v for v in outcome.verdicts]
+    return replace(outcome, verdicts=verdicts)
 
 
 def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> Finding | None:

@@ -9,8 +9,11 @@ from oracles.table import (
     cast_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cholesky_inverse_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    chunked_linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    complex_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     contraction_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     cov_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    ctc_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     dropout_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     fft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     float_power_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -25,8 +28,10 @@ from oracles.table import (
     linear_loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     loss_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     lu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    lu_solve_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     masked_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     math_functions,  # noqa: F401 - registers its entries in OPS
+    matrix_exp_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     max_pooling,  # noqa: F401 - registers its entries in TENSOR_OPS
     mode_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     normalization_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -34,6 +39,7 @@ from oracles.table import (
     partial_view_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pdist_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pinv_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    pinv_singular_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     polar_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     pooling_backward_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
     prelu_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
@@ -49,4 +55,5 @@ from oracles.table import (
     softmax_internals,  # noqa: F401 - registers its entries in TENSOR_OPS
     special_functions,  # noqa: F401 - registers its entries in OPS
     spectral_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
+    stft_ops,  # noqa: F401 - registers its entries in TENSOR_OPS
 )

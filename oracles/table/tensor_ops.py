@@ -198,6 +198,10 @@ class TensorOp:
     # the oracle reproduces it on the CPU and eagerly only (other devices' generators and torch.compile draw other
     # noise), so it is checked on the CPU by its own property test and left out of random programs
     seeded: bool = False
+    # False: torch.func's transforms refuse the op by design (linear_cross_entropy's chunked path precomputes its
+    # gradients in the forward); random programs, which torch.func.jacrev runs too, leave it out, and its own
+    # property test checks its backward
+    torch_func: bool = True
     # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
     blind_spots: tuple = ()
     # per argument, the matrices the strategies draw for it where the op is defined on a part of the matrices
