@@ -248,19 +248,24 @@ def test_index_reduce_prod_runs_on_a_row(precision, dtypes):
 POLAR_DTYPES = ("float64", "float32")
 
 
-@pytest.mark.parametrize("precision", POLAR_DTYPES, ids=[f"polar/0-{d}" for d in POLAR_DTYPES])
-def test_polar_abs_gradient_at_zero(precision, dtypes):
+POLAR_CASES = [(0.0, d) for d in POLAR_DTYPES] + [(2.0**-130, "float32")]
+
+
+@pytest.mark.parametrize(("magnitude", "precision"), POLAR_CASES,
+                         ids=[f"polar/{'0' if m == 0 else '2pow-130'}-{d}" for m, d in POLAR_CASES])
+def test_polar_abs_gradient_at_zero(magnitude, precision, dtypes):
     """polar(abs, angle) = abs e^(i angle) is linear in abs, so the gradient of its real part in abs is cos(angle),
-    0.8776 at angle 1/2, also at abs = 0. polar_backward computes it as real(conj(grad) * sgn(result)), and
-    sgn(0) = 0."""
+    0.8776 at angle 1/2, also at abs = 0 and at a subnormal abs. polar_backward computes it as
+    real(conj(grad) * sgn(result)): sgn(0) = 0, and a subnormal result's modulus underflows, so its sgn is inf."""
     if precision not in dtypes:
         pytest.skip(f"{precision} is not among --dtypes")
     dtype = format_named(precision).torch_dtype
-    magnitude = torch.tensor(0.0, dtype=dtype, requires_grad=True)
+    magnitude = torch.tensor(magnitude, dtype=dtype, requires_grad=True)
     torch.view_as_real(torch.polar(magnitude, torch.tensor(0.5, dtype=dtype)))[0].backward()
     exact = mp.cos(mp.mpf(0.5))
     assert _relative_error_in_ulps(magnitude.grad.item(), exact, precision) <= ULPS_ALLOWED, (
-        f"polar(0, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, exact {float(exact)!r}")
+        f"polar({magnitude.item()!r}, 1/2), {precision}: d real / d abs = {magnitude.grad.item()!r}, "
+        f"exact {float(exact)!r}")
 
 
 HOUSEHOLDER_DTYPES = ("float64", "float32")

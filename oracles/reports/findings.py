@@ -40,7 +40,7 @@ ANY_PROGRAM = "any"  # the op of a compile finding that holds for every program,
 _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "torch_versions": list,
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list),  # one region ([finding.region]) or several ([[finding.region]])
-             "magnitudes": dict,  # a tensor op's: per dtype, intervals of its inputs' largest magnitude
+             "magnitudes": dict,  # a tensor op's: per dtype, intervals of its first input's largest magnitude
              "mode": str}  # "forward": torch's forward-mode derivative of the op (default: its backward)
 MODES = ("reverse", "forward")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -90,8 +90,9 @@ class Finding:
     evidence: str
     tests: tuple[str, ...]
     regions: tuple[Region, ...] = ()
-    # a tensor-op finding's region: per dtype, intervals that hold the largest |element| of the op's inputs
-    # wherever the finding shows (an underflow of squares below, an overflow above)
+    # a tensor-op finding's region: per dtype, intervals that hold the largest |element| of the op's first input
+    # (the matrix, the tensor reduced, the queries) wherever the finding shows (squares underflow below, overflow
+    # above)
     magnitudes: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
     mode: str = "reverse"
 
@@ -231,10 +232,12 @@ def forward_mode_findings(registry: list[Finding]) -> dict[str, Finding]:
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
     """`outcome` of a tensor case with every element torch does not pass counted as a registered finding of
-    the case's root op (unverified, reason `registered finding <id>`) where the largest |element| of the
-    inputs lies in that finding's magnitudes: the finding is pinned by its own strict test."""
+    the case's root op (unverified, reason `registered finding <id>`) where the largest |element| of the op's
+    first input lies in that finding's magnitudes: the finding is pinned by its own strict test."""
     case = outcome.case
-    largest = max((abs(v) for values in case.values for v in values), default=0.0)
+    first = getattr(case.program, "args", (None,))[0]
+    values = case.values[first.index] if hasattr(first, "index") else ()
+    largest = max((abs(v) for v in values), default=0.0)
     finding = next((f for f in registry if f.op == getattr(case.program, "op", None)
                     and f.holds_at_magnitude(largest, case.dtype)), None)
     if finding is None:

@@ -250,8 +250,11 @@ def _residuals_backward(F, arrays, out, grad, p):
     ga, gb = spectra.obj(a.shape), spectra.obj(b.shape)
     for index in spectra.batches(a):
         ai, bi = a[index], b[index]
+        exact_solution = _exact_solution(ai, bi)
+        for v in exact_solution.reshape(-1):  # torch holds X in the dtype: beyond its range X is inf (and r NaN)
+            F.in_range(v)
         solution, _ = _lstsq_balls(F, ai, bi, p["driver"])
-        x = _hull(solution, _exact_solution(ai, bi))
+        x = _hull(solution, exact_solution)
         r = _elementwise(F, "sub", spectra.matmul(F, ai, x), bi)
         g = grad[index]
         weighted = spectra.obj(r.shape)

@@ -65,9 +65,11 @@ def expected_jvp(case: TensorCase, rows: list[list[ExpectedGrad]], tangents: dic
                 terms += 1
         if failure is not None:
             # an overflow the backward model foresees is the same intermediate in forward mode's chain (the products
-            # in the other order: registered as backward-intermediate-overflow); any other failure says nothing
+            # in the other order: registered as backward-intermediate-overflow), an eps that is 0 in the dtype the
+            # same guard (half-epsilon-underflow); any other failure says nothing
             element = ExpectedElement(failure.status, exact, reason=failure.reason)
-            expected.append(element if failure.status is Status.OVERFLOW else widened_element(element, fmt, factor))
+            named = failure.status in (Status.OVERFLOW, Status.EPSILON_UNDERFLOW)
+            expected.append(element if named else widened_element(element, fmt, factor))
             continue
         # the dot product of `terms` rounded products and sums, in any order: gamma_n |J| |t| (Higham, 3.1)
         u = arb(fmt.unit_roundoff)
