@@ -112,3 +112,7 @@ for _d, _ranks, _shapes in ((1, (2, 3), None), (2, (3,), None), (3, (3,), _batch
 # (53% averaged over the distinct programs).
 TENSOR_OPS["adaptive_max_pool3d"] = dataclasses.replace(TENSOR_OPS["adaptive_max_pool3d"], blind_spots=(
     BlindSpot("test_tensor_op_gradient", "bfloat16", "ties among bfloat16 values in the 3-d pooling windows"),))
+# The same in 2-d windows of up to 4 elements: measured 38 of 75 elements unverified, 37 of them singular at ties
+# (53% averaged over the distinct programs; float32 72% of elements, but below half over its programs).
+TENSOR_OPS["adaptive_max_pool2d"] = dataclasses.replace(TENSOR_OPS["adaptive_max_pool2d"], blind_spots=(
+    BlindSpot("test_tensor_op_gradient", "bfloat16", "ties among bfloat16 values in the 2-d pooling windows"),))
