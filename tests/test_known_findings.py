@@ -479,13 +479,19 @@ TANGENT_DTYPE_CASES = {
     "triplet_margin_with_distance_loss-float32": (
         lambda v: torch.nn.functional.triplet_margin_with_distance_loss(v[0], v[1], v[2], margin=1.0),
         [torch.ones(1) for _ in range(3)]),
+    **{f"grid_sample_{d}d-{p}": (  # forward AD of grid_sampler is new in torch 2.15.0: unsupported before
+        lambda v: torch.nn.functional.grid_sample(v[0], v[1], padding_mode="reflection", align_corners=False),
+        [torch.ones((1, 1) + (1,) * d, dtype=getattr(torch, p)),
+         torch.full((1,) + (1,) * d + (d,), 0.125, dtype=getattr(torch, p))])
+       for d in (2, 3) for p in ("bfloat16", "float16")},
 }
 
 
 @pytest.mark.parametrize("name", list(TANGENT_DTYPE_CASES))
 def test_forward_mode_tangent_has_the_output_dtype(name):
     """A tangent has its primal's dtype. renorm's is float32 for a float16 or bfloat16 input;
-    triplet_margin_with_distance_loss's (the default distance, pairwise_distance) is float64 for float32 inputs."""
+    triplet_margin_with_distance_loss's (the default distance, pairwise_distance) is float64 for float32 inputs;
+    grid_sample's (torch 2.15.0) is float32 for float16 or bfloat16 inputs."""
     f, primals = TANGENT_DTYPE_CASES[name]
     out, tangent = _jvp(lambda *v: f(v), primals, [torch.ones_like(p) for p in primals])
     assert tangent.dtype == out.dtype, f"{name}: output {out.dtype}, tangent {tangent.dtype}"
