@@ -225,13 +225,7 @@ def _backward(F, arrays, out, grad, p):
 
 # ------------------------------------------------------------------ exactly, where SymPy's derivative does not exist
 def _exact_sign(v: arb) -> int:
-    if formula.is_exact_zero(v):
-        return 0
-    if v > 0:
-        return 1
-    if v < 0:
-        return -1
-    raise Singular("a difference may be 0")
+    return formula.decided_sign(v, "a difference may be 0")
 
 
 def _exact_shares(d: list[arb], g: arb, p: float) -> list[arb]:

@@ -16,7 +16,6 @@ import sympy
 import torch
 from flint import arb
 
-from oracles.numerics.rounding import Singular
 from oracles.table import tensor_formulas as formula
 from oracles.table.tensor_formulas import SliceFormulas
 from oracles.table.tensor_ops import TENSOR_OPS, ReductionParams, TSpelling, _reduction
@@ -27,13 +26,7 @@ ZERO = formula.ZERO
 
 def _sign(v) -> int:
     """sgn of a value the model decides (exact 0 is 0)."""
-    if formula.is_exact_zero(v):
-        return 0
-    if v > 0:
-        return 1
-    if v < 0:
-        return -1
-    raise Singular("the sign of an element at the norm may be either within the rounding model")
+    return formula.decided_sign(v, "the sign of an element at the norm may be either within the rounding model")
 
 
 def _extreme(values, largest: bool):

@@ -63,18 +63,7 @@ def _array(matrix: sympy.Matrix) -> np.ndarray:
 
 def _per_matrix(function):
     """function(list of one matrix per argument, params) -> array, over a batch."""
-
-    def batched(arrays, p):
-        first = arrays[0]
-        pieces = {b: np.asarray(function([x[b] for x in arrays], p), dtype=object) for b in spectra.batches(first)}
-        shape = next(iter(pieces.values())).shape
-        out = spectra.obj(first.shape[:-2] + shape)
-        for b, piece in pieces.items():
-            for index in np.ndindex(*shape):
-                out[b + index] = piece[index]
-        return out
-
-    return batched
+    return lambda arrays, p: spectra.per_batch(lambda *matrices: function(list(matrices), p), *arrays)
 
 
 def _sym_solution(arrays, p):

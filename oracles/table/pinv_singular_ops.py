@@ -36,23 +36,8 @@ def _sym_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _array(fb * (gb.adjugate() / gb.det()) * (ga.adjugate() / ga.det()) * fa.T)
 
 
-def _per_matrix(function):
-    """function(a, b) per matrix of a batch, stacked."""
-
-    def batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        pieces = {m: function(a[m], b[m]) for m in spectra.batches(a)}
-        shape = next(iter(pieces.values())).shape
-        out = spectra.obj(a.shape[:-2] + shape)
-        for m, piece in pieces.items():
-            for index in np.ndindex(*shape):
-                out[m + index] = piece[index]
-        return out
-
-    return batched
-
-
 def _sympy(arrays, p):
-    return _per_matrix(_sym_one)(*arrays)
+    return spectra.per_batch(_sym_one, *arrays)
 
 
 def _exact_pinv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -79,7 +64,7 @@ def _pinv_balls(F, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _forward(F, arrays, p):
-    return _per_matrix(functools.partial(_pinv_balls, F))(*arrays)
+    return spectra.per_batch(functools.partial(_pinv_balls, F), *arrays)
 
 
 def _backward(F, arrays, out, grad, p):

@@ -143,6 +143,17 @@ def batches(a: np.ndarray) -> list[tuple[int, ...]]:
     return list(np.ndindex(*a.shape[:-2]))
 
 
+def per_batch(function, *arrays: np.ndarray) -> np.ndarray:
+    """function(one matrix of each argument) for every matrix of a batch (the arguments' leading dims), stacked."""
+    pieces = {b: np.asarray(function(*(x[b] for x in arrays)), dtype=object) for b in batches(arrays[0])}
+    shape = next(iter(pieces.values())).shape
+    out = obj(arrays[0].shape[:-2] + shape)
+    for b, piece in pieces.items():
+        for index in np.ndindex(*shape):
+            out[b + index] = piece[index]
+    return out
+
+
 def at(nested, b: tuple):
     """The matrix `b` of a batch of nested lists (torch's tolist())."""
     for i in b:

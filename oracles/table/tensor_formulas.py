@@ -168,6 +168,17 @@ def is_exact_zero(value: arb) -> bool:
     return value.is_exact() and value.is_zero()
 
 
+def decided_sign(value: arb, undecided: str) -> int:
+    """sgn of a ball (an exact 0 is 0); `Singular(undecided)` where the ball holds both signs."""
+    if is_exact_zero(value):
+        return 0
+    if value > 0:
+        return 1
+    if value < 0:
+        return -1
+    raise Singular(undecided)
+
+
 def mul(F: RoundingModel, a: arb, b: arb) -> arb:
     """a * b, exactly 0 when a factor is exactly 0 (IEEE: 0 times a finite float is ±0, no rounding), so
     zeros stay decidable (the norm of a zero slice, prod's zero path)."""
