@@ -87,8 +87,9 @@ def _clear_caches() -> None:
     import sympy
 
     from oracles.numerics.exact import compile_sympy
-    from oracles.tensor.oracle import op_jacobian
+    from oracles.tensor.oracle import op_jacobian, op_sympy
 
+    op_sympy.cache_clear()
     op_jacobian.cache_clear()
     compile_sympy.cache_clear()
     sympy.core.cache.clear_cache()

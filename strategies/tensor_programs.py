@@ -160,12 +160,13 @@ def _matrix_domains(program: Node) -> dict[int, str]:
 
 @st.composite
 def tensor_cases(draw, dtype: str, root: str | None = None, stages: int = 2, upstream: bool = True,
-                 tensor_ops: Sequence[str] | None = None, whole_range: bool = False) -> TensorCase:
+                 tensor_ops: Sequence[str] | None = None, whole_range: bool = False,
+                 direct: bool = False) -> TensorCase:
     """A whole case: program, exact input values, and (when `upstream`, drawn or not) backward's gradient=.
     `whole_range`: the root op's arguments are the inputs, their values spread over the dtype's whole range
-    (strategies/tensor_whole_domain.py)."""
+    (strategies/tensor_whole_domain.py); `direct`: the root op's arguments are the inputs, with ordinary values."""
     fmt = format_named(dtype)
-    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops, direct=whole_range),
+    program, shapes = draw(tensor_programs(root, stages=stages, tensor_ops=tensor_ops, direct=whole_range or direct),
                            label="program")
     domains = _matrix_domains(program)
     if whole_range:

@@ -495,3 +495,170 @@ def test_forward_mode_tangent_has_the_output_dtype(name):
     f, primals = TANGENT_DTYPE_CASES[name]
     out, tangent = _jvp(lambda *v: f(v), primals, [torch.ones_like(p) for p in primals])
     assert tangent.dtype == out.dtype, f"{name}: output {out.dtype}, tangent {tangent.dtype}"
+
+
+# ------------------------------------------------------------------ second order (double backward)
+def _double_backward(f, leaves, upstream_shape_like=None):
+    """autograd.grad(g, (leaves, u), ones) for g = autograd.grad(f(leaves), leaves, u = ones, create_graph=True):
+    the inputs' part Σ_o u_o H_o w and the upstream's part J·w, for u and w all ones."""
+    y = f(*leaves)
+    u = torch.ones_like(y, requires_grad=True)
+    grads = torch.autograd.grad(y, leaves, u, create_graph=True)
+    *inputs_part, upstream_part = torch.autograd.grad(grads, [*leaves, u], [torch.ones_like(g) for g in grads],
+                                                      allow_unused=True)
+    return inputs_part, upstream_part
+
+
+BCE_SECOND_CASES = {"float64": 0.7310585786300049, "float32": 2.0 ** -30}
+
+
+@pytest.mark.parametrize("precision", list(BCE_SECOND_CASES),
+                         ids=[f"binary_cross_entropy/upstream-part-{d}" for d in BCE_SECOND_CASES])
+def test_binary_cross_entropy_double_backward_upstream_part(precision, dtypes):
+    """binary_cross_entropy(p, 0, reduction='sum') has the derivative p / (p(1 - p)) = 1 / (1 - p), which its backward
+    computes (dividing by max(p(1 - p), 1e-12)); double backward's upstream part is that same derivative times w = 1.
+    At p = sigmoid(1) (float64) and p = 2^-30 (float32) torch's is p / (p(1 - p) + 1e-12): 5e-12 and 1e-3 off."""
+    if precision not in dtypes:
+        pytest.skip(f"{precision} is not among --dtypes")
+    fmt = format_named(precision)
+    p = torch.tensor([BCE_SECOND_CASES[precision]], dtype=fmt.torch_dtype, requires_grad=True)
+    target = torch.zeros(1, dtype=fmt.torch_dtype)
+    _, upstream_part = _double_backward(
+        lambda x: torch.nn.functional.binary_cross_entropy(x, target, reduction="sum"), [p])
+    exact = 1 / (1 - mp.mpf(p.item()))
+    assert _relative_error_in_ulps(upstream_part.item(), exact, precision) <= ULPS_ALLOWED, (
+        f"{precision}: J·w = {upstream_part.item()!r}, exact {float(exact)!r}")
+
+
+ZERO_STD_CASES = {
+    "std": lambda x: torch.std(x, correction=0),
+    "std_mean": lambda x: torch.std_mean(x, correction=0)[0],
+    "masked_std": lambda x: torch.masked.std(x, 0, correction=0, mask=torch.tensor([True, True])),
+}
+
+
+@pytest.mark.parametrize("name", list(ZERO_STD_CASES), ids=[f"{n}/constant-float64" for n in ZERO_STD_CASES])
+def test_std_double_backward_at_zero_std(name):
+    """The std of a constant slice (2, 2) is 0, where torch.std's backward takes the subgradient 0 (pytorch#4320). The
+    gradient is linear in the upstream u, so double backward's upstream part, J·w, is that subgradient times w: 0.
+    torch gives NaN (it differentiates grad / (2·std) through the division by std = 0); masked.std's gradient is
+    already NaN there (finding masked-std-zero-result-nan)."""
+    x = torch.tensor([2.0, 2.0], dtype=torch.float64, requires_grad=True)
+    _, upstream_part = _double_backward(ZERO_STD_CASES[name], [x])
+    grad, = torch.autograd.grad(ZERO_STD_CASES[name](x), x)
+    assert grad.tolist() == [0.0, 0.0] and upstream_part.item() == 0.0, (grad.tolist(), upstream_part.item())
+
+
+SMALL_FACTOR = [3.0, 1e-30, 2.0]
+PRODUCT_CASES = {
+    # Σ_o y_o = x0·x1·x2: the Hessian times ones is (x1 + x2, x0 + x2, x0 + x1)
+    "prod": (lambda x: torch.prod(x, 0, keepdim=True), [2.0, 5.0, 3.0]),
+    "masked_prod": (lambda x: torch.masked.prod(x, 0, keepdim=True, mask=torch.tensor([True, True, True])),
+                    [2.0, 5.0, 3.0]),
+    # Σ_o y_o = x0 + x0·x1 + x0·x1·x2: the Hessian times ones is (1 + x1 + x2, 1 + x0 + x2, x0 + x1)
+    "cumprod": (lambda x: torch.cumprod(x, 0), [3.0, 6.0, 3.0]),
+    "masked_cumprod": (lambda x: torch.masked.cumprod(x, 0, mask=torch.tensor([True, True, True])), [3.0, 6.0, 3.0]),
+    # the product of a constant 1 and the three sources, as prod
+    "scatter_reduce_prod": (lambda x: torch.scatter_reduce(torch.ones(1, dtype=x.dtype), 0, torch.tensor([0, 0, 0]), x,
+                                                           "prod", include_self=True), [2.0, 5.0, 3.0]),
+    "index_reduce_prod": (lambda x: torch.index_reduce(torch.ones(1, dtype=x.dtype), 0, torch.tensor([0, 0, 0]), x,
+                                                       "prod", include_self=True), [2.0, 5.0, 3.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(PRODUCT_CASES), ids=[f"{n}/small-factor-float64" for n in PRODUCT_CASES])
+def test_product_double_backward_with_a_small_factor(name):
+    """Products of (3, 1e-30, 2) are polynomials: their second derivatives are sums of the other factors, of size 1
+    (rounded to float64: the 1e-30 terms vanish). torch's backward divides by each factor (grad·result/x where no
+    factor is 0); differentiating that cancels terms of size result/x1² = 6e30, and the small factor's entry of the
+    double backward is 0 where it is 5 (prod, scatter and index reductions) or 6 (cumprod)."""
+    f, exact = PRODUCT_CASES[name]
+    x = torch.tensor(SMALL_FACTOR, dtype=torch.float64, requires_grad=True)
+    (inputs_part,), _ = _double_backward(f, [x])
+    assert inputs_part.tolist() == exact, inputs_part.tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["logcumsumexp/zero-upstream-float64"])
+def test_logcumsumexp_double_backward_where_an_upstream_element_is_0(point):
+    """logcumsumexp's gradient is linear in grad_output u, so the double backward's upstream part is J·w: for w of
+    ones, each output's row sum, 1 (the output moves with a common shift of the inputs). At x = (0.5, 1, 2),
+    u = (1, 0, 1) torch gives NaN at the zero (its backward takes log(u))."""
+    x = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    u = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    grad, = torch.autograd.grad(torch.logcumsumexp(x, 0), x, u, create_graph=True)
+    upstream_part, = torch.autograd.grad(grad, u, torch.ones_like(grad))
+    exact = [1.0, 1.0, 1.0]
+    assert all(math.isfinite(v) and abs(v - e) <= 4 * 2.0 ** -52 for v, e in zip(upstream_part.tolist(), exact)), (
+        upstream_part.tolist())
+
+
+GRID_SAMPLE_SECOND_CASES = [(dims, d) for dims in (2, 3) for d in ("bfloat16", "float16")]
+
+
+@pytest.mark.parametrize(("dims", "precision"), GRID_SAMPLE_SECOND_CASES,
+                         ids=[f"grid_sample_{n}d/reflection-{d}" for n, d in GRID_SAMPLE_SECOND_CASES])
+def test_grid_sample_double_backward_with_reflection_padding(dims, precision):
+    """The double backward of grid_sample(padding_mode='reflection') in bfloat16 and float16 raises
+    `scatter(): Expected self.dtype to be equal to src.dtype`; float32 and float64 run (one pixel, grid 0.125)."""
+    dtype = getattr(torch, precision)
+    x = torch.ones((1, 1) + (1,) * dims, dtype=dtype, requires_grad=True)
+    grid = torch.full((1,) + (1,) * dims + (dims,), 0.125, dtype=dtype, requires_grad=True)
+    y = torch.nn.functional.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    grads = torch.autograd.grad(y, [x, grid], torch.ones_like(y), create_graph=True)
+    try:
+        torch.autograd.grad(grads, [x, grid], [torch.ones_like(g) for g in grads], allow_unused=True)
+    except RuntimeError as error:
+        raise AssertionError(f"the double backward raises: {error}") from error
+
+
+def _forward_twice(f, x, v, w):
+    import torch.func as tf
+
+    return tf.jvp(lambda x_: tf.jvp(f, (x_,), (v,))[1], (x,), (w,))[1]
+
+
+@pytest.mark.parametrize("point", [None], ids=["det/2x2-float64"])
+def test_det_forward_mode_twice(point):
+    """det is a quadratic form on 2 x 2 matrices: along V its second derivative is 2·det(V), 0 for V of ones.
+    torch 2.13's nested forward mode gives 2.2273 at A = [[2, 1], [0.5, 3]] (its JVP solves with the saved LU,
+    which nested forward mode treats as constant: pytorch#192540); torch 2.15 gives 0."""
+    a = torch.tensor([[2.0, 1.0], [0.5, 3.0]], dtype=torch.float64)
+    ones = torch.ones(2, 2, dtype=torch.float64)
+    assert _forward_twice(torch.linalg.det, a, ones, ones).item() == 0.0
+
+
+@pytest.mark.parametrize("point", [None], ids=["vander/zero-float64"])
+def test_vander_forward_mode_twice_at_zero(point):
+    """vander(x, N=3) = (1, x, x²): along v = w = 1 its second derivatives are (0, 0, 2) everywhere. At x = 0 torch's
+    nested forward mode gives (0, 0, 1) (vander multiplies cumulatively: pytorch#196701, cumprod at a zero factor)."""
+    x, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    got = _forward_twice(lambda x_: torch.linalg.vander(x_, N=3), x, one, one)
+    assert got.reshape(-1).tolist() == [0.0, 0.0, 2.0], got.tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["layer_norm/one-element-float64"])
+def test_layer_norm_hessian_of_weight_and_input(point):
+    """layer_norm over one element is its bias: x - mean(x) = 0 whatever x, so every second derivative is 0.
+    torch.func.hessian (forward mode over the backward) gives 1/sqrt(eps) = 316.23 for the weight and the input
+    (over two or three elements it is diagonal where autograd.functional.hessian's is not; related: pytorch#196700)."""
+    import torch.func as tf
+
+    one = torch.ones(1, dtype=torch.float64)
+    blocks = tf.hessian(lambda x, w, b: torch.nn.functional.layer_norm(x, (1,), w, b).sum(),
+                        argnums=(0, 1, 2))(one, one, one)
+    assert [[b.item() for b in row] for row in blocks] == [[0.0] * 3] * 3, [[b.item() for b in row] for row in blocks]
+
+
+@pytest.mark.parametrize("point", [None], ids=["slice_scatter/end-1-float64"])
+def test_slice_scatter_under_vmap_with_a_negative_end(point):
+    """torch.func's vmap-based transforms of slice_scatter(x, y, dim=0, end=-1) raise `upper bound and lower bound
+    inconsistent with step sign` (eagerly and under torch.func.jvp it runs): here jacrev, whose Jacobian is the
+    0/1 pattern of the scatter."""
+    import torch.func as tf
+
+    try:
+        jac_x, jac_y = tf.jacrev(lambda x, y: torch.slice_scatter(x, y, dim=0, end=-1), argnums=(0, 1))(
+            torch.ones(2, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
+    except RuntimeError as error:
+        raise AssertionError(f"jacrev raises: {error}") from error
+    assert jac_x.tolist() == [[0.0, 0.0], [0.0, 1.0]] and jac_y.tolist() == [[1.0], [0.0]]

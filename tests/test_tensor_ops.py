@@ -82,7 +82,7 @@ from strategies.tensor_programs import tangents_for, tensor_cases
 from strategies.values import leaf_value_lists
 
 REGISTRY = findings.load()
-FORWARD_FINDINGS = findings.forward_mode_findings(REGISTRY)
+FORWARD_FINDINGS = findings.findings_of_mode(REGISTRY, "forward")
 # a few examples per op and dtype: each draws every magnitude afresh, and the ops are many
 WHOLE_RANGE_EXAMPLES = 4
 # forward mode: a few examples per op, the dtype drawn per example (each needs the whole Jacobian)

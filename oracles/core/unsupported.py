@@ -16,8 +16,9 @@ PREFIX = "unsupported by this torch: "
 # (a device) does not implement
 _MISSING = (re.compile(r"\"(?P<kernel>[\w.:]+)\" not implemented for '(?P<where>\w+)'"),
             re.compile(r"Could not run '(?P<kernel>[\w.:]+)' with arguments from the '(?P<where>\w+)' backend"))
-# a derivative an older torch does not have (nextafter's before torch 2.1)
-_UNDIFFERENTIATED = re.compile(r"the derivative for '(?P<op>[\w.:]+)' is not implemented")
+# a derivative torch does not have: nextafter's before torch 2.1, or a double backward (torch 2.13 words it
+# "derivative for aten::_ctc_loss_backward is not implemented")
+_UNDIFFERENTIATED = re.compile(r"derivative for '?(?P<op>[\w.:]+?)'? is not implemented")
 # an op whose forward-mode formula torch does not have (ormqr, pdist, index_reduce in torch 2.13)
 _NO_FORWARD_AD = re.compile(r"Trying to use forward AD with (?P<op>[\w.:]+) that does not support it")
 # an op an older torch does not have at all (torch.nn.functional.rms_norm before torch 2.4)

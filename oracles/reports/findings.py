@@ -41,8 +41,11 @@ _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "t
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list),  # one region ([finding.region]) or several ([[finding.region]])
              "magnitudes": dict,  # a tensor op's: per dtype, intervals of its first input's largest magnitude
-             "mode": str}  # "forward": torch's forward-mode derivative of the op (default: its backward)
-MODES = ("reverse", "forward")
+             # which derivative of the op (default "reverse", its backward): "forward" (forward mode),
+             # "double-backward" (autograd.grad of its gradient), "func-second" (torch.func's second-order
+             # transforms: hessian, jvp of jvp)
+             "mode": str}
+MODES = ("reverse", "forward", "double-backward", "func-second")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[.+\]$")  # ids may hold brackets (oracles.core.test_ids)
 
@@ -225,9 +228,9 @@ def _region(raw: dict, where: str) -> Region:
                   tuple(tuple(float(v) for v in c) for c in others))
 
 
-def forward_mode_findings(registry: list[Finding]) -> dict[str, Finding]:
-    """Per op, the registered finding about torch's forward-mode derivative of it (its own tests pin it)."""
-    return {f.op: f for f in registry if f.mode == "forward"}
+def findings_of_mode(registry: list[Finding], mode: str) -> dict[str, Finding]:
+    """Per op, the registered finding about that derivative of it (one of MODES; its own tests pin it)."""
+    return {f.op: f for f in registry if f.mode == mode}
 
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:

@@ -362,7 +362,7 @@ TENSOR_OPS["corrcoef"] = TensorOp(
     (_spelling("torch.corrcoef({0})", lambda x: torch.corrcoef(x)),
      _spelling("{0}.corrcoef()", lambda x: x.corrcoef())),
     _sym_corrcoef, _corrcoef_forward, _corrcoef_backward, OptionSpace(functools.cache(_corrcoef_options)),
-    _out_shape, ("corrcoef",), matrix_domains=("nonconstant_rows",))
+    _out_shape, ("corrcoef",), matrix_domains=("nonconstant_rows",), backward_divides=True)
 
 
 # ------------------------------------------------------------------ cov with aweights an input

@@ -159,11 +159,15 @@ def _dimwise_options(shapes):
     return [_params(dim=d, mask=Mask.of(m)) for d in range(len(shape)) for m in _masks(shape) if m.any(axis=d).all()]
 
 
+# the masked products differentiate through torch.prod's and torch.cumprod's backward formulas, which divide
+_DIVIDING_BACKWARDS = ("prod", "cumprod")
+
+
 def _entry(name: str, math, forward, backward, options, shape, spelling: str, call):
     listed = functools.cache(lambda shapes: tuple(options(shapes)))
     TENSOR_OPS[f"masked_{name}"] = TensorOp(
         f"masked_{name}", 1, (_spelling(spelling, call),), math, forward, backward, OptionSpace(listed), shape,
-        (f"masked.{name}",))
+        (f"masked.{name}",), backward_divides=name in _DIVIDING_BACKWARDS)
 
 
 def _reduced_shape(shapes, p):

@@ -95,7 +95,7 @@ def _entry(method: str, targets_of, options, opinfo: str, cpu_dtypes=None):
         entry, 2, spellings, math, forward, backward, OptionSpace(listed), lambda shapes, p: shapes[0], (opinfo,),
         zero_rule="the product of the other factors: a single zero source gets the reduction without it, "
                   "several zeros give 0, a zero self is masked to 1",
-        operand_shapes=_resized_along_a_dim, cpu_dtypes=cpu_dtypes)
+        operand_shapes=_resized_along_a_dim, cpu_dtypes=cpu_dtypes, backward_divides=True)
     NAMES.append(entry)
 
 

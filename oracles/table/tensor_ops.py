@@ -199,8 +199,8 @@ class TensorOp:
     # noise), so it is checked on the CPU by its own property test and left out of random programs
     seeded: bool = False
     # False: torch.func's transforms refuse the op by design (linear_cross_entropy's chunked path precomputes its
-    # gradients in the forward); random programs, which torch.func.jacrev runs too, leave it out, and its own
-    # property test checks its backward
+    # gradients in the forward, so double backward refuses it too); random programs, which torch.func.jacrev runs
+    # too, leave it out, and its own property test checks its backward
     torch_func: bool = True
     # property tests mostly unverified in a dtype, measured, with the reason (oracles.table.ops.BlindSpot)
     blind_spots: tuple = ()
@@ -214,6 +214,10 @@ class TensorOp:
     # vector-Jacobian product from here instead of from `sympy`, as rigorous enclosures in arb:
     # (format, argument arrays, params) -> (output array, adjoint -> the arguments' gradients)
     exact_vjp: Callable | None = None
+    # torch's backward formula divides by the inputs even where the op is a polynomial (prod's grad·result/input where
+    # no input is 0, corrcoef's division by the standard deviations): its derivative cancels terms the exact second
+    # derivative does not have, so oracles.tensor.second_order's sum-of-products bound does not hold for it
+    backward_divides: bool = False
 
     def blind_spot(self, test: str, dtype: str) -> str | None:
         return next((b.reason for b in self.blind_spots if b.test == test and b.dtype == dtype), None)
@@ -437,7 +441,7 @@ TENSOR_OPS: dict[str, TensorOp] = {
         _reduction("mean", _reduce_spellings("mean", torch.mean, "mean"), formula.MEAN, ["mean"]),
         _reduction("prod", _reduce_spellings("prod", torch.prod, "prod", none_dim=False), formula.PROD, ["prod"],
                    ReductionSpace(keepdim_without_dim=False),
-                   zero_rule="the product of the other factors (prod_safe_zeros_backward)"),
+                   zero_rule="the product of the other factors (prod_safe_zeros_backward)", backward_divides=True),
         _reduction("amax", _reduce_spellings("amax", torch.amax, "amax"), formula.AMAX, ["amax"],
                    ties="ties share the gradient evenly (the minimum-norm subgradient)",
                    subgradient=formula.amax_subgradient, pinned_as=("amax",)),
@@ -449,7 +453,7 @@ TENSOR_OPS: dict[str, TensorOp] = {
                    value=formula.norm_value, subgradient=formula.norm_subgradient, pinned_as=("vector_norm",)),
         _along_dim("cumsum", _dim_spellings("cumsum", [("torch.cumsum", torch.cumsum)]), formula.CUMSUM, ["cumsum"]),
         _along_dim("cumprod", _dim_spellings("cumprod", [("torch.cumprod", torch.cumprod)]), formula.CUMPROD,
-                   ["cumprod"], zero_rule="cumprod_backward's first-zero formula"),
+                   ["cumprod"], zero_rule="cumprod_backward's first-zero formula", backward_divides=True),
         _along_dim("logcumsumexp", _dim_spellings("logcumsumexp", [("torch.logcumsumexp", torch.logcumsumexp)]),
                    formula.LOGCUMSUMEXP, ["logcumsumexp"]),
         _along_dim("softmax", _dim_spellings("softmax", [("torch.softmax", torch.softmax),

@@ -79,9 +79,9 @@ class OpJacobian:
 
 
 @functools.cache
-def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
-    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major), each output
-    element's value and partial derivatives (SymPy's, chained in reverse mode), compiled."""
+def op_sympy(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple, tuple]:
+    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major): each output
+    element's SymPy expression (row-major), and per symbol index its owner (argument, flat index in it)."""
     op = TENSOR_OPS[name]
     arrays, owners, offset = [], [], 0
     for k, shape in enumerate(shapes):
@@ -90,9 +90,15 @@ def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]
         owners.extend((k, i) for i in range(size))
         offset += size
     out = np.asarray(op.sympy(arrays, params), dtype=object)
-    exprs = [sympy.sympify(out[index]) for index in np.ndindex(*out.shape)]
-    return OpJacobian(tuple(compile_sympy(e) for e in exprs), tuple(compile_gradient(e) for e in exprs),
-                      tuple(owners))
+    return tuple(sympy.sympify(out[index]) for index in np.ndindex(*out.shape)), tuple(owners)
+
+
+@functools.cache
+def op_jacobian(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> OpJacobian:
+    """Each output element's value and partial derivatives (SymPy's, chained in reverse mode) of `op_sympy`,
+    compiled."""
+    exprs, owners = op_sympy(name, params, shapes)
+    return OpJacobian(tuple(compile_sympy(e) for e in exprs), tuple(compile_gradient(e) for e in exprs), owners)
 
 
 # ------------------------------------------------------------------ the exact pass
