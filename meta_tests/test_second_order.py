@@ -50,10 +50,13 @@ def test_constant_hessians_are_sympys_hessian_of_the_program(data):
 def test_sum_of_products_encloses_its_sum_and_is_exact_without_terms():
     fmt = format_named("float32")
     terms = [arb(1.5), arb(-2.25), arb(2) ** -30]
-    element = sum_of_products(terms, fmt)
+    element = sum_of_products(terms, [abs(t) for t in terms], fmt)
     assert element.exact.contains(arb(-0.75) + arb(2) ** -30)
     assert element.enclosure.contains(element.exact) and element.enclosure.rad() > 0
-    empty = sum_of_products([], fmt)
+    # products that cancel in the exact sum still widen the enclosure
+    wider = sum_of_products(terms, [abs(t) for t in terms] + [arb(16), arb(16)], fmt)
+    assert wider.enclosure.rad() > element.enclosure.rad()
+    empty = sum_of_products([], [], fmt)
     assert empty.enclosure.rad() == 0 and empty.exact == 0
 
 

@@ -662,3 +662,31 @@ def test_slice_scatter_under_vmap_with_a_negative_end(point):
     except RuntimeError as error:
         raise AssertionError(f"jacrev raises: {error}") from error
     assert jac_x.tolist() == [[0.0, 0.0], [0.0, 1.0]] and jac_y.tolist() == [[1.0], [0.0]]
+
+
+@pytest.mark.parametrize("point", [None], ids=["layer_norm/one-element-float16"])
+def test_layer_norm_double_backward_in_float16(point):
+    """layer_norm over one element is its bias, so the double backward's inputs' part is 0 and its upstream part is
+    J·w = w_bias = 1 (x = weight = bias = 1, u = w = 1). In float16 torch gives NaN for all of them; bfloat16 and
+    float32 give (0, 0, 1)."""
+    one = torch.ones(1, dtype=torch.float16, requires_grad=True)
+    x, weight, bias = (one.detach().clone().requires_grad_() for _ in range(3))
+    y = torch.nn.functional.layer_norm(x, (1,), weight, bias)
+    u = torch.ones_like(y, requires_grad=True)
+    grads = torch.autograd.grad(y, [x, weight, bias], u, create_graph=True)
+    dx, dweight, _, du = torch.autograd.grad(grads, [x, weight, bias, u], [torch.ones_like(g) for g in grads],
+                                             allow_unused=True)
+    assert [dx.item(), dweight.item(), du.item()] == [0.0, 0.0, 1.0], [dx.item(), dweight.item(), du.item()]
+
+
+@pytest.mark.parametrize("point", [None], ids=["masked_logaddexp/disjoint-masks-float64"])
+def test_masked_logaddexp_double_backward_where_one_side_is_masked(point):
+    """masked.logaddexp(x, y, input_mask=(T, F), other_mask=(F, T)) is (x0, y1): each output is one input, so all
+    second derivatives are 0. torch's double backward gives NaN for x0 and y1 (the masked side is -inf inside)."""
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([3.0, -1.0], dtype=torch.float64, requires_grad=True)
+    out = torch.masked.logaddexp(x, y, input_mask=torch.tensor([True, False]), other_mask=torch.tensor([False, True]))
+    u = torch.ones_like(out, requires_grad=True)
+    grads = torch.autograd.grad(out, [x, y], u, create_graph=True)
+    dx, dy = torch.autograd.grad(grads, [x, y], [torch.ones_like(g) for g in grads])
+    assert dx.tolist() == [0.0, 0.0] and dy.tolist() == [0.0, 0.0], (dx.tolist(), dy.tolist())

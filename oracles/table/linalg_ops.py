@@ -63,13 +63,13 @@ def _matrix_operand(shape):
 
 
 def _entry(name: str, sympy_side, forward, backward, spellings, opinfo, domains, shape, arity: int = 1,
-           operand_shapes=_matrix_operand, options=_no_options):
+           operand_shapes=_matrix_operand, options=_no_options, **kw):
     """One entry of a square matrix (ranks 2 and 3: a matrix or a batch), drawn in LAPACK's dtypes;
     `shape(argument shapes)` is the output's."""
     listed = functools.cache(lambda shapes: tuple(options(shapes)))
     TENSOR_OPS[name] = TensorOp(name, arity, tuple(spellings), sympy_side, forward, backward, OptionSpace(listed),
                                 lambda shapes, p: shape(shapes), tuple(opinfo), ranks=(2, 3), cpu_dtypes=FLOATS,
-                                operand_shapes=operand_shapes, matrix_domains=tuple(domains))
+                                operand_shapes=operand_shapes, matrix_domains=tuple(domains), **kw)
     NAMES.append(name)
 
 
@@ -614,7 +614,7 @@ def _sym_per_matrix(function):
 _entry("det", _sym_per_matrix(_sym_det), _det_forward, _det_backward,
        [_spelling("torch.linalg.det({0})", torch.linalg.det), _spelling("torch.det({0})", torch.det),
         _spelling("{0}.det()", torch.Tensor.det)],
-       ["linalg.det"], ["invertible"], _batch)
+       ["linalg.det"], ["invertible"], _batch, backward_divides=True)  # det·A^-T, solved with A's LU
 _entry("slogdet", _sym_per_matrix(lambda a: sympy.log(_sym_det(a) ** 2) / 2), _logabsdet_forward,
        _logabsdet_backward,
        [_spelling("torch.linalg.slogdet({0})[1]", lambda a: torch.linalg.slogdet(a)[1]),
@@ -680,7 +680,8 @@ TENSOR_OPS["vander"] = TensorOp(
      _spelling("torch.linalg.vander({0})", lambda x, N: torch.linalg.vander(x), _with(N=None))),
     _sym_vander, _vander_forward, _vander_backward, OptionSpace(functools.cache(lambda s: tuple(_vander_options(s)))),
     lambda shapes, p: shapes[0] + (_vander_columns(shapes[0], p),), ("linalg.vander",),
-    zero_rule="cumprod_backward's first-zero formula", cpu_dtypes=FLOATS)  # no Half or BFloat16 kernel
+    zero_rule="cumprod_backward's first-zero formula", cpu_dtypes=FLOATS,  # no Half or BFloat16 kernel
+    backward_divides=True)  # the powers come from cumprod, whose backward divides
 NAMES.append("vander")
 TENSOR_OPS["frobenius_norm"] = TensorOp(
     "frobenius_norm", 1,

@@ -215,8 +215,8 @@ class TensorOp:
     # (format, argument arrays, params) -> (output array, adjoint -> the arguments' gradients)
     exact_vjp: Callable | None = None
     # torch's backward formula divides by the inputs even where the op is a polynomial (prod's grad·result/input where
-    # no input is 0, corrcoef's division by the standard deviations): its derivative cancels terms the exact second
-    # derivative does not have, so oracles.tensor.second_order's sum-of-products bound does not hold for it
+    # no input is 0, corrcoef's division by the standard deviations, det's solve with A): its derivative cancels terms
+    # the exact second derivative does not have, so oracles.tensor.second_order's sum-of-products bound does not hold
     backward_divides: bool = False
 
     def blind_spot(self, test: str, dtype: str) -> str | None:
