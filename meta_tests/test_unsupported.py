@@ -28,6 +28,10 @@ HALF = "\"sin_vml_cpu\" not implemented for 'Half'"  # torch 2.0.1's message, CP
      "the derivative of nextafter for this version"),
     (AttributeError("module 'torch.nn.functional' has no attribute 'rms_norm'"),
      "torch.nn.functional.rms_norm for this version"),
+    (RuntimeError("derivative for aten::_ctc_loss_backward is not implemented"),
+     "the derivative of aten::_ctc_loss_backward for this version"),
+    (RuntimeError("This function was deprecated since version 1.9 and is now removed. `torch.qr` is deprecated in "
+                  "favor of `torch.linalg.qr`"), "torch.qr for this version (removed)"),
     (AttributeError("'Tensor' object has no attribute 'frobnicate'"), None),
     (RuntimeError("expected scalar type Float but found Double"), None),
     (ValueError(HALF), None),

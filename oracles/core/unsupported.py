@@ -23,6 +23,9 @@ _UNDIFFERENTIATED = re.compile(r"derivative for '?(?P<op>[\w.:]+?)'? is not impl
 _NO_FORWARD_AD = re.compile(r"Trying to use forward AD with (?P<op>[\w.:]+) that does not support it")
 # an op an older torch does not have at all (torch.nn.functional.rms_norm before torch 2.4)
 _ABSENT = re.compile(r"module '(?P<module>torch[\w.]*)' has no attribute '(?P<name>\w+)'")
+# a spelling a newer torch has removed (torch.qr in torch 2.15: "This function was deprecated since version 1.9 and
+# is now removed. `torch.qr` is deprecated in favor of `torch.linalg.qr` ...")
+_REMOVED = re.compile(r"deprecated since version [\d.]+ and is now removed\. `(?P<name>[\w.]+)`")
 
 
 class UnsupportedKernel(unittest.SkipTest):  # Hypothesis and pytest both take a SkipTest as "skip this test"
@@ -44,6 +47,9 @@ def missing_kernel(error: BaseException) -> UnsupportedKernel | None:
     match = _NO_FORWARD_AD.search(str(error))
     if match:
         return UnsupportedKernel(f"forward AD of {match['op']}", "this version")
+    match = _REMOVED.search(str(error))
+    if match:
+        return UnsupportedKernel(match["name"], "this version (removed)")
     for pattern in _MISSING:
         match = pattern.search(str(error))
         if match:

@@ -32,7 +32,7 @@ from oracles.table import factorizations as lapack
 from oracles.table import tensor_formulas as formula
 from oracles.table.shape_ops import _params, _spelling, _with
 from oracles.table.tensor_formulas import K_LOG, ZERO, mul, product, sum_any
-from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp
+from oracles.table.tensor_ops import TENSOR_OPS, CallParams, OptionSpace, TensorOp, kept_by_this_torch
 
 NAMES: list[str] = []  # the entries this module adds to TENSOR_OPS
 FLOATS = ("float64", "float32")  # LAPACK's real types
@@ -662,9 +662,10 @@ _entry("cholesky", _sym_cholesky, _cholesky_forward, _cholesky_backward,
         _spelling("torch.linalg.cholesky_ex({0}, upper={upper})[0]",
                   lambda a, upper: torch.linalg.cholesky_ex(a, upper=upper)[0]),
         _spelling("torch.linalg.cholesky_ex({0}).L", lambda a, upper: torch.linalg.cholesky_ex(a).L,
-                  _with(upper=False)),
-        _spelling("torch.cholesky({0}, upper={upper})", lambda a, upper: torch.cholesky(a, upper=upper)),
-        _spelling("{0}.cholesky()", lambda a, upper: a.cholesky(), _with(upper=False))],
+                  _with(upper=False))]
+       + ([_spelling("torch.cholesky({0}, upper={upper})", lambda a, upper: torch.cholesky(a, upper=upper)),
+           _spelling("{0}.cholesky()", lambda a, upper: a.cholesky(), _with(upper=False))]
+          if kept_by_this_torch(lambda: torch.cholesky(torch.eye(1))) else []),
        ["linalg.cholesky", "linalg.cholesky_ex", "cholesky"], ["positive_definite"], _same,
        options=_upper_options)
 _entry("cholesky_solve", _sym_cholesky_solve, _cholesky_solve_forward, _cholesky_solve_backward,

@@ -36,6 +36,7 @@ from oracles.table import factorizations as lapack
 from oracles.table import spectra
 from oracles.table.shape_ops import _params, _spelling, _with
 from oracles.table.tensor_formulas import ZERO, is_exact_zero
+from oracles.table.tensor_ops import kept_by_this_torch
 
 OUTPUTS = ("Q", "R")
 
@@ -249,16 +250,21 @@ def _exact(output: str):
 _REDUCED = _with(mode="reduced")
 
 
+_TORCH_QR = kept_by_this_torch(lambda: torch.qr(torch.eye(1)))
+
+
 def _spellings(output: str):
     k = OUTPUTS.index(output)
-    return [
-        _spelling(f"torch.linalg.qr({{0}}, mode={{mode}})[{k}]", lambda a, mode: torch.linalg.qr(a, mode=mode)[k]),
-        _spelling(f"torch.linalg.qr({{0}}).{output}", lambda a, mode: getattr(torch.linalg.qr(a), output), _REDUCED),
+    deprecated = [
         _spelling(f"torch.qr({{0}})[{k}]", lambda a, mode: torch.qr(a)[k], _REDUCED),
         _spelling(f"torch.qr({{0}}, some=False)[{k}]", lambda a, mode: torch.qr(a, some=False)[k],
                   _with(mode="complete")),
         _spelling(f"{{0}}.qr().{output}", lambda a, mode: getattr(a.qr(), output), _REDUCED),
     ]
+    return [
+        _spelling(f"torch.linalg.qr({{0}}, mode={{mode}})[{k}]", lambda a, mode: torch.linalg.qr(a, mode=mode)[k]),
+        _spelling(f"torch.linalg.qr({{0}}).{output}", lambda a, mode: getattr(torch.linalg.qr(a), output), _REDUCED),
+    ] + (deprecated if _TORCH_QR else [])
 
 
 for _output in OUTPUTS:

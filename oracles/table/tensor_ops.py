@@ -20,6 +20,7 @@ Adding a reduction is one `_reduction(...)` entry in `TENSOR_OPS` below, with it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -156,6 +157,21 @@ class TSpelling:
     # view and view_as refuse an argument whose strides they cannot reshape (a transposed view): such a
     # spelling is drawn only on arguments that are fresh tensors
     needs_contiguous: bool = False
+
+
+def kept_by_this_torch(probe: Callable[[], object]) -> bool:
+    """Whether the installed torch still runs a deprecated function (`probe` calls it on a tiny input): torch 2.15
+    removed torch.qr and torch.cholesky (and their Tensor methods), which now raise "This function was deprecated
+    since version 1.9 and is now removed". An entry leaves such spellings out, so the others are still drawn."""
+    try:
+        with warnings.catch_warnings():  # a torch that still has it warns that it is deprecated: known, not news
+            warnings.simplefilter("ignore", UserWarning)
+            probe()
+    except RuntimeError as error:
+        if "is now removed" in str(error):
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
