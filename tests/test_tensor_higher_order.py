@@ -25,7 +25,7 @@ from oracles.tensor.second_order_checks import double_backward, forward_twice, h
 from strategies.backward import upstream_values
 from strategies.tensor_programs import tangents_for, tensor_cases
 
-SECOND_ORDER_EXAMPLES = 3
+SECOND_ORDER_EXAMPLES = 6
 REGISTRY = findings.load()
 DOUBLE_BACKWARD_FINDINGS = findings.findings_of_mode(REGISTRY, "double-backward")
 # torch.func's hessian and jvp of jvp run forward mode: a registered finding of either kind leaves them out
