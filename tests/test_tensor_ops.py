@@ -12,7 +12,6 @@ with the elementwise expressions, against SymPy's exact Jacobian of per-element 
 
 from __future__ import annotations
 
-import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -72,7 +71,7 @@ from oracles.table.tensor_ops import (
     ShapeParams,
 )
 from oracles.tensor.check import check_tensor_case, tensor_reproducer
-from oracles.tensor.forward import expected_jvp, jacobian_rows
+from oracles.tensor.forward import expected_jvp, in_output_dtype, jacobian_rows
 from oracles.tensor.oracle import exact_vjp, expected_tensor_gradients, program_sympy
 from oracles.tensor.program import Input, Map, Tensor, TensorCase, run_program
 from strategies.backward import upstream_values
@@ -212,9 +211,7 @@ def test_tensor_op_jvp(op, dtypes, device, verdict_log, data):
     else:
         out_dtype = str(primal_out.dtype).removeprefix("torch.")
         fmt = format_named(out_dtype)
-        # an op that computes in a wider dtype than its input's (softmax(x, dtype=torch.float64)) casts the input,
-        # exactly, and differentiates in the wider one: its rows are those of the same values in that dtype
-        rows_case = case if out_dtype == dtype else dataclasses.replace(case, dtype=out_dtype)
+        rows_case = in_output_dtype(case, out_dtype)
         expected = expected_jvp(rows_case, jacobian_rows(rows_case), tangents, DEFAULT_ERROR_FACTOR)
         values = tangent_out.detach().to("cpu", torch.float64).reshape(-1).tolist()
         verdicts = [judge_element(-1, (o,), v, e, fmt) for o, (v, e) in enumerate(zip(values, expected))]

@@ -29,6 +29,12 @@ def _stacked(template: str, reduce) -> Spelling:
     return Spelling(template, lambda *xs: reduce(torch.stack(xs)))
 
 
+def _cdist_of_two_rows(p_source: str, p: float, extra: str = "", **kw) -> Spelling:
+    """cdist of the row (x0, x1) against the row (x2, x3); `p_source` is how p is written."""
+    return _stacked(f"torch.cdist({{v}}[None, :2], {{v}}[None, 2:], p={p_source}{extra})",
+                    lambda v: torch.cdist(v[None, :2], v[None, 2:], p=p, **kw))
+
+
 NAN = float("nan")
 _HALF_TIE = (1.0, 1.0)
 _THIRD_TIE = (2.0, 2.0, 2.0)
@@ -226,12 +232,10 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "where the distance is 0.", label="same-rows", dtypes=("float64", "float32")),
     ), note="two rows of one element, p = 2; torch has no bfloat16 or float16 CPU kernel"),
     PinnedOnly("cdist", (
-        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=2.0)",
-                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=2.0)),
-        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=2.0, compute_mode='use_mm_for_euclid_dist')",
-                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=2.0, compute_mode="use_mm_for_euclid_dist")),
-        _stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=3.0)",
-                 lambda v: torch.cdist(v[None, :2], v[None, 2:], p=3.0))), (
+        _cdist_of_two_rows("2.0", 2.0),
+        _cdist_of_two_rows("2.0", 2.0, ", compute_mode='use_mm_for_euclid_dist'",
+                           compute_mode="use_mm_for_euclid_dist"),
+        _cdist_of_two_rows("3.0", 3.0)), (
         conv((0.5, -1.0, 0.5, -1.0), (0.0, 0.0, 0.0, 0.0), SUB, (0.0, 0.0, 0.0, 0.0),
              "the distance ||(x0, x1) - (x2, x3)|| of two identical rows is a norm at 0, convex, whose "
              "subdifferential holds 0, the minimum-norm element. torch: _cdist_backward gives 0 where dist == 0 "
@@ -239,22 +243,19 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
              "_euclidean_dist_backward masks grad / 0 to 0.", label="same-rows",
              dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3); torch has no bfloat16 or float16 CPU kernel"),
-    PinnedOnly("cdist_p1", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=1.0)",
-                                     lambda v: torch.cdist(v[None, :2], v[None, 2:], p=1.0)),), (
+    PinnedOnly("cdist_p1", (_cdist_of_two_rows("1.0", 1.0),), (
         conv((0.5, -1.0, 0.5, 2.0), (0.0, -1.0, 0.0, 1.0), SUB, (0.0, -1.0, 0.0, 1.0),
              "|x0 - x2| + |x1 - x3| with x0 = x2: convex in (x0, x2) with subdifferential {(s, -s): s in [-1, 1]}, "
              "minimum norm (0, 0); the other term is differentiable. torch: grad * sign(diff), sign(0) = 0.",
              label="one-tie", dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3), p = 1"),
-    PinnedOnly("cdist_p0", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=0.0)",
-                                     lambda v: torch.cdist(v[None, :2], v[None, 2:], p=0.0)),), (
+    PinnedOnly("cdist_p0", (_cdist_of_two_rows("0.0", 0.0),), (
         conv((0.5, -1.0, 0.5, 2.0), (0.0, 0.0, 0.0, 0.0), UNDEFINED, (None, None, None, None),
              "the count of nonzero differences is 1 here (x0 = x2) and 2 as soon as x0 or x2 moves: a jump, no "
              "limit. torch: _cdist_backward fills 0 for p = 0 everywhere.", label="jump",
              dtypes=("float64", "float32")),
     ), note="one row (x0, x1) against one row (x2, x3), p = 0"),
-    PinnedOnly("cdist_inf", (_stacked("torch.cdist({v}[None, :2], {v}[None, 2:], p=float('inf'))",
-                                      lambda v: torch.cdist(v[None, :2], v[None, 2:], p=float("inf"))),), (
+    PinnedOnly("cdist_inf", (_cdist_of_two_rows("float('inf')", float("inf")),), (
         conv((1.0, -1.0, 0.0, 0.0), (1.0, -1.0, -1.0, 1.0), SUB, (0.5, -0.5, -0.5, 0.5),
              "max(|x0 - x2|, |x1 - x3|) at a tie of the two (1 and 1) is convex, its subdifferential the convex "
              "hull of (1, 0, -1, 0) and (0, -1, 0, 1), of minimum norm half of each. torch: the kernel's backward "

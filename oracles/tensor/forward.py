@@ -22,11 +22,22 @@ from oracles.core.case import numel
 from oracles.core.expected import ExpectedElement, ExpectedGrad, Status
 from oracles.core.foreign import widened_element
 from oracles.tensor.oracle import expected_tensor_gradients
-from oracles.tensor.program import TensorCase
+from oracles.tensor.program import Input, Tensor, TensorCase
 
 
 def one_hot(n: int, k: int) -> tuple[float, ...]:
     return tuple(1.0 if i == k else 0.0 for i in range(n))
+
+
+def in_output_dtype(case: TensorCase, out_dtype: str) -> TensorCase:
+    """The case whose Jacobian rows torch's result is judged against. An op that computes in a wider dtype than its
+    input's (softmax(x, dtype=torch.float64)) and reads the inputs themselves casts them, exactly, and differentiates
+    in the wider dtype: its rows are those of the same values in that dtype. After an elementwise map, which runs in
+    the input's dtype, the case's own rows: their model rounds every step in the narrower dtype, which encloses the
+    wider one's steps too."""
+    node = case.program
+    reads_inputs = isinstance(node, Tensor) and all(isinstance(a, Input) for a in node.args)
+    return dataclasses.replace(case, dtype=out_dtype) if out_dtype != case.dtype and reads_inputs else case
 
 
 def jacobian_rows(case: TensorCase) -> list[list[ExpectedGrad]]:

@@ -78,19 +78,29 @@ class OpJacobian:
     owners: tuple  # per symbol index: (argument, flat index in it)
 
 
-@functools.cache
-def op_sympy(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple, tuple]:
-    """The op on arrays of fresh symbols (x0, x1, ... over all arguments' elements, row-major): each output
-    element's SymPy expression (row-major), and per symbol index its owner (argument, flat index in it)."""
-    op = TENSOR_OPS[name]
+def symbol_arrays(shapes) -> tuple[list[np.ndarray], tuple[tuple[int, int], ...]]:
+    """Arrays of fresh symbols x0, x1, ... over all arguments' elements (row-major), and per symbol index its owner
+    (argument, flat index in it)."""
     arrays, owners, offset = [], [], 0
     for k, shape in enumerate(shapes):
         size = int(np.prod(shape, dtype=int))
         arrays.append(_array([symbol(offset + i) for i in range(size)], shape))
         owners.extend((k, i) for i in range(size))
         offset += size
-    out = np.asarray(op.sympy(arrays, params), dtype=object)
-    return tuple(sympy.sympify(out[index]) for index in np.ndindex(*out.shape)), tuple(owners)
+    return arrays, tuple(owners)
+
+
+def elements_of(out) -> tuple[sympy.Expr, ...]:
+    """An op's SymPy result (an array of expressions, or one), row-major."""
+    out = np.asarray(out, dtype=object)
+    return tuple(sympy.sympify(out[index]) for index in np.ndindex(*out.shape))
+
+
+@functools.cache
+def op_sympy(name: str, params: OpParams, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple, tuple]:
+    """The op on `symbol_arrays`: each output element's SymPy expression (row-major), and the symbols' owners."""
+    arrays, owners = symbol_arrays(shapes)
+    return elements_of(TENSOR_OPS[name].sympy(arrays, params)), owners
 
 
 @functools.cache
@@ -309,12 +319,8 @@ def program_sympy(case: TensorCase) -> tuple[np.ndarray, list[sympy.Symbol]]:
     """The output as an array of SymPy expressions in per-element symbols of the inputs (x0, x1, ... over
     all inputs' elements, row-major), and those symbols: the whole program's exact mathematics, whose
     Jacobian SymPy can take directly (the self-tests compare it with the chained `exact_vjp`)."""
-    arrays, symbols = [], []
-    for shape in case.shapes:
-        size = int(np.prod(shape, dtype=int))
-        fresh = [symbol(len(symbols) + i) for i in range(size)]
-        symbols += fresh
-        arrays.append(_array(fresh, shape))
+    arrays, owners = symbol_arrays(case.shapes)
+    symbols = [symbol(i) for i in range(len(owners))]
 
     def build(node: Node) -> np.ndarray:
         if isinstance(node, Input):

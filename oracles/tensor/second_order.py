@@ -25,7 +25,6 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import sympy
 from flint import arb
 
@@ -34,7 +33,7 @@ from oracles.core.render import symbol
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.rounding import Overflow, RoundingModel
 from oracles.table.tensor_ops import TENSOR_OPS, OpParams
-from oracles.tensor.oracle import op_sympy
+from oracles.tensor.oracle import elements_of, op_sympy, symbol_arrays
 from oracles.tensor.program import Input, Tensor, TensorCase
 
 # rounded operations allowed per product u_o·w_p·c: two multiplications and up to four computing the constant c
@@ -112,20 +111,13 @@ def _as_written(name: str, params: OpParams, shapes) -> tuple | None:
     """The op's SymPy form as its table entry writes it, unevaluated, so that SymPy's automatic simplification does
     not cancel products first ((y0 + y1)(x1 - x0) + (y1 + y2)(x2 - x1) keeps both x1·y1); None where the entry's form
     needs evaluation to be built."""
-    arrays, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape, dtype=int))
-        flat = np.empty(size, dtype=object)
-        for i in range(size):
-            flat[i] = symbol(offset + i)
-        arrays.append(flat.reshape(shape))
-        offset += size
+    arrays, _ = symbol_arrays(shapes)
     try:
         with sympy.evaluate(False):
-            out = np.asarray(TENSOR_OPS[name].sympy(arrays, params), dtype=object)
+            out = TENSOR_OPS[name].sympy(arrays, params)
     except (TypeError, ValueError, AttributeError):
         return None
-    return tuple(sympy.sympify(out[index]) for index in np.ndindex(*out.shape))
+    return elements_of(out)
 
 
 def case_form(case: TensorCase) -> QuadraticForm | None:

@@ -5,8 +5,6 @@ Each check returns (a description of the call, the element verdicts): the caller
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.func
 from hypothesis import event
@@ -15,7 +13,7 @@ from oracles.core.case import numel
 from oracles.core.unsupported import missing_kernel
 from oracles.core.verdict import ElementVerdict, Verdict, judge_element
 from oracles.numerics.dtypes import format_named
-from oracles.tensor.forward import expected_jvp, jacobian_rows
+from oracles.tensor.forward import expected_jvp, in_output_dtype, jacobian_rows
 from oracles.tensor.program import TensorCase, run_program
 from oracles.tensor.second_order import (
     QuadraticForm,
@@ -47,12 +45,6 @@ def _shape_verdict(what: str, tensor: torch.Tensor, shape, dtype: torch.dtype) -
         f"{what} has shape {tuple(tensor.shape)} and dtype {tensor.dtype}, expected {tuple(shape)} and {dtype}"))
 
 
-def _rows_case(case: TensorCase, out_dtype: str) -> TensorCase:
-    # an op that computes in a wider dtype than its input's (softmax(x, dtype=torch.float64)) casts the input,
-    # exactly, and differentiates in the wider one: its Jacobian rows are those of the same values in that dtype
-    return case if out_dtype == case.dtype else dataclasses.replace(case, dtype=out_dtype)
-
-
 def double_backward(case: TensorCase, upstream, directions, factor: float, device: str = "cpu",
                     overrides=None) -> tuple[str, list[ElementVerdict]]:
     """autograd.grad(g, (inputs, u), w) for g = autograd.grad(op(inputs), inputs, u, create_graph=True): the
@@ -77,7 +69,7 @@ def double_backward(case: TensorCase, upstream, directions, factor: float, devic
     if bad:
         verdicts.append(bad)
     else:
-        rows_case = _rows_case(case, out_dtype)
+        rows_case = in_output_dtype(case, out_dtype)
         expected = expected_jvp(rows_case, jacobian_rows(rows_case), w, factor)
         fmt = format_named(out_dtype)
         verdicts += [judge_element(-1, (o,), v, e, fmt)
