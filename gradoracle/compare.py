@@ -139,10 +139,11 @@ def compare(old: dict, new: dict, shift_factor: float) -> dict[str, list[str]]:
 
 def _totals(report: dict) -> str:
     checks = report["checks"]
-    total = {k: sum(c[k] for c in checks) for k in ("examples", "verified", "wrong", "unverified")}
+    total = {k: sum(c.get(k, 0) for c in checks) for k in ("examples", "verified", "wrong", "unverified", "registered")}
     return (f"{report['file']} (torch {report['versions']['torch']}): {len(checks)} checks, "
             f"{total['examples']} examples, "
-            f"{total['verified']} verified, {total['wrong']} wrong, {total['unverified']} unverified "
+            f"{total['verified']} verified, {total['wrong']} wrong, {total['unverified']} unverified, "
+            f"{total['registered']} registered "
             f"(profile {report['profile']}, max_examples {report['max_examples']})")
 
 

@@ -54,5 +54,6 @@ def classify_judged(sample: Sample) -> str:
     """wrong, inaccurate (beyond BAND_ULPS where the model declines to judge) or ok."""
     if any(e["verdict"] == Verdict.WRONG.value for e in sample.elements):
         return "wrong"
-    unjudged = [e["ulps"] for e in sample.elements if e["verdict"] == Verdict.UNVERIFIED.value and e["ulps"]]
+    unjudged = [e["ulps"] for e in sample.elements
+                if e["verdict"] in (Verdict.UNVERIFIED.value, Verdict.REGISTERED.value) and e["ulps"]]
     return "inaccurate" if any(u > BAND_ULPS for u in unjudged) else "ok"

@@ -422,7 +422,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"{check}: {counts.summary()}")
         total.merge(counts)
     terminalreporter.write_line(
-        f"all: {total.summary()} (unverified {total.unverified_fraction:.2%}, wrong {total.counts[Verdict.WRONG]})")
+        f"all: {total.summary()} (unverified {total.unverified_fraction:.2%}, registered "
+        f"{total.counts[Verdict.REGISTERED] / max(total.total, 1):.2%}, wrong {total.counts[Verdict.WRONG]})")
     path = getattr(config, "gradoracle_report_path", None)
     if path:
         terminalreporter.write_line(f"run report written to {path}")

@@ -52,3 +52,30 @@ def test_wrong_elements_and_failing_examples_are_counted_apart():
     counts.count_wrong_as("some-finding")
     assert counts.failing_examples == 0 and "0 wrong;" in counts.summary()
 
+
+
+def test_registered_elements_are_neither_unverified_nor_wrong():
+    """An element a registered finding explains has a verdict of its own: it counts in neither the unverified
+    fraction nor the wrong elements, and the summary names the finding."""
+    counts = VerdictCounts()
+    registered = ElementVerdict(0, (), Verdict.REGISTERED, 1.0, 2.0, None, "registered finding some-finding")
+    counts.add([registered, _verdict(Verdict.VERIFIED)], _case("tanh", 1.0))
+    assert (counts.counts[Verdict.REGISTERED], counts.unverified_fraction) == (1, 0.0)
+    assert counts.program_unverified_fraction == 0.0
+    assert "registered: some-finding 1" in counts.summary()
+    assert VerdictCounts.from_json(counts.to_json()).registered == counts.registered
+
+
+def test_a_report_from_before_the_registered_verdict_reads_its_findings_as_registered():
+    """Reports written when registered findings counted as unverified (the upgrade comparisons in docs/) read
+    with those elements moved to the registered verdict, so old and new runs compare alike."""
+    old = VerdictCounts()
+    old.add([_verdict(Verdict.UNVERIFIED), _verdict(Verdict.VERIFIED)], _case("tanh", 1.0))
+    data = old.to_json()
+    del data["registered"], data["registered_reasons"]
+    data["unverified"] += 2
+    data["unverified_reasons"]["registered finding some-finding"] = 2
+    counts = VerdictCounts.from_json(data)
+    assert (counts.counts[Verdict.UNVERIFIED], counts.counts[Verdict.REGISTERED]) == (1, 2)
+    assert counts.reasons == {"bound wider than the value": 1}
+    assert counts.registered == {"registered finding some-finding": 2}

@@ -181,7 +181,7 @@ def test_nonlinear_gradient_has_a_grad_fn():
 def test_pow_mixed_second_derivative(point_dtype):
     """∂²(a ** b)/∂b∂a at a = 2, b = 0 is a^(b-1)(1 + b log a) = 1/2, which the oracle gives; torch 2.13 returns
     0 through grad(grad(y, a), b), but 1/2 through grad(grad(y, b), a) (torch.func.hessian is asymmetric).
-    The random properties count such points as unverified ("known torch deviation"); findings.toml makes
+    The random properties count such points as registered ("known torch deviation"); findings.toml makes
     this a strict xfail (pow-double-backward-exponent-zero), so a torch that fixes it fails the run and
     pow's entry can lose its `second_order_deviation`."""
     point, dtype = point_dtype

@@ -4,7 +4,9 @@ oracles/table/max_pooling.py: max_pool, adaptive_max_pool).
 - each entry's forward is torch's op: every listed parameter set of small shapes, every spelling, on
   distinct values in an order that is neither sorted nor reversed (the gradient follows the same choice);
 - gradients worked by hand, at distinct values and at ties where torch documents its choice;
-- a tie whose index torch does not document is unverified (singular), never judged;
+- at ties where every kernel follows one rule torch does not document (max pooling: the first in the window's
+  scan; cummax, cummin: the last of the prefix), the rule against the indices torch returns, in every dtype;
+- a tie whose index torch does not document nor follows one rule for is unverified (singular), never judged;
 - faults torch's own ops can plant: the gradient routed to the mirrored element, a tie sent to the last
   maximum instead of the first, an even split replaced by the first element, are caught.
 """
@@ -140,7 +142,6 @@ def test_max_of_everything_and_aminmax_share_ties_evenly():
     ("kthvalue", P(0, k=1), (1.0, 3.0, 1.0)),
     ("sort", P(0), (1.0, 1.0, 0.0)),
     ("topk", P(0, k=1, largest=True), (2.0, 2.0, 0.0)),
-    ("cummax", P(0), (2.0, 2.0)),
     ("median", P(), (2.0, 0.0, 2.0)),
 ])
 def test_a_tie_at_an_undocumented_index_is_unverified(op, p, values):
@@ -148,6 +149,83 @@ def test_a_tie_at_an_undocumented_index_is_unverified(op, p, values):
     case = TensorCase(Tensor(op, (X,), p, 0), ((len(values),),), (values,), "float64")
     expected = expected_tensor_gradients(case)
     assert all(e.status is Status.SINGULAR for e in expected[0].elements), case.source
+
+
+MAX_POOLS = [f"{kind}max_pool{d}d" for kind in ("", "adaptive_") for d in (1, 2, 3)]
+
+
+def _window_tie_choices(op: str, values: np.ndarray, p) -> list[int]:
+    """Per window (row-major over the output) the flat input position the entry's backward routes to."""
+    shape = values.shape
+    balls = np.array([arb(v) for v in values.reshape(-1)], dtype=object).reshape(shape)
+    hot = np.eye(int(np.prod(TENSOR_OPS[op].out_shape((shape,), p), dtype=int)))
+    F = RoundingModel(format_named("float64"))
+    out_shape = TENSOR_OPS[op].out_shape((shape,), p)
+    choices = []
+    for row in hot:
+        grad = np.array([arb(v) for v in row], dtype=object).reshape(out_shape)
+        (g,) = TENSOR_OPS[op].backward(F, [balls], None, grad, p)
+        choices.append(next(i for i, v in enumerate(g.reshape(-1)) if v != 0))
+    return choices
+
+
+@pytest.mark.parametrize("op", MAX_POOLS)
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_max_pooling_sends_a_tie_to_the_first_in_the_window_as_torch_returns(op, dtype):
+    """torch does not document which of tied maxima max pooling returns; its kernels take the first in the
+    window's row-major scan (`val > maxval`). The entry's tie rule against the index torch returns, for every
+    listed parameter set of the small shapes, on all-equal values and on random 0/1 values."""
+    entry, rng = TENSOR_OPS[op], np.random.default_rng(0)
+    d = int(op[-2])
+    checked = 0
+    for rank in entry.ranks:
+        for shape in [s for small in SMALL_SHAPES[rank] for (s,) in entry.argument_shapes(small)]:
+            for p in entry.space.options((shape,)):
+                kwargs = dict(p.items)
+                for values in (np.ones(shape), rng.integers(0, 2, size=shape).astype(float)):
+                    x = torch.tensor(values, dtype=getattr(torch, dtype))
+                    size = kwargs.get("output_size") or kwargs["kernel_size"]
+                    call = getattr(torch.nn.functional, op)
+                    _, index = (call(x, size, return_indices=True) if "adaptive" in op else
+                                call(x, size, stride=kwargs["stride"], return_indices=True))
+                    plane = int(np.prod(shape[-d:]))  # torch's index is within the pooled plane
+                    chosen = [c % plane for c in _window_tie_choices(op, values, p)]
+                    assert chosen == index.reshape(-1).tolist(), f"{op}({values.tolist()}, {kwargs}) in {dtype}"
+                    checked += 1
+    assert checked
+
+
+@pytest.mark.parametrize("op", ["cummax", "cummin"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_cummax_and_cummin_send_a_tie_to_the_last_of_the_prefix_as_torch_returns(op, dtype):
+    """torch does not document which of a prefix's tied extrema cummax and cummin return; the kernel
+    compares with >= (<=), so the last. The entry's rule against torch's indices, on 200 random rows of 1 to 8
+    values from {0, 1, 2}, along either dim of a matrix too."""
+    rng = np.random.default_rng(1)
+    F = RoundingModel(format_named("float64"))
+    for _ in range(200):
+        shape = (int(rng.integers(1, 9)),) if rng.integers(2) else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        dim = int(rng.integers(len(shape)))
+        values = rng.integers(0, 3, size=shape).astype(float)
+        _, index = getattr(torch, op)(torch.tensor(values, dtype=getattr(torch, dtype)), dim)
+        balls = np.array([arb(v) for v in values.reshape(-1)], dtype=object).reshape(shape)
+        for o in np.ndindex(*shape):
+            grad = np.array([arb(0)] * values.size, dtype=object).reshape(shape)
+            grad[o] = arb(1)
+            (g,) = TENSOR_OPS[op].backward(F, [balls], grad, grad, P(dim))  # the output: only its shape is read
+            [chosen] = [i for i in np.ndindex(*shape) if g[i] != 0]
+            assert chosen[dim] == int(index[o]), f"{op}({values.tolist()}, {dim}) in {dtype}, output {o}"
+
+
+def test_ties_in_max_pooling_and_cummax_by_hand():
+    """max_pool1d([2, 2, 2], 2, stride=1): the windows [x0, x1] and [x1, x2] pick their first, x0 and x1; cummax([2, 2])
+    sends each prefix's gradient to its last 2, cummin([1, 0, 0]) the third to x2."""
+    node = Tensor("max_pool1d", (X,), CallParams((("kernel_size", 2), ("stride", 1))), 0)
+    _assert_pinned(node, ((1, 3),), ((2.0, 2.0, 2.0),), {0: (1.0, 2.0, 0.0)}, upstream=(1.0, 2.0))
+    node = _spelled("cummax", P(0), "torch.cummax(x0, dim=0)[0]")
+    _assert_pinned(node, ((2,),), ((2.0, 2.0),), {0: (1.0, 10.0)}, upstream=(1.0, 10.0))
+    node = _spelled("cummin", P(0), "x0.cummin(0).values")
+    _assert_pinned(node, ((3,),), ((1.0, 0.0, 0.0),), {0: (1.0, 2.0, 4.0)}, upstream=(1.0, 2.0, 4.0))
 
 
 def test_max_pool_adds_the_gradients_of_overlapping_windows():

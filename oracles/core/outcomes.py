@@ -62,6 +62,8 @@ def assert_gradients_match(outcome: Outcome, verdict_log: VerdictCounts | None =
         verdict_log.add(outcome.verdicts, outcome.case)
         for reason in sorted({v.reason for v in outcome.verdicts if v.verdict is Verdict.UNVERIFIED}):
             event(f"some elements unverified: {reason}")
+        for reason in sorted({v.reason for v in outcome.verdicts if v.verdict is Verdict.REGISTERED}):
+            event(f"some elements registered: {reason}")
     if outcome.wrong:
         error = AssertionError(failure_message(outcome))
         for note in failure_notes(outcome):

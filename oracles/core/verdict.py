@@ -6,7 +6,9 @@
 - wrong: torch lies outside (NaN/inf where a finite value is expected included), or `.grad` has the
   wrong shape/dtype, or is set for an input outside the graph (or missing for one inside);
 - unverified: singular point, possible overflow, or an enclosure too wide to judge. Counted, never passed
-  silently.
+  silently;
+- registered: torch is known to be wrong or inaccurate there, and a registered finding (findings.toml, pinned
+  by its own strict test) says why: explained, so neither a failure nor a blind spot.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Verdict(enum.Enum):
     VERIFIED = "verified"
     WRONG = "wrong"
     UNVERIFIED = "unverified"
+    REGISTERED = "registered"
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,10 @@ def judge_element(leaf: int, index, torch_value: float, expected, fmt: FloatForm
         if hidden_nonfinite(torch_value, expected.exact, fmt):
             exact_f = float(expected.exact.mid())
             if expected.status is Status.OVERFLOW:
-                return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, exact_f,
+                return ElementVerdict(leaf, index, Verdict.REGISTERED, torch_value, exact_f,
                                       reason=INTERMEDIATE_OVERFLOW)
             if expected.status is Status.EPSILON_UNDERFLOW:
-                return ElementVerdict(leaf, index, Verdict.UNVERIFIED, torch_value, exact_f, reason=EPSILON_UNDERFLOW)
+                return ElementVerdict(leaf, index, Verdict.REGISTERED, torch_value, exact_f, reason=EPSILON_UNDERFLOW)
             return ElementVerdict(leaf, index, Verdict.WRONG, torch_value, exact_f, reason=(
                 f"{torch_value} where the exact value {exact_f:.6g} is finite in {fmt.name} (the model: "
                 f"{expected.status.value}, {expected.reason})"), ulp=ulp_of(exact_f, fmt))
@@ -191,8 +194,7 @@ def judge(case: Case, grads: list[torch.Tensor | None], expected: list[ExpectedG
     return verdicts
 
 
-# An element counted as a registered finding (findings.toml): unverified, but neither unknown nor hidden, so
-# the guard against strategies that mostly miss (program_unverified_fraction) does not count it.
+# The reason of an element counted as a registered finding (findings.toml): Verdict.REGISTERED.
 REGISTERED = "registered finding"
 
 
@@ -211,7 +213,8 @@ class VerdictCounts:
     def __init__(self):
         self.examples = 0
         self.counts: Counter = Counter()
-        self.reasons: Counter = Counter()
+        self.reasons: Counter = Counter()  # why elements were unverified
+        self.registered: Counter = Counter()  # which registered findings explained elements
         self.worst_ulps = 0.0
         self.worst_over_bound = 0.0
         self.worst_case = ""
@@ -235,13 +238,16 @@ class VerdictCounts:
         self._seen.add(key)
         if case is not None:
             program = self._programs.setdefault(case.source, [0, 0])
-            program[0] += sum(v.verdict is Verdict.UNVERIFIED and not v.reason.startswith(REGISTERED) for v in verdicts)
+            program[0] += sum(v.verdict is Verdict.UNVERIFIED for v in verdicts)
             program[1] += len(verdicts)
         self.failing_examples += any(v.verdict is Verdict.WRONG for v in verdicts)
         for v in verdicts:
             self.counts[v.verdict] += 1
             if v.verdict is Verdict.UNVERIFIED:
                 self.reasons[v.reason] += 1
+                continue
+            if v.verdict is Verdict.REGISTERED:
+                self.registered[v.reason] += 1
                 continue
             if v.error_ulps is not None:
                 self.worst_ulps = max(self.worst_ulps, v.error_ulps)
@@ -256,12 +262,12 @@ class VerdictCounts:
 
     def count_wrong_as(self, finding: str) -> None:
         """Count the wrong elements as the registered finding that pins this check (a strict xfail): known,
-        so unverified with its id, not wrong; the worst error seen was the finding's, so it is not kept."""
+        so registered under its id, not wrong; the worst error seen was the finding's, so it is not kept."""
         wrong = self.counts.pop(Verdict.WRONG, 0)
         self.failing_examples = 0
         if wrong:
-            self.counts[Verdict.UNVERIFIED] += wrong
-            self.reasons[f"{REGISTERED} {finding}"] += wrong
+            self.counts[Verdict.REGISTERED] += wrong
+            self.registered[f"{REGISTERED} {finding}"] += wrong
             self.worst_ulps, self.worst_over_bound, self.worst_case = 0.0, 0.0, ""
 
     def add_failure(self, text: str) -> None:
@@ -274,6 +280,7 @@ class VerdictCounts:
         self.failing_examples += other.failing_examples
         self.counts.update(other.counts)
         self.reasons.update(other.reasons)
+        self.registered.update(other.registered)
         self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
         if other.worst_over_bound > self.worst_over_bound:
             self.worst_over_bound, self.worst_case = other.worst_over_bound, other.worst_case
@@ -288,6 +295,7 @@ class VerdictCounts:
             "failing_examples": self.failing_examples,
             **{v.value: self.counts[v] for v in Verdict},
             "unverified_reasons": dict(self.reasons),
+            "registered_reasons": dict(self.registered),
             "worst_error_ulps": self.worst_ulps,
             "worst_error_over_bound": self.worst_over_bound,
             "worst_case": self.worst_case,
@@ -301,8 +309,15 @@ class VerdictCounts:
         counts.examples = data["examples"]
         counts.repeats = data.get("repeats", 0)  # reports written before repeats were counted have none
         counts.failing_examples = data.get("failing_examples", 0)  # nor before failing examples were
-        counts.counts = Counter({v: data[v.value] for v in Verdict})
+        counts.counts = Counter({v: data.get(v.value, 0) for v in Verdict})
         counts.reasons = Counter(data["unverified_reasons"])
+        counts.registered = Counter(data.get("registered_reasons", {}))
+        # reports written before registered findings had a verdict of their own counted them as unverified
+        for reason in [r for r in counts.reasons if r.startswith(REGISTERED)]:
+            n = counts.reasons.pop(reason)
+            counts.counts[Verdict.UNVERIFIED] -= n
+            counts.counts[Verdict.REGISTERED] += n
+            counts.registered[reason] += n
         counts.worst_ulps = data["worst_error_ulps"]
         counts.worst_over_bound = data["worst_error_over_bound"]
         counts.worst_case = data.get("worst_case", "")
@@ -340,6 +355,9 @@ class VerdictCounts:
             parts.append(f"worst {self.worst_ulps:.3g} ulp / {self.worst_over_bound:.2g} of bound")
         if self.reasons:
             parts.append("unverified because: " + ", ".join(f"{r} {n}" for r, n in self.reasons.most_common()))
+        if self.registered:
+            parts.append("registered: " + ", ".join(f"{r.removeprefix(REGISTERED + ' ')} {n}"
+                                                   for r, n in self.registered.most_common()))
         return "; ".join(parts)
 
 def _index(index: tuple[int, ...]) -> str:

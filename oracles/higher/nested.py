@@ -135,10 +135,11 @@ def judge_nested(case: GradCase, run: NestedRun, expected: list[ExpectedGrad],
 
 
 def judged(leaf: int, index, value: float, element, case: GradCase) -> ElementVerdict:
-    """`verdict.judge_element`, keeping the reason of a known torch deviation (not just "singular")."""
+    """`verdict.judge_element`; a known torch deviation (a registered finding) is registered under its reason,
+    not "singular"."""
     verdict = judge_element(leaf, index, value, element, case.format)
     if verdict.verdict is Verdict.UNVERIFIED and element.reason.startswith(KNOWN_DEVIATION):
-        return dataclasses.replace(verdict, reason=element.reason)
+        return dataclasses.replace(verdict, verdict=Verdict.REGISTERED, reason=element.reason)
     return verdict
 
 

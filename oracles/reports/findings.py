@@ -235,7 +235,7 @@ def findings_of_mode(registry: list[Finding], mode: str) -> dict[str, Finding]:
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
     """`outcome` of a tensor case with every element torch does not pass counted as a registered finding of
-    the case's root op (unverified, reason `registered finding <id>`) where the largest |element| of the op's
+    the case's root op (Verdict.REGISTERED, reason `registered finding <id>`) where the largest |element| of the op's
     first input lies in that finding's magnitudes: the finding is pinned by its own strict test."""
     case = outcome.case
     first = getattr(case.program, "args", (None,))[0]
@@ -245,7 +245,7 @@ def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> O
                     and f.holds_at_magnitude(largest, case.dtype)), None)
     if finding is None:
         return outcome
-    verdicts = [replace(v, verdict=Verdict.UNVERIFIED, reason=f"{REGISTERED} {finding.id}")
+    verdicts = [replace(v, verdict=Verdict.REGISTERED, reason=f"{REGISTERED} {finding.id}")
                 if v.verdict is not Verdict.VERIFIED else v for v in outcome.verdicts]
     return replace(outcome, verdicts=verdicts)
 
@@ -307,7 +307,7 @@ def apply_findings(items, config, path: Path = REGISTRY) -> None:
 def excuse_registered_regions(outcome: Outcome, registry: list[Finding]) -> Outcome:
     """`outcome` of a single-op case whose tensor inputs are all of one shape (n,) (point i reads element i
     of each), with every element torch does not pass that lies in a registered finding's region counted as
-    that finding (unverified, reason `registered finding <id>`): the finding is pinned by its own strict
+    that finding (Verdict.REGISTERED, reason `registered finding <id>`): the finding is pinned by its own strict
     test, and everywhere else the check stays as strict as before."""
     case = outcome.case
     expr = case.expr
@@ -318,6 +318,6 @@ def excuse_registered_regions(outcome: Outcome, registry: list[Finding]) -> Outc
             point = tuple(arg.value if isinstance(arg, Const) else next(values)[v.index[0]] for arg in expr.args)
             finding = registered_region(registry, expr.op, case.dtype, point)
             if finding is not None:
-                v = replace(v, verdict=Verdict.UNVERIFIED, reason=f"{REGISTERED} {finding.id}")
+                v = replace(v, verdict=Verdict.REGISTERED, reason=f"{REGISTERED} {finding.id}")
         verdicts.append(v)
     return replace(outcome, verdicts=verdicts)

@@ -5,7 +5,9 @@ maps, parameter lists and input shapes they share.
 Each output element is the largest element of its window: SymPy's Max of the window, torch's exact copy of
 the chosen element, and its backward (max_pool's with-indices backward) adds each output's gradient into the
 index the forward returned, so an element that is the maximum of overlapping windows collects them all. At
-a tie for a window's maximum that index is the kernel's, which torch does not document: undecidable.
+a tie for a window's maximum that index is the first of the tied elements in the kernel's scan of the window
+(`TieRule.KERNEL_FIRST`: its `val > maxval` in a loop over the window in row-major order), which torch does not
+document; tests/test_selection_ops.py pins it against the indices torch returns.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from oracles.table.shape_ops import (
     _batched,
     _spelling,
 )
-from oracles.table.tensor_formulas import structure, sum_any, sym_max
+from oracles.table.tensor_formulas import ZERO, structure, sum_any, sym_max
 from oracles.table.tensor_ops import TENSOR_OPS, OptionSpace, TensorOp
 
 
@@ -56,18 +58,24 @@ def _window_max_op(name: str, index_map: Callable, spellings, options: Callable,
     def forward(F, arrays, p):
         return per_window(arrays, p, lambda window: order_statistic(window, len(window) - 1)[0])
 
-    def backward(F, arrays, out, grad, p):
-        a = arrays[0]
+    def routed(a, grad, p, add) -> np.ndarray:
+        """Each window's gradient into its chosen element, the gradients an element collects added by `add`."""
         windows = _windows(index_map, a.shape, p)
         collected: list[list] = [[] for _ in range(a.size)]
         for o in np.ndindex(*windows.shape):
             window = windows[o]
-            [(i, _)] = chosen([a.reshape(-1)[e] for e in window], len(window) - 1, TieRule.UNDOCUMENTED)
+            [(i, _)] = chosen([a.reshape(-1)[e] for e in window], len(window) - 1, TieRule.KERNEL_FIRST)
             collected[window[i]].append(grad[o])
         result = np.empty(a.size, dtype=object)
         for e, parts in enumerate(collected):
-            result[e] = sum_any(F, parts)
-        return (result.reshape(a.shape),)
+            result[e] = add(parts)
+        return result.reshape(a.shape)
+
+    def backward(F, arrays, out, grad, p):
+        return (routed(arrays[0], grad, p, lambda parts: sum_any(F, parts)),)
+
+    def subgradient_vjp(arrays, adjoint, p):  # exact values: where a window's maximum is tied, the tie rule
+        return [routed(arrays[0], adjoint, p, lambda parts: sum(parts, ZERO))]
 
     first_ranks = set(ranks) if operand_shapes is None else {
         len(shapes[0]) for r in ranks for side in (1, 2, 3) for shapes in operand_shapes((side,) * r)}
@@ -78,12 +86,12 @@ def _window_max_op(name: str, index_map: Callable, spellings, options: Callable,
 
     return TensorOp(name, 1, tuple(spellings), math_, forward, backward, OptionSpace(listed),
                     lambda shapes, p: _windows(index_map, shapes[0], p).shape, tuple(opinfo), ranks=ranks,
-                    operand_shapes=operand_shapes)
+                    operand_shapes=operand_shapes, ties=TieRule.KERNEL_FIRST.value, subgradient_vjp=subgradient_vjp)
 
 
 def _smallest_windows_first(pooled: int):
-    """adaptive pooling's output sizes, the largest first: the smallest windows (of one element, a copy) have
-    the fewest ties, where max pooling's undocumented choice leaves the case undecidable."""
+    """adaptive pooling's output sizes, the largest first: the smallest windows (of one element, a copy) are
+    the simplest."""
     options = _adaptive_options(pooled)
 
     def ordered(shapes):

@@ -67,6 +67,11 @@ class SelectionParams:
 class TieRule(enum.Enum):
     EVENLY = "ties share the gradient evenly"
     FIRST = "the first of the tied elements gets the gradient (torch's documented index)"
+    # Two rules torch does not document but every kernel follows (its comparison, `>` or `>=`, in a loop over
+    # the elements in order); tests/test_selection_ops.py pins them against the indices torch returns, in
+    # every dtype, so a torch that changes the rule fails there first.
+    KERNEL_FIRST = "the first of the tied elements in the kernel's scan of the window gets the gradient"
+    KERNEL_LAST = "the last of the tied elements of the prefix gets the gradient (the kernel compares with >=)"
     UNDOCUMENTED = "the index torch's kernel returns, undocumented: undecidable"
 
 
@@ -91,8 +96,10 @@ def chosen(values: list[arb], rank: int, rule: TieRule) -> list[tuple[int, int]]
         return [(equal[0], 1)]
     if rule is TieRule.EVENLY:
         return [(i, len(equal)) for i in equal]
-    if rule is TieRule.FIRST:
+    if rule in (TieRule.FIRST, TieRule.KERNEL_FIRST):
         return [(equal[0], 1)]
+    if rule is TieRule.KERNEL_LAST:
+        return [(equal[-1], 1)]
     raise Singular("a tie at the selected value: which index torch returns is not documented")
 
 
@@ -179,7 +186,9 @@ def _ranks_along(n: int, p: SelectionParams, kind: str) -> list[int]:
 
 def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) -> TensorOp:
     """Each output along `dim` one element of the slice: sort and topk its order statistics, cummax and
-    cummin the largest (smallest) of its prefix. Ties: undocumented indices, so undecidable."""
+    cummin the largest (smallest) of its prefix. Ties: sort's and topk's indices are undocumented, so
+    undecidable; cummax and cummin send a tie's gradient to its last element (`TieRule.KERNEL_LAST`)."""
+    rule = TieRule.KERNEL_LAST if kind in ("cummax", "cummin") else TieRule.UNDOCUMENTED
 
     def selections(n: int, p: SelectionParams) -> list[tuple[int, int]]:
         """(prefix length, rank within it) per output."""
@@ -193,12 +202,20 @@ def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) ->
     def forward(F, a, p):
         return [order_statistic(a[:length], r)[0] for length, r in selections(len(a), p)]
 
-    def backward(F, a, y, g, p):
-        routed: list[list] = [[] for _ in a]
+    def routed(a, g, p) -> list[list]:
+        parts: list[list] = [[] for _ in a]
         for (length, r), gi in zip(selections(len(a), p), g):
-            [(i, _)] = chosen(a[:length], r, TieRule.UNDOCUMENTED)
-            routed[i].append(gi)
-        return [sum_any(F, parts) for parts in routed]  # cummaxmin_backward: scatter_add
+            [(i, _)] = chosen(a[:length], r, rule)
+            parts[i].append(gi)
+        return parts
+
+    def backward(F, a, y, g, p):
+        return [sum_any(F, parts) for parts in routed(a, g, p)]  # cummaxmin_backward: scatter_add
+
+    def subgradient_vjp(args, adjoint, p):  # exact values: where a prefix's extremum is tied, the tie rule
+        def per_slice(_F, a, _y, g, p):
+            return [sum(parts, ZERO) for parts in routed(a, g, p)]
+        return list(_along_backward(per_slice)(None, args, adjoint, adjoint, p))
 
     def shape(shapes, p):
         s = shapes[0]
@@ -206,7 +223,8 @@ def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) ->
         return s[:dim] + (len(selections(s[dim], p)),) + s[dim + 1:]
 
     return TensorOp(name, 1, tuple(spellings), _along(math_), _along(forward), _along_backward(backward),
-                    _space(options), shape, tuple(opinfo))
+                    _space(options), shape, tuple(opinfo), ties="" if rule is TieRule.UNDOCUMENTED else rule.value,
+                    subgradient_vjp=None if rule is TieRule.UNDOCUMENTED else subgradient_vjp)
 
 
 def _along(per_slice: Callable) -> Callable:
