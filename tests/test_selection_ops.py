@@ -151,47 +151,44 @@ def test_a_tie_at_an_undocumented_index_is_unverified(op, p, values):
     assert all(e.status is Status.SINGULAR for e in expected[0].elements), case.source
 
 
-MAX_POOLS = [f"{kind}max_pool{d}d" for kind in ("", "adaptive_") for d in (1, 2, 3)]
+MAX_POOLS = [f"{kind}max_pool{d}d" for kind in ("", "adaptive_") for d in (1, 2, 3)] + [
+    f"fractional_max_pool{d}d" for d in (2, 3)]
 
 
-def _window_tie_choices(op: str, values: np.ndarray, p) -> list[int]:
-    """Per window (row-major over the output) the flat input position the entry's backward routes to."""
-    shape = values.shape
+def _routed_to(op: str, values: np.ndarray, p) -> list[int]:
+    """Per output (row-major) the flat input position the entry's backward sends its gradient to."""
+    entry, shape = TENSOR_OPS[op], values.shape
     balls = np.array([arb(v) for v in values.reshape(-1)], dtype=object).reshape(shape)
-    hot = np.eye(int(np.prod(TENSOR_OPS[op].out_shape((shape,), p), dtype=int)))
+    out_shape = entry.out_shape((shape,), p)
     F = RoundingModel(format_named("float64"))
-    out_shape = TENSOR_OPS[op].out_shape((shape,), p)
-    choices = []
-    for row in hot:
-        grad = np.array([arb(v) for v in row], dtype=object).reshape(out_shape)
-        (g,) = TENSOR_OPS[op].backward(F, [balls], None, grad, p)
-        choices.append(next(i for i, v in enumerate(g.reshape(-1)) if v != 0))
-    return choices
+    routed = []
+    for row in np.eye(int(np.prod(out_shape, dtype=int))):
+        (g,) = entry.backward(F, [balls], None, np.array([arb(v) for v in row], dtype=object).reshape(out_shape), p)
+        routed.append(next(i for i, v in enumerate(g.reshape(-1)) if v != 0))
+    return routed
 
 
 @pytest.mark.parametrize("op", MAX_POOLS)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
-def test_max_pooling_sends_a_tie_to_the_first_in_the_window_as_torch_returns(op, dtype):
+def test_max_pooling_sends_a_tie_to_the_first_in_the_window_as_torch_does(op, dtype):
     """torch does not document which of tied maxima max pooling returns; its kernels take the first in the
-    window's row-major scan (`val > maxval`). The entry's tie rule against the index torch returns, for every
-    listed parameter set of the small shapes, on all-equal values and on random 0/1 values."""
+    window's row-major scan (`val > maxval`). The entry's tie rule against where torch's backward sends each
+    output's gradient, for every listed parameter set of the small shapes and every spelling, on all-equal
+    values and on random 0/1 values (measured the same with return_indices=True)."""
     entry, rng = TENSOR_OPS[op], np.random.default_rng(0)
-    d = int(op[-2])
     checked = 0
     for rank in entry.ranks:
         for shape in [s for small in SMALL_SHAPES[rank] for (s,) in entry.argument_shapes(small)]:
             for p in entry.space.options((shape,)):
-                kwargs = dict(p.items)
                 for values in (np.ones(shape), rng.integers(0, 2, size=shape).astype(float)):
-                    x = torch.tensor(values, dtype=getattr(torch, dtype))
-                    size = kwargs.get("output_size") or kwargs["kernel_size"]
-                    call = getattr(torch.nn.functional, op)
-                    _, index = (call(x, size, return_indices=True) if "adaptive" in op else
-                                call(x, size, stride=kwargs["stride"], return_indices=True))
-                    plane = int(np.prod(shape[-d:]))  # torch's index is within the pooled plane
-                    chosen = [c % plane for c in _window_tie_choices(op, values, p)]
-                    assert chosen == index.reshape(-1).tolist(), f"{op}({values.tolist()}, {kwargs}) in {dtype}"
-                    checked += 1
+                    for k in entry.spellings_for((shape,), p):
+                        x = torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=True)
+                        y = entry.spellings[k].call([x], p).reshape(-1)
+                        by_torch = [int(torch.autograd.grad(y[o], x, retain_graph=True)[0].reshape(-1).argmax())
+                                    for o in range(len(y))]
+                        assert _routed_to(op, values, p) == by_torch, (
+                            f"{entry.spellings[k].render(['x0'], p)} on {values.tolist()} in {dtype}")
+                        checked += 1
     assert checked
 
 

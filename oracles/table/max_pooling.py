@@ -86,7 +86,8 @@ def _window_max_op(name: str, index_map: Callable, spellings, options: Callable,
 
     return TensorOp(name, 1, tuple(spellings), math_, forward, backward, OptionSpace(listed),
                     lambda shapes, p: _windows(index_map, shapes[0], p).shape, tuple(opinfo), ranks=ranks,
-                    operand_shapes=operand_shapes, ties=TieRule.KERNEL_FIRST.value, subgradient_vjp=subgradient_vjp)
+                    operand_shapes=operand_shapes, ties=TieRule.KERNEL_FIRST.value, pinned_as=(name,),
+                    subgradient_vjp=subgradient_vjp)
 
 
 def _smallest_windows_first(pooled: int):

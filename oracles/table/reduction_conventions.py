@@ -111,6 +111,52 @@ _NORMS_AT_ZERO = (
 )
 
 
+_F = torch.nn.functional
+# Each max pooling as one window over the two elements (x0, x1), in its own input layout.
+_ONE_WINDOW = {
+    "max_pool1d": ("{v}[None], 2", lambda v: _F.max_pool1d(v[None], 2)),
+    "max_pool2d": ("{v}.reshape(1, 1, 2), (1, 2)", lambda v: _F.max_pool2d(v.reshape(1, 1, 2), (1, 2))),
+    "max_pool3d": ("{v}.reshape(1, 1, 1, 2), (1, 1, 2)", lambda v: _F.max_pool3d(v.reshape(1, 1, 1, 2), (1, 1, 2))),
+    "adaptive_max_pool1d": ("{v}[None], 1", lambda v: _F.adaptive_max_pool1d(v[None], 1)),
+    "adaptive_max_pool2d": ("{v}.reshape(1, 1, 2), 1", lambda v: _F.adaptive_max_pool2d(v.reshape(1, 1, 2), 1)),
+    "adaptive_max_pool3d": ("{v}.reshape(1, 1, 1, 2), 1",
+                            lambda v: _F.adaptive_max_pool3d(v.reshape(1, 1, 1, 2), 1)),
+    "fractional_max_pool2d": ("{v}.reshape(1, 1, 2), (1, 2), output_size=1, _random_samples={v}.new_zeros(1, 1, 2)",
+                              lambda v: _F.fractional_max_pool2d(v.reshape(1, 1, 2), (1, 2), output_size=1,
+                                                                 _random_samples=v.new_zeros(1, 1, 2))),
+    # fractional_max_pool3d needs every input size above output + kernel - 1, and its one window ends the input:
+    # the two elements end a padded input
+    "fractional_max_pool3d": ("torch.cat([{v}.new_full((10,), -2.0), {v}]).reshape(1, 2, 2, 3), (1, 1, 2), "
+                              "output_size=1, _random_samples={v}.new_zeros(1, 1, 3)",
+                              lambda v: _F.fractional_max_pool3d(
+                                  torch.cat([v.new_full((10,), -2.0), v]).reshape(1, 2, 2, 3), (1, 1, 2),
+                                  output_size=1, _random_samples=v.new_zeros(1, 1, 3))),
+}
+
+
+def _max_pool_tie(name: str) -> PinnedOnly:
+    arguments, pool = _ONE_WINDOW[name]
+    return PinnedOnly(name, (_stacked(f"torch.nn.functional.{name}({arguments})", pool),), (
+        conv(_HALF_TIE, (1.0, 0.0), SUB, (0.5, 0.5),
+             "the maximum of a window is convex, of minimum-norm subgradient 1/k on a tie of k. torch: the kernel "
+             "returns the first maximum of its scan of the window (val > maxval) and the backward sends grad to "
+             "that index only (undocumented; tests/test_selection_ops.py pins it in every layout).", label="tie2"),
+    ), note="one window of two elements")
+
+
+def _running_extremum_tie(name: str) -> PinnedOnly:
+    kind, rule = ("convex", SUB) if name == "cummax" else ("concave", SUPER)
+    running = _stacked(f"torch.{name}({{v}}, 0).values", lambda v: getattr(torch, name)(v, 0).values)
+    return PinnedOnly(name, (running,), (
+        conv(_HALF_TIE, (1.0, 1.0), rule, (1.0, 1.0),
+             f"the sum of the outputs x0 + {name[3:]}(x0, x1) is {kind}; at the tie its "
+             f"{'sub' if rule is SUB else 'super'}differential is (1 + t, 1 - t) for t in [0, 1], of minimum norm "
+             f"(1, 1). torch: the kernel compares with {'>=' if name == 'cummax' else '<='}, so the second prefix "
+             "returns its last element, x1, and the backward adds each output's grad at its index: (1, 1), the "
+             "rule's value (undocumented; tests/test_selection_ops.py pins it).", label="tie2"),
+    ), note="two elements along dim 0, the outputs summed")
+
+
 PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     PinnedOnly("amax", (_stacked("{v}.amax()", torch.amax), _stacked("torch.amax({v}, dim=0)",
                                                                   lambda v: torch.amax(v, dim=0))), (
@@ -209,6 +255,8 @@ PINNED_ONLY: dict[str, PinnedOnly] = {p.name: p for p in (
     ), note="two classes, target (0, -1); torch has no bfloat16 or float16 CPU kernel"),
     *(_scattered_extremum(method, reduce) for method in ("scatter_reduce", "index_reduce")
       for reduce in ("amax", "amin")),
+    *(_max_pool_tie(name) for name in _ONE_WINDOW),
+    *(_running_extremum_tie(name) for name in ("cummax", "cummin")),
     PinnedOnly("masked_std", (_stacked("torch.masked.std({v}, 0, correction=0, mask=torch.tensor([True, True, False]))",
                                        lambda v: torch.masked.std(v, 0, correction=0, mask=_leading(v, 2))),), (
         conv((1.0, 1.0, 5.0), (NAN, NAN, 0.0), (SUB, SUB, GRADIENT), (0.0, 0.0, 0.0),

@@ -224,6 +224,7 @@ def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) ->
 
     return TensorOp(name, 1, tuple(spellings), _along(math_), _along(forward), _along_backward(backward),
                     _space(options), shape, tuple(opinfo), ties="" if rule is TieRule.UNDOCUMENTED else rule.value,
+                    pinned_as=() if rule is TieRule.UNDOCUMENTED else (name,),
                     subgradient_vjp=None if rule is TieRule.UNDOCUMENTED else subgradient_vjp)
 
 
