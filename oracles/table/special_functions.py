@@ -18,6 +18,7 @@ import torch
 from flint import acb, arb, ctx
 
 from oracles.numerics.exact import STEP_EVALUATORS, arb_erfcx
+from oracles.numerics.monotone import monotone, monotone_in_magnitude
 from oracles.numerics.rounding import Singular, int_power
 from oracles.numerics.sympy_functions import Erfcx, Ndtr, Ndtri, Trunc
 from oracles.table import special_conventions as pins
@@ -104,11 +105,11 @@ ERFINV_ULPS = 1
 
 def _erfinv_grads(F, args, y):
     # erfinv: 0.5 * sqrt(M_PI) * exp(self.erfinv().pow(2)) * grad: erfinv recomputed, not the result
-    inverse = F.round(args[0].erfinv(), 2 * ERFINV_ULPS)
+    inverse = F.round(monotone(arb.erfinv, args[0]), 2 * ERFINV_ULPS)
     return (F.mul(F.round(arb.pi().sqrt() / 2), F.round(F.mul(inverse, inverse).exp(), 2)),)
 
 
-add_unary("erfinv", sympy.erfinv, arb.erfinv, _erfinv_grads, Domain.UNIT, ulps=ERFINV_ULPS,
+add_unary("erfinv", sympy.erfinv, lambda a: monotone(arb.erfinv, a), _erfinv_grads, Domain.UNIT, ulps=ERFINV_ULPS,
     spellings=unary_spellings("erfinv", Spelling("torch.special.erfinv({0})", torch.special.erfinv)),
     intervals=(Interval(-1.0, 1.0),), specials=(pole("x = ±1", -1.0, 1.0),), conventions=pins.ERFINV,
     references=(ref((0.5,), lambda a: (mp.sqrt(mp.pi) / 2 * mp.exp(mp.erfinv(a) ** 2),)),))
@@ -127,9 +128,9 @@ ERFCX_DTYPES = ("float64", "float32")
 
 def _erfcx(F, x):
     if not F.greater(ZERO, x):
-        return F.round(arb_erfcx(x), 2 * ERFCX_ULPS)
+        return F.round(monotone(arb_erfcx, x), 2 * ERFCX_ULPS)  # decreasing
     growth = F.mul(arb(2), F.round(F.mul(x, x).exp(), 2))
-    return F.sub(growth, F.round(arb_erfcx(-x), 2 * ERFCX_ULPS))
+    return F.sub(growth, F.round(monotone(arb_erfcx, -x), 2 * ERFCX_ULPS))
 
 
 def _erfcx_grads(F, args, y):
@@ -220,7 +221,7 @@ def _digamma_positive(F, x):
         low += 1
         steps += 1
     magnitude += (x.upper() + 10).log()
-    return F.round(x.digamma(), 2 * (2 * steps + 4), magnitude)
+    return F.round(monotone(arb.digamma, x), 2 * (2 * steps + 4), magnitude)  # increasing on (0, inf)
 
 
 def _digamma(F, x):
@@ -383,16 +384,19 @@ def _worth_precision(x) -> int:
 def _scaled_bessel(F, x, order: int):
     """exp(-|x|) I_n(x) (I_0 even, I_1 odd): arb's scaling is exp(-x), right for x > 0 only."""
     with ctx.workprec(_worth_precision(x)):
-        magnitude = abs(x).bessel_i(order, scaled=True)
-    return magnitude if order == 0 else magnitude * _sign(F, x)
+        if order == 0:  # exp(-|x|) I_0(|x|) falls as |x| grows
+            return monotone_in_magnitude(lambda v: v.bessel_i(0, scaled=True), x)
+        magnitude = abs(x).bessel_i(order, scaled=True)  # exp(-|x|) I_1(|x|) peaks near 1.5
+    return magnitude * _sign(F, x)
 
 
 def _bessel(F, x, order: int, scaled: bool, ulps: float):
     if scaled:
         value = _scaled_bessel(F, x, order)
     else:
-        with ctx.workprec(_worth_precision(x)):
-            value = x.bessel_i(order)
+        with ctx.workprec(_worth_precision(x)):  # I_0 is even and grows with |x|, I_1 is odd and increasing
+            value = (monotone_in_magnitude(lambda v: v.bessel_i(0), x) if order == 0
+                     else monotone(lambda v: v.bessel_i(1), x))
     return F.store(F.opmath.round(value, 2 * ulps))
 
 
