@@ -88,7 +88,10 @@ def render() -> str:
          "op), never read off torch. Where torch disagrees with it (beyond 4 ulps of the exact value "
          "rounded to the dtype; ±0 count as equal), the entry *deviates* and is a registered finding "
          "(findings.toml), whose test is a strict xfail. *one-sided limits*: torch's gradient a few ulps "
-         "off the point, towards `+` or `-` along the argument named, tends there (also tested)."),
+         "off the point, towards `+` or `-` along the argument named, tends there (also tested). Forward "
+         "mode is held to the same rule value: the jvp along each argument in turn "
+         "(test_forward_mode_follows_rule); where it deviates, the finding says whether the backward does "
+         "too."),
         "",
         "## Summary",
         "",

@@ -28,6 +28,7 @@ from oracles.core.pinning import (
     rule_mismatches,
     table_problems,
 )
+from oracles.core.unsupported import skipping_missing_kernels
 from oracles.reports import findings
 
 MAX_APPROACH_ULPS = 8
@@ -76,6 +77,15 @@ def test_pinned(pinned_case, device):
 def test_follows_rule(pinned_case, device):
     pinned, dtype = pinned_case
     mismatches = rule_mismatches(pinned, dtype, device=device)
+    assert not mismatches, "\n".join(mismatches)
+
+
+@skipping_missing_kernels
+def test_forward_mode_follows_rule(pinned_case, device):
+    """The jvp at the convention point, each tensor argument's tangent 1 in turn: the rule's value, as for the
+    gradient (a deviation of forward mode alone is a finding of its own)."""
+    pinned, dtype = pinned_case
+    mismatches = rule_mismatches(pinned, dtype, device=device, forward_mode=True)
     assert not mismatches, "\n".join(mismatches)
 
 

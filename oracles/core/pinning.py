@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from flint import arb, ctx
 
 from oracles.core.case import GradCase
@@ -109,6 +110,27 @@ def torch_gradients(pinned: Pinned, at: tuple[float, ...], dtype: str, spelling:
     return tuple(leaves[i].grad.item() for i in pinned.tensor_args)
 
 
+def torch_tangents(pinned: Pinned, at: tuple[float, ...], dtype: str, device: str = "cpu") -> tuple[float, ...]:
+    """torch's forward-mode derivative per tensor argument of `pinned`'s op at `at` (its first spelling): the
+    tangent of the summed output with that argument's tangent 1 and the others' 0 (0 where the output's tangent
+    is None: torch found no dependence)."""
+    fmt = FORMATS[dtype]
+    fn = pinned.spec.spellings[0].call
+    tangents = []
+    for i in pinned.tensor_args:
+        with fwAD.dual_level():
+            args = []
+            for j, value in enumerate(at):
+                if j not in pinned.tensor_args:
+                    args.append(value)
+                    continue
+                primal = torch.tensor(value, dtype=torch.float64).to(device=device, dtype=fmt.torch_dtype)
+                args.append(fwAD.make_dual(primal, torch.ones_like(primal) if j == i else torch.zeros_like(primal)))
+            tangent = fwAD.unpack_dual(fn(*args).sum()).tangent
+            tangents.append(0.0 if tangent is None else tangent.item())
+    return tuple(tangents)
+
+
 def _pinned_matches(torch_value: float, pinned_value: float, fmt: FloatFormat) -> bool:
     """Exactly (NaN, ±inf, the sign of zero); a finite nonzero pinned value rounded to the dtype, within
     one ulp (the last bit of a transcendental kernel may differ between CPU vector paths)."""
@@ -143,17 +165,23 @@ def pinned_mismatches(pinned: Pinned, dtype: str, convention: Convention | None 
     return messages
 
 
-def rule_mismatches(pinned: Pinned, dtype: str, device: str = "cpu") -> list[str]:
-    """torch against what the rule prescribes (fails exactly for the deviations, which are registered)."""
+def rule_mismatches(pinned: Pinned, dtype: str, device: str = "cpu", forward_mode: bool = False) -> list[str]:
+    """torch against what the rule prescribes (fails exactly for the deviations, which are registered): its
+    gradient, or with `forward_mode` its forward-mode derivatives (`torch_tangents`), which the rule prescribes
+    alike: forward and reverse mode are two evaluations of one linear map."""
     convention = pinned.convention
     fmt = FORMATS[dtype]
-    got = torch_gradients(pinned, convention.at, dtype, device=device)
+    if forward_mode:
+        got = torch_tangents(pinned, convention.at, dtype, device)
+    else:
+        got = torch_gradients(pinned, convention.at, dtype, device=device)
     wrong = [i for i, (g, e, r) in enumerate(zip(got, convention.expected, convention.rules))
              if not agrees(g, e, r, fmt)]
     if not wrong:
         return []
     rule = "; ".join(f"x{i}: {convention.rules[i].clause} -> {fmt_value(convention.expected[i])}" for i in wrong)
-    message = f"{pinned.op} at {pinned.where()}, {dtype}: torch gives {_values(got)} but the rule says {rule}."
+    what = "torch's forward mode gives" if forward_mode else "torch gives"
+    message = f"{pinned.op} at {pinned.where()}, {dtype}: {what} {_values(got)} but the rule says {rule}."
     return [f"{message} Why: {convention.why}"]
 
 

@@ -347,7 +347,7 @@ add_op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_
     # pow_backward_self is where(exponent == 0, 0, grad * exponent * self.pow(exponent - 1)): at exponent 0
     # its dependence on the exponent is masked, so ∂²(a ** b)/∂b∂a = 1/a comes out 0 (cf. pytorch#89757).
     second_order_deviation=Deviation(lambda values: values[1].contains(0), "pow's double backward at exponent 0"),
-    findings=("pow-base-gradient-overflow", "pow-double-backward-exponent-zero"),
+    findings=("pow-base-gradient-overflow", "pow-double-backward-exponent-zero", "pow-forward-mode-zero-tangent-nan"),
     references=(ref((1.25, 0.75), lambda a, b: (b * a ** (b - 1), a**b * mp.log(a))),))
 add_op("reciprocal", unary_spellings("reciprocal"), lambda a: 1 / a,
     lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,),
