@@ -91,7 +91,9 @@ def render() -> str:
          "off the point, towards `+` or `-` along the argument named, tends there (also tested). Forward "
          "mode is held to the same rule value: the jvp along each argument in turn "
          "(test_forward_mode_follows_rule); where it deviates, the finding says whether the backward does "
-         "too."),
+         "too. The double backward at the point is held to the second derivative's limit, where its one-sided "
+         "limits (exact, from the sides the convention approaches) agree and the first derivative is defined "
+         "(test_second_derivative_is_its_limit)."),
         "",
         "## Summary",
         "",

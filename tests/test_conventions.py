@@ -26,10 +26,12 @@ from oracles.core.pinning import (
     limit_mismatches,
     pinned_mismatches,
     rule_mismatches,
+    second_order_mismatches,
     table_problems,
 )
 from oracles.core.unsupported import skipping_missing_kernels
 from oracles.reports import findings
+from oracles.table.ops import OPS
 
 MAX_APPROACH_ULPS = 8
 # A few points per side and dtype: ~300 approach tests share the run's time (`thorough` keeps 6 too,
@@ -77,6 +79,19 @@ def test_pinned(pinned_case, device):
 def test_follows_rule(pinned_case, device):
     pinned, dtype = pinned_case
     mismatches = rule_mismatches(pinned, dtype, device=device)
+    assert not mismatches, "\n".join(mismatches)
+
+
+@skipping_missing_kernels
+def test_second_derivative_is_its_limit(pinned_case, device):
+    """Double backward at the convention point, for each tensor argument whose second derivative has one limit
+    from both sides (exact, far below the dtype's resolution): torch's value is that limit."""
+    pinned, dtype = pinned_case
+    if not pinned.elementwise or not OPS[pinned.op].second_order:
+        pytest.skip(f"{pinned.op} has no second derivative to judge (a step function, or no op-table entry)")
+    mismatches, judged = second_order_mismatches(pinned, dtype, device=device)
+    if not judged:
+        pytest.skip("the second derivative's one-sided limits differ or are unknown here: nothing is prescribed")
     assert not mismatches, "\n".join(mismatches)
 
 

@@ -11,13 +11,14 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import sympy
 import torch
 import torch.autograd.forward_ad as fwAD
 from flint import arb, ctx
 
 from oracles.core.case import GradCase
 from oracles.core.expr import Apply, Const, Var
-from oracles.core.render import derivative, to_sympy
+from oracles.core.render import derivative, symbol, to_sympy
 from oracles.core.test_ids import selectable
 from oracles.numerics.dtypes import FORMATS, FloatFormat
 from oracles.numerics.exact import compile_sympy
@@ -219,11 +220,12 @@ EXACT_PRECISIONS = (ctx.prec, 1024, 8192)
 
 
 def _precise(evaluate, point) -> float | None:
+    """`evaluate` at `point` (floats, or a function building the point's balls at the current precision)."""
     saved = ctx.prec
     try:
         for bits in EXACT_PRECISIONS:
             ctx.prec = bits
-            value = evaluate(tuple(arb(p) for p in point))
+            value = evaluate(point() if callable(point) else tuple(arb(p) for p in point))
             if not value.is_finite():
                 return None
             if value.rad() <= abs(value.mid()) * arb(2) ** -70 or value.rad() < arb(2) ** -1100:
@@ -252,6 +254,105 @@ def exact_value(case: GradCase) -> float | None:
         return _precise(compile_sympy(to_sympy(case.expr)), tuple(v[0] for v in case.values))
     except Singular:
         return None
+
+
+# ------------------------------------------------------------------ the second derivative at the point
+# A one-sided limit of the second derivative is read exactly at two distances off the point (relative to
+# max(1, |x|)), both far below every dtype's resolution: where the two values agree (LIMIT_TOLERANCE) the piece is
+# analytic up to the point and that is the limit; where the nearer is far larger, with the same sign, it diverges.
+SIDE_OFFSETS = (2.0 ** -80, 2.0 ** -100)
+
+
+def _one_sided_second(program, point: list[float], var: int, direction: int) -> float | None:
+    values = []
+    for offset in SIDE_OFFSETS:
+        def shifted(offset=offset):
+            balls = [arb(v) for v in point]
+            balls[var] += direction * arb(offset) * max(1.0, abs(point[var]))
+            return tuple(balls)
+        values.append(_precise(program, shifted))
+    far, near = values
+    if far is None or near is None:
+        return None
+    if abs(far - near) <= LIMIT_TOLERANCE * max(1.0, abs(near)):
+        return near
+    if (far > 0) == (near > 0) and abs(near) > 2 * abs(far):
+        return math.copysign(math.inf, near)
+    return None
+
+
+def second_derivative_limit(pinned: Pinned, arg: int) -> float | None:
+    """The limit of ∂²f/∂x_arg² at the convention point, from the sides the convention approaches x_arg from
+    (both where it names none): where they agree, the value the calculus prescribes there (a smooth point has
+    it; a kink of a piecewise-linear function has 0 on both sides; a pole of the first derivative, ±inf). None
+    where the first derivative is undefined there, or the sides differ or are unknown."""
+    convention = pinned.convention
+    var = pinned.tensor_args.index(arg)
+    if convention.rules[var] is Rule.UNDEFINED:
+        return None
+    case = single_op_case(pinned.op, convention.at, "float64")
+    try:
+        program = compile_sympy(sympy.diff(derivative(case.expr, var), symbol(var)))
+    except Singular:
+        return None
+    point = [v[0] for v in case.values]
+    directions = sorted({a.side for a in convention.approaches if a.arg == arg}) or [-1, 1]
+    try:
+        sides = [_one_sided_second(program, point, var, direction) for direction in directions]
+    except Singular:
+        return None
+    if any(side is None for side in sides):
+        return None
+    if all(math.isinf(side) for side in sides):
+        return sides[0] if len(set(sides)) == 1 else None
+    if any(math.isinf(side) for side in sides):
+        return None
+    if max(sides) - min(sides) <= LIMIT_TOLERANCE * max(1.0, *(abs(side) for side in sides)):
+        return sum(sides) / len(sides)
+    return None
+
+
+def torch_second_derivatives(pinned: Pinned, at: tuple[float, ...], dtype: str,
+                             device: str = "cpu") -> tuple[float, ...]:
+    """torch's ∂²f/∂x_i² per tensor argument of `pinned`'s op at `at` (its first spelling): autograd.grad of the
+    gradient, built with create_graph=True (0 where the gradient does not depend on x_i)."""
+    fmt = FORMATS[dtype]
+    values = []
+    for i in pinned.tensor_args:
+        leaves = {j: torch.tensor(at[j], dtype=torch.float64).to(device=device, dtype=fmt.torch_dtype).requires_grad_()
+                  for j in pinned.tensor_args}
+        args = [leaves[j] if j in leaves else at[j] for j in range(len(at))]
+        (gradient,) = torch.autograd.grad(pinned.spec.spellings[0].call(*args).sum(), leaves[i], create_graph=True)
+        if not gradient.requires_grad:
+            values.append(0.0)
+            continue
+        (second,) = torch.autograd.grad(gradient, leaves[i], allow_unused=True)
+        values.append(0.0 if second is None else second.item())
+    return tuple(values)
+
+
+def second_order_mismatches(pinned: Pinned, dtype: str, device: str = "cpu") -> tuple[list[str], int]:
+    """torch's second derivative at the point against `second_derivative_limit`, per tensor argument that has
+    one: the messages, and how many arguments were judged. A finite limit rounded to the dtype is met within
+    LIMIT_TOLERANCE of max(1, |limit|); an infinite one (or one beyond the dtype's range) only by that
+    infinity."""
+    fmt = FORMATS[dtype]
+    limits = {i: second_derivative_limit(pinned, i) for i in pinned.tensor_args}
+    judged = {i: limit for i, limit in limits.items() if limit is not None}
+    if not judged:
+        return [], 0
+    got = dict(zip(pinned.tensor_args, torch_second_derivatives(pinned, pinned.convention.at, dtype, device)))
+    messages = []
+    for i, limit in judged.items():
+        expected = fmt.round(limit)
+        if math.isinf(expected):
+            ok = same(got[i], expected)
+        else:
+            ok = math.isfinite(got[i]) and abs(got[i] - expected) <= LIMIT_TOLERANCE * max(1.0, abs(expected))
+        if not ok:
+            messages.append(f"{pinned.op} at {pinned.where()}, {dtype}: torch's second derivative in x{i} is "
+                            f"{got[i]!r}, where its limit is {fmt_value(limit)}")
+    return messages, len(judged)
 
 
 def limit_mismatches(pinned: Pinned, approach: Approach, k: int, dtype: str, got: tuple[float, ...],

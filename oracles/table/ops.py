@@ -838,7 +838,8 @@ add_op("sinc", unary_spellings("sinc", Spelling("torch.special.sinc({0})", torch
                 "sinc's backward formula cancels twice; bfloat16 leaves ~57% of its second derivatives "
                 "unverifiable"),),
     # sinc(x) = sin(πx)/(πx): derivative (πx cos(πx) - sin(πx)) / (πx²)
-    findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow", "sinc-rounded-phase"),
+    findings=("sinc-cancellation-near-zero", "sinc-pi-x-overflow", "sinc-rounded-phase",
+              "sinc-double-backward-at-zero"),
     references=(ref((0.75,), lambda a: ((mp.pi * a * mp.cos(mp.pi * a) - mp.sin(mp.pi * a)) / (mp.pi * a**2),)),))
 # atanh: grad * 1 / (1 - self.pow(2))
 add_unary("atanh", sympy.atanh, arb.atanh,

@@ -94,6 +94,7 @@ def _entr_forward(F, a):
 add_op("special.entr", [Spelling("torch.special.entr({0})", torch.special.entr)],
     lambda a: -a * sympy.log(a), _entr_forward, lambda F, args, y: (-F.add(ONE, _log(F, args[0])),), (P,),
     intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.ENTR,
+    findings=("entr-double-backward-negative-zero",),
     references=(ref((0.5,), lambda a: (-(1 + mp.log(a)),)), ref((3.0,), lambda a: (-(1 + mp.log(a)),))))
 
 
