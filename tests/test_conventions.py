@@ -28,6 +28,7 @@ from oracles.core.pinning import (
     rule_mismatches,
     second_order_mismatches,
     table_problems,
+    torch_tangents,
 )
 from oracles.core.unsupported import skipping_missing_kernels
 from oracles.reports import findings
@@ -53,11 +54,11 @@ def pytest_generate_tests(metafunc):
     if "pinned_case" in metafunc.fixturenames:
         params = []
         for pinned, dtype in cases(dtypes):
-            if metafunc.function.__name__ == "test_approach":
+            if metafunc.function.__name__ in ("test_approach", "test_forward_mode_approach"):
                 for approach in pinned.convention.approaches:
                     node = f"{pinned.id}:{approach.label}-{dtype}"
                     params.append(pytest.param((pinned, approach, dtype), id=node,
-                                               marks=_marks("test_approach", node)))
+                                               marks=_marks(metafunc.function.__name__, node)))
             else:
                 node = f"{pinned.id}-{dtype}"
                 params.append(pytest.param((pinned, dtype), id=node, marks=_marks(metafunc.function.__name__, node)))
@@ -116,3 +117,16 @@ def test_approach(pinned_case, device, data):
     got = tuple(v.torch_value for v in outcome.verdicts)
     mismatches = limit_mismatches(pinned, approach, k, dtype, got, exact_gradients(case))
     assert not mismatches, "one-sided limit changed:\n" + "\n".join(mismatches)
+
+
+@skipping_missing_kernels
+@settings(max_examples=APPROACH_EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_forward_mode_approach(pinned_case, device, data):
+    """Forward mode a few ulps off the point tends to the same one-sided limits as the gradient."""
+    pinned, approach, dtype = pinned_case
+    k = data.draw(st.integers(1, MAX_APPROACH_ULPS), label="ulps off the point")
+    point = approach_point(pinned, approach, k, dtype)
+    got = torch_tangents(pinned, point, dtype, device)
+    mismatches = limit_mismatches(pinned, approach, k, dtype, got, exact_gradients(approach_case(pinned, point, dtype)))
+    assert not mismatches, "one-sided limit of forward mode:\n" + "\n".join(mismatches)

@@ -285,7 +285,7 @@ def _add_addcdiv(name: str, value: float, spellings: list[Spelling]) -> None:
     add_op(name, spellings, lambda a, b, c: a + sympy.Rational(value) * b / c, _addcdiv_forward(value),
         _addcdiv_grads(value), (R, R, NZ), opinfo=("addcdiv",), specials=(pole("x2 = 0", 0.0, arg=2),),
         conventions=pins.addcdiv(value),
-        findings=("addcdiv-divisor-square",),
+        findings=("addcdiv-divisor-square", "forward-mode-zero-tangent-times-inf"),
         references=(ref((0.5, 0.75, -1.25), lambda a, b, c: (1, value / c, -value * b / c**2)),))
 
 

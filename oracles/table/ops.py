@@ -293,7 +293,7 @@ add_op("div", binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {
     # `c / x` is reciprocal(x) * c (Tensor.__rtruediv__): two roundings, so only the divisor's scalar is opmath
     opmath_scalars=(1,),
     specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
-    findings=("func-forward-mode-upcast",),
+    findings=("func-forward-mode-upcast", "forward-mode-zero-tangent-times-inf"),
     references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
 add_op("neg", [Spelling("-{0}", lambda a: -a), *unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
@@ -559,7 +559,7 @@ add_op("atan2", binary_spellings("atan2", const_second=False)
     specials=(Special(Kind.BRANCH_CUT, "x0 = 0, x1 < 0", arg=None),
               Special(Kind.POLE, "the origin (0, 0)", arg=None)),
     conventions=pins.ATAN2,
-    findings=("atan2-denominator-range", "atan2-mixed-partial-underflow"),
+    findings=("atan2-denominator-range", "atan2-mixed-partial-underflow", "forward-mode-zero-tangent-times-inf"),
     references=(ref((0.75, -1.25), _atan2_partials), ref((-0.75, -1.25), _atan2_partials)))  # quadrants 2, 3
 HYPOT_ULPS = 1
 # hypot: grad * self / result, grad * other / result
