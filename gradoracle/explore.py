@@ -8,7 +8,8 @@ its domain over the dtype's whole range; "near" starts from the op's pinned conv
 softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random programs rooted
 at the op, zeros and ties among the simple values drawn first (gradoracle.explore_tensor). "second" (not in
 the default modes) draws as "domain" and judges torch's double backward instead (gradoracle.explore_higher),
-for the ops whose second derivative the oracle models. Within a slice
+for the ops whose second derivative the oracle models; "second-near" judges it at the points "near" draws.
+Within a slice
 Hypothesis generates, then hill-climbs (`hypothesis.target`) on the error in ulps and on the error
 relative to the rounding model's bound. Every sample is classified (gradoracle.explore_eval): wrong,
 inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of a pinned point), ok, or an
@@ -43,7 +44,7 @@ from oracles.table.tensor_ops import TENSOR_OPS
 from strategies.points import domain_points, near_conventions, near_points
 from strategies.tensor_programs import tensor_cases
 
-MODES = ("domain", "near", "second")
+MODES = ("domain", "near", "second", "second-near")
 CALIBRATION_EXAMPLES = 25
 MAX_ROUNDS = 4  # a calibration round, then searches sized to the time left (the first ones run slow)
 MAX_SAMPLES = 500  # examples a slice keeps for its plots (report.json grows by ~60 bytes an example)
@@ -124,6 +125,8 @@ def _point_strategy(op: str, dtype: str, mode: str):
     spelling = st.integers(0, len(spec.spellings) - 1)
     if mode in ("domain", "second"):
         return st.tuples(domain_points(spec, fmt), spelling).map(lambda p: (p[0], p[1], None, {}))
+    if mode == "second-near":  # the double backward judges the point, not the convention it started from
+        return st.tuples(near_points(spec, fmt), spelling).map(lambda p: (p[0][0], p[1], None, {}))
     return st.tuples(near_points(spec, fmt), spelling).map(lambda p: (p[0][0], p[1], p[0][1], p[0][2]))
 
 
@@ -139,7 +142,7 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
             raise _TimeUp
         point, spelling, convention, moved = drawn
         try:
-            if mode == "second":
+            if mode in ("second", "second-near"):
                 sample = evaluate_second(op, dtype, point, spelling)
             elif op in TENSOR_OPS:
                 sample = evaluate_tensor(op, point)  # the drawn "point" is a whole TensorCase
@@ -189,14 +192,14 @@ def skip_reason(op: str, dtype: str, mode: str) -> str | None:
     """Why an op x dtype x mode slice cannot run, or None."""
     if op in TENSOR_OPS and TENSOR_OPS[op].cpu_dtypes is not None and dtype not in TENSOR_OPS[op].cpu_dtypes:
         return f"torch has no {dtype} CPU kernel for it"
-    if mode == "near" and op in TENSOR_OPS:
+    if mode in ("near", "second-near") and op in TENSOR_OPS:
         return "tensor ops have no convention points to start near"
-    if mode == "near" and not near_conventions(OPS[op], dtype):
-        return f"no convention point pinned for {dtype}"
-    if mode == "second" and op in TENSOR_OPS:
+    if mode in ("second", "second-near") and op in TENSOR_OPS:
         return "the second mode judges elementwise ops only"
-    if mode == "second" and not OPS[op].second_order:
+    if mode in ("second", "second-near") and not OPS[op].second_order:
         return "no double backward to judge (a step function)"
+    if mode in ("near", "second-near") and not near_conventions(OPS[op], dtype):
+        return f"no convention point pinned for {dtype}"
     if mode == "domain" and op in OPS:
         # the domain mode draws the points the whole-domain property does: where the entry says torch (or the
         # model of it) cannot run there, one example could hold the slice for hours
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      "table, or all")
     parser.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes (default float64,float32)")
     parser.add_argument("--modes", default="domain,near",
-                        help="domain, near, second (double backward), comma-separated (default domain,near)")
+                        help="domain, near, second (double backward), second-near (double backward near the "
+                             "convention points), comma-separated (default domain,near)")
     parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
     parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -35,7 +35,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("gradoracle explorer campaign")
     group.addoption("--explore-ops", default="all", help="op names of either table, comma-separated, or all")
     group.addoption("--explore-dtypes", default="float64,float32", help="dtypes, comma-separated")
-    group.addoption("--explore-modes", default="domain,near", help="domain, near, second, comma-separated")
+    group.addoption("--explore-modes", default="domain,near",
+                    help="domain, near, second, second-near, comma-separated")
     group.addoption("--explore-seconds", default="10", help="seconds per slice (default 10)")
     group.addoption("--explore-seed", default="0", help="random seed (default 0)")
     group.addoption("--explore-out", default="reports/explore", help="directory for the merged reports")

@@ -219,3 +219,16 @@ def test_the_domain_mode_skips_an_op_whose_whole_domain_cannot_be_run():
     assert skipped == ["polygamma_n_2 float64 domain: " + OPS["polygamma_n_2"].skip_reason("test_op_whole_domain",
                                                                                           "float64")]
     assert "linear in |x|" in skipped[0]
+
+
+def test_the_second_near_mode_judges_the_double_backward_near_the_convention_points(tmp_path):
+    """second-near draws as near (from the pinned points) and judges the double backward, as second does;
+    an op without a double backward, or without a convention point in the dtype, is skipped with its reason."""
+    slices, skipped = explore.plan(["tanh", "floor", "softmax"], ["float64"], ["second-near"])
+    assert slices == [("tanh", "float64", "second-near")]
+    assert any(line.startswith("floor float64 second-near: no double backward") for line in skipped)
+    assert any(line.startswith("softmax float64 second-near: tensor ops") for line in skipped)
+    assert explore.main(["--ops", "tanh", "--dtypes", "float64", "--modes", "second-near", "--minutes", "0.03",
+                         "--out", str(tmp_path)]) == 0
+    [tanh] = json.loads((tmp_path / "report.json").read_text())["slices"]
+    assert tanh["mode"] == "second-near" and tanh["examples"] > 0
