@@ -17,16 +17,17 @@ from flint import arb
 
 
 def monotone(f: Callable[[arb], arb], x: arb) -> arb:
-    """f over the ball x, for f monotone (either way) on it."""
-    if x.is_exact():
+    """f over the ball x, for f monotone (either way) on it. Anything but a ball (the jet model's Taylor
+    polynomials, oracles.higher.jets) is evaluated as it is."""
+    if not isinstance(x, arb) or x.is_exact():
         return f(x)
     return f(arb(x.lower())).union(f(arb(x.upper())))
 
 
 def monotone_in_magnitude(f: Callable[[arb], arb], x: arb) -> arb:
     """f over the ball x, for an f of |x| monotone (either way) on [0, inf): at the ends of |x|'s range, from 0
-    where the ball holds 0."""
-    if x.is_exact():
+    where the ball holds 0. Anything but a ball is evaluated as it is."""
+    if not isinstance(x, arb) or x.is_exact():
         return f(abs(x))
     low, high = abs(arb(x.lower())), abs(arb(x.upper()))
     nearest = arb(0) if x.contains(0) else low.min(high)
