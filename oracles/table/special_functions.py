@@ -106,11 +106,12 @@ ERFINV_ULPS = 1
 
 def _erfinv_grads(F, args, y):
     # erfinv: 0.5 * sqrt(M_PI) * exp(self.erfinv().pow(2)) * grad: erfinv recomputed, not the result
-    inverse = F.round(monotone(arb.erfinv, args[0]), 2 * ERFINV_ULPS)
+    inverse = F.round(monotone(lambda v: v.erfinv(), args[0]), 2 * ERFINV_ULPS)
     return (F.mul(F.round(arb.pi().sqrt() / 2), F.round(F.mul(inverse, inverse).exp(), 2)),)
 
 
-add_unary("erfinv", sympy.erfinv, lambda a: monotone(arb.erfinv, a), _erfinv_grads, Domain.UNIT, ulps=ERFINV_ULPS,
+add_unary("erfinv", sympy.erfinv, lambda a: monotone(lambda v: v.erfinv(), a), _erfinv_grads, Domain.UNIT,
+    ulps=ERFINV_ULPS,
     spellings=unary_spellings("erfinv", Spelling("torch.special.erfinv({0})", torch.special.erfinv)),
     intervals=(Interval(-1.0, 1.0),), specials=(pole("x = ±1", -1.0, 1.0),), conventions=pins.ERFINV,
     references=(ref((0.5,), lambda a: (mp.sqrt(mp.pi) / 2 * mp.exp(mp.erfinv(a) ** 2),)),))
@@ -222,7 +223,7 @@ def _digamma_positive(F, x):
         low += 1
         steps += 1
     magnitude += (x.upper() + 10).log()
-    return F.round(monotone(arb.digamma, x), 2 * (2 * steps + 4), magnitude)  # increasing on (0, inf)
+    return F.round(monotone(lambda v: v.digamma(), x), 2 * (2 * steps + 4), magnitude)  # increasing on (0, inf)
 
 
 def _digamma(F, x):
