@@ -121,3 +121,18 @@ def test_corrcoef_of_a_variable_of_tiny_spread(shape, values, dtype, dtypes):
         pytest.skip(f"{dtype} is not among --dtypes")
     node = Tensor("corrcoef", (Input(0),), _params(), 0)
     assert_gradients_match(check_tensor_case(TensorCase(node, (shape,), (values,), dtype)))
+
+
+@pytest.mark.parametrize("op", ["cov", "cov_aweights"])
+def test_more_observations_than_weights_are_drawn_without_weights(op):
+    """An earlier op of a program may hand cov more observations than the entry has weights for (repeat_interleave
+    of two, twice: four): every parameter set listed for such a shape runs in torch, every spelling."""
+    entry = TENSOR_OPS[op]
+    for shape in [(4,), (2, 5)]:
+        shapes = entry.operand_shapes(shape)[0] if entry.operand_shapes else (shape,)
+        options = entry.space.options(shapes)
+        assert options and not any(p.get("fweights") or p.get("aweights") for p in options)
+        tensors = [torch.ones(s, dtype=torch.float64) for s in shapes]
+        for p in options:
+            for k in entry.spellings_for(shapes, p):
+                assert entry.spellings[k].call(tensors, p).shape == entry.out_shape(shapes, p)

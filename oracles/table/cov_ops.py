@@ -320,9 +320,12 @@ def _cov_options(shapes):
                   _params(correction=0, fweights=True, aweights=True),
                   _params(correction=2, fweights=False, aweights=False)]
     # weights of a single observation: torch's cov raises on an input that requires grad ("a view of a leaf
-    # Variable that requires grad is being used in an in-place operation"), so N = 1 is drawn without weights
+    # Variable that requires grad is being used in an in-place operation"), so N = 1 is drawn without weights;
+    # and there are weights for N up to len(FWEIGHTS) only (a program's earlier op may hand cov more observations,
+    # repeat_interleave twice two)
+    weighable = 1 < shape[-1] <= min(len(FWEIGHTS), len(AWEIGHTS))
     return tuple(p for p in candidates if _degrees_of_freedom(p, shape[-1]) > 0
-                 and (shape[-1] > 1 or not (p["fweights"] or p["aweights"])))
+                 and (weighable or not (p["fweights"] or p["aweights"])))
 
 
 def _render_cov(texts, p) -> str:
@@ -391,7 +394,8 @@ def _aweights_options(shapes):
     """Two observations or more: with one, the degrees of freedom W - W·a/W are 0 for any correction."""
     if len(shapes[0]) not in (1, 2) or shapes[0][-1] < 2:
         return ()
-    return tuple(_params(correction=c, fweights=f) for c in (1, 0) for f in (False, True))
+    fweights = (False, True) if shapes[0][-1] <= len(FWEIGHTS) else (False,)  # weights for that many observations
+    return tuple(_params(correction=c, fweights=f) for c in (1, 0) for f in fweights)
 
 
 def _render_aweights(texts, p) -> str:
