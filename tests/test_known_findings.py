@@ -578,6 +578,28 @@ def test_product_double_backward_with_a_small_factor(name):
     assert inputs_part.tolist() == exact, inputs_part.tolist()
 
 
+@pytest.mark.parametrize("point", [None], ids=["vander/subnormal-x-float64"])
+def test_vander_double_backward_upstream_part_at_a_subnormal_x(point):
+    """vander(x, N=3) = (1, x, x²): its gradient is linear in u, so double backward's upstream part is J·w, for w = 1
+    the derivatives (0, 1, 2x). At x = 5e-324 torch gives (0, inf, nan): vander's backward comes from cumprod's,
+    which divides by x."""
+    x = torch.tensor([5e-324], dtype=torch.float64, requires_grad=True)
+    _, upstream_part = _double_backward(lambda v: torch.linalg.vander(v, N=3), [x])
+    assert upstream_part.reshape(-1).tolist() == [0.0, 1.0, 1e-323], upstream_part.tolist()
+
+
+@pytest.mark.parametrize("point", [None], ids=["polar/subnormal-abs-float64"])
+def test_polar_double_backward_upstream_part_at_a_subnormal_abs(point):
+    """view_as_real(polar(r, θ)) summed is r (cos θ + sin θ): its gradient is linear in u, so double backward's
+    upstream part is J·w, for w = 1 (cos 1 + sin 1, r (cos 1 - sin 1)) at θ = 1 = (1.3818, -1.5e-324). At r = 5e-324
+    torch gives NaN: its abs gradient divides result by |result|, whose parts' squares underflow (finding
+    polar-abs-zero-gradient, at first order inf)."""
+    r = torch.tensor([5e-324], dtype=torch.float64, requires_grad=True)
+    angle = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    _, upstream_part = _double_backward(lambda a, t: torch.view_as_real(torch.polar(a, t)), [r, angle])
+    assert all(math.isfinite(v) for v in upstream_part.reshape(-1).tolist()), upstream_part.tolist()
+
+
 @pytest.mark.parametrize("point", [None], ids=["logcumsumexp/zero-upstream-float64"])
 def test_logcumsumexp_double_backward_where_an_upstream_element_is_0(point):
     """logcumsumexp's gradient is linear in grad_output u, so the double backward's upstream part is J·w: for w of
