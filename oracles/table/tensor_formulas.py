@@ -150,7 +150,9 @@ def dimwise_backward(per_slice: Callable) -> Callable:
 # ------------------------------------------------------------------ rounding-model helpers
 def product(F: RoundingModel, values: list[arb]) -> arb:
     """A product of n factors in any order: n - 1 roundings, each by u of the result (relative errors
-    compose), plus underflow: an intermediate product may lose η, scaled by the factors after it."""
+    compose), plus underflow: an intermediate product may lose η, scaled by the factors after it. An
+    intermediate product may also overflow where the result does not (bfloat16 -3.4e10 · -9.9e27 · -0.5: the
+    first two give inf): the largest one, the product of the factors above 1 in magnitude, must be in range."""
     if not values:
         return arb(1)
     exact = arb(1)
@@ -161,6 +163,7 @@ def product(F: RoundingModel, values: list[arb]) -> arb:
     k = len(values) - 1
     if k == 0:
         return values[0]
+    F.in_range(scale)
     return F.in_range(exact + arb(0, k * (F.u * exact.abs_upper() + F.eta * scale)))
 
 
