@@ -422,6 +422,11 @@ add_op("special.i0e", [Spelling("torch.special.i0e({0})", torch.special.i0e)],
     lambda F, a: F.round(_scaled_bessel(F, a, 0), 2 * I0E_ULPS),
     _i0e_grads, (Domain.NONZERO,), ulps=I0E_ULPS, specials=(kink("x = 0: exp(-|x|) (concave)", 0.0),),
     conventions=pins.I0E, findings=("i0e-gradient-cancellation",),
+    # the gradient i1e(x) - sgn(x) i0e(x) cancels: bfloat16's rounding of the two terms is wider than their difference
+    # at most points of the random programs. Measured: 33 of 75 elements in the ci profile, 56% averaged over the
+    # distinct programs in a thorough run (130 examples)
+    blind_spots=(BlindSpot("test_op_gradient", "bfloat16",
+                           "the gradient i1e(x) - sgn(x) i0e(x) cancels below bfloat16's rounding of its terms"),),
     higher_order_gap="torch differentiates special_i1e through i1e_backward; the jet model has no Bessel I",
     references=(ref((1.5,), lambda a: (mp.exp(-a) * (mp.besseli(1, a) - mp.besseli(0, a)),)),
                 ref((-0.5,), lambda a: (mp.exp(a) * (mp.besseli(1, a) + mp.besseli(0, a)),))))
