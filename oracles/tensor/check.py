@@ -6,9 +6,11 @@ from functools import partial
 
 import torch
 
+from oracles.core.case import all_indices
+from oracles.core.expected import Status
 from oracles.core.outcomes import Outcome
 from oracles.core.report import reproducer
-from oracles.core.verdict import judge
+from oracles.core.verdict import ElementVerdict, Verdict, judge
 from oracles.tensor.oracle import expected_tensor_gradients
 from oracles.tensor.program import TensorCase, run_program
 
@@ -30,6 +32,20 @@ def tensor_reproducer(case: TensorCase, device: str = "cpu") -> str:
 
 
 def check_tensor_case(case: TensorCase, device: str = "cpu", overrides=None) -> Outcome:
-    """Every element of every input's `.grad` judged against the exact VJP and the model's enclosure."""
-    verdicts = judge(case, torch_gradients(case, device, overrides), expected_tensor_gradients(case))
+    """Every element of every input's `.grad` judged against the exact VJP and the model's enclosure. A linear
+    algebra error from torch (an SVD that does not converge on a matrix whose entries overflowed) is no verdict
+    where the model foresaw that nothing can be said at all (each element unverified with the model's reason);
+    anywhere else it is raised."""
+    expected = expected_tensor_gradients(case)
+    try:
+        grads = torch_gradients(case, device, overrides)
+    except torch.linalg.LinAlgError:
+        elements = [(g.leaf, index, e) for g in expected if g.used
+                    for index, e in zip(all_indices(case.shapes[g.leaf]), g.elements)]
+        if not elements or any(e.status is Status.OK for _, _, e in elements):
+            raise
+        verdicts = [ElementVerdict(leaf, index, Verdict.UNVERIFIED, reason=e.status.value)
+                    for leaf, index, e in elements]
+        return Outcome(case, verdicts, device, reproducer=partial(tensor_reproducer, case, device))
+    verdicts = judge(case, grads, expected)
     return Outcome(case, verdicts, device, reproducer=partial(tensor_reproducer, case, device))
