@@ -421,7 +421,10 @@ def _cosine_parts(F, a, b):
     squares = [F.add(sum_any(F, [mul(F, x, x) for x in v]), eps) for v in (a, b)]
     if any(s.contains(0) for s in squares):
         raise guarded_by_eps(F, COSINE_EMBEDDING_EPS, "a squared magnitude")
-    denominator = F.round(mul(F, *squares).sqrt())
+    square_product = mul(F, *squares)
+    if square_product.contains(0):  # float16: 1.5e-5 * 1.5e-5 underflows, and no EPSILON keeps it off 0
+        raise guarded_by_eps(F, COSINE_EMBEDDING_EPS, "the product of the squared magnitudes")
+    denominator = F.round(square_product.sqrt())
     return products, squares, denominator, F.div(products, denominator)
 
 
