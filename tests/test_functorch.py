@@ -24,6 +24,7 @@ from oracles.core.case import GradCase, all_indices, numel
 from oracles.core.check import grad_outcome
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import assert_gradients_match
+from oracles.core.pinning import single_op_case
 from oracles.higher.functional import (
     as_function,
     expected_hessian_block,
@@ -35,9 +36,10 @@ from oracles.higher.functional import (
     tensor_of,
 )
 from oracles.higher.higher_order import expected_nested, expected_terms, point_jets
+from oracles.table.ops import OPS
 from strategies import grad_cases
 from strategies.backward import upstream_values
-from strategies.higher_order import second_order
+from strategies.higher_order import SECOND_ORDER_OPS, second_order
 from strategies.shapes import MAX_SIDE
 
 # torch.func's forward AD calls a torch.jit.script-decorated helper on first use (torch 2.13).
@@ -50,8 +52,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 HEAVY_EXAMPLES = 40
 
 
-def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3):
-    return grad_cases(dtype, second_order(max_depth=max_depth), max_inputs=max_inputs)
+# the ops vmap batches itself under jacfwd and hessian: those it refuses are left out there
+BATCHED_FORWARD_OPS = [op for op in SECOND_ORDER_OPS if not OPS[op].vmap_refusal]
+
+
+def cases(dtype: str, max_depth: int = 2, max_inputs: int = 3, batched_forward: bool = False):
+    ops = BATCHED_FORWARD_OPS if batched_forward else SECOND_ORDER_OPS
+    return grad_cases(dtype, second_order(max_depth=max_depth, ops=ops), max_inputs=max_inputs)
 
 
 def _upcast(case: GradCase, result: torch.Tensor) -> bool:
@@ -128,7 +135,7 @@ def test_autograd_functional_jvp(dtype, device, verdict_log, data):
 @given(data=st.data())
 def test_func_jacobian(mode, dtype, device, verdict_log, data):
     """jacrev/jacfwd(f, argnums=all): block i has shape out + shape of x_i; exact 0 off the diagonal."""
-    case = data.draw(cases(dtype), label="case")
+    case = data.draw(cases(dtype, batched_forward=mode == "jacfwd"), label="case")
     f, xs = as_function(case, device)
     jacobian = getattr(tf, mode)(f, argnums=tuple(range(len(xs))))(*xs)
     jets = point_jets(case, 1, forward_ad=mode == "jacfwd")
@@ -145,7 +152,7 @@ def test_func_jacobian(mode, dtype, device, verdict_log, data):
 def test_func_hessian(dtype, device, verdict_log, data):
     """torch.func.hessian(lambda *xs: f(*xs).sum(), argnums=all): every block against SymPy's second
     derivatives summed over the points reading both elements (exact 0 where none does)."""
-    case = data.draw(cases(dtype, max_inputs=2), label="case")
+    case = data.draw(cases(dtype, max_inputs=2, batched_forward=True), label="case")
     f, xs = as_function(case, device)
     hessian = tf.hessian(lambda *a: f(*a).sum(), argnums=tuple(range(len(xs))))(*xs)
     jets = point_jets(case, 2, forward_ad=True)
@@ -259,3 +266,13 @@ def test_vmap_grad(dtype, device, verdict_log, data):
             verdicts += judge_tensor(sample, i, g[b], per_sample.shapes[i], expected[i].elements,
                                      f"per-sample grad {b} wrt x{i}")
     assert_gradients_match(grad_outcome(batched, verdicts, device, "vmap(grad)"), verdict_log)
+
+
+@pytest.mark.parametrize("op", [name for name, spec in OPS.items() if spec.vmap_refusal])
+def test_vmap_still_refuses_the_ops_whose_entry_says_so(op):
+    """An entry's `vmap_refusal` keeps the op out of jacfwd and hessian: while torch still refuses it. A torch
+    that batches the op fails here, and the entry can lose the refusal."""
+    at = (0.5,) + (OPS[op].parameters[0] if OPS[op].parameters else ())
+    f, xs = as_function(single_op_case(op, at, "float64"))
+    with pytest.raises(RuntimeError, match="vmap"):
+        tf.jacfwd(f)(*xs)

@@ -125,6 +125,9 @@ class OpSpec:
     # the dtypes torch can differentiate the op in (None: every one); an op whose kernel or backward raises
     # NotImplementedError in some dtype is drawn only at the root of its own tests, never inside others'
     backward_dtypes: tuple[str, ...] | None = None
+    # why torch.func's vmap refuses the op itself (no batching rule for its kernel): jacfwd and hessian batch it,
+    # jacrev batches only its backward, grad and jvp batch nothing
+    vmap_refusal: str = ""
     saves_tensors: bool = True  # torch's backward keeps a tensor for later (add, sub, neg do not)
     # positions of arguments whose Python scalar the kernel takes in opmath: mul_kernel and div_true_kernel
     # read it with iter.original_scalar_value<opmath_t> (float for bfloat16 and float16) and round the
