@@ -7,14 +7,19 @@ import os
 import signal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from gradoracle import explore, explore_plots, explore_progress, explore_report
 from gradoracle.explore_eval import BAND_ULPS, Sample, evaluate
 from gradoracle.explore_higher import evaluate_second
 from gradoracle.explore_tensor import evaluate_tensor
+from oracles.core.test_ids import selectable
+from oracles.numerics.dtypes import format_named
+from oracles.table.domains import REALS
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import ReductionParams
 from oracles.tensor.program import Input, Tensor, TensorCase
+from strategies.points import domain_points, near_conventions, near_points
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -232,3 +237,32 @@ def test_the_second_near_mode_judges_the_double_backward_near_the_convention_poi
                          "--out", str(tmp_path)]) == 0
     [tanh] = json.loads((tmp_path / "report.json").read_text())["slices"]
     assert tanh["mode"] == "second-near" and tanh["examples"] > 0
+
+
+@pytest.mark.parametrize("op", [name for name, spec in OPS.items() if any(i != REALS for i in spec.intervals)])
+def test_domain_and_near_points_lie_inside_the_entrys_intervals(op):
+    """The explorer's points do not leave an argument's interval (logit's (0, 1), mvlgamma's x > (p - 1)/2): outside
+    it the function is not real, torch gives NaN and SymPy's derivative formula still gives a number. A near point
+    moved off a convention in the interval's closure stays inside; one pinned outside it (pow at a negative base,
+    its exponent an integer) moves as the argument's domain allows."""
+    spec, fmt = OPS[op], format_named("float64")
+    starts = {selectable(f"{op}@{c.name}"): c.at for c in spec.conventions}
+
+    @settings(max_examples=60, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(domain_points(spec, fmt))
+    def domain_inside(point):
+        for value, interval in zip(point, spec.intervals):
+            assert value in interval, f"{op}: {value} outside {interval}"
+
+    @settings(max_examples=60, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(near_points(spec, fmt))
+    def near_inside(drawn):
+        point, pin, moved = drawn
+        for arg in moved:
+            interval, start = spec.intervals[arg], starts[pin][arg]
+            if interval.low <= start <= interval.high:
+                assert point[arg] in interval, f"{op}: moved from {start} to {point[arg]}, outside {interval}"
+
+    domain_inside()
+    if near_conventions(spec, "float64"):
+        near_inside()

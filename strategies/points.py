@@ -17,7 +17,7 @@ from oracles.core.test_ids import selectable
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.floats import to_ordinal, ulp_step
 from oracles.table.conventions import Convention
-from oracles.table.domains import Domain
+from oracles.table.domains import REALS, Domain, Interval
 from oracles.table.ops import Operands, OpSpec
 from strategies.cached import choice
 from strategies.whole_domain import EXPONENTS
@@ -37,7 +37,21 @@ def _finite(fmt: FloatFormat, lo: float, hi: float, **flags) -> st.SearchStrateg
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=_width(fmt), **flags).map(fit)
 
 
-def domain_values(domain: Domain, fmt: FloatFormat) -> st.SearchStrategy[float]:
+def _inside(interval: Interval, fmt: FloatFormat) -> tuple[float, float]:
+    """The smallest and largest finite values of `fmt` in `interval`."""
+    low = -fmt.max_finite if not math.isfinite(interval.low) else (
+        interval.low if interval.low_closed else ulp_step(interval.low, 1, fmt))
+    high = fmt.max_finite if not math.isfinite(interval.high) else (
+        interval.high if interval.high_closed else ulp_step(interval.high, -1, fmt))
+    return low, high
+
+
+def domain_values(domain: Domain, fmt: FloatFormat, interval: Interval = REALS) -> st.SearchStrategy[float]:
+    """Values of the argument's domain over the dtype's range; inside the entry's interval where that is
+    narrower (logit's (0, 1), mvlgamma's x > (p - 1)/2: outside, the function is not real and SymPy's
+    derivative formula still gives a number)."""
+    if interval != REALS:
+        return _finite(fmt, *_inside(interval, fmt))
     top = fmt.max_finite
     positive = _finite(fmt, fmt.min_subnormal, top)
     if domain is Domain.POSITIVE:
@@ -59,8 +73,9 @@ def domain_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[float, ...]:
         return draw(domain_values(base_domain, fmt), label="base"), exponent
     if op.operands is Operands.PARAMETERS:
         params = draw(choice(op.parameters), label="parameters")
-        return (draw(domain_values(op.domains[0], fmt), label="x0"),) + tuple(params)
-    return tuple(draw(domain_values(d, fmt), label=f"x{i}") for i, d in enumerate(op.domains))
+        return (draw(domain_values(op.domains[0], fmt, op.intervals[0]), label="x0"),) + tuple(params)
+    return tuple(draw(domain_values(d, fmt, interval), label=f"x{i}")
+                 for i, (d, interval) in enumerate(zip(op.domains, op.intervals)))
 
 
 def ulp_offsets(max_k: int) -> st.SearchStrategy[int]:
@@ -74,10 +89,13 @@ def ulp_offsets(max_k: int) -> st.SearchStrategy[int]:
     return offsets()
 
 
-def room(value: float, direction: int, domain: Domain, fmt: FloatFormat) -> int:
+def room(value: float, direction: int, domain: Domain, fmt: FloatFormat, interval: Interval = REALS) -> int:
     """How many ulps `value` may move towards `direction` and stay inside `domain` (finite, positive for
-    POSITIVE, nonzero for NONZERO, inside (-1, 1) for UNIT)."""
+    POSITIVE, nonzero for NONZERO, inside (-1, 1) for UNIT) and inside the entry's `interval`."""
     here = to_ordinal(value, fmt)
+    if interval != REALS:
+        low, high = _inside(interval, fmt)
+        return max(0, (to_ordinal(high if direction > 0 else low, fmt) - here) * direction)
     if domain is Domain.UNIT:
         edge = to_ordinal(direction * ulp_step(1.0, -1, fmt), fmt)
     elif domain is Domain.POSITIVE and direction < 0:
@@ -113,7 +131,12 @@ def near_points(draw, op: OpSpec, fmt: FloatFormat) -> tuple[tuple[float, ...], 
     arg, direction = draw(choice(_moves(op, convention)), label="move")
     domain = op.domains[arg] if op.operands is not Operands.EXPONENT else Domain.REAL
     at = list(convention.at)
-    max_k = room(at[arg], direction, domain, fmt)
+    # a convention may be pinned outside the argument's interval (pow at a negative base, its exponent an
+    # integer): from there the move is the domain's; from inside or on its edge, it stays inside
+    interval = op.intervals[arg] if op.operands is not Operands.EXPONENT else REALS
+    if not interval.low <= at[arg] <= interval.high:
+        interval = REALS
+    max_k = room(at[arg], direction, domain, fmt, interval)
     if max_k == 0:
         return tuple(at), selectable(f"{op.name}@{convention.name}"), {}
     k = draw(ulp_offsets(max_k), label=f"x{arg} offset")
