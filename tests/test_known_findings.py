@@ -600,6 +600,25 @@ def test_polar_double_backward_upstream_part_at_a_subnormal_abs(point):
     assert all(math.isfinite(v) for v in upstream_part.reshape(-1).tolist()), upstream_part.tolist()
 
 
+SATURATED_SECOND = {  # op: (point, the exact second derivative at it, from mpmath at 200 bits)
+    "silu": (37.0, -2.986566669010422e-15),
+    "mish": (15.0, -1.0480522954513246e-11),
+}
+
+
+@pytest.mark.parametrize("name", list(SATURATED_SECOND), ids=[f"{n}/saturated-float64" for n in SATURATED_SECOND])
+def test_silu_and_mish_double_backward_where_sigmoid_saturates(name):
+    """silu'' and mish'' far out are sums of terms that carry 1 - sigmoid(x) (silu) or 1 - tanh(softplus(x))²
+    (mish); torch computes those differences of numbers next to 1 in float64: silu'' at 37 is 0 where it is
+    -2.99e-15, mish'' at 15 is 1.7e-4 off. Within 4 ulps of the exact value is what a kernel could give."""
+    x0, exact = SATURATED_SECOND[name]
+    f = getattr(torch.nn.functional, name)
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    (h,) = torch.autograd.grad(g, x)
+    assert abs(h.item() - exact) <= 4 * 2.0 ** -52 * abs(exact), (h.item(), exact)
+
+
 @pytest.mark.parametrize("point", [None], ids=["logcumsumexp/zero-upstream-float64"])
 def test_logcumsumexp_double_backward_where_an_upstream_element_is_0(point):
     """logcumsumexp's gradient is linear in grad_output u, so the double backward's upstream part is J·w: for w of
