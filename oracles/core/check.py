@@ -13,15 +13,19 @@ from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Note, Outcome
 from oracles.core.render import run_torch
 from oracles.core.report import derivative_note, grad_reproducer
+from oracles.core.stepwise import Trace, settle
 from oracles.core.verdict import ElementVerdict, judge
 
 
 def torch_gradients(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
-                    upstream: Sequence[float] | None = None):
+                    upstream: Sequence[float] | None = None, trace: Trace | None = None):
     """Run the drawn torch program and backpropagate: from the sum of its output (grad of exact ones),
-    or with `gradient=upstream` (row-major over the output shape)."""
+    or with `gradient=upstream` (row-major over the output shape). `trace` collects the leaves and the ops
+    torch ran, each keeping its gradient."""
     leaves = case.make_leaves(device)
-    out = run_torch(case.expr, leaves, overrides)
+    if trace is not None:
+        trace.leaves = leaves
+    out = run_torch(case.expr, leaves, overrides, None if trace is None else trace.steps)
     if upstream is None:
         out.sum().backward()
     else:
@@ -39,6 +43,9 @@ def grad_outcome(case: GradCase, verdicts: list[ElementVerdict], device: str = "
 
 def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
                upstream: Sequence[float] | None = None) -> Outcome:
-    grads = torch_gradients(case, device, overrides, upstream)
-    verdicts = judge(case, grads, expected_gradients(case, upstream))
+    """Every element of every input's `.grad` judged: by the whole-program oracle, and where that cannot
+    decide, step by step along torch's own forward values (oracles.core.stepwise)."""
+    trace = Trace()
+    grads = torch_gradients(case, device, overrides, upstream, trace)
+    verdicts = settle(judge(case, grads, expected_gradients(case, upstream)), trace, upstream, case.format)
     return grad_outcome(case, verdicts, device, reproducer=partial(grad_reproducer, case, device, upstream))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import sympy
 import torch
@@ -59,16 +60,38 @@ def torch_source(expr: Expr, names=None) -> str:
     return template.format(*parts)
 
 
-def run_torch(expr: Expr, leaves: list[torch.Tensor], overrides: Mapping[str, Callable] | None = None):
-    """Execute `expr` on torch tensors. `overrides` maps an op name to a replacement call (fault injection)."""
+class TracedStep(NamedTuple):
+    """One op torch ran: the node of the tree, what it read (tensors, or the Python scalars of `Const`
+    arguments) and the tensor it returned, whose `.grad` torch keeps (`retain_grad`) for oracles.core.stepwise."""
+
+    node: object  # an Apply, or a tensor program's Tensor node
+    inputs: tuple
+    output: torch.Tensor
+
+
+def run_torch(expr: Expr, leaves: list[torch.Tensor], overrides: Mapping[str, Callable] | None = None,
+              record: list[TracedStep] | None = None):
+    """Execute `expr` on torch tensors. `overrides` maps an op name to a replacement call (fault injection);
+    `record` collects every op torch ran, children before parents."""
     if isinstance(expr, Var):
         return leaves[expr.index]
     if isinstance(expr, Const):
         return expr.value
-    args = [run_torch(arg, leaves, overrides) for arg in expr.args]
+    args = [run_torch(arg, leaves, overrides, record) for arg in expr.args]
     if overrides and expr.op in overrides:
-        return overrides[expr.op](*args)
-    return OPS[expr.op].spellings[expr.spelling].call(*args)
+        out = overrides[expr.op](*args)
+    else:
+        out = OPS[expr.op].spellings[expr.spelling].call(*args)
+    if record is not None:
+        record.append(traced(expr, args, out))
+    return out
+
+
+def traced(node, args, out) -> TracedStep:
+    """The step `node` took from `args` to `out`, with torch told to keep `out`'s gradient."""
+    if isinstance(out, torch.Tensor) and out.requires_grad and not out.is_leaf:
+        out.retain_grad()
+    return TracedStep(node, tuple(args), out)
 
 
 def symbol(index: int) -> sympy.Symbol:

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 import torch
 
-from oracles.core.case import GradCase
+from oracles.core.case import GradCase, flat_index
 from oracles.core.check import grad_outcome
 from oracles.core.expected import ExpectedGrad
 from oracles.core.expr import Apply, Var
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome, assert_gradients_match
 from oracles.core.render import run_torch
-from oracles.core.verdict import judge
+from oracles.core.stepwise import OPEN, Prior, State, Trace, leaf_states, settled, state_of
+from oracles.core.verdict import ElementVerdict, float64_values, judge
 from oracles.higher.nested import CREATE_GRAPH_WARNING
 from oracles.higher.vjp import LeafTerms, accumulate, sources, summed, vjp_terms, zeros_expected
 from oracles.numerics.rounding import RoundingModel
@@ -70,7 +71,9 @@ def _check_layout(leaves, context: str) -> None:
 
 def check_accumulation(cases: list[GradCase], plan: list, device: str = "cpu") -> Outcome:
     """Run `plan` over leaves shared by `cases`; after every step judge each `.grad` against the running
-    sum of oracle gradients (an AssertionError at the first violation)."""
+    sum of oracle gradients (an AssertionError at the first violation). Where that sum is too wide to judge,
+    each backward is judged step by step along torch's own values (oracles.core.stepwise), from the `.grad`
+    it accumulated onto."""
     base = cases[0]
     model = RoundingModel(base.format)
     leaves = base.make_leaves(device)
@@ -78,7 +81,8 @@ def check_accumulation(cases: list[GradCase], plan: list, device: str = "cpu") -
         assert leaf.grad is None, f"x{i}.grad is {leaf.grad} before any backward"
     oracle: dict[int, list[ExpectedGrad]] = {}
     held: list[ExpectedGrad | None] = [None] * len(leaves)  # the expected `.grad`; None: unset
-    kept: dict[int, torch.Tensor] = {}
+    kept: dict[int, Trace] = {}
+    states: list[list[State] | None] = [None] * len(leaves)  # each `.grad` element's state when last judged
     verdicts = []
     for number, step in enumerate(plan):
         context = f"after step {number} of [{', '.join(map(str, plan))}] with {sources(cases)}"
@@ -95,21 +99,39 @@ def check_accumulation(cases: list[GradCase], plan: list, device: str = "cpu") -
             case = cases[step.output]
             if step.output not in oracle:
                 oracle[step.output] = expected_gradients(case)
-            output = kept.get(step.output) if step.graph == "kept" else None
-            if output is None:
-                output = run_torch(case.expr, leaves)
+            trace = kept.get(step.output) if step.graph == "kept" else None
+            if trace is None:
+                trace = Trace(leaves)
+                run_torch(case.expr, leaves, record=trace.steps)
                 if step.graph == "kept":
-                    kept[step.output] = output
+                    kept[step.output] = trace
+            for traced in trace.steps:  # each backward's own gradients: a retained one would accumulate
+                traced.output.grad = None
             before = [leaf.grad for leaf in leaves]
-            _backward(output, step)
+            priors = [None if g is None else Prior(float64_values(g), states[i] or [(OPEN, "")] * g.numel())
+                      for i, g in enumerate(before)]
+            _backward(trace.steps[-1].output if trace.steps else run_torch(case.expr, leaves), step)
             _check_grad_objects(leaves, before, case.used, step, context)
             held = [accumulate(model, h, e) for h, e in zip(held, oracle[step.output])]
+            fresh = leaf_states(trace, None, base.format, priors=priors) or [None] * len(leaves)
+            states = [fresh[i] if i in case.used else states[i] for i in range(len(leaves))]
         _check_layout(leaves, context)
         expected = [h if h is not None else ExpectedGrad(i, False, None) for i, h in enumerate(held)]
-        step_verdicts = judge(base, [leaf.grad for leaf in leaves], expected)
+        step_verdicts = settled(judge(base, [leaf.grad for leaf in leaves], expected), states, base.shapes)
+        states = _states_of(step_verdicts, leaves)
         assert_gradients_match(grad_outcome(base, step_verdicts, device, context))
         verdicts += step_verdicts
     return grad_outcome(base, verdicts, device, f"[{', '.join(map(str, plan))}] with {sources(cases)}")
+
+
+def _states_of(verdicts: list[ElementVerdict], leaves: list[torch.Tensor]) -> list[list[State] | None]:
+    """Each leaf's `.grad` elements as just judged (None where it is unset)."""
+    states: list[list[State] | None] = [None] * len(leaves)
+    for v in verdicts:
+        if leaves[v.leaf].grad is not None:
+            per_leaf = states[v.leaf] = states[v.leaf] or [(OPEN, "")] * leaves[v.leaf].numel()
+            per_leaf[flat_index(tuple(leaves[v.leaf].shape), v.index)] = state_of(v)
+    return states
 
 
 def split_occurrences(case: GradCase, leaf: int) -> tuple[GradCase, list[int]]:

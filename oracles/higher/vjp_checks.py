@@ -10,6 +10,7 @@ from oracles.core.check import grad_outcome
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Outcome
 from oracles.core.render import run_torch
+from oracles.core.stepwise import Trace, settle
 from oracles.core.verdict import judge
 from oracles.higher.vjp import expected_vjp, sources
 
@@ -21,21 +22,23 @@ def gradient_tensor(values, shape, dtype, device) -> torch.Tensor:
 def check_vjp(case: GradCase, upstream, gradient_dtype: torch.dtype | None, device: str = "cpu") -> Outcome:
     """`y.backward(gradient=V)`: every `.grad` is the oracle VJP of V, in the leaf's dtype. `gradient_dtype`
     None: V has the output's dtype."""
-    leaves = case.make_leaves(device)
-    out = run_torch(case.expr, leaves)
+    trace = Trace(case.make_leaves(device))
+    out = run_torch(case.expr, trace.leaves, record=trace.steps)
     gradient = gradient_tensor(upstream, out.shape, gradient_dtype or out.dtype, device)
     out.backward(gradient=gradient)
-    verdicts = judge(case, [leaf.grad for leaf in leaves], expected_gradients(case, upstream))
+    verdicts = judge(case, [leaf.grad for leaf in trace.leaves], expected_gradients(case, upstream))
+    verdicts = settle(verdicts, trace, upstream, case.format)
     return grad_outcome(case, verdicts, device, f"y.backward(gradient={gradient})")
 
 
 def check_scalar_output_scaled(case: GradCase, scale: float, device: str = "cpu") -> Outcome:
     """`y.sum().backward(gradient=torch.tensor(c))`: c times the plain gradient, i.e. the VJP of c·ones."""
-    leaves = case.make_leaves(device)
-    total = run_torch(case.expr, leaves).sum()
+    trace = Trace(case.make_leaves(device))
+    total = run_torch(case.expr, trace.leaves, record=trace.steps).sum()
     total.backward(gradient=gradient_tensor([scale], (), total.dtype, device))
-    expected = expected_gradients(case, (scale,) * numel(case.output_shape))
-    verdicts = judge(case, [leaf.grad for leaf in leaves], expected)
+    upstream = (scale,) * numel(case.output_shape)
+    verdicts = settle(judge(case, [leaf.grad for leaf in trace.leaves], expected_gradients(case, upstream)),
+                      trace, upstream, case.format)
     return grad_outcome(case, verdicts, device, f"y.sum().backward(gradient=torch.tensor({scale}))")
 
 

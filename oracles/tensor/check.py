@@ -9,17 +9,26 @@ import torch
 from oracles.core.case import all_indices
 from oracles.core.expected import Status
 from oracles.core.outcomes import Outcome
+from oracles.core.render import TracedStep
 from oracles.core.report import reproducer
-from oracles.core.verdict import ElementVerdict, Verdict, judge
-from oracles.tensor.oracle import expected_tensor_gradients
-from oracles.tensor.program import TensorCase, run_program
+from oracles.core.stepwise import StepGradient, Trace, elementwise_step, settle
+from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge
+from oracles.tensor.oracle import expected_tensor_gradients, step_contributions
+from oracles.tensor.program import Input, Tensor, TensorCase, run_program, source
 
 
-def torch_gradients(case: TensorCase, device: str = "cpu", overrides=None, program=None) -> list[torch.Tensor | None]:
+def torch_gradients(case: TensorCase, device: str = "cpu", overrides=None, program=None,
+                    trace: Trace | None = None) -> list[torch.Tensor | None]:
     """`.grad` of every input after backpropagating the case's upstream; `program(leaves)` computes the output
-    (default: the case's program, with `overrides`; a compiled function of it, say)."""
+    (default: the case's program, with `overrides`; a compiled function of it, say). `trace` collects the leaves
+    and the ops the case's program ran, each keeping its gradient."""
     leaves = case.make_leaves(device)
-    y = program(leaves) if program is not None else run_program(case.program, leaves, overrides)
+    if trace is not None:
+        trace.leaves = leaves
+    if program is not None:
+        y = program(leaves)
+    else:
+        y = run_program(case.program, leaves, overrides, None if trace is None else trace.steps)
     if case.upstream is None:
         y.sum().backward()
     else:
@@ -37,8 +46,9 @@ def check_tensor_case(case: TensorCase, device: str = "cpu", overrides=None) -> 
     where the model foresaw that nothing can be said at all (each element unverified with the model's reason);
     anywhere else it is raised."""
     expected = expected_tensor_gradients(case)
+    trace = Trace()
     try:
-        grads = torch_gradients(case, device, overrides)
+        grads = torch_gradients(case, device, overrides, trace=trace)
     except torch.linalg.LinAlgError:
         elements = [(g.leaf, index, e) for g in expected if g.used
                     for index, e in zip(all_indices(case.shapes[g.leaf]), g.elements)]
@@ -47,5 +57,20 @@ def check_tensor_case(case: TensorCase, device: str = "cpu", overrides=None) -> 
         verdicts = [ElementVerdict(leaf, index, Verdict.UNVERIFIED, reason=e.status.value)
                     for leaf, index, e in elements]
         return Outcome(case, verdicts, device, reproducer=partial(tensor_reproducer, case, device))
-    verdicts = judge(case, grads, expected)
+    verdicts = settle(judge(case, grads, expected), trace, case.upstream, case.format, program_step)
     return Outcome(case, verdicts, device, reproducer=partial(tensor_reproducer, case, device))
+
+
+def program_step(step: TracedStep, dtype: str) -> list[StepGradient]:
+    """One op of a tensor program as a one-op case at the values torch computed (oracles.core.stepwise): an op
+    of the tensor-op table, whose Jacobian need not be diagonal, or an elementwise op inside a map."""
+    if not isinstance(step.node, Tensor):
+        return elementwise_step(step, dtype)
+    inputs = step.inputs
+    case = TensorCase(Tensor(step.node.op, tuple(Input(k) for k in range(len(inputs))), step.node.params,
+                             step.node.spelling),
+                      tuple(tuple(t.shape) for t in inputs), tuple(tuple(float64_values(t)) for t in inputs),
+                      dtype, tuple(float64_values(step.output.grad)))
+    label = source(case.program)
+    return [StepGradient(inputs[i], per_element, None, label)
+            for i, per_element in step_contributions(case).items()]

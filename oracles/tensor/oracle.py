@@ -29,8 +29,8 @@ from flint import arb
 
 from oracles.core.case import broadcast_source
 from oracles.core.chain_rule import at_rising_precision, exact_gradient, exact_value
-from oracles.core.expected import ExpectedElement, ExpectedGrad, model_then_exact, reconcile
-from oracles.core.gradient_oracle import model_vjp_at_point
+from oracles.core.expected import ExpectedElement, ExpectedGrad, Status, model_then_exact, reconcile
+from oracles.core.gradient_oracle import Contributions, Term, model_vjp_at_point
 from oracles.core.render import symbol, to_sympy
 from oracles.numerics.exact import compile_gradient, compile_sympy
 from oracles.numerics.rounding import RoundingModel, Singular
@@ -291,6 +291,34 @@ def model_vjp(case: TensorCase, backward_overrides=None) -> dict[int, np.ndarray
     into: dict[int, list] = {}
     model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
     return {i: _summed(model.F, parts) for i, parts in into.items()}
+
+
+def step_contributions(case: TensorCase) -> dict[int, list[Contributions]]:
+    """Per used input, per element (row-major): what backpropagating the case's upstream through its program
+    contributes, exact and as the model encloses torch's formula; a failure of either pass on every element.
+    For a program of one op, this is that op's backward step (oracles.core.stepwise)."""
+    def model_pass() -> dict[int, list]:
+        model = _Model(case)
+        out = model.forward(case.program)
+        into: dict[int, list] = {}
+        model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
+        return into
+
+    rounded, exact, failure = model_then_exact(model_pass, lambda: exact_vjp(case))
+    contributions = {}
+    for i in case.used:
+        elements = []
+        for index in np.ndindex(*case.shapes[i]):
+            value = exact[i][index] if exact is not None else None
+            if failure is not None:
+                elements.append(Contributions(failure=failure, unmodelled=[value]))
+            elif not value.is_finite():
+                elements.append(Contributions(failure=(Status.SINGULAR, "exact derivative not finite"),
+                                              unmodelled=[None]))
+            else:
+                elements.append(Contributions([Term(value, list(rounded[i][index]))]))
+        contributions[i] = elements
+    return contributions
 
 
 # ------------------------------------------------------------------ expected gradients

@@ -22,7 +22,7 @@ import torch
 
 from oracles.core.case import Case
 from oracles.core.expr import Expr, variables
-from oracles.core.render import ATOM, _precedence, run_torch, torch_source
+from oracles.core.render import ATOM, TracedStep, _precedence, run_torch, torch_source, traced
 from oracles.table.tensor_ops import TENSOR_OPS, OpParams
 
 
@@ -99,16 +99,22 @@ def source(node: Node) -> str:
     return TENSOR_OPS[node.op].spellings[node.spelling].render(texts, node.params)
 
 
-def run_program(node: Node, leaves: list[torch.Tensor], overrides: Mapping | None = None) -> torch.Tensor:
-    """Execute the program; `overrides` maps an elementwise or tensor op name to a replacement (faults)."""
+def run_program(node: Node, leaves: list[torch.Tensor], overrides: Mapping | None = None,
+                record: list[TracedStep] | None = None) -> torch.Tensor:
+    """Execute the program; `overrides` maps an elementwise or tensor op name to a replacement (faults);
+    `record` collects every op torch ran (those inside maps too), children before parents."""
     if isinstance(node, Input):
         return leaves[node.index]
-    args = [run_program(arg, leaves, overrides) for arg in node.args]
+    args = [run_program(arg, leaves, overrides, record) for arg in node.args]
     if isinstance(node, Map):
-        return run_torch(node.expr, args, overrides)
+        return run_torch(node.expr, args, overrides, record)
     if overrides and node.op in overrides:
-        return overrides[node.op](args, node.params)
-    return TENSOR_OPS[node.op].spellings[node.spelling].call(args, node.params)
+        out = overrides[node.op](args, node.params)
+    else:
+        out = TENSOR_OPS[node.op].spellings[node.spelling].call(args, node.params)
+    if record is not None:
+        record.append(traced(node, args, out))
+    return out
 
 
 @dataclass(frozen=True)

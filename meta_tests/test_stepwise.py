@@ -1,0 +1,88 @@
+"""Self-tests of judging torch's backward step by step along its own forward values (oracles.core.stepwise):
+it settles what the whole-program enclosure could not, catches a wrong step that enclosure hides, leaves a
+step it cannot decide undecided, and follows a `.grad` that accumulates over backward calls."""
+
+from __future__ import annotations
+
+import torch
+
+from oracles.core.case import GradCase
+from oracles.core.check import check_case, torch_gradients
+from oracles.core.expr import Apply, Const, Var
+from oracles.core.gradient_oracle import expected_gradients
+from oracles.core.render import run_torch, traced
+from oracles.core.stepwise import OPEN, VERIFIED, WRONG, Prior, Trace, leaf_states
+from oracles.core.verdict import STEPWISE, Verdict, judge
+from oracles.faults.planted import planted_backward_error
+
+# sin(300.3 x) at x = 1 in bfloat16: torch rounds the product to 300, and the model must allow it an error of
+# 2^-8 relative (1.2 in absolute terms), over which cos swings through its whole range
+SIN_OF_PRODUCT = GradCase(Apply("sin", (Apply("mul", (Var(0), Const(300.3))),)), ((),), ((1.0,),), "bfloat16")
+
+
+def _whole_program_verdicts(case: GradCase):
+    return judge(case, torch_gradients(case), expected_gradients(case))
+
+
+def test_settles_what_the_whole_program_enclosure_cannot():
+    [before] = _whole_program_verdicts(SIN_OF_PRODUCT)
+    assert (before.verdict, before.reason) == (Verdict.UNVERIFIED, "bound wider than the value")
+    [after] = check_case(SIN_OF_PRODUCT).verdicts
+    assert (after.verdict, after.reason) == (Verdict.VERIFIED, STEPWISE)
+
+
+def test_a_wrong_step_is_caught_where_the_whole_program_enclosure_hides_it():
+    """sin's backward 3% off (8 ulps of bfloat16): inside the whole-program enclosure, outside sin's step."""
+    faulty = {"sin": planted_backward_error("sin", 2.0**-5)}
+    [hidden] = judge(SIN_OF_PRODUCT, torch_gradients(SIN_OF_PRODUCT, overrides=faulty),
+                     expected_gradients(SIN_OF_PRODUCT))
+    assert hidden.verdict is Verdict.UNVERIFIED
+    [caught] = check_case(SIN_OF_PRODUCT, overrides=faulty).verdicts
+    assert caught.verdict is Verdict.WRONG
+    assert caught.reason.startswith("the backward of torch.sin(x0) gives"), caught.reason
+
+
+def test_a_wrong_step_upstream_makes_the_leaf_wrong():
+    """The fault in the outer op: the step into the leaf is right for the gradient it got, which was wrong."""
+    case = GradCase(Apply("exp", (Apply("sin", (Apply("mul", (Var(0), Const(300.0))),)),)), ((),), ((1.0,),),
+                    "bfloat16")
+    [caught] = check_case(case, overrides={"exp": planted_backward_error("exp", 2.0**-5)}).verdicts
+    assert caught.verdict is Verdict.WRONG
+    assert "torch.exp(x0)" in caught.reason, caught.reason
+
+
+def test_a_step_that_cancels_stays_undecided():
+    """tanh's backward 1 - y^2 from the rounded y = 1 (bfloat16, x = 8): 0 where the derivative is 4.5e-7."""
+    case = GradCase(Apply("tanh", (Apply("mul", (Var(0), Const(4.0))),)), ((),), ((2.0,),), "bfloat16")
+    trace = Trace()
+    torch_gradients(case, trace=trace)
+    [[(state, why)]] = leaf_states(trace, None, case.format)
+    assert state == OPEN and why.startswith("torch.tanh(x0)"), why
+    assert check_case(case).verdicts[0].verdict is not Verdict.VERIFIED
+
+
+def test_the_step_into_a_leaf_includes_the_gradient_it_accumulated_onto():
+    """A second backward adds onto `.grad`: the leaf is judged against what it held plus the step's part; a
+    `.grad` that forgot what it held is wrong."""
+    case = SIN_OF_PRODUCT
+    leaves = case.make_leaves()
+    run_torch(case.expr, leaves).sum().backward()
+    held = leaves[0].grad.item()
+    trace = Trace(leaves)
+    run_torch(case.expr, leaves, record=trace.steps).sum().backward()
+    [[(state, _)]] = leaf_states(trace, None, case.format, priors=[Prior([held], [(VERIFIED, "")])])
+    assert state == VERIFIED
+    [[(state, why)]] = leaf_states(trace, None, case.format, priors=[Prior([0.0], [(VERIFIED, "")])])
+    assert state == WRONG, why
+    [[(state, _)]] = leaf_states(trace, None, case.format, priors=[Prior([held], [(OPEN, "undecided")])])
+    assert state == OPEN
+
+
+def test_steps_that_return_what_they_read_are_not_read_apart():
+    """An op that hands back a tensor it read leaves no step to judge apart: the trace is refused, not misread."""
+    x = torch.tensor(1.0, dtype=torch.bfloat16, requires_grad=True)
+    y = x * 2
+    steps = [traced(Apply("mul", (Var(0), Const(2.0))), (x, 2.0), y), traced(Apply("neg", (Var(0),)), (y,), y)]
+    trace = Trace([x], steps)
+    y.backward()
+    assert leaf_states(trace, None, SIN_OF_PRODUCT.format) is None

@@ -1,0 +1,217 @@
+"""Judging torch's backward one step at a time, along torch's own forward values.
+
+The whole-program enclosure (oracles.core.gradient_oracle) starts from the exact inputs, so every rounding
+of torch's forward widens it: a deep low-precision chain compounds them until the enclosure is wider than
+the gradient ("bound wider than the value"), and a kink that torch's rounded intermediate may have reached
+on either side is undecidable ("singular"). Yet torch's backward is right when each of its steps is: every
+op's backward, from the values torch itself computed forward and the gradient torch itself handed it,
+returns what the op's formula gives in the dtype. Those values are read back (each op's output and, kept
+with `retain_grad`, its `.grad`), and each step becomes a one-op case, judged by the same oracle as any
+case: SymPy's exact vector-Jacobian product of the op at those values, the rounding model's enclosure of
+torch's formula around it, and the same verdict rules. A tensor's `.grad` is what every op that read it
+sent it, summed, so the step checks that sum.
+
+An element of an input's `.grad` is settled when the step that sums into it and every step upstream of it
+are verified (decided by tight enclosures, from values that were themselves verified): then torch's
+gradient is the right one for the values torch computed, which is what its autograd promises; no
+computation in the dtype does better at an ill-conditioned point. A step torch got wrong makes the elements
+downstream of it wrong, naming the step. Anything else leaves the element as the whole-program oracle left
+it. Only elements that oracle could not decide are settled this way: it judges every other element itself,
+against the exact derivative at the exact inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+import torch
+from flint import arb
+
+from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
+from oracles.core.expr import Apply, Var
+from oracles.core.gradient_oracle import Contributions, Term, expected_element, point_contributions
+from oracles.core.render import TracedStep, torch_source
+from oracles.core.verdict import STEPWISE, ElementVerdict, Verdict, float64_values, judge_element
+from oracles.numerics.dtypes import FloatFormat
+from oracles.numerics.rounding import RoundingModel
+
+# the whole-program oracle's reasons that torch's own forward values can settle
+SETTLEABLE = frozenset({"bound wider than the value", "singular", "overflow"})
+
+VERIFIED, OPEN, WRONG = 0, 1, 2  # a gradient element's state: settled, undecided, or downstream of a wrong step
+
+
+@dataclass
+class Trace:
+    """What torch ran for one backward: the leaves and every op, children before parents (the last is the
+    output's), each keeping its output's `.grad`."""
+
+    leaves: list[torch.Tensor] = field(default_factory=list)
+    steps: list[TracedStep] = field(default_factory=list)
+
+
+class StepGradient(NamedTuple):
+    """What one step's backward sends one tensor it read."""
+
+    tensor: torch.Tensor
+    contributions: list[Contributions]  # per element of the tensor, row-major
+    sources: list[list[int]] | None  # per element, the output elements it is computed from; None: all of them
+    label: str  # the step, for a report
+
+
+Backward = Callable[[TracedStep, str], list[StepGradient]]
+
+
+def elementwise_step(step: TracedStep, dtype: str) -> list[StepGradient]:
+    """An op of the op table as a one-op case: its tensor arguments become the inputs x0, x1, ... at the values
+    torch computed, its Python scalars stay constants, and torch's gradient of its output is the upstream."""
+    args, tensors = [], []
+    for arg, value in zip(step.node.args, step.inputs):
+        if isinstance(value, torch.Tensor):
+            args.append(Var(len(tensors)))
+            tensors.append(value)
+        else:
+            args.append(arg)  # a Const: torch received the Python scalar
+    expr = Apply(step.node.op, tuple(args), step.node.spelling)
+    case = GradCase(expr, tuple(tuple(t.shape) for t in tensors),
+                    tuple(tuple(float64_values(t)) for t in tensors), dtype)
+    contributions = point_contributions(case, float64_values(step.output.grad))
+    out_shape = case.output_shape
+    label = torch_source(expr)
+    gradients = []
+    for k, per_element in contributions.items():
+        shape = case.shapes[k]
+        sources = [[] for _ in per_element]
+        for out_flat, out_index in enumerate(all_indices(out_shape)):
+            sources[flat_index(shape, broadcast_source(shape, out_index))].append(out_flat)
+        gradients.append(StepGradient(tensors[k], per_element, sources, label))
+    return gradients
+
+
+class _Pending(NamedTuple):
+    gradient: StepGradient
+    upstream: list[tuple[int, str]]  # the state of each element of the step's output's gradient
+
+
+def _merged(parts: Sequence[Contributions]) -> Contributions:
+    merged = Contributions()
+    for part in parts:
+        merged.terms += part.terms
+        merged.unmodelled += part.unmodelled
+        merged.failure = merged.failure or part.failure
+    return merged
+
+
+State = tuple[int, str]  # VERIFIED, OPEN or WRONG, and why (for a report)
+
+
+class Prior(NamedTuple):
+    """A leaf's `.grad` before a backward that accumulates into it: torch's values and their states."""
+
+    values: list[float]
+    states: list[State]
+
+
+def _states(tensor: torch.Tensor, pending: list[_Pending], fmt: FloatFormat, prior: Prior | None = None) -> list[State]:
+    """Each element of `tensor.grad`: judged against the sum of what the steps that read `tensor` sent it (and
+    the `prior` gradient it accumulated onto), then no better than the gradients those steps started from."""
+    if tensor.grad is None or not pending:
+        return [(OPEN, "")] * tensor.numel()
+    observed = float64_values(tensor.grad)
+    model = RoundingModel(fmt)
+    label = " and ".join(dict.fromkeys(p.gradient.label for p in pending))
+    states = []
+    for flat, value in enumerate(observed):
+        upstream = max((_upstream_state(p, flat) for p in pending), default=(VERIFIED, ""))
+        contributions = _merged([p.gradient.contributions[flat] for p in pending])
+        if prior is not None:  # torch adds this backward's gradient to the one held
+            held = arb(prior.values[flat])
+            contributions.terms.append(Term(held, [held]))
+            upstream = max(upstream, prior.states[flat])
+        expected = expected_element(model, contributions.exact, contributions.rounded, contributions.failure,
+                                    f"the gradient {label} sends element {flat}", lambda: label)
+        verdict = judge_element(0, (), value, expected, fmt)
+        if verdict.verdict is Verdict.WRONG:
+            own = (WRONG, f"the backward of {label} gives {value!r} at element {flat} of its input, where the "
+                          f"exact value from torch's own values is {verdict.exact!r} ({verdict.reason})")
+        elif verdict.verdict is Verdict.VERIFIED:
+            own = (VERIFIED, "")
+        else:
+            own = (OPEN, f"{label}: {verdict.reason}")
+        states.append(max(own, upstream))
+    return states
+
+
+def _upstream_state(pending: _Pending, flat: int) -> tuple[int, str]:
+    sources = pending.gradient.sources
+    read = pending.upstream if sources is None else [pending.upstream[o] for o in sources[flat]]
+    return max(read, default=(VERIFIED, ""))
+
+
+
+def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat, backward: Backward = elementwise_step,
+                priors: Sequence[Prior | None] | None = None) -> list[list[State] | None] | None:
+    """Per leaf, per element of its `.grad` (row-major): its state; None where the leaf is not in the trace, and
+    None altogether where torch's steps cannot be read apart (no op ran, or an op returned a tensor it read).
+    `priors`: per leaf, the `.grad` the backward accumulated onto (None: it started unset)."""
+    steps = trace.steps
+    if not steps or any(s.output is x for s in steps for x in s.inputs):
+        return None
+    root = steps[-1].output
+    pending: dict[int, list[_Pending]] = {}
+    unjudged: set[int] = set()  # tensors read by a step whose upstream gradient holds a NaN or inf of torch's
+    for step in reversed(steps):
+        if step.output.grad is None:
+            continue
+        if id(step.output) in unjudged or not all(map(math.isfinite, float64_values(step.output.grad))):
+            # judged where the NaN or inf arose (the whole-program oracle judges it where it reaches a leaf)
+            unjudged.update(id(x) for x in step.inputs if isinstance(x, torch.Tensor))
+            continue
+        if step.output is root:
+            seed = [1.0] * root.numel() if upstream is None else [fmt.round(v) for v in upstream]
+            given = float64_values(root.grad)
+            states = [(VERIFIED, "") if g == s else (WRONG, f"backward started from {g!r} instead of {s!r}")
+                      for g, s in zip(given, seed)]
+        else:
+            states = _states(step.output, pending.pop(id(step.output), []), fmt)
+        for gradient in backward(step, fmt.name):
+            pending.setdefault(id(gradient.tensor), []).append(_Pending(gradient, states))
+    return [None if id(leaf) in unjudged or id(leaf) not in pending
+            else _states(leaf, pending[id(leaf)], fmt, priors[i] if priors else None)
+            for i, leaf in enumerate(trace.leaves)]
+
+
+def settle(verdicts: list[ElementVerdict], trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat,
+           backward: Backward = elementwise_step) -> list[ElementVerdict]:
+    """`verdicts` with each element the whole-program oracle left unverified (for a reason in SETTLEABLE)
+    settled from torch's steps where they decide it: verified, or wrong naming the step."""
+    if not any(v.verdict is Verdict.UNVERIFIED and v.reason in SETTLEABLE for v in verdicts):
+        return verdicts
+    states = leaf_states(trace, upstream, fmt, backward)
+    return verdicts if states is None else settled(verdicts, states, [tuple(x.shape) for x in trace.leaves])
+
+
+def settled(verdicts: list[ElementVerdict], states: Sequence[list[State] | None],
+            shapes: Sequence[tuple[int, ...]]) -> list[ElementVerdict]:
+    """`verdicts` with the unverified elements (for a reason in SETTLEABLE) whose state decides them settled."""
+    result = []
+    for v in verdicts:
+        per_leaf = states[v.leaf] if v.verdict is Verdict.UNVERIFIED and v.reason in SETTLEABLE else None
+        state, why = per_leaf[flat_index(shapes[v.leaf], v.index)] if per_leaf is not None else (OPEN, "")
+        if state == VERIFIED:
+            result.append(replace(v, verdict=Verdict.VERIFIED, reason=STEPWISE))
+        elif state == WRONG:
+            result.append(replace(v, verdict=Verdict.WRONG, reason=why))
+        else:
+            result.append(v)
+    return result
+
+
+def state_of(verdict: ElementVerdict) -> State:
+    """An element's state once judged, for a later step that starts from it."""
+    if verdict.verdict is Verdict.VERIFIED:
+        return VERIFIED, ""
+    return (WRONG, verdict.reason) if verdict.verdict is Verdict.WRONG else (OPEN, verdict.reason)
