@@ -12,6 +12,7 @@ import platform
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 
 import hypothesis
 import pytest
@@ -19,12 +20,13 @@ import sympy
 import torch
 from hypothesis import HealthCheck, settings
 
+from oracles.core.stepwise import use_registered_regions
 from oracles.core.test_ids import selectable
 from oracles.core.unsupported import PREFIX, skipping_missing_kernels
 from oracles.core.verdict import Verdict, VerdictCounts
 from oracles.numerics.dtypes import FORMATS
 from oracles.reports import run_report
-from oracles.reports.findings import RegistryError, apply_findings
+from oracles.reports.findings import RegistryError, apply_findings, registered_finding_at
 from oracles.reports.findings import load as load_findings
 from oracles.table.ops import OPS
 from oracles.table.tensor_ops import TENSOR_OPS
@@ -107,9 +109,10 @@ class _CheckedFirst:
                 raise pytest.UsageError(f"--hypothesis-profile: unknown profile {profile!r}; choose from "
                                         f"{', '.join(PROFILES)}") from None
         try:
-            load_findings()
+            registry = load_findings()
         except RegistryError as exc:
             raise pytest.UsageError(f"findings.toml: {exc}") from None
+        use_registered_regions(partial(registered_finding_at, registry))
 
 
 def pytest_addoption(parser, pluginmanager):

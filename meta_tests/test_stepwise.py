@@ -11,7 +11,7 @@ from oracles.core.check import check_case, torch_gradients
 from oracles.core.expr import Apply, Const, Var
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.render import run_torch, traced
-from oracles.core.stepwise import OPEN, VERIFIED, WRONG, Prior, Trace, leaf_states
+from oracles.core.stepwise import OPEN, REGISTERED, VERIFIED, WRONG, Prior, Trace, leaf_states
 from oracles.core.verdict import STEPWISE, Verdict, judge
 from oracles.faults.planted import planted_backward_error
 
@@ -51,14 +51,31 @@ def test_a_wrong_step_upstream_makes_the_leaf_wrong():
     assert "torch.exp(x0)" in caught.reason, caught.reason
 
 
-def test_a_step_that_cancels_stays_undecided():
-    """tanh's backward 1 - y^2 from the rounded y = 1 (bfloat16, x = 8): 0 where the derivative is 4.5e-7."""
-    case = GradCase(Apply("tanh", (Apply("mul", (Var(0), Const(4.0))),)), ((),), ((2.0,),), "bfloat16")
+def _step_state(case: GradCase):
     trace = Trace()
     torch_gradients(case, trace=trace)
-    [[(state, why)]] = leaf_states(trace, None, case.format)
+    [[state]] = leaf_states(trace, None, case.format)
+    return state
+
+
+def _tanh_of_product(x: float, dtype: str) -> GradCase:
+    return GradCase(Apply("tanh", (Apply("mul", (Var(0), Const(4.0))),)), ((),), ((x,),), dtype)
+
+
+def test_a_step_that_cancels_stays_undecided():
+    """tanh's backward 1 - y^2 from the rounded y (float16, 4 x = 4.5): 0.00098 where the derivative is 0.00049,
+    and no registered region holds it in float16."""
+    state, why = _step_state(_tanh_of_product(1.125, "float16"))
     assert state == OPEN and why.startswith("torch.tanh(x0)"), why
-    assert check_case(case).verdicts[0].verdict is not Verdict.VERIFIED
+    assert check_case(_tanh_of_product(1.125, "float16")).verdicts[0].verdict is Verdict.UNVERIFIED
+
+
+def test_a_step_in_a_registered_region_counts_as_that_finding():
+    """The same in bfloat16 at 4 x = 8, where tanh rounds to 1: tanh-sigmoid-saturation's region (the plugin
+    installs the registry's regions)."""
+    assert _step_state(_tanh_of_product(2.0, "bfloat16")) == (REGISTERED, "tanh-sigmoid-saturation")
+    [v] = check_case(_tanh_of_product(2.0, "bfloat16")).verdicts
+    assert (v.verdict, v.reason) == (Verdict.REGISTERED, "registered finding tanh-sigmoid-saturation")
 
 
 def test_the_step_into_a_leaf_includes_the_gradient_it_accumulated_onto():

@@ -31,9 +31,10 @@ import torch
 from flint import arb
 
 from oracles.core.case import GradCase, all_indices, broadcast_source, flat_index
-from oracles.core.expr import Apply, Var
+from oracles.core.expr import Apply, Const, Var
 from oracles.core.gradient_oracle import Contributions, Term, expected_element, point_contributions
 from oracles.core.render import TracedStep, torch_source
+from oracles.core.verdict import REGISTERED as REGISTERED_REASON
 from oracles.core.verdict import STEPWISE, ElementVerdict, Verdict, float64_values, judge_element
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.rounding import RoundingModel
@@ -41,7 +42,25 @@ from oracles.numerics.rounding import RoundingModel
 # the whole-program oracle's reasons that torch's own forward values can settle
 SETTLEABLE = frozenset({"bound wider than the value", "singular", "overflow"})
 
-VERIFIED, OPEN, WRONG = 0, 1, 2  # a gradient element's state: settled, undecided, or downstream of a wrong step
+# a gradient element's state: settled; undecided only where a registered finding holds (its id says which);
+# undecided; downstream of a wrong step
+VERIFIED, REGISTERED, OPEN, WRONG = 0, 1, 2, 3
+
+
+def _no_registered_regions(op: str, dtype: str, point: tuple[float, ...]) -> str | None:
+    return None
+
+
+# The registered findings (findings.toml) are read above this layer: the runner that loads them installs the
+# lookup (`use_registered_regions`), op, dtype and argument tuple -> the id of the finding whose region holds it.
+_registered_region: Callable[[str, str, tuple[float, ...]], str | None] = _no_registered_regions
+
+
+def use_registered_regions(lookup: Callable[[str, str, tuple[float, ...]], str | None]) -> None:
+    """Where a step torch took lies in a registered finding's region (tanh's backward where tanh rounds to ±1),
+    the elements it leaves undecided are that finding's, counted under its id."""
+    global _registered_region
+    _registered_region = lookup
 
 
 @dataclass
@@ -60,6 +79,7 @@ class StepGradient(NamedTuple):
     contributions: list[Contributions]  # per element of the tensor, row-major
     sources: list[list[int]] | None  # per element, the output elements it is computed from; None: all of them
     label: str  # the step, for a report
+    registered: list[str | None] | None = None  # per element, the registered finding whose region the step is in
 
 
 Backward = Callable[[TracedStep, str], list[StepGradient]]
@@ -81,14 +101,22 @@ def elementwise_step(step: TracedStep, dtype: str) -> list[StepGradient]:
     contributions = point_contributions(case, float64_values(step.output.grad))
     out_shape = case.output_shape
     label = torch_source(expr)
+    findings = [_registered_region(expr.op, dtype, _point(expr, case, out_index))
+                for out_index in all_indices(out_shape)]
     gradients = []
     for k, per_element in contributions.items():
         shape = case.shapes[k]
         sources = [[] for _ in per_element]
         for out_flat, out_index in enumerate(all_indices(out_shape)):
             sources[flat_index(shape, broadcast_source(shape, out_index))].append(out_flat)
-        gradients.append(StepGradient(tensors[k], per_element, sources, label))
+        registered = [next((findings[o] for o in read if findings[o]), None) for read in sources]
+        gradients.append(StepGradient(tensors[k], per_element, sources, label, registered))
     return gradients
+
+
+def _point(expr: Apply, case: GradCase, out_index: tuple[int, ...]) -> tuple[float, ...]:
+    """The op's arguments at one element of its output, in argument order (a Const as its value)."""
+    return tuple(arg.value if isinstance(arg, Const) else case.value_at(arg.index, out_index) for arg in expr.args)
 
 
 class _Pending(NamedTuple):
@@ -141,6 +169,10 @@ def _states(tensor: torch.Tensor, pending: list[_Pending], fmt: FloatFormat, pri
             own = (VERIFIED, "")
         else:
             own = (OPEN, f"{label}: {verdict.reason}")
+        if own[0] != VERIFIED:
+            finding = next((p.gradient.registered[flat] for p in pending
+                            if p.gradient.registered and p.gradient.registered[flat]), None)
+            own = (REGISTERED, finding) if finding else own
         states.append(max(own, upstream))
     return states
 
@@ -203,6 +235,8 @@ def settled(verdicts: list[ElementVerdict], states: Sequence[list[State] | None]
         state, why = per_leaf[flat_index(shapes[v.leaf], v.index)] if per_leaf is not None else (OPEN, "")
         if state == VERIFIED:
             result.append(replace(v, verdict=Verdict.VERIFIED, reason=STEPWISE))
+        elif state == REGISTERED:
+            result.append(replace(v, verdict=Verdict.REGISTERED, reason=f"{REGISTERED_REASON} {why}"))
         elif state == WRONG:
             result.append(replace(v, verdict=Verdict.WRONG, reason=why))
         else:
@@ -214,4 +248,6 @@ def state_of(verdict: ElementVerdict) -> State:
     """An element's state once judged, for a later step that starts from it."""
     if verdict.verdict is Verdict.VERIFIED:
         return VERIFIED, ""
+    if verdict.verdict is Verdict.REGISTERED:
+        return REGISTERED, verdict.reason.removeprefix(f"{REGISTERED_REASON} ")
     return (WRONG, verdict.reason) if verdict.verdict is Verdict.WRONG else (OPEN, verdict.reason)

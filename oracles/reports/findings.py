@@ -258,6 +258,12 @@ def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple
     return next((f for f in registry if f.op == op and f.holds_at(point, dtype)), None)
 
 
+def registered_finding_at(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> str | None:
+    """The id of the registered finding whose region holds `op`'s argument tuple `point` in `dtype`, if any."""
+    finding = registered_region(registry, op, dtype, point)
+    return None if finding is None else finding.id
+
+
 def load(path: Path = REGISTRY) -> list[Finding]:
     try:
         data = tomllib.loads(path.read_text())
