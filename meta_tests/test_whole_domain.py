@@ -77,6 +77,10 @@ def test_drawn_points_lie_inside_the_domain_and_off_its_points(name, dtype, data
             if plan.periodic is not None:
                 # exactly: a float minus the offset may round onto a jump
                 assert (Fraction(value) - Fraction(plan.periodic.offset)) % Fraction(plan.periodic.period) != 0
+    for a, b in (s.multiples for s in op.specials if s.multiples is not None):  # x1 % x0: x1 off the multiples of x0
+        for value, period in zip(point[a], point[b]):
+            if abs(period) >= 2 * fmt.min_subnormal:
+                assert Fraction(value) % Fraction(abs(period)) != 0, (name, value, period)
 
 
 # A backward wrong in one region only; the whole-domain property (as the ci profile runs it) must see it.

@@ -18,7 +18,7 @@ and every draw shrinks towards an anchor moved by 1, so a failure reads as a sma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -201,6 +201,18 @@ def _plan(op: OpSpec, arg: int, fmt: FloatFormat, domain: Domain | None, paramet
     return argument_plan(op, arg, fmt, domain, parameters, tie_with)
 
 
+def _between_multiples(plan: ArgumentPlan, other: float, fmt: FloatFormat) -> ArgumentPlan:
+    """`plan` for an argument that jumps at every multiple of `other` (x1 % x0 at x1 = k x0): a jump n drawn binade by
+    binade, then a value off it, as for floor's integers. Beyond 2^(mantissa bits - 2) multiples every float is a
+    multiple (or nearly), where the function has no derivative at all, so the draws stop there."""
+    period = abs(other)
+    if period < 2 * fmt.min_subnormal:  # every float is a multiple of the smallest subnormal: nothing lies between
+        return plan
+    max_index = int(min(2 ** (fmt.mantissa_bits - 2), fmt.max_finite / 2 / period))
+    simple = tuple(v for v in plan.simple if math.remainder(v, period) != 0)
+    return replace(plan, simple=simple, periodic=Periodic(0.0, period, max_index))
+
+
 @st.composite
 def whole_domain_points(draw, op: OpSpec, fmt: FloatFormat, size: int = 1) -> tuple[tuple, ...]:
     """`op`'s argument tuples for `size` points sharing the constant arguments: per argument, a tuple of
@@ -214,6 +226,7 @@ def whole_domain_points(draw, op: OpSpec, fmt: FloatFormat, size: int = 1) -> tu
         parameters = draw(choice(op.parameters), label="parameters")
         constants.update({1 + i: p for i, p in enumerate(parameters)})
     ties = any(s.kind is Kind.TIE for s in op.specials)
+    multiples = dict(s.multiples for s in op.specials if s.multiples is not None)
     columns = {}
     for arg in range(op.arity):
         if arg in constants:
@@ -222,6 +235,8 @@ def whole_domain_points(draw, op: OpSpec, fmt: FloatFormat, size: int = 1) -> tu
         for i in range(size):
             tie_with = columns[0][i] if ties and arg == 1 else None
             plan = _plan(op, arg, fmt, domain if arg == 0 else None, parameters, tie_with)
+            if arg in multiples:
+                plan = _between_multiples(plan, columns[multiples[arg]][i], fmt)
             column.append(argument_value(draw, plan, fmt, f"x{arg}[{i}]"))
         columns[arg] = tuple(column)
     return tuple(constants[a] if a in constants else columns[a] for a in range(op.arity))

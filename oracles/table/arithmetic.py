@@ -179,22 +179,19 @@ def _rmod_grads(F, args, y):
 
 # x0.__rmod__(x1) = x1 % x0 with both tensors (a Python scalar dividend, remainder.Scalar_Tensor, has no derivative
 # in torch: it raises). The function jumps where x1 / x0 is an integer, a relation between the arguments that the
-# strategies cannot keep them off: such points are undecided where a ball may hold one.
+# random programs cannot keep them off: such points are undecided where a ball may hold one.
 add_op("rmod", [Spelling("{0}.__rmod__({1})", lambda a, b: a.__rmod__(b), const_second=False),
                 Spelling("torch.Tensor.__rmod__({0}, {1})", lambda a, b: torch.Tensor.__rmod__(a, b),
                          const_second=False)],
     lambda a, b: b - a * Floor(b / a), lambda F, a, b: _remainder_forward(F, b, a), _rmod_grads, (NZ, R),
     opinfo=("__rmod__",), specials=(Special(Kind.JUMP, "x1 = k x0 for an integer k (the remainder restarts)",
-                                            None),),
+                                            None, multiples=(1, 0)),),
     conventions=pins.RMOD,
-    # over float64's whole range |x1| is mostly far above |x0|, where x1 / x0 is often an integer (every float
-    # above 2^53 is one): a jump. Measured: 92 of 184 elements singular (40 examples).
-    blind_spots=(BlindSpot("test_op_whole_domain", "float64",
-                           "x1 / x0 is an integer (a jump) at most points where |x1| is far above |x0|"),
-                 # the random programs' simple values (1, 2, 0.5, ...) make the quotient an integer often: measured
-                 # 29 of 68 elements singular, 53% averaged over the distinct programs (40 examples)
-                 BlindSpot("test_op_gradient", "float32",
-                           "x1 / x0 is an integer (a jump) wherever the drawn subtrees take simple values")),
+    # the random programs' simple values (1, 2, 0.5, ...) make the quotient an integer often: measured 29 of 68
+    # elements singular, 53% averaged over the distinct programs (40 examples). Over the whole domain x1 is drawn
+    # between the multiples of x0 (`multiples`): where |x1| is far above |x0| every float is a multiple.
+    blind_spots=(BlindSpot("test_op_gradient", "float32",
+                           "x1 / x0 is an integer (a jump) wherever the drawn subtrees take simple values"),),
     references=(ref((1.5, 2.5), lambda a, b: (-mp.floor(b / a), 1)), ref((-2.0, 3.0), lambda a, b: (2, 1))))
 
 

@@ -80,7 +80,8 @@ class Special:
     values of that argument (empty for a set without float points, e.g. tan's poles at π/2 + kπ, or one
     given only in words, e.g. clamp's kinks at its bounds); `period`: `at` repeats with this period
     (floor jumps at every integer: at=(0.0,), period=1). `pinned`: torch's value there is pinned by the
-    entry's conventions (tan's poles are not floats, so nothing can be pinned)."""
+    entry's conventions (tan's poles are not floats, so nothing can be pinned). `multiples`: a relation whose
+    period is another argument's value (x1 % x0 jumps wherever x1 is a multiple of x0)."""
 
     kind: Kind
     where: str
@@ -88,6 +89,8 @@ class Special:
     at: tuple[float, ...] = ()
     period: float | None = None
     pinned: bool = True
+    # a relation (arg None) of the form "argument a jumps at every integer multiple of argument b": (a, b)
+    multiples: tuple[int, int] | None = None
 
     def covers(self, value: float) -> bool:
         """Whether `value` is one of the float points of this special."""
