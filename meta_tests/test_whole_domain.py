@@ -74,6 +74,8 @@ def test_drawn_points_lie_inside_the_domain_and_off_its_points(name, dtype, data
             assert math.isfinite(value) and fmt.round(value) == value
             if op.operands is not Operands.EXPONENT:
                 assert value in plan.interval and value not in plan.avoid, (name, arg, value)
+            if plan.off_powers_of_two:
+                assert value == 0 or math.frexp(value)[0] not in (0.5, -0.5), (name, value)
             if plan.periodic is not None:
                 # exactly: a float minus the offset may round onto a jump
                 assert (Fraction(value) - Fraction(plan.periodic.offset)) % Fraction(plan.periodic.period) != 0

@@ -75,6 +75,7 @@ class ArgumentPlan:
     avoid: tuple[float, ...]
     interval: Interval
     periodic: Periodic | None = None
+    off_powers_of_two: bool = False  # the argument jumps at every power of two: kept off them all
 
 
 def _binade(x: float) -> int:
@@ -130,9 +131,16 @@ def argument_plan(op: OpSpec, arg: int, fmt: FloatFormat, domain: Domain | None 
     avoid = {fmt.round(a) for a in avoid}
     anchors = sorted(avoid | ({0.0} if 0.0 in interval or 0.0 in avoid else set()))
     periodic = _periodic(op, arg, fmt)
+    binades = any(s.arg == arg and s.every_binade for s in op.specials)
     simple = tuple(v for v in SIMPLE_VALUES if v in interval and v not in avoid
-                   and (periodic is None or math.remainder(v - periodic.offset, periodic.period) != 0))
-    return ArgumentPlan(simple, segments_between(anchors, interval, fmt), tuple(sorted(avoid)), interval, periodic)
+                   and (periodic is None or math.remainder(v - periodic.offset, periodic.period) != 0)
+                   and not (binades and _power_of_two(v)))
+    return ArgumentPlan(simple, segments_between(anchors, interval, fmt), tuple(sorted(avoid)), interval, periodic,
+                        binades)
+
+
+def _power_of_two(x: float) -> bool:
+    return x != 0 and math.frexp(x)[0] in (0.5, -0.5)
 
 
 # the binades at either end of a gap (a few ulps off its anchor: subnormals beside 0, 1 - 2^-k beside a domain edge;
@@ -192,7 +200,12 @@ def argument_value(draw, plan: ArgumentPlan, fmt: FloatFormat, label: str) -> fl
         return value
     segment = draw(choice(plan.segments), label=f"{label} anchor and side")
     distance = _distance(draw, segment.low, segment.high, fmt, label)
-    return _off(segment.anchor, segment.side, distance, segment.width, fmt)
+    value = _off(segment.anchor, segment.side, distance, segment.width, fmt)
+    # a distance of exactly 2^k from 0 is a power of two: a step further out, into the binade it starts (two
+    # beside the smallest subnormal, whose next float is a power of two too)
+    while plan.off_powers_of_two and _power_of_two(value):
+        value = ulp_step(value, 1 if value > 0 else -1, fmt)
+    return value
 
 
 @lru_cache(maxsize=4096)  # a tie's plan depends on the other argument's value: bounded

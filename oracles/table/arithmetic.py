@@ -366,7 +366,7 @@ add_op("frexp", [Spelling("torch.frexp({0}).mantissa", lambda a: torch.frexp(a).
     lambda F, a: a * arb(2) ** -_frexp_exponent(a), _frexp_grads, (Domain.OFF_SPECIALS,),
     specials=(Special(Kind.JUMP, "x = ±2^k for every integer k (the mantissa falls from 1 to 1/2; ±1/2 and ±1 "
                                  "kept off by the strategies) and x = 0 (frexp(0) = 0)", 0,
-                      (-1.0, -0.5, 0.0, 0.5, 1.0)),),
+                      (-1.0, -0.5, 0.0, 0.5, 1.0), every_binade=True),),
     conventions=pins.FREXP, saves_tensors=False,
     findings=("frexp-exponent-float32-overflow", "frexp-exponent-float32-underflow"),
     references=(ref((0.75,), lambda a: (1,)), ref((3.0,), lambda a: (0.25,)), ref((-0.375,), lambda a: (2,))))

@@ -81,7 +81,8 @@ class Special:
     given only in words, e.g. clamp's kinks at its bounds); `period`: `at` repeats with this period
     (floor jumps at every integer: at=(0.0,), period=1). `pinned`: torch's value there is pinned by the
     entry's conventions (tan's poles are not floats, so nothing can be pinned). `multiples`: a relation whose
-    period is another argument's value (x1 % x0 jumps wherever x1 is a multiple of x0)."""
+    period is another argument's value (x1 % x0 jumps wherever x1 is a multiple of x0); `every_binade`: the
+    points are every power of two, of either sign."""
 
     kind: Kind
     where: str
@@ -91,6 +92,7 @@ class Special:
     pinned: bool = True
     # a relation (arg None) of the form "argument a jumps at every integer multiple of argument b": (a, b)
     multiples: tuple[int, int] | None = None
+    every_binade: bool = False  # the special repeats at ±2^k for every integer k (frexp's mantissa)
 
     def covers(self, value: float) -> bool:
         """Whether `value` is one of the float points of this special."""
