@@ -112,7 +112,9 @@ def test_broadcast_inputs_and_a_final_sum():
 
 
 def test_compiled_function_passes_against_its_eager_self():
-    summary = check_function(torch.compile(blend), torch.zeros(3), torch.zeros(2, 1), reference=blend,
+    # damped, not blend: this test is about torch.compile, and blend's atan2 is undefined at the origin, where the
+    # draws' simple values (zeros first) put 11 of its 90 elements (singular, nothing to judge)
+    summary = check_function(torch.compile(damped), torch.zeros(3), torch.zeros(2, 1), reference=damped,
                              max_examples=10)
     assert summary.verified > summary.unverified
 
