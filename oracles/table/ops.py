@@ -486,7 +486,7 @@ add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).
        spellings=unary_spellings("sigmoid", Spelling("torch.special.expit({0})", torch.special.expit),
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
        ulps=2, specials=(saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
-       conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-subnormal-tail"),
+       conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-saturation", "sigmoid-subnormal-tail"),
        saves="result", references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
 
 # softplus(beta=1, threshold=20) is linear above the threshold: that *is* the function torch computes.
