@@ -45,6 +45,7 @@ SETTLEABLE = frozenset({"bound wider than the value", "singular", "overflow"})
 # a gradient element's state: settled; undecided only where a registered finding holds (its id says which);
 # undecided; downstream of a wrong step
 VERIFIED, REGISTERED, OPEN, WRONG = 0, 1, 2, 3
+State = tuple[int, str]  # one of those, and why (a step's reason, or the finding's id)
 
 
 def _no_registered_regions(op: str, dtype: str, point: tuple[float, ...]) -> str | None:
@@ -79,7 +80,8 @@ class StepGradient(NamedTuple):
     contributions: list[Contributions]  # per element of the tensor, row-major
     sources: list[list[int]] | None  # per element, the output elements it is computed from; None: all of them
     label: str  # the step, for a report
-    registered: list[str | None] | None = None  # per element, the registered finding whose region the step is in
+    # element -> the registered finding whose region the step is in there; asked only where the step is undecided
+    registered: Callable[[int], str | None] | None = None
 
 
 Backward = Callable[[TracedStep, str], list[StepGradient]]
@@ -99,18 +101,19 @@ def elementwise_step(step: TracedStep, dtype: str) -> list[StepGradient]:
     case = GradCase(expr, tuple(tuple(t.shape) for t in tensors),
                     tuple(tuple(float64_values(t)) for t in tensors), dtype)
     contributions = point_contributions(case, float64_values(step.output.grad))
-    out_shape = case.output_shape
-    label = torch_source(expr)
-    findings = [_registered_region(expr.op, dtype, _point(expr, case, out_index))
-                for out_index in all_indices(out_shape)]
+    out_indices = list(all_indices(case.output_shape))
     gradients = []
     for k, per_element in contributions.items():
         shape = case.shapes[k]
         sources = [[] for _ in per_element]
-        for out_flat, out_index in enumerate(all_indices(out_shape)):
+        for out_flat, out_index in enumerate(out_indices):
             sources[flat_index(shape, broadcast_source(shape, out_index))].append(out_flat)
-        registered = [next((findings[o] for o in read if findings[o]), None) for read in sources]
-        gradients.append(StepGradient(tensors[k], per_element, sources, label, registered))
+
+        def registered(flat: int, read=sources) -> str | None:
+            points = (_point(expr, case, out_indices[o]) for o in read[flat])
+            return next(filter(None, (_registered_region(expr.op, dtype, p) for p in points)), None)
+
+        gradients.append(StepGradient(tensors[k], per_element, sources, torch_source(expr), registered))
     return gradients
 
 
@@ -121,7 +124,7 @@ def _point(expr: Apply, case: GradCase, out_index: tuple[int, ...]) -> tuple[flo
 
 class _Pending(NamedTuple):
     gradient: StepGradient
-    upstream: list[tuple[int, str]]  # the state of each element of the step's output's gradient
+    upstream: list[State]  # the state of each element of the step's output's gradient
 
 
 def _merged(parts: Sequence[Contributions]) -> Contributions:
@@ -131,9 +134,6 @@ def _merged(parts: Sequence[Contributions]) -> Contributions:
         merged.unmodelled += part.unmodelled
         merged.failure = merged.failure or part.failure
     return merged
-
-
-State = tuple[int, str]  # VERIFIED, OPEN or WRONG, and why (for a report)
 
 
 class Prior(NamedTuple):
@@ -170,18 +170,16 @@ def _states(tensor: torch.Tensor, pending: list[_Pending], fmt: FloatFormat, pri
         else:
             own = (OPEN, f"{label}: {verdict.reason}")
         if own[0] != VERIFIED:
-            finding = next((p.gradient.registered[flat] for p in pending
-                            if p.gradient.registered and p.gradient.registered[flat]), None)
+            finding = next(filter(None, (p.gradient.registered(flat) for p in pending if p.gradient.registered)), None)
             own = (REGISTERED, finding) if finding else own
         states.append(max(own, upstream))
     return states
 
 
-def _upstream_state(pending: _Pending, flat: int) -> tuple[int, str]:
+def _upstream_state(pending: _Pending, flat: int) -> State:
     sources = pending.gradient.sources
     read = pending.upstream if sources is None else [pending.upstream[o] for o in sources[flat]]
     return max(read, default=(VERIFIED, ""))
-
 
 
 def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat, backward: Backward = elementwise_step,

@@ -283,28 +283,27 @@ def _summed(F: RoundingModel, parts: np.ndarray) -> np.ndarray:
     return out
 
 
+def _model_parts(case: TensorCase, backward_overrides=None) -> tuple[RoundingModel, dict[int, np.ndarray]]:
+    """The model pass: per used input, per element, every rounded contribution torch adds up."""
+    model = _Model(case, backward_overrides)
+    out = model.forward(case.program)
+    into: dict[int, np.ndarray] = {}
+    model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
+    return model.F, into
+
+
 def model_vjp(case: TensorCase, backward_overrides=None) -> dict[int, np.ndarray]:
     """torch's gradient of every used input as the rounding model encloses it. `backward_overrides` replace
     a tensor op's backward formula in the model (the self-tests' planted faults)."""
-    model = _Model(case, backward_overrides)
-    out = model.forward(case.program)
-    into: dict[int, list] = {}
-    model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
-    return {i: _summed(model.F, parts) for i, parts in into.items()}
+    F, into = _model_parts(case, backward_overrides)
+    return {i: _summed(F, parts) for i, parts in into.items()}
 
 
 def step_contributions(case: TensorCase) -> dict[int, list[Contributions]]:
     """Per used input, per element (row-major): what backpropagating the case's upstream through its program
     contributes, exact and as the model encloses torch's formula; a failure of either pass on every element.
     For a program of one op, this is that op's backward step (oracles.core.stepwise)."""
-    def model_pass() -> dict[int, list]:
-        model = _Model(case)
-        out = model.forward(case.program)
-        into: dict[int, list] = {}
-        model.backward(case.program, _upstream(case, out.shape, lambda v: model.F.const(v)), into)
-        return into
-
-    rounded, exact, failure = model_then_exact(model_pass, lambda: exact_vjp(case))
+    rounded, exact, failure = model_then_exact(lambda: _model_parts(case)[1], lambda: exact_vjp(case))
     contributions = {}
     for i in case.used:
         elements = []
