@@ -90,6 +90,7 @@ tests = ["tests/test_conventions.py::test_follows_rule[abs/0]"]
     (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [[-1.0, 1.0]] }"), "intervals from 0 up"),
     (("id = \"x-y\"", "id = \"x-y\"\nmagnitudes = { float64 = [1.0] }"), "magnitudes.float64 must list"),
     (("id = \"x-y\"", "id = \"x-y\"\nmode = \"sideways\""), "mode must be one of reverse, forward"),
+    (("id = \"x-y\"", "id = \"x-y\"\nmagnitude_of = \"smallest\""), "magnitude_of must be one of largest"),
 ])
 def test_malformed_registry_is_reported(tmp_path, change, message):
     path = tmp_path / "findings.toml"
@@ -168,3 +169,19 @@ def test_op_entries_list_their_findings():
             assert finding.id in OPS[finding.op].findings, f"{finding.op}'s entry lacks {finding.id!r}"
     stale = {(name, i) for name, op in OPS.items() for i in op.findings if i not in ids}
     assert not stale, f"entries list findings that are not registered: {sorted(stale)}"
+
+
+def test_an_element_scoped_magnitude_excuses_only_that_elements_gradient():
+    """polar-abs-zero-gradient holds where an abs is subnormal: at abs = (2^-128, 1) torch's gradient of the first
+    is inf (the finding's), the second's is verified, so only the first may be excused."""
+    from oracles.core.verdict import Verdict
+    from oracles.table.tensor_ops import CallParams
+    from oracles.tensor.check import check_tensor_case
+    from oracles.tensor.program import Input, Tensor, TensorCase
+
+    program = Tensor("polar", (Input(0), Input(1)), CallParams(()), 0)
+    case = TensorCase(program, ((2,), (2,)), ((-2.0**-128, 1.0), (1.0, 1.0)), "float32", None)
+    outcome = findings.excuse_registered_magnitudes(check_tensor_case(case, "cpu"), REGISTRY)
+    by_element = {(v.leaf, v.index): v for v in outcome.verdicts}
+    assert by_element[(0, (0,))].reason == f"{verdict.REGISTERED} polar-abs-zero-gradient"
+    assert by_element[(0, (1,))].verdict is Verdict.VERIFIED and by_element[(1, (0,))].verdict is Verdict.VERIFIED

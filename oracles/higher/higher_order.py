@@ -275,8 +275,8 @@ class Accumulator:
             # an underflow in a partial product errs by eta times the factors still to come (oracles.higher.jets)
             underflow = arb(0, self.operations * model.eta * peak_factor_or_one(self.peak))
             enclosure = model.round(self.ball + underflow, max(self.operations, 0), self.magnitude)
-        except Overflow as exc:
-            return ExpectedElement(Status.OVERFLOW, reason=str(exc))
+        except Overflow as exc:  # the exact value stays: a NaN or inf torch returns is judged against it
+            return ExpectedElement(Status.OVERFLOW, self.exact, reason=str(exc))
         return reconcile(self.exact, enclosure, lambda: where)
 
 

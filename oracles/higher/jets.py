@@ -120,7 +120,10 @@ class Jet:
         c = [value] + [ZERO] * (k - 1)
         if not tracked:
             return cls(n, order, c)
-        return cls(n, order, c, [_abs(value)] + [ZERO] * (k - 1), [_abs(value)] + [ZERO] * (k - 1))
+        # a value of exactly 0 is still a factor torch multiplies in: the partial product it meets last may have
+        # overflowed already (inf * 0 = NaN), so its peak counts as 1, not as "no term"
+        peak = ONE if value.is_zero() else _abs(value)
+        return cls(n, order, c, [_abs(value)] + [ZERO] * (k - 1), [peak] + [ZERO] * (k - 1))
 
     @classmethod
     def variable(cls, value: arb, slot: int, n: int, order: int, tracked: bool) -> Jet:

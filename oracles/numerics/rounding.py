@@ -10,6 +10,7 @@ produce: tight where the problem is well conditioned, wide where it is not.
 from __future__ import annotations
 
 import functools
+import math
 
 from flint import arb, ctx
 
@@ -79,6 +80,31 @@ class RoundingModel:
         """A kernel's result computed in `opmath`, as the tensor holds it: rounded once more where opmath is
         float and the format narrower."""
         return value if self.opmath is self else self.round(value)
+
+    def holds(self, value: arb) -> bool:
+        """Whether `value` is exactly one of the format's finite floats (a subnormal only where the format keeps
+        subnormals)."""
+        if not value.is_exact():
+            return False
+        f = float(value.mid())
+        if arb(f) != value or not math.isfinite(f):
+            return False
+        fmt = self.format
+        if f == 0:
+            return True
+        if abs(f) > fmt.max_finite:
+            return False
+        if abs(f) < fmt.smallest_normal:
+            return not fmt.flushes_subnormals and (f / fmt.min_subnormal).is_integer()
+        return (math.frexp(f)[0] * 2.0 ** fmt.mantissa_bits).is_integer()
+
+    def correctly_rounded(self, value: arb) -> arb:
+        """The result of one correctly rounded IEEE operation (+, -, *, /, sqrt) on floats torch holds, whose exact
+        result is `value`: that value itself where the format holds it (the operation returns it unrounded, in any
+        wider working format too, fused or not), else `round`. For operands that are floats torch computed, not
+        for a Python constant standing for a real (1 / N as a double is not 1 / N: the exact derivative uses the
+        real, so `round` must cover the difference)."""
+        return self.in_range(value) if self.holds(value) else self.round(value)
 
     def round(self, value: arb, k: float = 1, magnitude: arb | None = None) -> arb:
         """`value` after one operation whose relative error is at most k·u (of `magnitude`, default |value|)."""

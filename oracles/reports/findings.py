@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from oracles.core.expr import Const
@@ -41,11 +42,16 @@ _REQUIRED = {"id": str, "op": str, "where": str, "kind": str, "dtypes": list, "t
              "upstream": str, "evidence": str, "tests": list}
 _OPTIONAL = {"region": (dict, list),  # one region ([finding.region]) or several ([[finding.region]])
              "magnitudes": dict,  # a tensor op's: per dtype, intervals of its first input's largest magnitude
+             # what the magnitudes measure: "largest" (default: the first input's largest |element|, for findings
+             # of the whole tensor) or "element" (each element's own, for an op elementwise in its first input:
+             # only the gradient of an element inside the magnitudes is the finding's)
+             "magnitude_of": str,
              # which derivative of the op (default "reverse", its backward): "forward" (forward mode),
              # "double-backward" (autograd.grad of its gradient), "func-second" (torch.func's second-order
              # transforms: hessian, jvp of jvp)
              "mode": str}
 MODES = ("reverse", "forward", "double-backward", "func-second")
+MAGNITUDE_SCOPES = ("largest", "element")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _TEST = re.compile(r"^tests/[\w/]+\.py::\w+\[.+\]$")  # ids may hold brackets (oracles.core.test_ids)
 
@@ -98,6 +104,7 @@ class Finding:
     # above)
     magnitudes: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
     mode: str = "reverse"
+    magnitude_of: str = "largest"
 
     def holds_at_magnitude(self, largest: float, dtype: str) -> bool:
         intervals = dict(self.magnitudes).get(dtype, ())
@@ -169,9 +176,13 @@ def _entry(raw: dict, position: int, known_ops) -> Finding:
     mode = raw.get("mode", "reverse")
     if mode not in MODES:
         raise RegistryError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    magnitude_of = raw.get("magnitude_of", "largest")
+    if magnitude_of not in MAGNITUDE_SCOPES:
+        raise RegistryError(f"{where}: magnitude_of must be one of {', '.join(MAGNITUDE_SCOPES)}, "
+                            f"got {magnitude_of!r}")
     return Finding(raw["id"], raw["op"], raw["where"], raw["kind"], tuple(raw["dtypes"]),
                    tuple(raw["torch_versions"]), upstream, raw["evidence"].strip(), tuple(raw["tests"]), regions,
-                   magnitudes, mode)
+                   magnitudes, mode, magnitude_of)
 
 
 def _magnitudes(raw: dict, dtypes: list[str], where: str) -> tuple[tuple[str, tuple[tuple[float, float], ...]], ...]:
@@ -237,20 +248,41 @@ def findings_of_mode(registry: list[Finding], mode: str) -> dict[str, Finding]:
 
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
-    """`outcome` of a tensor case with every element torch does not pass counted as a registered finding of
-    the case's root op (Verdict.REGISTERED, reason `registered finding <id>`) where the largest |element| of the op's
-    first input lies in that finding's magnitudes: the finding is pinned by its own strict test."""
+    """`outcome` of a tensor case with the elements torch does not pass counted as a registered finding of the
+    case's root op (Verdict.REGISTERED, reason `registered finding <id>`) where the op's first input lies in that
+    finding's magnitudes: its largest |element| (every element torch does not pass is excused), or, for a finding
+    of `magnitude_of = "element"`, each element's own |value| (only that element's gradient is excused). The
+    finding is pinned by its own strict test."""
     case = outcome.case
+    op = getattr(case.program, "op", None)
     first = getattr(case.program, "args", (None,))[0]
-    values = case.values[first.index] if hasattr(first, "index") else ()
-    largest = max((abs(v) for v in values), default=0.0)
-    finding = next((f for f in registry if f.op == getattr(case.program, "op", None)
-                    and f.holds_at_magnitude(largest, case.dtype)), None)
-    if finding is None:
+    if not hasattr(first, "index"):
         return outcome
-    verdicts = [replace(v, verdict=Verdict.REGISTERED, reason=f"{REGISTERED} {finding.id}")
-                if v.verdict is not Verdict.VERIFIED else v for v in outcome.verdicts]
+    values = case.values[first.index]
+    largest = max((abs(v) for v in values), default=0.0)
+    shape = case.shapes[first.index]
+
+    def excusing(v) -> Finding | None:
+        for f in registry:
+            if f.op != op:
+                continue
+            if f.magnitude_of == "element":
+                if v.leaf == first.index and f.holds_at_magnitude(abs(values[_flat(v.index, shape)]), case.dtype):
+                    return f
+            elif f.holds_at_magnitude(largest, case.dtype):
+                return f
+        return None
+
+    verdicts = []
+    for v in outcome.verdicts:
+        finding = None if v.verdict is Verdict.VERIFIED else excusing(v)
+        verdicts.append(v if finding is None else replace(v, verdict=Verdict.REGISTERED,
+                                                         reason=f"{REGISTERED} {finding.id}"))
     return replace(outcome, verdicts=verdicts)
+
+
+def _flat(index: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    return int(np.ravel_multi_index(index, shape)) if shape else 0
 
 
 def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> Finding | None:

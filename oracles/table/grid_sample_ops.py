@@ -264,7 +264,7 @@ def _backward_in(G, arrays, grad, p):
             for pixel, factors, _ in corners:
                 shares[(b, c, *pixel)].append(product(G, factors + [g]))
         for d in range(dims):
-            if p["mode"] == "nearest" or is_exact_zero(multipliers[d]):
+            if p["mode"] == "nearest":
                 d_grid[(b, *where, d)] = ZERO
                 continue
             terms = []
@@ -274,7 +274,10 @@ def _backward_in(G, arrays, grad, p):
                     others = [f for e, f in enumerate(factors) if e != d]
                     term = product(G, others + [g, image[(b, c, *pixel)]])
                     terms.append(term if signs[d] > 0 else -term)
-            d_grid[(b, *where, d)] = G.round(_loose_sum(G, terms) * multipliers[d])
+            # at a clipped coordinate torch still forms the sum and multiplies it by 0: an overflowed sum gives
+            # NaN there (inf * 0), so the sum is modelled, and may raise Overflow, before the 0 is taken
+            total = _loose_sum(G, terms)
+            d_grid[(b, *where, d)] = ZERO if is_exact_zero(multipliers[d]) else G.round(total * multipliers[d])
     d_image = np.empty(image.shape, dtype=object)
     for index, parts in shares.items():
         d_image[index] = _loose_sum(G, parts)

@@ -283,10 +283,14 @@ add_op("digamma", unary_spellings("digamma", Spelling("torch.special.digamma({0}
 # lgamma = log|Γ(x)| (libm; float for bfloat16 and float16), within 1.1 u of max(|lgamma|, 1) measured in every
 # dtype (an absolute error near its zeros at 1, 2 and between the negative poles). lgamma: grad * digamma(self)
 LGAMMA_K = 3
+LGAMMA_INCREASING_FROM = 1.5  # lgamma's minimum on (0, inf) is at 1.4616
 
 
 def _lgamma(F, x):
-    value = acb(x).lgamma().real
+    if isinstance(x, arb) and x > LGAMMA_INCREASING_FROM:  # arb's lgamma of a wide ball there is NaN (140 ± 4.65)
+        value = monotone(lambda v: acb(v).lgamma().real, x)
+    else:
+        value = acb(x).lgamma().real
     return F.round(value, LGAMMA_K, abs(value).upper().max(ONE))
 
 

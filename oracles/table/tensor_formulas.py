@@ -288,22 +288,25 @@ def logsumexp_backward(F, a, y, g, p):
 
 
 def norm_forward(F, a, p):
-    s = sum_any(F, [mul(F, v, v) for v in a])
+    # squares and root of floats torch holds are exact where the format holds the result, so that a norm of
+    # exactly 1 compares equal to a maxnorm of 1 (renorm) instead of leaving the comparison undecided
+    s = sum_any(F, [ZERO if is_exact_zero(v) else F.correctly_rounded(v * v) for v in a])
     if s.is_exact() and s.is_zero():
         return ZERO
     if not s > 0:
         raise Singular("the norm may be 0 within the rounding model")
-    return F.round(s.sqrt(), 1)
+    return F.correctly_rounded(s.sqrt())
 
 
 def norm_backward(F, a, y, g, p):
-    """norm_backward, p = 2: self * (grad / norm).masked_fill_(norm == 0, 0)."""
+    """norm_backward, p = 2, in the order torch 2.13's kernel rounds it: (self / norm) * grad, 0 where the norm is
+    0. (Measured against torch's gradients: the quotient self / norm is rounded first, which matters where it is
+    subnormal; the order self * (grad / norm) differs from torch there by an ulp before the upstream scales it.)"""
     if y.is_exact() and y.is_zero():
         return [ZERO] * len(a)
     if y.contains(0):
         raise Singular("the norm may be 0 within the rounding model")
-    scale = F.div(g, y)
-    return [mul(F, v, scale) for v in a]
+    return [mul(F, div(F, v, y), g) for v in a]
 
 
 def deviations(F, a):
