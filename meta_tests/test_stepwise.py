@@ -106,3 +106,30 @@ def test_steps_that_return_what_they_read_are_not_read_apart():
     trace = Trace([x], steps)
     y.backward()
     assert leaf_states(trace, None, SIN_OF_PRODUCT.format) is None
+
+
+def test_a_tie_is_judged_by_the_index_torch_returned(monkeypatch):
+    """topk's smallest of (1, 1, 2): the whole-program oracle cannot know which tied element torch picks; the step
+    reads the index the call returned and judges the gradient by it, and a backward that routes the gradient
+    anywhere else (planted here as indices that name the other tied element) is wrong."""
+    from dataclasses import replace
+
+    from oracles.table.selection_ops import SelectionParams
+    from oracles.table.tensor_ops import TENSOR_OPS
+    from oracles.tensor.check import check_tensor_case
+    from oracles.tensor.check import torch_gradients as tensor_gradients
+    from oracles.tensor.oracle import expected_tensor_gradients
+    from oracles.tensor.program import Input, Tensor, TensorCase
+
+    case = TensorCase(Tensor("topk", (Input(0),), SelectionParams(-1, k=1, largest=False), 0), ((3,),),
+                      ((1.0, 1.0, 2.0),), "bfloat16", (5.0,))
+    whole = judge(case, tensor_gradients(case), expected_tensor_gradients(case))
+    assert {v.reason for v in whole} == {"singular"}
+    verdicts = check_tensor_case(case).verdicts
+    assert [(v.verdict, v.torch_value) for v in verdicts] == [(Verdict.VERIFIED, 5.0), (Verdict.VERIFIED, 0.0),
+                                                              (Verdict.VERIFIED, 0.0)]
+    op = TENSOR_OPS["topk"]
+    other = replace(op.spellings[0], indices=lambda a, p: torch.tensor([1]))
+    monkeypatch.setitem(TENSOR_OPS, "topk", replace(op, spellings=(other,) + op.spellings[1:]))
+    verdicts = check_tensor_case(case).verdicts
+    assert [v.verdict for v in verdicts] == [Verdict.WRONG, Verdict.WRONG, Verdict.VERIFIED]

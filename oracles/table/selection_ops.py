@@ -13,10 +13,13 @@ element chosen, and torch's backward sends each output's gradient to the index i
 At an exact tie what torch does depends on the op (`TieRule`): max() and min() of everything, amin and aminmax
 split the gradient evenly among the tied elements (evenly_distribute_backward, scale_grad_by_count: the
 minimum-norm sub/supergradient); max(dim) and min(dim) send it to the first (torch's documented index);
-every other op sends it to the index its kernel returns, which torch does not document (median(dim)'s and
-topk's docs say it may differ between devices and calls), so such a tie is undecidable and the case
-unverified. median() of everything splits evenly too, but at a tie of its median the function is neither
-convex nor concave and torch's notes prescribe nothing: also undecidable.
+sort, topk, kthvalue and median(dim) send it to the index they return with the values (their backward,
+value_selecting_reduction_backward, scatters the gradient through those indices), which torch does not otherwise
+document (median(dim)'s and topk's docs say it may differ between devices and calls): the whole-program oracle
+cannot know it and leaves such a tie undecided, and the step-by-step judging (oracles.core.stepwise), which
+reads the indices that very call returns (`TSpelling.indices`), decides it (`TieRule.RETURNED`). median() of
+everything returns no index and splits evenly, but at a tie of its median the function is neither convex nor
+concave and torch's notes prescribe nothing: undecidable.
 
 The sorting network's SymPy Jacobian grows fast with the slice's length (0.5 s at 5 elements, seconds at 6),
 so ops that need it are listed only for slices of at most `MAX_NETWORK_SLICE` elements. mode has its own module
@@ -29,7 +32,7 @@ import enum
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy
@@ -39,9 +42,9 @@ from flint import arb
 from oracles.numerics.rounding import Singular
 from oracles.table.tensor_formulas import (
     ZERO,
+    out_index,
     reduced_shape,
     reduction,
-    reduction_backward,
     slices,
     sum_any,
     sym_max,
@@ -56,12 +59,15 @@ MAX_NETWORK_SLICE = 4
 @dataclass(frozen=True)
 class SelectionParams:
     """`dim` None: every element; `k`: kthvalue's k (1 is the smallest) or topk's count; `largest`: topk's
-    largest, sort's descending, aminmax's max (else its min)."""
+    largest, sort's descending, aminmax's max (else its min); `returned`: the indices torch returned with the
+    values, row-major over the output (positions along `dim`), where a step of torch's own trace supplies them
+    (no SymPy form or option depends on them, so they take no part in equality and caching)."""
 
     dim: int | None = None
     keepdim: bool = False
     k: int | None = None
     largest: bool = False
+    returned: tuple[int, ...] | None = field(default=None, compare=False)
 
 
 class TieRule(enum.Enum):
@@ -72,6 +78,7 @@ class TieRule(enum.Enum):
     # every dtype, so a torch that changes the rule fails there first.
     KERNEL_FIRST = "the first of the tied elements in the kernel's scan of the window gets the gradient"
     KERNEL_LAST = "the last of the tied elements of the prefix gets the gradient (the kernel compares with >=)"
+    RETURNED = "the element at the index torch returns with the values gets the gradient"
     UNDOCUMENTED = "the index torch's kernel returns, undocumented: undecidable"
 
 
@@ -89,8 +96,9 @@ def order_statistic(values: list[arb], rank: int) -> tuple[arb, list[int]]:
     raise Singular("the selected value may tie with another within the rounding model")
 
 
-def chosen(values: list[arb], rank: int, rule: TieRule) -> list[tuple[int, int]]:
-    """(position, share divisor) of the elements the gradient goes to, under the op's tie rule."""
+def chosen(values: list[arb], rank: int, rule: TieRule, returned: int | None = None) -> list[tuple[int, int]]:
+    """(position, share divisor) of the elements the gradient goes to, under the op's tie rule; `returned`: the
+    position torch returned for this output, where known (`TieRule.RETURNED`)."""
     _, equal = order_statistic(values, rank)
     if len(equal) == 1:
         return [(equal[0], 1)]
@@ -100,6 +108,8 @@ def chosen(values: list[arb], rank: int, rule: TieRule) -> list[tuple[int, int]]
         return [(equal[0], 1)]
     if rule is TieRule.KERNEL_LAST:
         return [(equal[-1], 1)]
+    if rule is TieRule.RETURNED and returned in equal:
+        return [(returned, 1)]
     raise Singular("a tie at the selected value: which index torch returns is not documented")
 
 
@@ -143,16 +153,46 @@ def _reduction_op(name: str, spellings, rank: Callable[[int, SelectionParams], i
     def forward(F, a, p):
         return order_statistic(a, rank(len(a), p))[0]
 
-    def backward(F, a, y, g, p):
-        return _routed(len(a), chosen(a, rank(len(a), p), rule), g, lambda g, k: F.div(g, arb(k)))
+    def backward(F, a, y, g, p, returned):
+        return _routed(len(a), chosen(a, rank(len(a), p), rule, returned), g, lambda g, k: F.div(g, arb(k)))
 
-    def subgradient(a, g, p):  # exact values: the indicator where the choice is unique, else the tie rule
-        return _routed(len(a), chosen(a, rank(len(a), p), rule), g, lambda g, k: g / k)
+    def subgradient(_F, a, _y, g, p, returned):  # exact values: the indicator where the choice is unique, else
+        return _routed(len(a), chosen(a, rank(len(a), p), rule, returned), g, lambda g, k: g / k)  # the tie rule
+
+    def subgradient_vjp(args, adjoint, p):
+        return list(_reduction_backward(subgradient)(None, args, adjoint, adjoint, p))
 
     ties = "" if rule is TieRule.UNDOCUMENTED else rule.value
-    return TensorOp(name, 1, tuple(spellings), reduction(math_), reduction(forward), reduction_backward(backward),
+    return TensorOp(name, 1, tuple(spellings), reduction(math_), reduction(forward), _reduction_backward(backward),
                     _space(options), lambda shapes, p: reduced_shape(shapes[0], p), tuple(opinfo), ties=ties,
-                    pinned_as=pinned_as, subgradient=subgradient)
+                    pinned_as=pinned_as, subgradient_vjp=subgradient_vjp)
+
+
+def _returned(p: SelectionParams, out_shape: tuple[int, ...]) -> np.ndarray | None:
+    """torch's returned index per output element (`SelectionParams.returned`), or None where not known."""
+    if p.returned is None:
+        return None
+    out = np.empty(len(p.returned), dtype=object)
+    out[:] = p.returned
+    return out.reshape(out_shape)
+
+
+def _reduction_backward(per_slice: Callable) -> Callable:
+    """tensor_formulas.reduction_backward, with each slice's returned index (or None) passed on to `per_slice`."""
+
+    def backward(F, arrays, out, grad, p):
+        a = arrays[0]
+        returned = _returned(p, reduced_shape(a.shape, p))
+        result = np.empty(a.shape, dtype=object)
+        for members, kept in slices(a.shape, p.dim):
+            index = out_index(kept, a.shape, p)
+            grads = per_slice(F, [a[m] for m in members], out[index], grad[index], p,
+                              None if returned is None else returned[index])
+            for m, g in zip(members, grads):
+                result[m] = g
+        return (result,)
+
+    return backward
 
 
 def _largest(n, p):
@@ -186,9 +226,9 @@ def _ranks_along(n: int, p: SelectionParams, kind: str) -> list[int]:
 
 def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) -> TensorOp:
     """Each output along `dim` one element of the slice: sort and topk its order statistics, cummax and
-    cummin the largest (smallest) of its prefix. Ties: sort's and topk's indices are undocumented, so
-    undecidable; cummax and cummin send a tie's gradient to its last element (`TieRule.KERNEL_LAST`)."""
-    rule = TieRule.KERNEL_LAST if kind in ("cummax", "cummin") else TieRule.UNDOCUMENTED
+    cummin the largest (smallest) of its prefix. Ties: sort and topk send a tie's gradient to the index they
+    return (`TieRule.RETURNED`); cummax and cummin to its last element (`TieRule.KERNEL_LAST`)."""
+    rule = TieRule.KERNEL_LAST if kind in ("cummax", "cummin") else TieRule.RETURNED
 
     def selections(n: int, p: SelectionParams) -> list[tuple[int, int]]:
         """(prefix length, rank within it) per output."""
@@ -202,19 +242,19 @@ def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) ->
     def forward(F, a, p):
         return [order_statistic(a[:length], r)[0] for length, r in selections(len(a), p)]
 
-    def routed(a, g, p) -> list[list]:
+    def routed(a, g, p, returned) -> list[list]:
         parts: list[list] = [[] for _ in a]
-        for (length, r), gi in zip(selections(len(a), p), g):
-            [(i, _)] = chosen(a[:length], r, rule)
+        for o, ((length, r), gi) in enumerate(zip(selections(len(a), p), g)):
+            [(i, _)] = chosen(a[:length], r, rule, None if returned is None else returned[o])
             parts[i].append(gi)
         return parts
 
-    def backward(F, a, y, g, p):
-        return [sum_any(F, parts) for parts in routed(a, g, p)]  # cummaxmin_backward: scatter_add
+    def backward(F, a, y, g, p, returned):
+        return [sum_any(F, parts) for parts in routed(a, g, p, returned)]  # cummaxmin_backward: scatter_add
 
-    def subgradient_vjp(args, adjoint, p):  # exact values: where a prefix's extremum is tied, the tie rule
-        def per_slice(_F, a, _y, g, p):
-            return [sum(parts, ZERO) for parts in routed(a, g, p)]
+    def subgradient_vjp(args, adjoint, p):  # exact values: where a selected value is tied, the tie rule
+        def per_slice(_F, a, _y, g, p, returned):
+            return [sum(parts, ZERO) for parts in routed(a, g, p, returned)]
         return list(_along_backward(per_slice)(None, args, adjoint, adjoint, p))
 
     def shape(shapes, p):
@@ -223,9 +263,8 @@ def _along_dim_op(name: str, spellings, kind: str, options: Callable, opinfo) ->
         return s[:dim] + (len(selections(s[dim], p)),) + s[dim + 1:]
 
     return TensorOp(name, 1, tuple(spellings), _along(math_), _along(forward), _along_backward(backward),
-                    _space(options), shape, tuple(opinfo), ties="" if rule is TieRule.UNDOCUMENTED else rule.value,
-                    pinned_as=() if rule is TieRule.UNDOCUMENTED else (name,),
-                    subgradient_vjp=None if rule is TieRule.UNDOCUMENTED else subgradient_vjp)
+                    _space(options), shape, tuple(opinfo), ties=rule.value,
+                    pinned_as=() if rule is TieRule.RETURNED else (name,), subgradient_vjp=subgradient_vjp)
 
 
 def _along(per_slice: Callable) -> Callable:
@@ -246,12 +285,17 @@ def _along(per_slice: Callable) -> Callable:
 
 
 def _along_backward(per_slice: Callable) -> Callable:
+    """The backward of an op along p.dim from that of one slice, which gets the slice's returned indices (or
+    None)."""
+
     def backward(F, arrays, out, grad, p):
         a = arrays[0]
+        returned = _returned(p, out.shape)
         result = np.empty(a.shape, dtype=object)
         for members, _ in slices(a.shape, p.dim):
             outputs = members[:out.shape[p.dim % a.ndim]]
-            grads = per_slice(F, [a[m] for m in members], [out[m] for m in outputs], [grad[m] for m in outputs], p)
+            grads = per_slice(F, [a[m] for m in members], [out[m] for m in outputs], [grad[m] for m in outputs], p,
+                              None if returned is None else [returned[m] for m in outputs])
             for m, g in zip(members, grads):
                 result[m] = g
         return (result,)
@@ -316,9 +360,11 @@ def _scan_options(shape):
 
 
 # ------------------------------------------------------------------ spellings
-def _spelling(template: str, call: Callable, applies: Callable | None = None) -> TSpelling:
+def _spelling(template: str, call: Callable, applies: Callable | None = None, indices: Callable | None = None
+              ) -> TSpelling:
     """`template` formats the argument's source ({0}) and the parameters: {dim}, {k}; {keep}, {desc},
-    {largest}: the keyword, written only where it is not torch's default; aminmax's {piece} and its {index}."""
+    {largest}: the keyword, written only where it is not torch's default; aminmax's {piece} and its {index}.
+    `indices(x, p)`: the indices the same call returns with the values."""
 
     def fields(p: SelectionParams) -> dict:
         return {"dim": p.dim, "k": p.k, "keep": ", keepdim=True" if p.keepdim else "",
@@ -326,7 +372,14 @@ def _spelling(template: str, call: Callable, applies: Callable | None = None) ->
                 "piece": "max" if p.largest else "min", "index": int(p.largest)}
 
     return TSpelling(lambda a, p: template.format(*a, **fields(p)), lambda a, p: call(a[0], p),
-                     applies or (lambda shapes, p: True))
+                     applies or (lambda shapes, p: True),
+                     indices=None if indices is None else (lambda a, p: indices(a[0], p)))
+
+
+def _with_indices(template: str, call: Callable, applies: Callable | None = None) -> TSpelling:
+    """A spelling of an op returning (values, indices), `call(x, p)` that whole result: its values taken, its
+    indices read by the step-by-step judging (`TSpelling.indices`)."""
+    return _spelling(template, lambda x, p: call(x, p)[0], applies, lambda x, p: call(x, p)[1])
 
 
 def _dim_is(*dims):
@@ -350,9 +403,9 @@ def _full(name: str) -> list[TSpelling]:
 def _with_dim(name: str) -> list[TSpelling]:
     """torch.<name>(x, dim=d) and x.<name>(d), the values taken by index and by name."""
     function, method = getattr(torch, name), getattr(torch.Tensor, name)
-    return [_spelling(f"torch.{name}({{0}}, dim={{dim}}{{keep}})[0]",
-                      lambda x, p: function(x, dim=p.dim, keepdim=p.keepdim)[0]),
-            _spelling(f"{{0}}.{name}({{dim}}{{keep}}).values", lambda x, p: method(x, p.dim, keepdim=p.keepdim).values)]
+    return [_with_indices(f"torch.{name}({{0}}, dim={{dim}}{{keep}})[0]",
+                          lambda x, p: function(x, dim=p.dim, keepdim=p.keepdim)),
+            _with_indices(f"{{0}}.{name}({{dim}}{{keep}}).values", lambda x, p: method(x, p.dim, keepdim=p.keepdim))]
 
 
 def _amin_spellings() -> list[TSpelling]:
@@ -375,28 +428,33 @@ def _aminmax_spellings() -> list[TSpelling]:
 
 
 def _kthvalue_spellings() -> list[TSpelling]:
-    return [_spelling("torch.kthvalue({0}, {k}, dim={dim}{keep})[0]",
-                      lambda x, p: torch.kthvalue(x, p.k, dim=p.dim, keepdim=p.keepdim)[0]),
-            _spelling("{0}.kthvalue({k}, {dim}{keep}).values",
-                      lambda x, p: x.kthvalue(p.k, p.dim, keepdim=p.keepdim).values)]
+    return [_with_indices("torch.kthvalue({0}, {k}, dim={dim}{keep})[0]",
+                          lambda x, p: torch.kthvalue(x, p.k, dim=p.dim, keepdim=p.keepdim)),
+            _with_indices("{0}.kthvalue({k}, {dim}{keep}).values",
+                          lambda x, p: x.kthvalue(p.k, p.dim, keepdim=p.keepdim))]
+
+
+def _msort_indices(x, p):
+    """msort is sort along dim 0 with the values taken (at::msort: std::get<0>(at::sort(self, 0, false)))."""
+    return torch.sort(x, dim=0)[1]
 
 
 def _sort_spellings() -> list[TSpelling]:
-    return [_spelling("torch.sort({0}, dim={dim}{desc})[0]",
-                      lambda x, p: torch.sort(x, dim=p.dim, descending=p.largest)[0]),
-            _spelling("{0}.sort({dim}{desc}).values", lambda x, p: x.sort(p.dim, descending=p.largest).values),
-            _spelling("torch.sort({0}, stable=True, dim={dim}{desc}).values",
-                      lambda x, p: torch.sort(x, stable=True, dim=p.dim, descending=p.largest).values),
-            _spelling("torch.sort({0})[0]", lambda x, p: torch.sort(x)[0], _ascending_along(-1)),
-            _spelling("torch.msort({0})", lambda x, p: torch.msort(x), _ascending_along(0)),
-            _spelling("{0}.msort()", lambda x, p: x.msort(), _ascending_along(0))]
+    return [_with_indices("torch.sort({0}, dim={dim}{desc})[0]",
+                          lambda x, p: torch.sort(x, dim=p.dim, descending=p.largest)),
+            _with_indices("{0}.sort({dim}{desc}).values", lambda x, p: x.sort(p.dim, descending=p.largest)),
+            _with_indices("torch.sort({0}, stable=True, dim={dim}{desc}).values",
+                          lambda x, p: torch.sort(x, stable=True, dim=p.dim, descending=p.largest)),
+            _with_indices("torch.sort({0})[0]", lambda x, p: torch.sort(x), _ascending_along(-1)),
+            _spelling("torch.msort({0})", lambda x, p: torch.msort(x), _ascending_along(0), _msort_indices),
+            _spelling("{0}.msort()", lambda x, p: x.msort(), _ascending_along(0), _msort_indices)]
 
 
 def _topk_spellings() -> list[TSpelling]:
-    return [_spelling("torch.topk({0}, {k}, dim={dim}{largest})[0]",
-                      lambda x, p: torch.topk(x, p.k, dim=p.dim, largest=p.largest)[0]),
-            _spelling("{0}.topk({k}, {dim}{largest}).values",
-                      lambda x, p: x.topk(p.k, p.dim, largest=p.largest).values)]
+    return [_with_indices("torch.topk({0}, {k}, dim={dim}{largest})[0]",
+                          lambda x, p: torch.topk(x, p.k, dim=p.dim, largest=p.largest)),
+            _with_indices("{0}.topk({k}, {dim}{largest}).values",
+                          lambda x, p: x.topk(p.k, p.dim, largest=p.largest))]
 
 
 def _scan_spellings(name: str) -> list[TSpelling]:
@@ -418,9 +476,9 @@ for _entry in [
                   ("min_dim",)),
     _reduction_op("median", _full("median") + _full("nanmedian"), _lower_median, TieRule.UNDOCUMENTED,
                   _everything_small, ["median", "nanmedian"]),
-    _reduction_op("median_dim", _with_dim("median") + _with_dim("nanmedian"), _lower_median, TieRule.UNDOCUMENTED,
+    _reduction_op("median_dim", _with_dim("median") + _with_dim("nanmedian"), _lower_median, TieRule.RETURNED,
                   functools.partial(_each_dim, small=True), ["median", "nanmedian"]),
-    _reduction_op("kthvalue", _kthvalue_spellings(), _kth, TieRule.UNDOCUMENTED, _kthvalue_options, ["kthvalue"]),
+    _reduction_op("kthvalue", _kthvalue_spellings(), _kth, TieRule.RETURNED, _kthvalue_options, ["kthvalue"]),
     _along_dim_op("sort", _sort_spellings(), "sort", _sort_options, ["sort", "msort"]),
     _along_dim_op("topk", _topk_spellings(), "topk", _topk_options, ["topk"]),
     _along_dim_op("cummax", _scan_spellings("cummax"), "cummax", _scan_options, ["cummax"]),

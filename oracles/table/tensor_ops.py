@@ -157,6 +157,9 @@ class TSpelling:
     # view and view_as refuse an argument whose strides they cannot reshape (a transposed view): such a
     # spelling is drawn only on arguments that are fresh tensors
     needs_contiguous: bool = False
+    # a call that takes the values of an op returning values and indices (sort, topk): the indices the same call
+    # returns, row-major over the output, which its backward scatters the gradient through
+    indices: Callable[[Sequence[torch.Tensor], OpParams], torch.Tensor] | None = None
 
 
 def kept_by_this_torch(probe: Callable[[], object]) -> bool:

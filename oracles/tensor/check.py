@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -13,6 +14,7 @@ from oracles.core.render import TracedStep
 from oracles.core.report import reproducer
 from oracles.core.stepwise import StepGradient, Trace, elementwise_step, settle
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge
+from oracles.table.tensor_ops import TENSOR_OPS
 from oracles.tensor.oracle import expected_tensor_gradients, step_contributions
 from oracles.tensor.program import Input, Tensor, TensorCase, run_program, source
 
@@ -67,10 +69,22 @@ def program_step(step: TracedStep, dtype: str) -> list[StepGradient]:
     if not isinstance(step.node, Tensor):
         return elementwise_step(step, dtype)
     inputs = step.inputs
-    case = TensorCase(Tensor(step.node.op, tuple(Input(k) for k in range(len(inputs))), step.node.params,
+    case = TensorCase(Tensor(step.node.op, tuple(Input(k) for k in range(len(inputs))), _step_params(step),
                              step.node.spelling),
                       tuple(tuple(t.shape) for t in inputs), tuple(tuple(float64_values(t)) for t in inputs),
                       dtype, tuple(float64_values(step.output.grad)))
     label = source(case.program)
     return [StepGradient(inputs[i], per_element, None, label)
             for i, per_element in step_contributions(case).items()]
+
+
+def _step_params(step: TracedStep):
+    """The step's parameters; for a call that takes the values of (values, indices), with the indices the same
+    call returns on torch's own input, by which its backward routes the gradient of a tie (sort, topk)."""
+    node = step.node
+    spelling = TENSOR_OPS[node.op].spellings[node.spelling]
+    if spelling.indices is None:
+        return node.params
+    with torch.no_grad():
+        indices = spelling.indices([t.detach() for t in step.inputs], node.params)
+    return replace(node.params, returned=tuple(int(i) for i in indices.reshape(-1).tolist()))
