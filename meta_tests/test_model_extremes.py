@@ -83,3 +83,37 @@ def test_lgamma_of_a_wide_ball_above_its_minimum_is_finite():
     F = RoundingModel(format_named("float32"))
     value = _lgamma(F, arb(140, 4.65))
     assert value.is_finite() and value.contains(arb(140).lgamma())
+
+
+def test_corrcoef_of_a_constant_variable_is_undefined_not_one():
+    """A program can hand corrcoef a constant row (gather(x, [[0, 0]]) at x = (1, 1)): c / c is 0/0 there, so the
+    exact value is undefined and torch's NaN no verdict; SymPy's form had said 1, everywhere."""
+    from oracles.core.verdict import Verdict as V
+
+    params = CallParams(())
+    constant = TensorCase(Tensor("corrcoef", (Input(0),), params, 0), ((1, 2),), ((2.0, 2.0),), "float64", None)
+    assert {(v.verdict, v.reason) for v in check_tensor_case(constant, "cpu").verdicts} == {(V.UNVERIFIED, "singular")}
+    varying = TensorCase(Tensor("corrcoef", (Input(0),), params, 0), ((1, 2),), ((1.0, 2.0),), "float64", None)
+    assert {v.verdict for v in check_tensor_case(varying, "cpu").verdicts} == {V.VERIFIED}
+
+
+def test_a_product_that_overflows_before_a_zero_upstream_is_foreseen():
+    """bilinear with the upstream 0: every gradient is 0, but torch forms x0 W (1.8e308 beyond float64's range)
+    before the 0 meets it, so x1's gradient is NaN: the registered intermediate overflow, not wrong."""
+    case = TensorCase(Tensor("bilinear", tuple(Input(k) for k in range(4)), CallParams(()), 0),
+                      ((1, 2), (1, 2), (1, 2, 2), (1,)),
+                      ((1.0, -2.704867999414606e+272), (1.0, 0.0), (1.0, 1.0, 1.0, -6.64613997892458e+35), (1.0,)),
+                      "float64", (0.0,))
+    assert _verdicts(case)[(1, (0, 1))].reason == INTERMEDIATE_OVERFLOW
+
+
+def test_nextafter_at_a_tie_is_a_convention_point_not_an_inconsistency():
+    """nextafter(x0, x1) at x0 = x1 returns x1: torch's 0 for x0 is its pinned convention, while the identity's
+    derivative is 1. The model said 0 there and the two passes disagreed (OracleInconsistency, met step by step
+    where torch's two arguments rounded to the same float); now the point is undecided."""
+    from oracles.core.check import check_case
+    from oracles.core.verdict import Verdict as V
+
+    case = GradCase(Apply("nextafter", (Var(0), Var(1)), 0), ((), ()), ((1.0,), (1.0,)), "float16")
+    first = next(v for v in check_case(case).verdicts if v.leaf == 0)
+    assert (first.verdict, first.reason) == (V.UNVERIFIED, "singular")

@@ -4,6 +4,8 @@ step it cannot decide undecided, and follows a `.grad` that accumulates over bac
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from oracles.core import stepwise
@@ -13,7 +15,7 @@ from oracles.core.expr import Apply, Const, Var
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.render import run_torch, traced
 from oracles.core.stepwise import OPEN, REGISTERED, VERIFIED, WRONG, Prior, Trace, leaf_states
-from oracles.core.verdict import STEPWISE, Verdict, judge
+from oracles.core.verdict import INTERMEDIATE_OVERFLOW, STEPWISE, Verdict, judge
 from oracles.faults.planted import planted_backward_error
 
 # sin(300.3 x) at x = 1 in bfloat16: torch rounds the product to 300, and the model must allow it an error of
@@ -133,3 +135,29 @@ def test_a_tie_is_judged_by_the_index_torch_returned(monkeypatch):
     monkeypatch.setitem(TENSOR_OPS, "topk", replace(op, spellings=(other,) + op.spellings[1:]))
     verdicts = check_tensor_case(case).verdicts
     assert [v.verdict for v in verdicts] == [Verdict.WRONG, Verdict.WRONG, Verdict.VERIFIED]
+
+
+def _threshold_of_a_polygamma_square() -> GradCase:
+    """threshold(polygamma(4, tanh(x) * 0.375 - 0.5) ** 2 + 1.5, 0.5, -1) at x = 0 in float16: the whole-program
+    model is undecided at threshold's comparison; torch's polygamma step forms -6.95 * polygamma(5, -0.5), beyond
+    float16's range (-inf, rightly rounded), which tanh's factor 0.375 would have brought back to -40052."""
+    inner = Apply("add", (Apply("mul", (Apply("tanh", (Var(0),)), Const(0.375))), Const(-0.5)))
+    square = Apply("pow_scalar", (Apply("polygamma_n_4", (inner,)), Const(2.0)))
+    body = Apply("add", (Apply("add", (square, Const(1.0))), Const(0.5)))
+    return GradCase(Apply("threshold", (body, Const(0.5), Const(-1.0))), ((),), ((0.0,),), "float16")
+
+
+def test_a_nonfinite_gradient_is_followed_to_the_step_where_it_arose():
+    case = _threshold_of_a_polygamma_square()
+    [whole] = _whole_program_verdicts(case)
+    assert whole.verdict is Verdict.WRONG and whole.torch_value == -math.inf
+    [settled_verdict] = check_case(case).verdicts
+    assert settled_verdict.reason == INTERMEDIATE_OVERFLOW
+
+
+def test_a_nonfinite_gradient_from_a_wrong_step_stays_wrong():
+    """The same program with the square's backward planted 3% off: the step that forms the inf rounds right, but
+    from a wrong gradient, so the leaf's -inf is not the registered overflow."""
+    faulty = {"pow_scalar": planted_backward_error("pow_scalar", 2.0**-5)}
+    [caught] = check_case(_threshold_of_a_polygamma_square(), overrides=faulty).verdicts
+    assert caught.verdict is Verdict.WRONG

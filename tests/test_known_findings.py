@@ -473,6 +473,17 @@ def test_group_norm_forward_mode_of_a_constant_group(point):
     assert tangent.reshape(-1).tolist() == [1.0, 1.0], tangent.reshape(-1).tolist()
 
 
+@pytest.mark.parametrize("point", [None], ids=["instance_norm/constant-float16"])
+def test_instance_norm_forward_mode_of_a_constant_slice(point):
+    """instance_norm of the constant slice (1, 1) with weight and bias 1 is (1, 1); along the bias tangent 1 alone
+    it moves by (1, 1). float32 gives (1, 1); float16 gives NaN."""
+    half = torch.float16
+    x, w, b = torch.ones(1, 1, 2, dtype=half), torch.ones(1, dtype=half), torch.ones(1, dtype=half)
+    _, tangent = _jvp(lambda x_, w_, b_: torch.nn.functional.instance_norm(x_, weight=w_, bias=b_), (x, w, b),
+                      (torch.zeros_like(x), torch.zeros_like(w), torch.ones_like(b)))
+    assert tangent.reshape(-1).tolist() == [1.0, 1.0], tangent.reshape(-1).tolist()
+
+
 TANGENT_DTYPE_CASES = {
     "renorm-float16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.float16)]),
     "renorm-bfloat16": (lambda v: torch.renorm(v[0], 2, 0, 1.0), [torch.ones(1, 1, dtype=torch.bfloat16)]),

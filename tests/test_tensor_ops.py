@@ -89,8 +89,11 @@ JVP_EXAMPLES = 3
 
 
 def check(case: TensorCase, device: str, verdict_log, overrides=None):
+    """The case judged, an element inside a registered finding's magnitudes counted as that finding (the random
+    programs draw subnormal inputs too: polar's abs of 5e-324)."""
     __tracebackhide__ = True
-    assert_gradients_match(check_tensor_case(case, device, overrides), verdict_log)
+    outcome = findings.excuse_registered_magnitudes(check_tensor_case(case, device, overrides), REGISTRY)
+    assert_gradients_match(outcome, verdict_log)
 
 
 # ------------------------------------------------------------------ random programs

@@ -18,6 +18,13 @@ computation in the dtype does better at an ill-conditioned point. A step torch g
 downstream of it wrong, naming the step. Anything else leaves the element as the whole-program oracle left
 it. Only elements that oracle could not decide are settled this way: it judges every other element itself,
 against the exact derivative at the exact inputs.
+
+A NaN or inf of torch's is followed to the step where it arose: the step whose own gradient and inputs are
+finite and which sends a non-finite value. Judged there like any step, it is wrong, or, where the step's model
+foresees that torch's formula overflows at those values, the registered finding the judge names
+(backward-intermediate-overflow); every step downstream of it is not judged (its upstream is not finite), and
+the non-finite elements it sends inherit that state. So a NaN at a leaf that the whole-program oracle, undecided
+earlier in the program, called wrong, is counted as the overflow the steps show it to be.
 """
 
 from __future__ import annotations
@@ -34,8 +41,15 @@ from oracles.core.case import GradCase, all_indices, broadcast_source, flat_inde
 from oracles.core.expr import Apply, Const, Var
 from oracles.core.gradient_oracle import Contributions, Term, expected_element, point_contributions
 from oracles.core.render import TracedStep, torch_source
+from oracles.core.verdict import (
+    INTERMEDIATE_OVERFLOW,
+    STEPWISE,
+    ElementVerdict,
+    Verdict,
+    float64_values,
+    judge_element,
+)
 from oracles.core.verdict import REGISTERED as REGISTERED_REASON
-from oracles.core.verdict import STEPWISE, ElementVerdict, Verdict, float64_values, judge_element
 from oracles.numerics.dtypes import FloatFormat
 from oracles.numerics.rounding import RoundingModel
 
@@ -167,6 +181,8 @@ def _states(tensor: torch.Tensor, pending: list[_Pending], fmt: FloatFormat, pri
                           f"exact value from torch's own values is {verdict.exact!r} ({verdict.reason})")
         elif verdict.verdict is Verdict.VERIFIED:
             own = (VERIFIED, "")
+        elif verdict.verdict is Verdict.REGISTERED:  # a NaN or inf the step's model foresaw
+            own = (REGISTERED, verdict.reason.removeprefix(f"{REGISTERED_REASON} "))
         else:
             own = (OPEN, f"{label}: {verdict.reason}")
         if own[0] != VERIFIED:
@@ -192,13 +208,20 @@ def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat
         return None
     root = steps[-1].output
     pending: dict[int, list[_Pending]] = {}
-    unjudged: set[int] = set()  # tensors read by a step whose upstream gradient holds a NaN or inf of torch's
+    # tensors read by a step whose upstream gradient holds a NaN or inf of torch's: per element, the state it
+    # inherits (the worst of the step's non-finite upstream elements where it is itself non-finite)
+    inherited: dict[int, list[State]] = {}
+
+    def states_of(tensor: torch.Tensor, prior: Prior | None = None) -> list[State]:
+        parts, held = pending.pop(id(tensor), []), inherited.get(id(tensor))
+        if held is None:
+            return _states(tensor, parts, fmt, prior)
+        # one of its contributions was not judged, so the sum of the others says nothing: a finite element is
+        # undecided, a NaN or inf is the one it inherited (the judged steps started from finite gradients)
+        return [h if not math.isfinite(v) else (OPEN, "") for h, v in zip(held, float64_values(tensor.grad))]
+
     for step in reversed(steps):
         if step.output.grad is None:
-            continue
-        if id(step.output) in unjudged or not all(map(math.isfinite, float64_values(step.output.grad))):
-            # judged where the NaN or inf arose (the whole-program oracle judges it where it reaches a leaf)
-            unjudged.update(id(x) for x in step.inputs if isinstance(x, torch.Tensor))
             continue
         if step.output is root:
             seed = [1.0] * root.numel() if upstream is None else [fmt.round(v) for v in upstream]
@@ -206,19 +229,40 @@ def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat
             states = [(VERIFIED, "") if g == s else (WRONG, f"backward started from {g!r} instead of {s!r}")
                       for g, s in zip(given, seed)]
         else:
-            states = _states(step.output, pending.pop(id(step.output), []), fmt)
+            states = states_of(step.output)
+        grad = float64_values(step.output.grad)
+        if not all(map(math.isfinite, grad)):
+            _inherit(step, [s for s, g in zip(states, grad) if not math.isfinite(g)], inherited)
+            continue
         for gradient in backward(step, fmt.name):
             pending.setdefault(id(gradient.tensor), []).append(_Pending(gradient, states))
-    return [None if id(leaf) in unjudged or id(leaf) not in pending
-            else _states(leaf, pending[id(leaf)], fmt, priors[i] if priors else None)
+    return [states_of(leaf, priors[i] if priors else None)
+            if id(leaf) in pending or id(leaf) in inherited else None
             for i, leaf in enumerate(trace.leaves)]
+
+
+def _inherit(step: TracedStep, nonfinite_upstream: list[State], inherited: dict[int, list[State]]) -> None:
+    """A step not judged because its upstream gradient holds NaN or inf: each tensor it read inherits, where its
+    own gradient is NaN or inf, the worst state of those upstream elements (a foreseen overflow stays that
+    finding; anything undecided stays undecided); its finite elements are undecided. An upstream inf that was
+    verified is the right rounding of an intermediate beyond the dtype's range: what it makes non-finite further
+    down, where the gradient itself fits, is backward-intermediate-overflow."""
+    worst = max(nonfinite_upstream)
+    if worst[0] == VERIFIED:
+        worst = (REGISTERED, INTERMEDIATE_OVERFLOW.removeprefix(f"{REGISTERED_REASON} "))
+    for x in step.inputs:
+        if isinstance(x, torch.Tensor) and x.grad is not None:
+            mine = [worst if not math.isfinite(v) else (OPEN, "") for v in float64_values(x.grad)]
+            held = inherited.get(id(x))
+            inherited[id(x)] = mine if held is None else [max(a, b) for a, b in zip(held, mine)]
 
 
 def settle(verdicts: list[ElementVerdict], trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat,
            backward: Backward = elementwise_step) -> list[ElementVerdict]:
     """`verdicts` with each element the whole-program oracle left unverified (for a reason in SETTLEABLE)
-    settled from torch's steps where they decide it: verified, or wrong naming the step."""
-    if not any(v.verdict is Verdict.UNVERIFIED and v.reason in SETTLEABLE for v in verdicts):
+    settled from torch's steps where they decide it: verified, or wrong naming the step; and each NaN or inf it
+    called wrong counted as the registered finding of the step where it arose, where that step foresaw it."""
+    if not any(_settleable(v) or _nonfinite_wrong(v) for v in verdicts):
         return verdicts
     states = leaf_states(trace, upstream, fmt, backward)
     return verdicts if states is None else settled(verdicts, states, [tuple(x.shape) for x in trace.leaves])
@@ -229,7 +273,13 @@ def settled(verdicts: list[ElementVerdict], states: Sequence[list[State] | None]
     """`verdicts` with the unverified elements (for a reason in SETTLEABLE) whose state decides them settled."""
     result = []
     for v in verdicts:
-        per_leaf = states[v.leaf] if v.verdict is Verdict.UNVERIFIED and v.reason in SETTLEABLE else None
+        if _nonfinite_wrong(v):
+            per_leaf = states[v.leaf]
+            state, why = per_leaf[flat_index(shapes[v.leaf], v.index)] if per_leaf is not None else (OPEN, "")
+            result.append(replace(v, verdict=Verdict.REGISTERED, reason=f"{REGISTERED_REASON} {why}")
+                          if state == REGISTERED else v)
+            continue
+        per_leaf = states[v.leaf] if _settleable(v) else None
         state, why = per_leaf[flat_index(shapes[v.leaf], v.index)] if per_leaf is not None else (OPEN, "")
         if state == VERIFIED:
             result.append(replace(v, verdict=Verdict.VERIFIED, reason=STEPWISE))
@@ -240,6 +290,15 @@ def settled(verdicts: list[ElementVerdict], states: Sequence[list[State] | None]
         else:
             result.append(v)
     return result
+
+
+def _settleable(v: ElementVerdict) -> bool:
+    return v.verdict is Verdict.UNVERIFIED and v.reason in SETTLEABLE
+
+
+def _nonfinite_wrong(v: ElementVerdict) -> bool:
+    """A NaN or inf of torch's that the whole-program oracle judged wrong: the steps may show where it arose."""
+    return v.verdict is Verdict.WRONG and v.torch_value is not None and not math.isfinite(v.torch_value)
 
 
 def state_of(verdict: ElementVerdict) -> State:

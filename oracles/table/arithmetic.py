@@ -320,8 +320,8 @@ add_op("ldexp", [Spelling("torch.ldexp({0}, {1})", torch.ldexp, const_second=Fal
 def _nextafter_grads(F, args, y):
     # nextafter: self: at::where(self != other, grad, 0); other: zeros_like(other)
     a, b = args
-    if a.is_exact() and b.is_exact() and a == b:
-        return (ZERO, ZERO)
+    if a.is_exact() and b.is_exact() and a == b:  # torch's 0 there is a convention (pinned), no derivative
+        raise Singular("x0 = x1: nextafter returns x1 (the identity in x0 does not hold there)")
     F.greater(a, b)  # raises Singular where the two balls may tie
     return (ONE, ZERO)
 

@@ -145,6 +145,9 @@ def _term(F: RoundingModel, coefficient: Coefficient, factors: list[arb]) -> arb
     exact, any other coefficient one more factor (a Python scalar, maybe rounded to the format; a computed
     constant, within its roundings)."""
     if any(is_exact_zero(f) for f in factors):
+        # 0, unless a product of the other factors, formed first, overflows (inf * 0 is NaN: bilinear's gradient
+        # in x1 at the upstream 0 forms x0 W = 1.8e308 * ... first): then nothing can be said
+        product(F, [f for f in factors if not is_exact_zero(f)] or [arb(1)])
         return ZERO
     if isinstance(coefficient, Computed):
         return product(F, [_coefficient(F, coefficient)] + factors)

@@ -13,7 +13,8 @@ and float16, and rounded once: tensor_formulas.fused_sum):
   clipped to [-1, 1]. |r| <= 1 holds exactly (Cauchy-Schwarz), so the clip is no part of the function; where the
   rounded r may lie on either side of ±1, torch's clamp passes or stops the gradient, and the model holds both.
   The variables' variances must be positive: corrcoef's inputs are drawn with no constant row
-  (strategies/matrices.py, "nonconstant_rows").
+  (strategies/matrices.py, "nonconstant_rows"); where a program hands it one, its correlations are 0/0,
+  undefined (the SymPy form says so: `_one_where_varying`), and torch's NaN there is no verdict.
 """
 
 from __future__ import annotations
@@ -91,12 +92,18 @@ def _sym_cov(arrays, p):
 def _sym_corrcoef(arrays, p):
     c = _sym_cov_matrix(_variables(arrays[0]), 1, None, None)
     if c.shape == (1, 1):
-        return np.array(sympy.Integer(1), dtype=object)  # c / c where c != 0
+        return np.array(_one_where_varying(c[0, 0]), dtype=object)
     roots = [sympy.sqrt(c[i, i]) for i in range(len(c))]
     out = np.empty(c.shape, dtype=object)
     for i, j in np.ndindex(*c.shape):
-        out[i, j] = sympy.Integer(1) if i == j else c[i, j] / (roots[i] * roots[j])
+        out[i, j] = _one_where_varying(c[i, i]) if i == j else c[i, j] / (roots[i] * roots[j])
     return out
+
+
+def _one_where_varying(variance):
+    """A variable's correlation with itself, c / c: 1 where its variance is positive, and 0/0 (undefined: torch
+    and numpy give NaN) for a constant variable, which a program can hand corrcoef (gather(x, [[0, 0]]))."""
+    return sympy.Piecewise((sympy.Integer(1), variance > 0))
 
 
 # ------------------------------------------------------------------ cov in the rounding model
