@@ -209,16 +209,13 @@ def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat
     root = steps[-1].output
     pending: dict[int, list[_Pending]] = {}
     # tensors read by a step whose upstream gradient holds a NaN or inf of torch's: per element, the state it
-    # inherits (the worst of the step's non-finite upstream elements where it is itself non-finite)
-    inherited: dict[int, list[State]] = {}
+    # inherits from the non-finite upstream elements it is computed from (None: from none of them)
+    inherited: dict[int, list[State | None]] = {}
 
     def states_of(tensor: torch.Tensor, prior: Prior | None = None) -> list[State]:
-        parts, held = pending.pop(id(tensor), []), inherited.get(id(tensor))
-        if held is None:
-            return _states(tensor, parts, fmt, prior)
-        # one of its contributions was not judged, so the sum of the others says nothing: a finite element is
-        # undecided, a NaN or inf is the one it inherited (the judged steps started from finite gradients)
-        return [h if not math.isfinite(v) else (OPEN, "") for h, v in zip(held, float64_values(tensor.grad))]
+        judged = _states(tensor, pending.pop(id(tensor), []), fmt, prior)
+        held = inherited.get(id(tensor))
+        return judged if held is None else [j if h is None else h for j, h in zip(judged, held)]
 
     for step in reversed(steps):
         if step.output.grad is None:
@@ -230,31 +227,45 @@ def leaf_states(trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat
                       for g, s in zip(given, seed)]
         else:
             states = states_of(step.output)
-        grad = float64_values(step.output.grad)
-        if not all(map(math.isfinite, grad)):
-            _inherit(step, [s for s, g in zip(states, grad) if not math.isfinite(g)], inherited)
-            continue
+        grad = step.output.grad
+        bad = {o for o, g in enumerate(float64_values(grad)) if not math.isfinite(g)}
+        if bad:  # judged without them (their elements are overridden by what they inherit)
+            step = TracedStep(step.node, step.inputs, _with_grad(step.output, torch.where(
+                torch.isfinite(grad), grad, torch.zeros_like(grad))))
         for gradient in backward(step, fmt.name):
+            if bad:
+                _inherit(gradient, states, bad, inherited)
             pending.setdefault(id(gradient.tensor), []).append(_Pending(gradient, states))
     return [states_of(leaf, priors[i] if priors else None)
             if id(leaf) in pending or id(leaf) in inherited else None
             for i, leaf in enumerate(trace.leaves)]
 
 
-def _inherit(step: TracedStep, nonfinite_upstream: list[State], inherited: dict[int, list[State]]) -> None:
-    """A step not judged because its upstream gradient holds NaN or inf: each tensor it read inherits, where its
-    own gradient is NaN or inf, the worst state of those upstream elements (a foreseen overflow stays that
-    finding; anything undecided stays undecided); its finite elements are undecided. An upstream inf that was
-    verified is the right rounding of an intermediate beyond the dtype's range: what it makes non-finite further
-    down, where the gradient itself fits, is backward-intermediate-overflow."""
-    worst = max(nonfinite_upstream)
-    if worst[0] == VERIFIED:
-        worst = (REGISTERED, INTERMEDIATE_OVERFLOW.removeprefix(f"{REGISTERED_REASON} "))
-    for x in step.inputs:
-        if isinstance(x, torch.Tensor) and x.grad is not None:
-            mine = [worst if not math.isfinite(v) else (OPEN, "") for v in float64_values(x.grad)]
-            held = inherited.get(id(x))
-            inherited[id(x)] = mine if held is None else [max(a, b) for a, b in zip(held, mine)]
+def _with_grad(tensor: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    stand_in = tensor.detach().clone()
+    stand_in.grad = grad
+    return stand_in
+
+
+def _inherit(gradient: StepGradient, upstream: list[State], bad: set[int],
+             inherited: dict[int, list[State | None]]) -> None:
+    """What a step sends a tensor from upstream elements that hold torch's NaN or inf (`bad`) is not judged: each
+    element computed from such an element inherits, where its own gradient is NaN or inf, the worst of their
+    states (a foreseen overflow stays that finding; anything undecided stays undecided), and is undecided where
+    it is finite. An upstream inf that was verified is the right rounding of an intermediate beyond the dtype's
+    range: what it makes non-finite further down, where the gradient itself fits, is backward-intermediate-overflow."""
+    values = float64_values(gradient.tensor.grad)
+    held = inherited.setdefault(id(gradient.tensor), [None] * len(values))
+    for i, value in enumerate(values):
+        read = range(len(upstream)) if gradient.sources is None else gradient.sources[i]
+        poisoned = [upstream[o] for o in read if o in bad]
+        if not poisoned:
+            continue
+        worst = max(poisoned)
+        if worst[0] == VERIFIED:
+            worst = (REGISTERED, INTERMEDIATE_OVERFLOW.removeprefix(f"{REGISTERED_REASON} "))
+        mine = worst if not math.isfinite(value) else (OPEN, "")
+        held[i] = mine if held[i] is None else max(held[i], mine)
 
 
 def settle(verdicts: list[ElementVerdict], trace: Trace, upstream: Sequence[float] | None, fmt: FloatFormat,
