@@ -32,6 +32,7 @@ from oracles.numerics.dtypes import FORMATS
 from oracles.table.ops import OPS
 from oracles.table.reduction_conventions import PINNED_ONLY
 from oracles.table.tensor_ops import TENSOR_OPS
+from oracles.tensor.program import Input, Tensor, nodes
 
 REGISTRY = Path(__file__).resolve().parents[1] / "findings.toml"
 # deviation: against the documented rule; inaccuracy: beyond the accuracy band; compile: wrong under
@@ -248,28 +249,28 @@ def findings_of_mode(registry: list[Finding], mode: str) -> dict[str, Finding]:
 
 
 def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> Outcome:
-    """`outcome` of a tensor case with the elements torch does not pass counted as a registered finding of the
-    case's root op (Verdict.REGISTERED, reason `registered finding <id>`) where the op's first input lies in that
-    finding's magnitudes: its largest |element| (every element torch does not pass is excused), or, for a finding
-    of `magnitude_of = "element"`, each element's own |value| (only that element's gradient is excused). The
-    finding is pinned by its own strict test."""
+    """`outcome` of a tensor case with the elements torch does not pass counted as a registered finding
+    (Verdict.REGISTERED, reason `registered finding <id>`) where an op's first input lies in that finding's
+    magnitudes: for the case's root op, its largest |element| (every element torch does not pass is excused); for a
+    finding of `magnitude_of = "element"`, each element's own |value|, wherever in the program its op reads an input
+    directly (only that element's gradient is excused). The finding is pinned by its own strict test."""
     case = outcome.case
-    op = getattr(case.program, "op", None)
-    first = getattr(case.program, "args", (None,))[0]
-    if not hasattr(first, "index"):
-        return outcome
-    values = case.values[first.index]
-    largest = max((abs(v) for v in values), default=0.0)
-    shape = case.shapes[first.index]
+    program = case.program
+    root_first = program.args[0] if isinstance(program, Tensor) else None
+    largest = (max((abs(v) for v in case.values[root_first.index]), default=0.0)
+               if isinstance(root_first, Input) else None)
+    # (op, input index) of every tensor op that reads an input directly as its first argument
+    reading = {(node.op, node.args[0].index) for node in nodes(program)
+               if isinstance(node, Tensor) and isinstance(node.args[0], Input)}
 
     def excusing(v) -> Finding | None:
         for f in registry:
-            if f.op != op:
-                continue
             if f.magnitude_of == "element":
-                if v.leaf == first.index and f.holds_at_magnitude(abs(values[_flat(v.index, shape)]), case.dtype):
-                    return f
-            elif f.holds_at_magnitude(largest, case.dtype):
+                if (f.op, v.leaf) in reading:
+                    value = case.values[v.leaf][_flat(v.index, case.shapes[v.leaf])]
+                    if f.holds_at_magnitude(abs(value), case.dtype):
+                        return f
+            elif largest is not None and f.op == program.op and f.holds_at_magnitude(largest, case.dtype):
                 return f
         return None
 
