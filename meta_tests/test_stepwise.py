@@ -161,3 +161,20 @@ def test_a_nonfinite_gradient_from_a_wrong_step_stays_wrong():
     faulty = {"pow_scalar": planted_backward_error("pow_scalar", 2.0**-5)}
     [caught] = check_case(_threshold_of_a_polygamma_square(), overrides=faulty).verdicts
     assert caught.verdict is Verdict.WRONG
+
+
+def test_a_foreseen_overflow_under_an_undecided_gradient_is_the_finding():
+    """exp(tanh(maximum(p + x0^2 + 1, p)) * 3), p = polygamma(4, tanh(x1 - x0) 0.375 + 0.5), at x0 = 1, x1 = 0.5 in
+    float16: -6456 + 2 rounds back to -6456, so maximum meets a tie of torch's making (its split undecided), and
+    tanh's factor 0 reaches polygamma's backward, which forms 0 * polygamma(5, 0.33) = 0 * inf: NaN where the
+    exact value is -0. The NaN is polygamma's foreseen overflow whatever the undecided 0 upstream of it."""
+    p = Apply("polygamma_n_4", (Apply("add", (Apply("mul", (Apply("tanh", (Apply("sub", (Var(1), Var(0))),)),
+                                                             Const(0.375))), Const(0.5))),))
+    body = Apply("maximum", (Apply("add", (p, Apply("add", (Apply("pow_scalar", (Var(0), Const(2.0))), Const(1.0))))),
+                             p))
+    case = GradCase(Apply("exp", (Apply("mul", (Apply("tanh", (body,)), Const(3.0))),)), ((), (2, 1)),
+                    ((1.0,), (0.5, 1.0)), "float16")
+    [whole, *_] = _whole_program_verdicts(case)
+    assert whole.verdict is Verdict.WRONG and math.isnan(whole.torch_value)
+    [leaf, *_] = check_case(case).verdicts
+    assert leaf.reason == INTERMEDIATE_OVERFLOW

@@ -188,7 +188,12 @@ def _states(tensor: torch.Tensor, pending: list[_Pending], fmt: FloatFormat, pri
         if own[0] != VERIFIED:
             finding = next(filter(None, (p.gradient.registered(flat) for p in pending if p.gradient.registered)), None)
             own = (REGISTERED, finding) if finding else own
-        states.append(max(own, upstream))
+        if own[0] == REGISTERED and upstream[0] == OPEN and not math.isfinite(value):
+            # the NaN or inf arose here, from a finite gradient whose own value is undecided: non-finite whatever
+            # that value, it is the finding's (a wrong gradient upstream still makes it wrong)
+            states.append(own)
+        else:
+            states.append(max(own, upstream))
     return states
 
 
