@@ -178,3 +178,17 @@ def test_a_foreseen_overflow_under_an_undecided_gradient_is_the_finding():
     assert whole.verdict is Verdict.WRONG and math.isnan(whole.torch_value)
     [leaf, *_] = check_case(case).verdicts
     assert leaf.reason == INTERMEDIATE_OVERFLOW
+
+
+def test_a_tensor_step_at_a_finding_of_its_first_input_counts_as_that_finding():
+    """polar((2 x0).abs(), x1) at x0 = 5e-324 in float64: polar's abs gradient is inf at the subnormal abs 1e-323
+    (registered: polar-abs-zero-gradient), met inside a program, where the root's inputs are not polar's."""
+    from oracles.table.tensor_ops import CallParams
+    from oracles.tensor.check import check_tensor_case
+    from oracles.tensor.program import Input, Map, Tensor, TensorCase
+
+    doubled = Map(Apply("mul", (Const(2.0), Var(0))), (Input(0),))
+    case = TensorCase(Tensor("polar", (doubled, Input(1)), CallParams(()), 0), ((1,), (1,)), ((5e-324,), (1.0,)),
+                      "float64", None)
+    first = next(v for v in check_tensor_case(case).verdicts if v.leaf == 0)
+    assert first.reason == "registered finding polar-abs-zero-gradient", first

@@ -71,6 +71,11 @@ def _no_registered_regions(op: str, dtype: str, point: tuple[float, ...]) -> str
 _registered_region: Callable[[str, str, tuple[float, ...]], str | None] = _no_registered_regions
 
 
+def registered_finding(op: str, dtype: str, point: tuple[float, ...]) -> str | None:
+    """The id of the registered finding that holds `op` at `point` in `dtype` (`use_registered_regions`), if any."""
+    return _registered_region(op, dtype, point)
+
+
 def use_registered_regions(lookup: Callable[[str, str, tuple[float, ...]], str | None]) -> None:
     """Where a step torch took lies in a registered finding's region (tanh's backward where tanh rounds to ±1),
     the elements it leaves undecided are that finding's, counted under its id."""

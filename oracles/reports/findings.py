@@ -292,8 +292,11 @@ def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple
 
 
 def registered_finding_at(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> str | None:
-    """The id of the registered finding whose region holds `op`'s argument tuple `point` in `dtype`, if any."""
-    finding = registered_region(registry, op, dtype, point)
+    """The id of the registered finding whose region holds `op`'s argument tuple `point` in `dtype`, if any; for a
+    tensor op, `point` is one element of its first input, held by a finding's element-scoped magnitudes."""
+    finding = registered_region(registry, op, dtype, point) or next(
+        (f for f in registry if f.op == op and f.magnitude_of == "element" and len(point) == 1
+         and f.holds_at_magnitude(abs(point[0]), dtype)), None)
     return None if finding is None else finding.id
 
 

@@ -12,7 +12,7 @@ from oracles.core.expected import Status
 from oracles.core.outcomes import Outcome
 from oracles.core.render import TracedStep
 from oracles.core.report import reproducer
-from oracles.core.stepwise import StepGradient, Trace, elementwise_step, settle
+from oracles.core.stepwise import StepGradient, Trace, elementwise_step, registered_finding, settle
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values, judge
 from oracles.table.tensor_ops import TENSOR_OPS
 from oracles.tensor.oracle import expected_tensor_gradients, step_contributions
@@ -74,7 +74,12 @@ def program_step(step: TracedStep, dtype: str) -> list[StepGradient]:
                       tuple(tuple(t.shape) for t in inputs), tuple(tuple(float64_values(t)) for t in inputs),
                       dtype, tuple(float64_values(step.output.grad)))
     label = source(case.program)
-    return [StepGradient(inputs[i], per_element, None, label)
+    first = case.values[0]
+
+    def registered(flat: int) -> str | None:  # a finding of the op's first input's elements (polar's subnormal abs)
+        return registered_finding(step.node.op, dtype, (first[flat],))
+
+    return [StepGradient(inputs[i], per_element, None, label, registered if i == 0 else None)
             for i, per_element in step_contributions(case).items()]
 
 
