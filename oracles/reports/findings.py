@@ -22,9 +22,9 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from oracles.core.case import flat_index
 from oracles.core.expr import Const
 from oracles.core.outcomes import Outcome
 from oracles.core.verdict import REGISTERED, Verdict
@@ -267,7 +267,7 @@ def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> O
         for f in registry:
             if f.magnitude_of == "element":
                 if (f.op, v.leaf) in reading:
-                    value = case.values[v.leaf][_flat(v.index, case.shapes[v.leaf])]
+                    value = case.values[v.leaf][flat_index(case.shapes[v.leaf], v.index)]
                     if f.holds_at_magnitude(abs(value), case.dtype):
                         return f
             elif largest is not None and f.op == program.op and f.holds_at_magnitude(largest, case.dtype):
@@ -280,10 +280,6 @@ def excuse_registered_magnitudes(outcome: Outcome, registry: list[Finding]) -> O
         verdicts.append(v if finding is None else replace(v, verdict=Verdict.REGISTERED,
                                                          reason=f"{REGISTERED} {finding.id}"))
     return replace(outcome, verdicts=verdicts)
-
-
-def _flat(index: tuple[int, ...], shape: tuple[int, ...]) -> int:
-    return int(np.ravel_multi_index(index, shape)) if shape else 0
 
 
 def registered_region(registry: list[Finding], op: str, dtype: str, point: tuple[float, ...]) -> Finding | None:
