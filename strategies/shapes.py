@@ -1,18 +1,50 @@
-"""Input shapes that broadcast against each other, 0-d tensors included."""
+"""Input shapes that broadcast against each other, 0-d tensors included.
+
+Built by construction in n + 1 draws: the broadcast shape first (rank 0-3, sides 1-3), then each input as one
+of the shapes that broadcast to it (its trailing dims, each the base's side or 1). Each draw picks from a list
+ordered simplest first, so a failing case shrinks to 0-d inputs. `mutually_broadcastable_shapes` reaches the
+same sets of shapes but loops over dims and sides with a draw each: about 1 ms a case, measured, a third of
+drawing a whole elementwise case."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from functools import cache
 
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+from strategies.cached import choice
 
 MAX_DIMS = 3
 MAX_SIDE = 3
 
 
+def _simplest_first(shapes) -> list[tuple[int, ...]]:
+    return sorted(set(shapes), key=lambda s: (math.prod(s), len(s), s))
+
+
+BASE_SHAPES = _simplest_first(itertools.chain.from_iterable(
+    itertools.product(range(1, MAX_SIDE + 1), repeat=rank) for rank in range(MAX_DIMS + 1)))
+
+
+@cache
+def broadcast_sources(base: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every shape that broadcasts to `base`: its last k dims for each k, each side kept or set to 1."""
+    return _simplest_first(shape for rank in range(len(base) + 1)
+                           for shape in itertools.product(*[(1, side) if side > 1 else (1,)
+                                                            for side in base[len(base) - rank:]]))
+
+
 @cache  # one strategy object per count: see strategies/cached.py
 def input_shapes(n_inputs: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    return mutually_broadcastable_shapes(
-        num_shapes=n_inputs, min_dims=0, max_dims=MAX_DIMS, min_side=1, max_side=MAX_SIDE
-    ).map(lambda shapes: tuple(tuple(s) for s in shapes.input_shapes))
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be at least 1, got {n_inputs!r}")
+
+    @st.composite
+    def shapes(draw):
+        base = draw(choice(BASE_SHAPES), label="broadcast shape")
+        sources = choice(broadcast_sources(base))
+        return tuple(draw(sources, label=f"x{i} shape") for i in range(n_inputs))
+
+    return shapes()
