@@ -17,7 +17,16 @@ from oracles.core.render import derivative, run_torch, to_sympy
 from oracles.numerics.exact import compile_sympy
 
 NODES = (5, 20, 60)
-ELEMENTS = (1, 100, 1000)
+ELEMENTS = (1, 100, 1000, 10_000)
+
+
+def _rounds(method: str, elements: int) -> dict:
+    """Fewer rounds where one takes seconds: gradcheck's slow mode at 10,000 elements forms a 10,000 x 10,000
+    Jacobian twice (20,000 forward passes and 10,000 backward passes), tens of seconds a round. torch's own
+    forward+backward, the floor of every ratio, always gets a warm-up round (a kernel's first call is slow)."""
+    if elements >= 10_000 and method != "torch_forward_backward":
+        return dict(rounds=1, warmup_rounds=0)
+    return dict(rounds=3 if elements >= 1000 else 5, warmup_rounds=1)
 
 
 def _case(nodes: int, elements: int) -> GradCase:
@@ -61,6 +70,6 @@ def test_gradient_check_cost(benchmark, method, nodes, elements, bench_table):
 
         def run():
             assert torch.autograd.gradcheck(_torch_fn(case), (_leaf(case),), fast_mode=fast)
-    benchmark.pedantic(run, rounds=3 if elements == 1000 else 5, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(run, iterations=1, **_rounds(method, elements))
     if benchmark.stats is not None:  # None under --benchmark-disable: the check ran once, untimed
         bench_table.record(method, nodes, elements, benchmark.stats.stats.median)

@@ -6,7 +6,7 @@ a dim the tensor has, a reshape that keeps its size, a correction below the slic
 from __future__ import annotations
 
 import math
-from functools import singledispatch
+from functools import cache, singledispatch
 
 from hypothesis import strategies as st
 
@@ -122,5 +122,6 @@ def _(space: IndexSpace, shapes: Shapes):
 
 
 @params_in.register
+@cache  # listing a shape op's options and keying them for `choice` took a third of drawing its program (measured)
 def _(space: OptionSpace, shapes: Shapes):
     return choice(space.options(shapes))
