@@ -122,6 +122,6 @@ def _(space: IndexSpace, shapes: Shapes):
 
 
 @params_in.register
-@cache  # listing a shape op's options and keying them for `choice` took a third of drawing its program (measured)
+@cache  # the options listed, and keyed for `choice`, once per shapes instead of on every draw
 def _(space: OptionSpace, shapes: Shapes):
     return choice(space.options(shapes))
