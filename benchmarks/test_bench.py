@@ -35,7 +35,8 @@ def _case(nodes: int, elements: int) -> GradCase:
 
 def _clear_oracle_caches() -> None:
     """Every round starts cold: our caches and SymPy's global cache are emptied, except the op table's
-    per-op partial derivatives (oracles.core.chain_rule.op_program), derived once per session like a table."""
+    per-op partial derivatives (oracles.core.chain_rule.op_program, and the fast pass's interval programs of the
+    same forms), derived once per session like a table."""
     for cached in (to_sympy, derivative, compile_sympy):
         cached.cache_clear()
     sympy.core.cache.clear_cache()

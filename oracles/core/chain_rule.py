@@ -33,19 +33,27 @@ class OpProgram:
 
 
 @functools.cache
-def op_program(name: str, constants: tuple[Fraction | None, ...]) -> OpProgram:
+def op_forms(name: str, constants: tuple[Fraction | None, ...]) -> tuple[sympy.Expr, tuple[sympy.Expr | None, ...]]:
     """The op with its constant arguments fixed (`constants[i]` is None for a tensor argument), and its
-    exact partial derivatives, derived by SymPy and compiled."""
+    partial derivatives by SymPy (None for a constant argument)."""
     args = [symbol(i) if c is None else sympy.Rational(c.numerator, c.denominator) for i, c in enumerate(constants)]
     function = OPS[name].sympy(*args)
-    partials = tuple(None if c is not None else compile_sympy(sympy.diff(function, symbol(i)))
-                     for i, c in enumerate(constants))
-    return OpProgram(compile_sympy(function), partials)
+    return function, tuple(None if c is not None else sympy.diff(function, symbol(i)) for i, c in enumerate(constants))
+
+
+@functools.cache
+def op_program(name: str, constants: tuple[Fraction | None, ...]) -> OpProgram:
+    """`op_forms`, compiled."""
+    function, partials = op_forms(name, constants)
+    return OpProgram(compile_sympy(function), tuple(None if p is None else compile_sympy(p) for p in partials))
+
+
+def op_constants(expr: Apply) -> tuple[Fraction | None, ...]:
+    return tuple(arg.exact if isinstance(arg, Const) else None for arg in expr.args)
 
 
 def _program(expr: Apply) -> OpProgram:
-    constants = tuple(arg.exact if isinstance(arg, Const) else None for arg in expr.args)
-    return op_program(expr.op, constants)
+    return op_program(expr.op, op_constants(expr))
 
 
 def _value(expr: Expr, point: tuple[arb, ...], values: dict[int, arb]) -> arb:

@@ -8,7 +8,8 @@ from functools import partial
 
 import torch
 
-from oracles.core.case import GradCase
+from oracles.core.case import GradCase, numel
+from oracles.core.fast_pass import fast_verdicts, points_reading
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.outcomes import Note, Outcome
 from oracles.core.render import run_torch
@@ -41,11 +42,22 @@ def grad_outcome(case: GradCase, verdicts: list[ElementVerdict], device: str = "
     return Outcome(case, verdicts, device, call, partial(derivative_note, case), reproducer)
 
 
+def judge_fast_then_exact(case: GradCase, grads: list, upstream: Sequence[float] | None = None) -> list[ElementVerdict]:
+    """Every element judged: those the fast pass verifies (oracles.core.fast_pass) as it did, the rest by the
+    exact path at the points that read them."""
+    decided = fast_verdicts(case, grads, upstream)
+    if not decided:
+        return judge(case, grads, expected_gradients(case, upstream))
+    undecided = {leaf: {flat for flat in range(numel(case.shapes[leaf])) if (leaf, flat) not in decided}
+                 for leaf in case.used}
+    return judge(case, grads, expected_gradients(case, upstream, points_reading(case, undecided)), decided)
+
+
 def check_case(case: GradCase, device: str = "cpu", overrides: Mapping[str, Callable] | None = None,
                upstream: Sequence[float] | None = None) -> Outcome:
     """Every element of every input's `.grad` judged: by the whole-program oracle, and where that cannot
     decide, step by step along torch's own forward values (oracles.core.stepwise)."""
     trace = Trace()
     grads = torch_gradients(case, device, overrides, upstream, trace)
-    verdicts = settle(judge(case, grads, expected_gradients(case, upstream)), trace, upstream, case.format)
+    verdicts = settle(judge_fast_then_exact(case, grads, upstream), trace, upstream, case.format)
     return grad_outcome(case, verdicts, device, reproducer=partial(grad_reproducer, case, device, upstream))

@@ -126,10 +126,12 @@ def _model_backward(expr: Expr, point: tuple[arb, ...], weight: arb, model: Roun
     return into
 
 
-def point_contributions(case: GradCase, upstream: Sequence[float] | None = None) -> dict[int, list[Contributions]]:
+def point_contributions(case: GradCase, upstream: Sequence[float] | None = None,
+                        points: Sequence[int] | None = None) -> dict[int, list[Contributions]]:
     """Per used input, per element (row-major over its shape): the contributions of backpropagating `upstream`
     (the `gradient=` tensor, row-major over `case.output_shape`, values exact in the dtype; default all ones,
-    as `y.sum().backward()`) through `case.expr`, point by point, before anything is summed."""
+    as `y.sum().backward()`) through `case.expr`, point by point, before anything is summed. `points` (row-major
+    flat indices of the output) restricts it to those points: an element read by any other is then incomplete."""
     model = RoundingModel(case.format)
     out_points = list(all_indices(case.output_shape))
     if upstream is not None and len(upstream) != len(out_points):
@@ -137,7 +139,8 @@ def point_contributions(case: GradCase, upstream: Sequence[float] | None = None)
     used = case.used
     contributions = {i: [Contributions() for _ in range(numel(case.shapes[i]))] for i in used}
     n_vars = len(case.shapes)
-    for out_flat, out_index in enumerate(out_points):
+    for out_flat in range(len(out_points)) if points is None else points:
+        out_index = out_points[out_flat]
         point = tuple(arb(case.value_at(i, out_index)) if i in used else arb(0) for i in range(n_vars))
         weight = ONE if upstream is None else arb(upstream[out_flat])
         model_here, exact_here, failure = model_then_exact(
@@ -170,11 +173,13 @@ def expected_element(model: RoundingModel, exact: arb | None, rounded: Sequence[
     return reconcile(exact, enclosure, lambda: f"{where}, for {what()}")
 
 
-def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None) -> list[ExpectedGrad]:
+def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None,
+                       points: Sequence[int] | None = None) -> list[ExpectedGrad]:
     """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
     over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
-    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions."""
-    contributions = point_contributions(case, upstream)
+    the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions. With `points`,
+    only the elements those points alone read are complete (`point_contributions`)."""
+    contributions = point_contributions(case, upstream, points)
     model = RoundingModel(case.format)
     expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
     for i, elements in contributions.items():

@@ -271,7 +271,7 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Step:
     raise NotImplementedError(f"the exact evaluator has no rule for {type(expr).__name__}: {expr}")
 
 
-def _post_order(expr: sympy.Basic) -> tuple[list[sympy.Basic], list[list[int]]]:
+def post_order(expr: sympy.Basic) -> tuple[list[sympy.Basic], list[list[int]]]:
     """The distinct subexpressions of `expr`, children before parents (`expr` last), and each one's
     children as positions in that list."""
     index: dict[sympy.Basic, int] = {}
@@ -303,7 +303,7 @@ def _run(steps: list[Step], env: tuple[arb, ...]) -> list[arb]:
 @functools.lru_cache(maxsize=8192)
 def compile_sympy(expr: sympy.Basic) -> Evaluator:
     """A function from the point (arb values of x0, x1, ...) to an arb ball enclosing `expr` there."""
-    nodes, kids = _post_order(expr)
+    nodes, kids = post_order(expr)
     steps = [_step(node, k) for node, k in zip(nodes, kids)]
     return lambda env: _run(steps, env)[-1]
 
@@ -389,7 +389,7 @@ def compile_gradient(expr: sympy.Basic) -> Callable[[tuple[arb, ...]], dict[int,
     (measured: SymPy's diff was 80% of a tensor-op test's time). `Singular` where a local derivative is
     undecided (a tie of Max, |u| near 0 under a power), as SymPy's derivative would be there. A Piecewise is
     differentiated whole, its branches still chosen lazily."""
-    nodes, kids = _post_order(expr)
+    nodes, kids = post_order(expr)
     steps = [_step(node, k) for node, k in zip(nodes, kids)]
     variable: list[bool] = []  # whether each subexpression depends on the point
     for node, k in zip(nodes, kids):

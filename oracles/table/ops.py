@@ -140,6 +140,10 @@ class OpSpec:
     # why the jet model cannot judge this op's higher derivatives yet (empty: it can); such an op is
     # checked at first order only, and the reason is on the record
     higher_order_gap: str = ""
+    # its `forward` and `local_grads` use only arithmetic, the model's methods and methods of their arguments,
+    # so they also run on the fast pass's intervals (oracles.core.fast_pass); a formula that calls an arb
+    # function on its argument (`arb.atan2(a, b)`) would crash on an interval, so the flag is set by reading them
+    interval_formulas: bool = False
     references: tuple[Reference, ...] = ()
 
     @property
@@ -277,17 +281,20 @@ add_op("add", binary_spellings("add", "+"), lambda a, b: a + b,
     lambda F, a, b: F.add(a, b), lambda F, args, y: (ONE, ONE), (R, R), operands=SCALAR,
     opinfo=("add", "__radd__"), saves_tensors=False,
     findings=("func-forward-mode-upcast",),
-    references=(ref((0.75, -1.25), lambda a, b: (1, 1)),))
+    references=(ref((0.75, -1.25), lambda a, b: (1, 1)),),
+    interval_formulas=True)
 add_op("sub", binary_spellings("sub", "-"), lambda a, b: a - b,
     lambda F, a, b: F.sub(a, b), lambda F, args, y: (ONE, -ONE), (R, R), operands=SCALAR,
     opinfo=("sub", "__rsub__"), saves_tensors=False,
     findings=("func-forward-mode-upcast",),
-    references=(ref((0.75, -1.25), lambda a, b: (1, -1)),))
+    references=(ref((0.75, -1.25), lambda a, b: (1, -1)),),
+    interval_formulas=True)
 add_op("mul", binary_spellings("mul", "*"), lambda a, b: a * b,
     lambda F, a, b: F.mul(a, b), lambda F, args, y: (args[1], args[0]), (R, R), operands=SCALAR,
     opinfo=("mul", "__rmul__"), opmath_scalars=(0, 1),
     findings=("func-forward-mode-upcast",),
-    references=(ref((0.75, -1.25), lambda a, b: (b, a)),))
+    references=(ref((0.75, -1.25), lambda a, b: (b, a)),),
+    interval_formulas=True)
 # derivatives.yaml: self: grad / other; other: -grad * ((self / other) / other)
 add_op("div", binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {1})", torch.true_divide)],
     lambda a, b: a / b, lambda F, a, b: F.div(a, b),
@@ -297,11 +304,13 @@ add_op("div", binary_spellings("div", "/") + [Spelling("torch.true_divide({0}, {
     opmath_scalars=(1,),
     specials=(pole("x1 = 0", 0.0, arg=1),), conventions=pins.DIV,
     findings=("func-forward-mode-upcast", "forward-mode-zero-tangent-times-inf"),
-    references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),))
+    references=(ref((0.75, -1.25), lambda a, b: (1 / b, -a / b**2)),),
+    interval_formulas=True)
 add_op("neg", [Spelling("-{0}", lambda a: -a), *unary_spellings("neg")[0:2],
             Spelling("torch.negative({0})", torch.negative)],
     lambda a: -a, lambda F, a: -a, lambda F, args, y: (-ONE,), (R,), saves_tensors=False,
-    references=(ref((0.75,), lambda a: (-1,)),))
+    references=(ref((0.75,), lambda a: (-1,)),),
+    interval_formulas=True)
 
 
 # pow(Tensor, Scalar): grad * exponent * self.pow(exponent - 1); integer, negative and rational exponents
@@ -355,20 +364,24 @@ add_op("pow", [Spelling("{0} ** {1}", _OPERATORS["**"], const_first=True, const_
 add_op("reciprocal", unary_spellings("reciprocal"), lambda a: 1 / a,
     lambda F, a: F.div(ONE, a), lambda F, args, y: (-F.mul(y, y),), (NZ,),
     specials=(pole("x = 0", 0.0),), conventions=pins.RECIPROCAL,
-    references=(ref((-1.25,), lambda a: (-1 / a**2,)),))
+    references=(ref((-1.25,), lambda a: (-1 / a**2,)),),
+    interval_formulas=True)
 add_op("square", unary_spellings("square"), lambda a: a**2,
     lambda F, a: F.mul(a, a), lambda F, args, y: (F.mul(arb(2), args[0]),), (R,),
-    saves="input", references=(ref((-1.25,), lambda a: (2 * a,)),))
+    saves="input", references=(ref((-1.25,), lambda a: (2 * a,)),),
+    interval_formulas=True)
 add_op("sqrt", unary_spellings("sqrt"), sympy.sqrt,
     lambda F, a: F.round(a.sqrt()), lambda F, args, y: (F.div(ONE, F.mul(arb(2), y)),), (P,),
     intervals=(NONNEGATIVE_REALS,), specials=(edge("x = 0", 0.0),), conventions=pins.SQRT,
     findings=("sqrt-negative-zero",),
-    references=(ref((1.25,), lambda a: (1 / (2 * mp.sqrt(a)),)),))
+    references=(ref((1.25,), lambda a: (1 / (2 * mp.sqrt(a)),)),),
+    interval_formulas=True)
 # rsqrt: -0.5 * grad * result.pow(3)
 add_op("rsqrt", unary_spellings("rsqrt"), lambda a: 1 / sympy.sqrt(a),
     lambda F, a: F.round(a.rsqrt(), 2), lambda F, args, y: (F.mul(arb(-0.5), F.round(int_power(y, 3), 2)),),
     (P,), ulps=1, intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.RSQRT,
-    references=(ref((1.25,), lambda a: (-1 / (2 * a * mp.sqrt(a)),)),))
+    references=(ref((1.25,), lambda a: (-1 / (2 * a * mp.sqrt(a)),)),),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- transcendental
@@ -387,9 +400,11 @@ def add_unary(name, sympy_fn, arb_function, local, domain=R, ulps=1.0, spellings
     """A unary op whose forward is one torch kernel accurate to `ulps` (`unary_kernel`), modelled by
     `arb_function`."""
     k = 2 * ulps
+    # arb's own function (arb.exp) is called as the argument's method, which an interval has too
+    method = arb_function.__name__ if getattr(arb, arb_function.__name__, None) is arb_function else None
 
     def forward(F, a):
-        return unary_kernel(F, arb_function(a), k)
+        return unary_kernel(F, getattr(a, method)() if method else arb_function(a), k)
 
     add_op(name, spellings or unary_spellings(name), sympy_fn, forward, local, (domain,), ulps=ulps, **extra)
 
@@ -403,21 +418,27 @@ def saturates(where: str) -> Special:
 
 
 add_unary("exp", sympy.exp, arb.exp, lambda F, args, y: (y,), B,
-       saves="result", references=(ref((0.75,), lambda a: (mp.exp(a),)),))
+       saves="result", references=(ref((0.75,), lambda a: (mp.exp(a),)),),
+    interval_formulas=True)
 add_unary("expm1", lambda a: sympy.exp(a) - 1, arb.expm1, lambda F, args, y: (F.add(y, ONE),), B,
        findings=("expm1-result-plus-one",),
-       references=(ref((0.75,), lambda a: (mp.exp(a),)),))
+       references=(ref((0.75,), lambda a: (mp.exp(a),)),),
+    interval_formulas=True)
 add_unary("log", sympy.log, arb.log, lambda F, args, y: (F.div(ONE, args[0]),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG,
-       references=(ref((1.25,), lambda a: (1 / a,)),))
+       references=(ref((1.25,), lambda a: (1 / a,)),),
+    interval_formulas=True)
 add_unary("log1p", lambda a: sympy.log(1 + a), arb.log1p,
        lambda F, args, y: (F.div(ONE, F.add(args[0], ONE)),), P,
        intervals=(Interval(-1.0),), specials=(pole("x = -1", -1.0),), conventions=pins.LOG1P,
-       references=(ref((0.75,), lambda a: (1 / (1 + a),)),))
+       references=(ref((0.75,), lambda a: (1 / (1 + a),)),),
+    interval_formulas=True)
 add_unary("sin", sympy.sin, arb.sin, lambda F, args, y: (unary_kernel(F, args[0].cos(), k_of("sin")),),
-       saves="input", references=(ref((0.5,), lambda a: (mp.cos(a),)),))
+       saves="input", references=(ref((0.5,), lambda a: (mp.cos(a),)),),
+    interval_formulas=True)
 add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-unary_kernel(F, args[0].sin(), k_of("cos")),),
-       saves="input", references=(ref((0.5,), lambda a: (-mp.sin(a),)),))
+       saves="input", references=(ref((0.5,), lambda a: (-mp.sin(a),)),),
+    interval_formulas=True)
 add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
        references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
@@ -425,16 +446,20 @@ add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y))
 add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.opmath.sub(ONE, F.opmath.mul(y, y)),),
        specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
        findings=("tanh-sigmoid-saturation",),
-       saves="result", references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),))
+       saves="result", references=(ref((0.5,), lambda a: (1 / mp.cosh(a) ** 2,)),),
+    interval_formulas=True)
 add_unary("sinh", sympy.sinh, arb.sinh, lambda F, args, y: (unary_kernel(F, args[0].cosh(), k_of("sinh")),), B,
-       references=(ref((0.5,), lambda a: (mp.cosh(a),)),))
+       references=(ref((0.5,), lambda a: (mp.cosh(a),)),),
+    interval_formulas=True)
 add_unary("cosh", sympy.cosh, arb.cosh, lambda F, args, y: (unary_kernel(F, args[0].sinh(), k_of("cosh")),), B,
-       references=(ref((0.5,), lambda a: (mp.sinh(a),)),))
+       references=(ref((0.5,), lambda a: (mp.sinh(a),)),),
+    interval_formulas=True)
 add_unary("atan", sympy.atan, arb.atan,
        lambda F, args, y: (F.div(ONE, F.add(F.mul(args[0], args[0]), ONE)),),
        specials=(saturates("large |x|: x² overflows and the gradient 1/(1 + x²) becomes 0"),),
        conventions=pins.ATAN, findings=("atan-square-overflow", "atan-second-derivative-underflow"),
-       saves="input", references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),))
+       saves="input", references=(ref((0.5,), lambda a: (1 / (1 + a**2),)),),
+    interval_formulas=True)
 add_unary("asin", sympy.asin, arb.asin,
        lambda F, args, y: (unary_kernel(F, F.sub(ONE, F.mul(args[0], args[0])).rsqrt(), 2),), U,
        intervals=(Interval(-1.0, 1.0, True, True),), specials=(edge("x = ±1", -1.0, 1.0),),
@@ -447,7 +472,8 @@ add_unary("asinh", sympy.asinh, arb.asinh,
        lambda F, args, y: (unary_kernel(F, F.add(F.mul(args[0], args[0]), ONE).rsqrt(), 2),),
        specials=(saturates("large |x|: x² overflows and the gradient becomes 0"),), conventions=pins.ASINH,
        findings=("asinh-square-overflow", "asinh-second-derivative-underflow"),
-       saves="input", references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),))
+       saves="input", references=(ref((0.5,), lambda a: (1 / mp.sqrt(1 + a**2),)),),
+    interval_formulas=True)
 
 # bfloat16/float16 erf on CPU runs Vectorized<float>::erf, the Abramowitz-Stegun 7.1.26 formula whose
 # error bound 1.5e-7 is *absolute*: near 0 it loses every digit (bf16 erf(1e-10) = 0). That accuracy is
@@ -471,7 +497,8 @@ add_op("erf", unary_spellings("erf", Spelling("torch.special.erf({0})", torch.sp
     lambda F, args, y: (F.mul(F.opmath.const(2 / 3.141592653589793**0.5),
                               unary_kernel(F, (-F.mul(args[0], args[0])).exp(), 2)),),
     (R,), ulps=ERF_ULPS, findings=("erf-bfloat16-near-zero",),
-    saves="input", references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),))
+    saves="input", references=(ref((0.5,), lambda a: (2 / mp.sqrt(mp.pi) * mp.exp(-(a**2)),)),),
+    interval_formulas=True)
 
 
 def _sigmoid_grads(F, args, y):
@@ -487,7 +514,8 @@ add_unary("sigmoid", lambda a: 1 / (1 + sympy.exp(-a)), lambda a: 1 / (1 + (-a).
                                   Spelling("torch.nn.functional.sigmoid({0})", torch_nn_functional.sigmoid)),
        ulps=2, specials=(saturates("large |x|: the result rounds to 0 or 1 and (1 - y) y to 0"),),
        conventions=pins.SIGMOID, findings=("tanh-sigmoid-saturation", "sigmoid-saturation", "sigmoid-subnormal-tail"),
-       saves="result", references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),))
+       saves="result", references=(ref((0.5,), lambda a: (mp.exp(-a) / (1 + mp.exp(-a)) ** 2,)),),
+    interval_formulas=True)
 
 # softplus(beta=1, threshold=20) is linear above the threshold: that *is* the function torch computes.
 SOFTPLUS_THRESHOLD = 20

@@ -1,0 +1,304 @@
+"""Interval arithmetic over many points at once, in numpy's 80-bit long double, for the oracle's fast pass.
+
+Ball arithmetic in arb (oracles.numerics.exact, oracles.numerics.rounding) costs ~15 us per op and point from
+Python. `Bounds` evaluates the same formulas over a whole vector of points in C loops. Its semantics is
+*exact interval arithmetic*: every value is an interval T = [L, H] of reals, each op the exact image of its
+operands' intervals. arb's balls contain these intervals (an arb op encloses the image of its operand balls,
+which contain the operands' intervals), so a value inside T is inside arb's ball.
+
+A long double cannot hold L and H exactly, so each end is itself known within bounds: `ends` holds, per point,
+four numbers a <= L <= b and c <= H <= d. Then [a, d] encloses T (the outer hull: where the exact value lies),
+and [b, c], when b <= c, lies inside T (the inner part: a torch value there is inside arb's ball too). Ends
+stay valid bounds whether or not b <= c, so a point value (a = b = c = d up to rounding) passes through.
+
+Rounding: +, -, *, / of long doubles are correctly rounded (relative error <= 2^-64); every result end is
+moved outward (a, c down; b, d up) by 2^-63 of its size. Functions come from the C library's long double
+functions (glibc's x87 `sinl`, `expl`, ...: documented errors of a few ulps) and, where numpy has none (erf),
+from Python's double `math.erf` at directed-rounded arguments; their ends move by `LIBM_PAD` and
+`DOUBLE_LIBM_PAD` of their size, hundreds of times the documented errors. That margin is the one assumption
+beyond IEEE arithmetic; meta_tests/test_fast_pass.py checks the intervals against arb.
+
+Where a point leaves what this pass can follow (outside a function's domain, a non-monotone stretch, an
+overflow), its ends become NaN and the exact path decides it. A decision the pass cannot make for all points
+at once (a branch on a sign) raises `NotVectorizable`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import numpy as np
+from flint import arb
+
+LD = np.longdouble
+ARITHMETIC_PAD = LD(2.0**-63)  # twice a correctly rounded long double operation's error
+LIBM_PAD = LD(2.0**-56)  # 256 ulps of a long double: glibc documents at most a few for these functions
+DOUBLE_LIBM_PAD = LD(2.0**-48)  # 32 ulps of a double, for math.erf / math.erfc (glibc: at most 2)
+TINY = np.ldexp(LD(1), -16000)  # absolute slack for results in long double's subnormal range
+DOUBLE_TINY = np.ldexp(LD(1), -1060)  # and in double's, for the functions evaluated in doubles
+_OUTWARD = np.array([-1, 1, -1, 1], dtype=LD).reshape(4, 1)  # a, c move down; b, d up
+
+
+class NotVectorizable(Exception):
+    """The formula needs a decision (a branch on a sign, a comparison) that is not the same for every point."""
+
+
+@functools.cache
+def _pads(pad: np.longdouble, tiny: np.longdouble) -> tuple[np.ndarray, np.ndarray]:
+    return _OUTWARD * pad, _OUTWARD * tiny
+
+
+def outward(ends: np.ndarray, pad: np.longdouble, tiny: np.longdouble = TINY) -> np.ndarray:
+    """Each end moved outward by `pad` of its size and by `tiny`: a and c down, b and d up."""
+    relative, absolute = _pads(pad, tiny)
+    moved = np.abs(ends)
+    moved *= relative
+    moved += absolute
+    moved += ends
+    return moved
+
+
+def _ld_ends(value: arb) -> np.ndarray:
+    """Bounds (4, 1) of an arb ball [L, H]: exact for a ball that is a double (constants such as 2, -0.5), else
+    each end bracketed by the doubles on either side of its nearest double."""
+    if value.is_exact():
+        f = float(value.mid())
+        if arb(f) == value:
+            return np.full((4, 1), f, dtype=LD)
+    lo, hi = float(value.lower()), float(value.upper())
+    ends = [np.nextafter(lo, -math.inf), np.nextafter(lo, math.inf), np.nextafter(hi, -math.inf),
+            np.nextafter(hi, math.inf)]
+    return np.array(ends, dtype=LD).reshape(4, 1)
+
+
+def as_bounds(value) -> Bounds:
+    if isinstance(value, Bounds):
+        return value
+    if isinstance(value, (int, float)):
+        value = arb(value)
+    if isinstance(value, arb):
+        return Bounds(_ld_ends(value))
+    raise NotVectorizable(f"no interval for {type(value).__name__}")
+
+
+def _where_direction(direction: np.ndarray, increasing: np.ndarray, decreasing: np.ndarray) -> np.ndarray:
+    """Per point: the ends of an increasing image, of a decreasing one, or NaN where neither is known."""
+    nan = np.full_like(increasing, np.nan)
+    return np.where(direction > 0, increasing, np.where(direction < 0, decreasing, nan))
+
+
+def _double_down(x: np.ndarray) -> np.ndarray:
+    d = x.astype(np.float64)
+    return np.where(d.astype(LD) > x, np.nextafter(d, -math.inf), d)
+
+
+def _double_up(x: np.ndarray) -> np.ndarray:
+    d = x.astype(np.float64)
+    return np.where(d.astype(LD) < x, np.nextafter(d, math.inf), d)
+
+
+_math_erf = np.frompyfunc(math.erf, 1, 1)
+_math_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+class Bounds:
+    """A vector of intervals, each end known within bounds (the module's docstring). `ends` has shape (4, n)
+    (or (4, 1) for a constant, broadcast against vectors)."""
+
+    __slots__ = ("ends",)
+    __array_ufunc__ = None  # numpy scalars on the left defer to our reflected operators
+
+    def __init__(self, ends: np.ndarray):
+        self.ends = ends
+
+    @classmethod
+    def points(cls, values) -> Bounds:
+        """Exact points (doubles), one per position."""
+        row = np.asarray(values, dtype=np.float64).astype(LD)
+        return cls(np.stack([row, row, row, row]))
+
+    # ------------------------------------------------------------------ what the ends say
+    @property
+    def outer(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ends[0], self.ends[3]
+
+    def max_abs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on max |T| over the interval: at least the larger lower bound of |L| and |H|, at most the
+        larger of |a| and |d|."""
+        a, b, c, d = self.ends
+        low_l = np.where((a <= 0) & (b >= 0), 0, np.minimum(np.abs(a), np.abs(b)))
+        low_h = np.where((c <= 0) & (d >= 0), 0, np.minimum(np.abs(c), np.abs(d)))
+        return np.maximum(low_l, low_h), np.maximum(np.abs(a), np.abs(d))
+
+    def excludes_zero(self) -> np.ndarray:
+        a, _, _, d = self.ends
+        return (a > 0) | (d < 0)
+
+    def invalidate(self, where: np.ndarray) -> Bounds:
+        return Bounds(np.where(where, LD(np.nan), self.ends))
+
+    # ------------------------------------------------------------------ arithmetic
+    def __neg__(self) -> Bounds:
+        return Bounds(-self.ends[::-1])
+
+    def __add__(self, other) -> Bounds:
+        return Bounds(outward(self.ends + as_bounds(other).ends, ARITHMETIC_PAD))
+
+    __radd__ = __add__
+
+    def __sub__(self, other) -> Bounds:
+        return self + (-as_bounds(other))
+
+    def __rsub__(self, other) -> Bounds:
+        return as_bounds(other) + (-self)
+
+    def __mul__(self, other) -> Bounds:
+        """[L1, H1]·[L2, H2] = [min, max] of the four end products; each end product, of two uncertain ends,
+        ranges over its four corner products."""
+        other = as_bounds(other)
+        for scaled, factor in ((self, other), (other, self)):
+            if factor.ends.shape[1] == 1 and factor.ends[0, 0] == factor.ends[3, 0]:  # a constant that is a double
+                c = factor.ends[0, 0]
+                return Bounds(outward((scaled.ends if c >= 0 else scaled.ends[::-1]) * c, ARITHMETIC_PAD))
+        p = self.ends.reshape(2, 2, 1, 1, -1)  # [end L or H, its lower or upper bound]
+        q = other.ends.reshape(1, 1, 2, 2, -1)
+        corners = (p * q).transpose(0, 2, 1, 3, 4)  # [end of p, end of q, bound of p, bound of q]
+        corners = corners.reshape(4, 4, corners.shape[-1])  # the four end products, four corners each
+        low, high = corners.min(axis=1), corners.max(axis=1)
+        ends = np.stack([low.min(axis=0), high.min(axis=0), low.max(axis=0), high.max(axis=0)])
+        return Bounds(outward(ends, ARITHMETIC_PAD))
+
+    __rmul__ = __mul__
+
+    def reciprocal(self) -> Bounds:
+        a, b, c, d = self.ends
+        with np.errstate(all="ignore"):
+            ends = outward(np.stack([1 / d, 1 / c, 1 / b, 1 / a]), ARITHMETIC_PAD)
+        return Bounds(ends).invalidate(~self.excludes_zero())
+
+    def __truediv__(self, other) -> Bounds:
+        return self * as_bounds(other).reciprocal()
+
+    def __rtruediv__(self, other) -> Bounds:
+        return as_bounds(other) * self.reciprocal()
+
+    def __pow__(self, exponent) -> Bounds:
+        if isinstance(exponent, int) or (isinstance(exponent, arb) and exponent.is_exact() and exponent.is_integer()):
+            n = int(exponent) if isinstance(exponent, int) else int(exponent.unique_fmpz())
+            if n == 2:
+                return self.square()
+            result: Bounds | None = None
+            base = self if n > 0 else self.reciprocal()
+            for _ in range(abs(n)):
+                result = base if result is None else result * base
+            return result if result is not None else as_bounds(1)
+        return (as_bounds(exponent) * self.log()).exp()
+
+    def square(self) -> Bounds:
+        """x², which unlike x·x knows that the image of an interval around 0 starts at 0."""
+        a, b, c, d = self.ends
+        direction = np.where(a >= 0, 1, np.where(d <= 0, -1, 0))
+        return self._monotone(lambda x: x * x, direction, ARITHMETIC_PAD)
+
+    def __abs__(self) -> Bounds:
+        a, _, _, d = self.ends
+        return self._monotone(np.abs, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)), ARITHMETIC_PAD)
+
+    def __bool__(self):
+        raise NotVectorizable("a branch on an interval")
+
+    def _compare(self, other):
+        raise NotVectorizable("a comparison of intervals")
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    def __getattr__(self, name):
+        # any other arb method (is_exact, contains, erfinv, ...) the table's formulas may call
+        if name.startswith("_"):  # probes of other libraries (arb looks for mpmath's _mpf_)
+            raise AttributeError(name)
+        raise NotVectorizable(f"intervals have no {name}")
+
+    # ------------------------------------------------------------------ functions
+    def _monotone(self, function: Callable[[np.ndarray], np.ndarray], direction: np.ndarray,
+                  pad: np.longdouble, domain: np.ndarray | None = None) -> Bounds:
+        """The image under a function that is increasing (direction > 0) or decreasing (< 0) over each point's
+        outer hull; NaN where the direction is 0 or the hull leaves `domain`. An increasing f takes
+        L in [a, b] to [f(a), f(b)]; a decreasing one takes H in [c, d] to L' in [f(d), f(c)]."""
+        with np.errstate(all="ignore"):
+            raw = function(self.ends)
+            ends = _where_direction(direction, outward(raw, pad), outward(raw[::-1], pad))
+        result = Bounds(ends)
+        return result if domain is None else result.invalidate(~domain)
+
+    def _increasing(self, function, domain=None, pad=LIBM_PAD) -> Bounds:
+        return self._monotone(function, np.ones(self.ends.shape[1:]), pad, domain)
+
+    def exp(self) -> Bounds:
+        return self._increasing(np.exp)
+
+    def expm1(self) -> Bounds:
+        return self._increasing(np.expm1)
+
+    def log(self) -> Bounds:
+        return self._increasing(np.log, self.ends[0] > 0)
+
+    def log1p(self) -> Bounds:
+        return self._increasing(np.log1p, self.ends[0] > -1)
+
+    def sqrt(self) -> Bounds:
+        return self._increasing(np.sqrt, self.ends[0] >= 0, ARITHMETIC_PAD)
+
+    def rsqrt(self) -> Bounds:
+        return self.sqrt().reciprocal()
+
+    def tanh(self) -> Bounds:
+        return self._increasing(np.tanh)
+
+    def sinh(self) -> Bounds:
+        return self._increasing(np.sinh)
+
+    def atan(self) -> Bounds:
+        return self._increasing(np.arctan)
+
+    def asinh(self) -> Bounds:
+        return self._increasing(np.arcsinh)
+
+    def cosh(self) -> Bounds:
+        a, _, _, d = self.ends
+        return self._monotone(np.cosh, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)), LIBM_PAD)
+
+    def _periodic(self, function, slope) -> Bounds:
+        """sin or cos: monotone over a hull narrower than 1 whose ends have the slope's sign (a sign change
+        inside needs two zeros of the slope, which lie pi apart)."""
+        a, _, _, d = self.ends
+        with np.errstate(all="ignore"):
+            at_a, at_d = slope(a.astype(np.float64)), slope(d.astype(np.float64))
+        sure = (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
+        return self._monotone(function, np.where(sure, np.sign(at_a), 0), LIBM_PAD)
+
+    def sin(self) -> Bounds:
+        return self._periodic(np.sin, np.cos)
+
+    def cos(self) -> Bounds:
+        return self._periodic(np.cos, lambda x: -np.sin(x))
+
+    def erf(self) -> Bounds:
+        return self._double_monotone(_math_erf, 1)
+
+    def erfc(self) -> Bounds:
+        return self._double_monotone(_math_erfc, -1)
+
+    def _double_monotone(self, function, direction: int) -> Bounds:
+        """A double-precision function of Python's math module, at the ends rounded to doubles in the direction
+        that keeps each result a bound: f(a) below for an increasing f needs a rounded down."""
+        a, b, c, d = self.ends
+        if direction > 0:
+            args = np.stack([_double_down(a), _double_up(b), _double_down(c), _double_up(d)])
+        else:  # L' in [f(d), f(c)], H' in [f(b), f(a)]
+            args = np.stack([_double_up(d), _double_down(c), _double_up(b), _double_down(a)])
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(args)
+            values = function(np.where(finite, args, 0.0)).astype(np.float64).astype(LD)
+            return Bounds(outward(np.where(finite, values, LD(np.nan)), DOUBLE_LIBM_PAD, DOUBLE_TINY))
