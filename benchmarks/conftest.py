@@ -53,21 +53,22 @@ class BenchTable:
             out.append(f"{checker:15s} {dtype:7s} | {caught:>47s} | {'YES' if alarm else 'no'}")
         return out
 
-    def record(self, method: str, nodes: int, elements: int, median: float) -> None:
-        self.medians[(method, nodes, elements)] = median
+    def record(self, method: str, dtype: str, nodes: int, elements: int, median: float) -> None:
+        self.medians[(method, dtype, nodes, elements)] = median
 
     def lines(self) -> list[str]:
-        keys = sorted({(n, e) for _, n, e in self.medians})
-        out = ["nodes elements | per .grad entry: ours | ours/floor | gradcheck slow/ours | gradcheck fast/ours"]
-        for nodes, elements in keys:
-            ours, floor, slow, fast = (self.medians.get((m, nodes, elements)) for m in (
+        keys = sorted({(d, n, e) for _, d, n, e in self.medians}, key=lambda k: (k[0] != "float64", k[1:]))
+        out = ["dtype   nodes elements | per .grad entry: ours | ours/floor | gradcheck slow/ours | "
+               "gradcheck fast/ours"]
+        for dtype, nodes, elements in keys:
+            ours, floor, slow, fast = (self.medians.get((m, dtype, nodes, elements)) for m in (
                 "gradoracle", "torch_forward_backward", "gradcheck_slow", "gradcheck_fast"))
 
             def ratio(a, b):
                 return f"{a / b:10.3g}" if a and b else f"{'-':>10}"
 
             per_entry = f"{ours / elements * 1e6:9.1f} us" if ours else f"{'-':>12}"
-            out.append(f"{nodes:5d} {elements:8d} | {per_entry} | {ratio(ours, floor)} | "
+            out.append(f"{dtype:7s} {nodes:5d} {elements:8d} | {per_entry} | {ratio(ours, floor)} | "
                        f"{ratio(slow, ours)} | {ratio(fast, ours)}")
         return out
 
@@ -82,7 +83,7 @@ def bench_table():
 
 def pytest_terminal_summary(terminalreporter):
     if _TABLE.medians:
-        terminalreporter.section("gradoracle vs gradcheck (float64, medians of one run)")
+        terminalreporter.section("gradoracle vs gradcheck (medians of one run)")
         for line in _TABLE.lines():
             terminalreporter.write_line(line)
     if _TABLE.tensor_medians:

@@ -1,6 +1,7 @@
 """Cost of a gradient check, in one run: torch's own forward+backward (the floor), gradoracle's full
 check (SymPy derivation + rigorous evaluation + comparison, caches cleared every round), and
-torch.autograd.gradcheck in slow and fast mode on the same expressions, all float64.
+torch.autograd.gradcheck in slow and fast mode on the same expressions, in float64 and float32 (gradcheck in
+float64 only: it rejects correct float32 gradients).
 `tox -e bench` or `python -m pytest benchmarks --benchmark-only`; the ratio table per checked gradient
 entry is printed at the end (benchmarks/conftest.py)."""
 
@@ -29,8 +30,8 @@ def _rounds(method: str, elements: int) -> dict:
     return dict(rounds=3 if elements >= 1000 else 5, warmup_rounds=1)
 
 
-def _case(nodes: int, elements: int) -> GradCase:
-    return GradCase(chain_expression(nodes), ((elements,),), (grid(elements),), "float64")
+def _case(nodes: int, elements: int, dtype: str) -> GradCase:
+    return GradCase(chain_expression(nodes), ((elements,),), (grid(elements),), dtype)
 
 
 def _clear_oracle_caches() -> None:
@@ -52,9 +53,12 @@ def _leaf(case):
 
 @pytest.mark.parametrize("elements", ELEMENTS)
 @pytest.mark.parametrize("nodes", NODES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("method", ["torch_forward_backward", "gradoracle", "gradcheck_slow", "gradcheck_fast"])
-def test_gradient_check_cost(benchmark, method, nodes, elements, bench_table):
-    case = _case(nodes, elements)
+def test_gradient_check_cost(benchmark, method, dtype, nodes, elements, bench_table):
+    if method.startswith("gradcheck") and dtype != "float64":
+        pytest.skip("gradcheck rejects correct float32 gradients (the sensitivity benchmark)")
+    case = _case(nodes, elements, dtype)
     if method == "torch_forward_backward":
         def run():
             x = _leaf(case)
@@ -73,4 +77,4 @@ def test_gradient_check_cost(benchmark, method, nodes, elements, bench_table):
             assert torch.autograd.gradcheck(_torch_fn(case), (_leaf(case),), fast_mode=fast)
     benchmark.pedantic(run, iterations=1, **_rounds(method, elements))
     if benchmark.stats is not None:  # None under --benchmark-disable: the check ran once, untimed
-        bench_table.record(method, nodes, elements, benchmark.stats.stats.median)
+        bench_table.record(method, dtype, nodes, elements, benchmark.stats.stats.median)

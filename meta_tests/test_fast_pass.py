@@ -18,7 +18,7 @@ from oracles.core.check import torch_gradients
 from oracles.core.fast_pass import fast_verdicts, follows
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.verdict import Verdict, judge
-from oracles.numerics.bounds import Bounds
+from oracles.numerics.bounds import DOUBLE, LONG_DOUBLE, Bounds
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases
 
@@ -66,17 +66,18 @@ FUNCTIONS = ("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "tanh", "sinh", "c
              "erf", "erfc")
 
 
-def _exact(end: np.longdouble) -> arb:
+def _exact(end: np.floating) -> arb:
     numerator, denominator = end.as_integer_ratio()  # a long double is dyadic: exact in arb
     return arb(numerator) * arb(2) ** -(denominator.bit_length() - 1)
 
 
+@pytest.mark.parametrize("precision", [LONG_DOUBLE, DOUBLE], ids=["long double", "double"])
 @pytest.mark.parametrize("name", FUNCTIONS)
 @settings(max_examples=60, deadline=None)
 @given(x=st.floats(-50, 50, allow_subnormal=True) | st.floats(-1e300, 1e300))
-def test_intervals_bound_arbs_value_at_a_point(name, x):
+def test_intervals_bound_arbs_value_at_a_point(name, precision, x):
     """At a point x the interval is the point f(x): a <= f(x) <= b and c <= f(x) <= d."""
-    ends = getattr(Bounds.points([x]), name)().ends[:, 0]
+    ends = getattr(Bounds.points([x], precision), name)().ends[:, 0]
     value = getattr(arb(x), name)()
     if np.isnan(ends).any() or not value.is_finite():
         return  # outside what the pass follows there: the exact path decides

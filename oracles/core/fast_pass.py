@@ -29,7 +29,16 @@ from oracles.core.case import GradCase, all_indices, numel
 from oracles.core.chain_rule import op_constants, op_forms
 from oracles.core.expr import Apply, Const, Expr, Var, walk
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
-from oracles.numerics.bounds import ARITHMETIC_PAD, LD, Bounds, NotVectorizable, as_bounds, outward
+from oracles.numerics.bounds import (
+    DOUBLE,
+    LONG_DOUBLE,
+    PRECISIONS,
+    Bounds,
+    NotVectorizable,
+    Precision,
+    as_bounds,
+    outward,
+)
 from oracles.numerics.bounds_exact import BoundsEvaluator, compile_bounds
 from oracles.numerics.dtypes import FloatFormat, format_named
 from oracles.numerics.floats import ulp_of
@@ -37,11 +46,13 @@ from oracles.numerics.rounding import Overflow, Singular
 from oracles.table.ops import OPS
 
 FLOAT32 = format_named("float32")
+# formats of up to 24 significant bits (float32, bfloat16, float16) are followed in doubles: the model allows
+# them 2^-24 or more per operation, and a double pass errs by ~2^-52 per operation; float64 needs long doubles
+DOUBLE_ENOUGH_BELOW = 24
 ONE = arb(1)
 # arb's enclosures contain the intervals followed here, and may be a little wider: near the top of the range
 # the exact path could see an overflow this pass does not, so it stops short of it
-RANGE_MARGIN = LD(1 - 2.0**-20)
-_SAFE_LOW, _SAFE_HIGH = LD(1 - 2.0**-60), LD(1 + 2.0**-60)
+RANGE_MARGIN = 1 - 2.0**-20
 
 
 class BoundsModel:
@@ -50,62 +61,63 @@ class BoundsModel:
     exceed the format's range, its points become NaN (the exact path says overflow); a decision on a sign raises
     `NotVectorizable`."""
 
-    def __init__(self, fmt: FloatFormat):
+    def __init__(self, fmt: FloatFormat, precision: Precision):
         self.format = fmt
-        self.u = LD(fmt.unit_roundoff)
-        self.eta = LD(fmt.absolute_error)
-        self.limit = LD(fmt.max_finite) * RANGE_MARGIN
+        self.precision = precision
+        self.dtype = precision.dtype
+        self.u = self.dtype.type(fmt.unit_roundoff)
+        self.eta = self.dtype.type(fmt.absolute_error)
+        self.limit = self.dtype.type(fmt.max_finite) * self.dtype.type(RANGE_MARGIN)
+        # the widening's own rounding (a few operations), taken off its low bound and added to its high one
+        self.safe_low, self.safe_high = 1 - 8 * precision.arithmetic, 1 + 8 * precision.arithmetic
 
     @functools.cached_property
     def opmath(self) -> BoundsModel:
         if self.format.mantissa_bits >= FLOAT32.mantissa_bits:
             return self
-        return BoundsModel(FLOAT32)
+        return BoundsModel(FLOAT32, self.precision)
 
     def store(self, value) -> Bounds:
         return value if self.opmath is self else self.round(value)
 
     def in_range(self, value) -> Bounds:
-        value = as_bounds(value)
+        value = as_bounds(value, self.dtype)
         a, _, _, d = value.ends
         with np.errstate(invalid="ignore"):
             outside = ~(np.isfinite(value.ends).all(axis=0) & (np.abs(a) <= self.limit) & (np.abs(d) <= self.limit))
         return value.invalidate(outside)
 
     def round(self, value, k=1, magnitude: tuple[np.ndarray, np.ndarray] | None = None) -> Bounds:
-        value = as_bounds(value)
+        value = as_bounds(value, self.dtype)
         low, high = value.max_abs() if magnitude is None else magnitude
-        k = np.asarray(k, dtype=LD)
-        w_low = k * (self.u * low + self.eta) * _SAFE_LOW
-        w_high = k * (self.u * high + self.eta) * _SAFE_HIGH
+        k = np.asarray(k, dtype=self.dtype)
+        w_low = k * (self.u * low + self.eta) * self.safe_low
+        w_high = k * (self.u * high + self.eta) * self.safe_high
         a, b, c, d = value.ends
         ends = np.stack(np.broadcast_arrays(a - w_high, b - w_low, c + w_low, d + w_high))
-        return self.in_range(Bounds(outward(ends, ARITHMETIC_PAD)))
+        return self.in_range(Bounds(outward(ends)))
 
     def add(self, a, b) -> Bounds:
-        return self.round(as_bounds(a) + b)
+        return self.round(as_bounds(a, self.dtype) + b)
 
     def sub(self, a, b) -> Bounds:
-        return self.round(as_bounds(a) - b)
+        return self.round(as_bounds(a, self.dtype) - b)
 
     def mul(self, a, b) -> Bounds:
-        return self.round(as_bounds(a) * b)
+        return self.round(as_bounds(a, self.dtype) * b)
 
     def div(self, a, b) -> Bounds:
-        return self.round(as_bounds(a) / b)
+        return self.round(as_bounds(a, self.dtype) / b)
 
     def const(self, value: float) -> Bounds:
         if self.format.round(value) == value:
-            return as_bounds(arb(value))
+            return as_bounds(arb(value), self.dtype)
         return self.round(arb(value))
 
     def _undecidable(self, *args, **kwargs):
         raise NotVectorizable("a decision on the sign or exactness of a value")
 
     sign = greater = holds = correctly_rounded = sum = _undecidable
-
-
-_OUTWARD_PAD = np.array([-1, 1, -1, 1], dtype=LD).reshape(4, 1)
 
 
 # ------------------------------------------------------------------ the model: torch's reverse mode
@@ -133,13 +145,13 @@ def _forward(expr: Expr, point: tuple[Bounds, ...], model: BoundsModel,
 
 def _backward(node: _Node, adjoint, model: BoundsModel, into: dict[int, list[Bounds]]) -> None:
     if isinstance(node.expr, Var):
-        into.setdefault(node.expr.index, []).append(as_bounds(adjoint))
+        into.setdefault(node.expr.index, []).append(as_bounds(adjoint, model.dtype))
         return
     for local, child in zip(node.local_grads, node.children):
         if isinstance(child.expr, Const):
             continue
         passes_through = isinstance(local, arb) and local.is_exact() and abs(local) == 1
-        grad = model.in_range(as_bounds(adjoint) * local) if passes_through else model.mul(adjoint, local)
+        grad = model.in_range(as_bounds(adjoint, model.dtype) * local) if passes_through else model.mul(adjoint, local)
         _backward(child, grad, model, into)
 
 
@@ -167,7 +179,7 @@ def _program(expr) -> _BoundsProgram:
     return program
 
 
-def _exact_gradient(expr: Expr, point: tuple[Bounds, ...], seed) -> dict[int, Bounds]:
+def _exact_gradient(expr: Expr, point: tuple[Bounds, ...], seed: Bounds) -> dict[int, Bounds]:
     """seed · ∂expr/∂x_i at every point: oracles.core.chain_rule.exact_gradient over `Bounds`."""
     values: dict[int, Bounds] = {}
 
@@ -182,7 +194,7 @@ def _exact_gradient(expr: Expr, point: tuple[Bounds, ...], seed) -> dict[int, Bo
 
     value(expr)
     gradient: dict[int, Bounds] = {}
-    stack = [(expr, as_bounds(seed))]
+    stack = [(expr, seed)]
     while stack:
         node, adjoint = stack.pop()
         if isinstance(node, Var):
@@ -201,27 +213,28 @@ def _exact_gradient(expr: Expr, point: tuple[Bounds, ...], seed) -> dict[int, Bo
 # ------------------------------------------------------------------ per element, and the decision
 def _per_element(terms: list[Bounds], source: np.ndarray, count: int, points: int) -> tuple[Bounds, np.ndarray]:
     """The sum of every term (a vector over the points) into the element each point reads (`source`), and how
-    many terms each element sums; the long double additions' own rounding moved outward."""
-    total = np.zeros((4, count), dtype=LD)
-    size = np.zeros((4, count), dtype=LD)
+    many terms each element sums; the additions' own rounding moved outward."""
+    dtype = terms[0].ends.dtype
+    total = np.zeros((4, count), dtype=dtype)
+    size = np.zeros((4, count), dtype=dtype)
     for term in terms:
         ends = np.broadcast_to(term.ends, (4, points))
         for k in range(4):
             np.add.at(total[k], source, ends[k])
             np.add.at(size[k], source, np.abs(ends[k]))
     n = np.bincount(source, minlength=count) * len(terms)
-    slack = size * (n * ARITHMETIC_PAD) + np.abs(total) * ARITHMETIC_PAD
-    return Bounds(total + _OUTWARD_PAD * slack), n
+    return Bounds(outward(total, 0, size * (n * PRECISIONS[dtype].arithmetic))), n
 
 
-def _magnitude(terms: list[Bounds], source: np.ndarray, count: int, points: int) -> tuple[np.ndarray, np.ndarray]:
+def _magnitude(terms: list[Bounds], source: np.ndarray, count: int, points: int,
+               model: BoundsModel) -> tuple[np.ndarray, np.ndarray]:
     """Bounds on Σ max|term| per element (the magnitude `RoundingModel.sum` scales a sum's error by)."""
-    low, high = np.zeros(count, dtype=LD), np.zeros(count, dtype=LD)
+    low, high = np.zeros(count, dtype=model.dtype), np.zeros(count, dtype=model.dtype)
     for term in terms:
         term_low, term_high = (np.broadcast_to(m, (points,)) for m in term.max_abs())
         np.add.at(low, source, term_low)
         np.add.at(high, source, term_high)
-    return low * _SAFE_LOW, high * _SAFE_HIGH
+    return low * model.safe_low, high * model.safe_high
 
 
 def _sources(case: GradCase, leaf: int) -> np.ndarray:
@@ -253,11 +266,12 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
     if not _well_formed(case, grads) or not follows(case.expr):
         return {}
     points = numel(case.output_shape)
-    model = BoundsModel(case.format)
+    precision = LONG_DOUBLE if case.format.mantissa_bits > DOUBLE_ENOUGH_BELOW else DOUBLE
+    model = BoundsModel(case.format, precision)
     point = tuple(Bounds.points(np.broadcast_to(np.asarray(case.values[i], dtype=np.float64).reshape(case.shapes[i]),
-                                                case.output_shape).reshape(-1)) if i in case.used else None
+                                                case.output_shape).reshape(-1), precision) if i in case.used else None
                   for i in range(len(case.shapes)))
-    weight = ONE if upstream is None else Bounds.points(upstream)
+    weight = as_bounds(ONE, model.dtype) if upstream is None else Bounds.points(upstream, precision)
     try:
         with np.errstate(all="ignore"):
             into: dict[int, list[Bounds]] = {}
@@ -274,14 +288,16 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
         source, count = _sources(case, leaf), numel(case.shapes[leaf])
         with np.errstate(all="ignore"):
             terms = into.get(leaf, [])
+            if not terms:
+                continue
             total, n = _per_element(terms, source, count, points)
-            enclosure = model.round(total, np.maximum(n - 1, 0), _magnitude(terms, source, count, points))
+            enclosure = model.round(total, np.maximum(n - 1, 0), _magnitude(terms, source, count, points, model))
             exact_sum, _ = _per_element([exact[leaf]], source, count, points)
             a, b, c, d = enclosure.ends
             low, high = exact_sum.outer
             torch_values = np.asarray(float64_values(grads[leaf]), dtype=np.float64)
-            t = torch_values.astype(LD)
-            bound = np.maximum(d - low, high - a)
+            t = torch_values.astype(model.dtype)
+            bound = np.maximum(d - low, high - a) * model.safe_high
             verified = (np.isfinite(enclosure.ends).all(axis=0) & np.isfinite(low) & np.isfinite(high)
                         & ((low > 0) | (high < 0)) & (b <= low) & (high <= c)
                         & np.isfinite(torch_values) & (b <= t) & (t <= c)

@@ -1,4 +1,4 @@
-"""Interval arithmetic over many points at once, in numpy's 80-bit long double, for the oracle's fast pass.
+"""Interval arithmetic over many points at once, in numpy's long doubles or doubles, for the oracle's fast pass.
 
 Ball arithmetic in arb (oracles.numerics.exact, oracles.numerics.rounding) costs ~15 us per op and point from
 Python. `Bounds` evaluates the same formulas over a whole vector of points in C loops. Its semantics is
@@ -6,16 +6,17 @@ Python. `Bounds` evaluates the same formulas over a whole vector of points in C 
 operands' intervals. arb's balls contain these intervals (an arb op encloses the image of its operand balls,
 which contain the operands' intervals), so a value inside T is inside arb's ball.
 
-A long double cannot hold L and H exactly, so each end is itself known within bounds: `ends` holds, per point,
+A float cannot hold L and H exactly, so each end is itself known within bounds: `ends` holds, per point,
 four numbers a <= L <= b and c <= H <= d. Then [a, d] encloses T (the outer hull: where the exact value lies),
 and [b, c], when b <= c, lies inside T (the inner part: a torch value there is inside arb's ball too). Ends
 stay valid bounds whether or not b <= c, so a point value (a = b = c = d up to rounding) passes through.
 
-Rounding: +, -, *, / of long doubles are correctly rounded (relative error <= 2^-64); every result end is
-moved outward (a, c down; b, d up) by 2^-63 of its size. Functions come from the C library's long double
-functions (glibc's x87 `sinl`, `expl`, ...: documented errors of a few ulps) and, where numpy has none (erf),
-from Python's double `math.erf` at directed-rounded arguments; their ends move by `LIBM_PAD` and
-`DOUBLE_LIBM_PAD` of their size, hundreds of times the documented errors. That margin is the one assumption
+Rounding (`Precision`: x87 long doubles for float64 cases, doubles for the narrower dtypes): +, -, *, / are
+correctly rounded; every result end is moved outward (a, c down; b, d up) by twice the unit roundoff of its
+size. Functions come from the C library's long double functions (glibc's x87 `sinl`, `expl`, ...: documented
+errors of a few ulps) or numpy's double ones and, where numpy has none (erf),
+from Python's double `math.erf` at directed-rounded arguments; their ends move by the margins of
+`Precision` and `MATH_MODULE_PAD`, hundreds of times the documented errors. That margin is the one assumption
 beyond IEEE arithmetic; meta_tests/test_fast_pass.py checks the intervals against arb.
 
 Where a point leaves what this pass can follow (outside a function's domain, a non-monotone stretch, an
@@ -28,17 +29,36 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from flint import arb
 
 LD = np.longdouble
-ARITHMETIC_PAD = LD(2.0**-63)  # twice a correctly rounded long double operation's error
-LIBM_PAD = LD(2.0**-56)  # 256 ulps of a long double: glibc documents at most a few for these functions
-DOUBLE_LIBM_PAD = LD(2.0**-48)  # 32 ulps of a double, for math.erf / math.erfc (glibc: at most 2)
-TINY = np.ldexp(LD(1), -16000)  # absolute slack for results in long double's subnormal range
-DOUBLE_TINY = np.ldexp(LD(1), -1060)  # and in double's, for the functions evaluated in doubles
-_OUTWARD = np.array([-1, 1, -1, 1], dtype=LD).reshape(4, 1)  # a, c move down; b, d up
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The floats the ends are held in, and how far each kind of result is moved outward (relative, absolute)."""
+
+    dtype: np.dtype
+    arithmetic: np.floating  # +, -, *, /, sqrt: correctly rounded, so twice the unit roundoff is ample
+    library: np.floating  # the C library's (or numpy's) functions of this type
+    tiny: np.floating  # absolute slack for results in the subnormal range
+
+    def outward_pads(self, relative, absolute) -> tuple[np.ndarray, np.ndarray]:
+        return _pads(self.dtype, relative, absolute)
+
+
+# float64 cases: ends in x87 long doubles (64-bit significands), functions from glibc's long double library
+# (sinl, expl, ...: documented errors of a few ulps; 256 allowed)
+LONG_DOUBLE = Precision(np.dtype(LD), LD(2.0**-63), LD(2.0**-56), np.ldexp(LD(1), -16000))
+# float32, bfloat16 and float16 cases, whose model allows 2^-24 or more per operation: ends in doubles, with
+# numpy's vectorized functions (documented within 4 ulps; 1024 allowed), several times faster
+DOUBLE = Precision(np.dtype(np.float64), np.float64(2.0**-52), np.float64(2.0**-42), np.float64(2.0**-1060))
+MATH_MODULE_PAD = 2.0**-48  # 32 ulps of a double, for math.erf / math.erfc (glibc: at most 2)
+MATH_MODULE_TINY = 2.0**-1060
+PRECISIONS = {p.dtype: p for p in (LONG_DOUBLE, DOUBLE)}
 
 
 class NotVectorizable(Exception):
@@ -46,40 +66,51 @@ class NotVectorizable(Exception):
 
 
 @functools.cache
-def _pads(pad: np.longdouble, tiny: np.longdouble) -> tuple[np.ndarray, np.ndarray]:
-    return _OUTWARD * pad, _OUTWARD * tiny
+def _pads(dtype: np.dtype, relative, absolute) -> tuple[np.ndarray, np.ndarray]:
+    outward_signs = np.array([-1, 1, -1, 1], dtype=dtype).reshape(4, 1)  # a, c move down; b, d up
+    return outward_signs * dtype.type(relative), outward_signs * dtype.type(absolute)
 
 
-def outward(ends: np.ndarray, pad: np.longdouble, tiny: np.longdouble = TINY) -> np.ndarray:
-    """Each end moved outward by `pad` of its size and by `tiny`: a and c down, b and d up."""
-    relative, absolute = _pads(pad, tiny)
+def outward(ends: np.ndarray, relative=None, absolute=None) -> np.ndarray:
+    """Each end moved outward by `relative` of its size and by `absolute` (a number, or one per end and point;
+    default: the rounding of arithmetic in the ends' precision): a and c down, b and d up."""
+    precision = PRECISIONS[ends.dtype]
+    relative = precision.arithmetic if relative is None else relative
+    absolute = precision.tiny if absolute is None else absolute
     moved = np.abs(ends)
-    moved *= relative
-    moved += absolute
+    if np.ndim(absolute) == 0:
+        relative_pad, absolute_pad = precision.outward_pads(relative, absolute)
+        moved *= relative_pad
+        moved += absolute_pad
+    else:
+        moved *= relative
+        moved += absolute
+        moved *= _pads(ends.dtype, 1, 0)[0]
     moved += ends
     return moved
 
 
-def _ld_ends(value: arb) -> np.ndarray:
+def _constant_ends(value: arb, dtype: np.dtype) -> np.ndarray:
     """Bounds (4, 1) of an arb ball [L, H]: exact for a ball that is a double (constants such as 2, -0.5), else
     each end bracketed by the doubles on either side of its nearest double."""
     if value.is_exact():
         f = float(value.mid())
         if arb(f) == value:
-            return np.full((4, 1), f, dtype=LD)
+            return np.full((4, 1), f, dtype=dtype)
     lo, hi = float(value.lower()), float(value.upper())
     ends = [np.nextafter(lo, -math.inf), np.nextafter(lo, math.inf), np.nextafter(hi, -math.inf),
             np.nextafter(hi, math.inf)]
-    return np.array(ends, dtype=LD).reshape(4, 1)
+    return np.array(ends, dtype=dtype).reshape(4, 1)
 
 
-def as_bounds(value) -> Bounds:
+def as_bounds(value, dtype: np.dtype) -> Bounds:
+    """`value` (an interval, an arb ball, a Python number) as `Bounds` whose ends are held in `dtype`."""
     if isinstance(value, Bounds):
         return value
     if isinstance(value, (int, float)):
         value = arb(value)
     if isinstance(value, arb):
-        return Bounds(_ld_ends(value))
+        return Bounds(_constant_ends(value, dtype))
     raise NotVectorizable(f"no interval for {type(value).__name__}")
 
 
@@ -89,14 +120,29 @@ def _where_direction(direction: np.ndarray, increasing: np.ndarray, decreasing: 
     return np.where(direction > 0, increasing, np.where(direction < 0, decreasing, nan))
 
 
+def _at_most_one(low, high, a, d):
+    return 1
+
+
+def _up(x: np.ndarray) -> np.ndarray:
+    """x, a computed result, moved up past its rounding."""
+    precision = PRECISIONS[x.dtype]
+    return x + np.abs(x) * precision.arithmetic + precision.tiny
+
+
+def _down(x: np.ndarray) -> np.ndarray:
+    precision = PRECISIONS[x.dtype]
+    return x - np.abs(x) * precision.arithmetic - precision.tiny
+
+
 def _double_down(x: np.ndarray) -> np.ndarray:
     d = x.astype(np.float64)
-    return np.where(d.astype(LD) > x, np.nextafter(d, -math.inf), d)
+    return np.where(d.astype(x.dtype) > x, np.nextafter(d, -math.inf), d)
 
 
 def _double_up(x: np.ndarray) -> np.ndarray:
     d = x.astype(np.float64)
-    return np.where(d.astype(LD) < x, np.nextafter(d, math.inf), d)
+    return np.where(d.astype(x.dtype) < x, np.nextafter(d, math.inf), d)
 
 
 _math_erf = np.frompyfunc(math.erf, 1, 1)
@@ -114,10 +160,17 @@ class Bounds:
         self.ends = ends
 
     @classmethod
-    def points(cls, values) -> Bounds:
+    def points(cls, values, precision: Precision = LONG_DOUBLE) -> Bounds:
         """Exact points (doubles), one per position."""
-        row = np.asarray(values, dtype=np.float64).astype(LD)
+        row = np.asarray(values, dtype=np.float64).astype(precision.dtype)
         return cls(np.stack([row, row, row, row]))
+
+    @property
+    def precision(self) -> Precision:
+        return PRECISIONS[self.ends.dtype]
+
+    def _like(self, value) -> Bounds:
+        return as_bounds(value, self.ends.dtype)
 
     # ------------------------------------------------------------------ what the ends say
     @property
@@ -137,52 +190,52 @@ class Bounds:
         return (a > 0) | (d < 0)
 
     def invalidate(self, where: np.ndarray) -> Bounds:
-        return Bounds(np.where(where, LD(np.nan), self.ends))
+        return Bounds(np.where(where, np.nan, self.ends))
 
     # ------------------------------------------------------------------ arithmetic
     def __neg__(self) -> Bounds:
         return Bounds(-self.ends[::-1])
 
     def __add__(self, other) -> Bounds:
-        return Bounds(outward(self.ends + as_bounds(other).ends, ARITHMETIC_PAD))
+        return Bounds(outward(self.ends + self._like(other).ends))
 
     __radd__ = __add__
 
     def __sub__(self, other) -> Bounds:
-        return self + (-as_bounds(other))
+        return self + (-self._like(other))
 
     def __rsub__(self, other) -> Bounds:
-        return as_bounds(other) + (-self)
+        return self._like(other) + (-self)
 
     def __mul__(self, other) -> Bounds:
         """[L1, H1]·[L2, H2] = [min, max] of the four end products; each end product, of two uncertain ends,
         ranges over its four corner products."""
-        other = as_bounds(other)
+        other = self._like(other)
         for scaled, factor in ((self, other), (other, self)):
             if factor.ends.shape[1] == 1 and factor.ends[0, 0] == factor.ends[3, 0]:  # a constant that is a double
                 c = factor.ends[0, 0]
-                return Bounds(outward((scaled.ends if c >= 0 else scaled.ends[::-1]) * c, ARITHMETIC_PAD))
+                return Bounds(outward((scaled.ends if c >= 0 else scaled.ends[::-1]) * c))
         p = self.ends.reshape(2, 2, 1, 1, -1)  # [end L or H, its lower or upper bound]
         q = other.ends.reshape(1, 1, 2, 2, -1)
         corners = (p * q).transpose(0, 2, 1, 3, 4)  # [end of p, end of q, bound of p, bound of q]
         corners = corners.reshape(4, 4, corners.shape[-1])  # the four end products, four corners each
         low, high = corners.min(axis=1), corners.max(axis=1)
         ends = np.stack([low.min(axis=0), high.min(axis=0), low.max(axis=0), high.max(axis=0)])
-        return Bounds(outward(ends, ARITHMETIC_PAD))
+        return Bounds(outward(ends))
 
     __rmul__ = __mul__
 
     def reciprocal(self) -> Bounds:
         a, b, c, d = self.ends
         with np.errstate(all="ignore"):
-            ends = outward(np.stack([1 / d, 1 / c, 1 / b, 1 / a]), ARITHMETIC_PAD)
+            ends = outward(np.stack([1 / d, 1 / c, 1 / b, 1 / a]))
         return Bounds(ends).invalidate(~self.excludes_zero())
 
     def __truediv__(self, other) -> Bounds:
-        return self * as_bounds(other).reciprocal()
+        return self * self._like(other).reciprocal()
 
     def __rtruediv__(self, other) -> Bounds:
-        return as_bounds(other) * self.reciprocal()
+        return self._like(other) * self.reciprocal()
 
     def __pow__(self, exponent) -> Bounds:
         if isinstance(exponent, int) or (isinstance(exponent, arb) and exponent.is_exact() and exponent.is_integer()):
@@ -193,18 +246,18 @@ class Bounds:
             base = self if n > 0 else self.reciprocal()
             for _ in range(abs(n)):
                 result = base if result is None else result * base
-            return result if result is not None else as_bounds(1)
-        return (as_bounds(exponent) * self.log()).exp()
+            return result if result is not None else self._like(1)
+        return (self._like(exponent) * self.log()).exp()
 
     def square(self) -> Bounds:
         """x², which unlike x·x knows that the image of an interval around 0 starts at 0."""
         a, b, c, d = self.ends
         direction = np.where(a >= 0, 1, np.where(d <= 0, -1, 0))
-        return self._monotone(lambda x: x * x, direction, ARITHMETIC_PAD)
+        return self._monotone(lambda x: x * x, direction, rounded=True)
 
     def __abs__(self) -> Bounds:
         a, _, _, d = self.ends
-        return self._monotone(np.abs, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)), ARITHMETIC_PAD)
+        return self._monotone(np.abs, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)), rounded=True)
 
     def __bool__(self):
         raise NotVectorizable("a branch on an interval")
@@ -221,62 +274,83 @@ class Bounds:
         raise NotVectorizable(f"intervals have no {name}")
 
     # ------------------------------------------------------------------ functions
-    def _monotone(self, function: Callable[[np.ndarray], np.ndarray], direction: np.ndarray,
-                  pad: np.longdouble, domain: np.ndarray | None = None) -> Bounds:
+    def _monotone(self, function: Callable[[np.ndarray], np.ndarray], direction: np.ndarray, rounded: bool = False,
+                  domain: np.ndarray | None = None, slope: Callable | None = None) -> Bounds:
         """The image under a function that is increasing (direction > 0) or decreasing (< 0) over each point's
         outer hull; NaN where the direction is 0 or the hull leaves `domain`. An increasing f takes
-        L in [a, b] to [f(a), f(b)]; a decreasing one takes H in [c, d] to L' in [f(d), f(c)]."""
+        L in [a, b] to [f(a), f(b)]; a decreasing one takes H in [c, d] to L' in [f(d), f(c)].
+
+        With `slope` (f's bounds at a and d, low and high, and the hull -> a bound on |f'| over the hull), f is
+        evaluated at a and d only: f(b) is within (b - a)·|f'| of f(a), and b - a is a few ulps of a long double
+        (the library's functions are ~20 times the cost of arithmetic). `rounded`: f is a correctly rounded
+        operation, not a library function."""
+        precision = self.precision
+        pad = precision.arithmetic if rounded else precision.library
         with np.errstate(all="ignore"):
-            raw = function(self.ends)
-            ends = _where_direction(direction, outward(raw, pad), outward(raw[::-1], pad))
+            if slope is None:
+                raw = function(self.ends)
+                ends = _where_direction(direction, outward(raw, pad), outward(raw[::-1], pad))
+            else:
+                a, b, c, d = self.ends
+                at_ends = function(np.stack([a, d]))
+                magnitude = np.abs(at_ends) * pad + precision.tiny
+                low, high = at_ends - magnitude, at_ends + magnitude
+                bound = slope(low, high, a, d)
+                near_a, near_d = (b - a) * bound, (d - c) * bound
+                increasing = np.stack([low[0], high[0] + near_a, low[1] - near_d, high[1]])
+                decreasing = np.stack([low[1], high[1] + near_d, low[0] - near_a, high[0]])
+                ends = outward(_where_direction(direction, increasing, decreasing))
         result = Bounds(ends)
         return result if domain is None else result.invalidate(~domain)
 
-    def _increasing(self, function, domain=None, pad=LIBM_PAD) -> Bounds:
-        return self._monotone(function, np.ones(self.ends.shape[1:]), pad, domain)
+    def _increasing(self, function, domain=None, rounded=False, slope=None) -> Bounds:
+        return self._monotone(function, np.ones(self.ends.shape[1:]), rounded, domain, slope)
 
     def exp(self) -> Bounds:
-        return self._increasing(np.exp)
+        return self._increasing(np.exp, slope=lambda low, high, a, d: high[1])  # exp' = exp, largest at d
 
     def expm1(self) -> Bounds:
-        return self._increasing(np.expm1)
+        return self._increasing(np.expm1, slope=lambda low, high, a, d: high[1] + 1)
 
     def log(self) -> Bounds:
-        return self._increasing(np.log, self.ends[0] > 0)
+        return self._increasing(np.log, self.ends[0] > 0, slope=lambda low, high, a, d: _up(1 / a))
 
     def log1p(self) -> Bounds:
-        return self._increasing(np.log1p, self.ends[0] > -1)
+        return self._increasing(np.log1p, self.ends[0] > -1, slope=lambda low, high, a, d: _up(1 / _down(1 + a)))
 
     def sqrt(self) -> Bounds:
-        return self._increasing(np.sqrt, self.ends[0] >= 0, ARITHMETIC_PAD)
+        return self._increasing(np.sqrt, self.ends[0] >= 0, rounded=True)
 
     def rsqrt(self) -> Bounds:
         return self.sqrt().reciprocal()
 
     def tanh(self) -> Bounds:
-        return self._increasing(np.tanh)
+        return self._increasing(np.tanh, slope=_at_most_one)
 
     def sinh(self) -> Bounds:
-        return self._increasing(np.sinh)
+        # sinh' = cosh <= |sinh| + 1
+        return self._increasing(np.sinh, slope=lambda low, high, a, d: np.maximum(np.abs(low), np.abs(high)).max(0) + 1)
 
     def atan(self) -> Bounds:
-        return self._increasing(np.arctan)
+        return self._increasing(np.arctan, slope=_at_most_one)
 
     def asinh(self) -> Bounds:
-        return self._increasing(np.arcsinh)
+        return self._increasing(np.arcsinh, slope=_at_most_one)
 
     def cosh(self) -> Bounds:
+        # |cosh'| = |sinh| <= cosh
         a, _, _, d = self.ends
-        return self._monotone(np.cosh, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)), LIBM_PAD)
+        return self._monotone(np.cosh, np.where(a >= 0, 1, np.where(d <= 0, -1, 0)),
+                              slope=lambda low, high, a, d: high.max(0))
 
     def _periodic(self, function, slope) -> Bounds:
         """sin or cos: monotone over a hull narrower than 1 whose ends have the slope's sign (a sign change
-        inside needs two zeros of the slope, which lie pi apart)."""
+        inside needs two zeros of the slope, which lie pi apart); |sin'|, |cos'| <= 1."""
         a, _, _, d = self.ends
         with np.errstate(all="ignore"):
             at_a, at_d = slope(a.astype(np.float64)), slope(d.astype(np.float64))
         sure = (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
-        return self._monotone(function, np.where(sure, np.sign(at_a), 0), LIBM_PAD)
+        return self._monotone(function, np.where(sure, np.sign(at_a), 0), slope=_at_most_one)
 
     def sin(self) -> Bounds:
         return self._periodic(np.sin, np.cos)
@@ -300,5 +374,5 @@ class Bounds:
             args = np.stack([_double_up(d), _double_down(c), _double_up(b), _double_down(a)])
         with np.errstate(all="ignore"):
             finite = np.isfinite(args)
-            values = function(np.where(finite, args, 0.0)).astype(np.float64).astype(LD)
-            return Bounds(outward(np.where(finite, values, LD(np.nan)), DOUBLE_LIBM_PAD, DOUBLE_TINY))
+            values = function(np.where(finite, args, 0.0)).astype(np.float64).astype(self.ends.dtype)
+            return Bounds(outward(np.where(finite, values, np.nan), MATH_MODULE_PAD, MATH_MODULE_TINY))
