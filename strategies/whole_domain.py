@@ -255,13 +255,40 @@ def whole_domain_points(draw, op: OpSpec, fmt: FloatFormat, size: int = 1) -> tu
     return tuple(constants[a] if a in constants else columns[a] for a in range(op.arity))
 
 
+def off_the_plan(op: OpSpec, fmt: FloatFormat, point: tuple) -> str | None:
+    """What in a drawn `point` (`whole_domain_points`: one tuple of values per tensor argument, constants as
+    they are) breaks the strategy's promise, or None: every value a float of the dtype, inside its argument's
+    interval and off its avoided points (off the powers of two, the jumps of a periodic op, the multiples of
+    another argument where the plan says so). The whole-domain property asserts it on every draw."""
+    parameters = tuple(point[1:]) if op.operands is Operands.PARAMETERS else ()
+    for arg in (a for a in range(op.arity) if a not in op.constant_args):
+        plan = argument_plan(op, arg, fmt, parameters=parameters)
+        for value in point[arg]:
+            if not math.isfinite(value) or fmt.round(value) != value:
+                return f"x{arg} = {value!r}, not a finite {fmt.name}"
+            if op.operands is not Operands.EXPONENT and (value not in plan.interval or value in plan.avoid):
+                return f"x{arg} = {value!r}, outside {plan.interval} or on an avoided point"
+            if plan.off_powers_of_two and value != 0 and math.frexp(value)[0] in (0.5, -0.5):
+                return f"x{arg} = {value!r}, a power of two"
+            # exactly: a float minus the offset may round onto a jump
+            if plan.periodic is not None and (
+                    (Fraction(value) - Fraction(plan.periodic.offset)) % Fraction(plan.periodic.period) == 0):
+                return f"x{arg} = {value!r}, on a jump"
+    for a, b in (s.multiples for s in op.specials if s.multiples is not None):  # x1 % x0: x1 off the multiples of x0
+        for value, period in zip(point[a], point[b]):
+            if abs(period) >= 2 * fmt.min_subnormal and Fraction(value) % Fraction(abs(period)) == 0:
+                return f"x{a} = {value!r}, a multiple of x{b} = {period!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class WholeDomainCase:
-    """A single-op case over the whole domain, and the points each tensor input was kept off (its
-    interval's ends and specials: the run report records how close the inputs came)."""
+    """A single-op case over the whole domain, the points each tensor input was kept off (its interval's ends
+    and specials: the run report records how close the inputs came), and the drawn point (`off_the_plan`)."""
 
     case: GradCase
     avoided: tuple[tuple[float, ...], ...]  # per input x0, x1, ...
+    point: tuple
 
 
 def _spellings_for(op: OpSpec) -> list[int]:
@@ -287,4 +314,4 @@ def whole_domain_cases(draw, name: str, dtype: str, max_points: int = 4) -> Whol
         avoided.append(argument_plan(op, arg, fmt, parameters=parameters).avoid)
     spelling = draw(choice(_spellings_for(op)), label="spelling")
     case = GradCase(Apply(name, tuple(args), spelling), ((size,),) * len(values), tuple(values), dtype)
-    return WholeDomainCase(case, tuple(avoided))
+    return WholeDomainCase(case, tuple(avoided), point)

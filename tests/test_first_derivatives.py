@@ -13,7 +13,7 @@ from oracles.core.outcomes import assert_gradients_match
 from oracles.reports import findings
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases, polynomials
-from strategies.whole_domain import whole_domain_cases
+from strategies.whole_domain import off_the_plan, whole_domain_cases
 
 REGISTRY = findings.load()
 
@@ -43,6 +43,8 @@ def test_op_whole_domain(op, dtype, device, verdict_log, data):
     if skip:  # torch itself cannot be run over the whole domain (the entry says why)
         pytest.skip(skip)
     drawn = data.draw(whole_domain_cases(op, dtype), label="case")
+    stray = off_the_plan(OPS[op], drawn.case.format, drawn.point)
+    assert stray is None, f"the whole-domain strategy broke its promise: {stray}"
     verdict_log.show(drawn.case, drawn.avoided)
     outcome = findings.excuse_registered_regions(check_case(drawn.case, device), REGISTRY)
     assert_gradients_match(outcome, verdict_log)

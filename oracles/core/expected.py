@@ -50,7 +50,8 @@ class ExpectedGrad:
     leaf: int
     used: bool  # False: the input is not in the graph, so torch leaves `.grad` None
     expr: Expr
-    elements: list[ExpectedElement] = field(default_factory=list)  # row-major over the input's shape
+    # row-major over the input's shape; None where a verdict was reached without it (`expected_gradients`)
+    elements: list[ExpectedElement | None] = field(default_factory=list)
 
     @property
     def derivative(self) -> sympy.Expr | None:

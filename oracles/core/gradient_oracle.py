@@ -178,13 +178,15 @@ def expected_gradients(case: GradCase, upstream: Sequence[float] | None = None,
     """Expected `.grad` of every input after backpropagating `upstream` (the `gradient=` tensor, row-major
     over `case.output_shape`, values exact in the dtype; default all ones, as `y.sum().backward()`):
     the vector-Jacobian product Σ_p upstream[p] · ∂f(p)/∂x, summed over broadcast dimensions. With `points`,
-    only the elements those points alone read are complete (`point_contributions`)."""
+    an element no point among them reads is None (the caller has its verdict), and only the elements those
+    points alone read are complete (`point_contributions`)."""
     contributions = point_contributions(case, upstream, points)
     model = RoundingModel(case.format)
     expected = [ExpectedGrad(i, i in contributions, case.expr) for i in range(len(case.shapes))]
     for i, elements in contributions.items():
         grad = expected[i]
-        grad.elements = [expected_element(model, c.exact, c.rounded, c.failure, f"x{i} element {flat}",
+        grad.elements = [None if points is not None and not (c.terms or c.unmodelled) else
+                         expected_element(model, c.exact, c.rounded, c.failure, f"x{i} element {flat}",
                                           lambda grad=grad: grad.derivative)
                          for flat, c in enumerate(elements)]
     return expected
