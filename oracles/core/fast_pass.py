@@ -83,8 +83,9 @@ class BoundsModel:
     def in_range(self, value) -> Bounds:
         value = as_bounds(value, self.dtype)
         a, _, _, d = value.ends
-        with np.errstate(invalid="ignore"):
-            outside = ~(np.isfinite(value.ends).all(axis=0) & (np.abs(a) <= self.limit) & (np.abs(d) <= self.limit))
+        with np.errstate(invalid="ignore"):  # NaN compares False: outside too
+            outside = ~((np.abs(a) <= self.limit) & (np.abs(d) <= self.limit))
+        # the outer hull decides whether torch may overflow; a NaN inner end reaches the final decision
         return value.invalidate(outside)
 
     def round(self, value, k=1, magnitude: tuple[np.ndarray, np.ndarray] | None = None) -> Bounds:

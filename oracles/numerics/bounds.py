@@ -116,6 +116,8 @@ def as_bounds(value, dtype: np.dtype) -> Bounds:
 
 def _where_direction(direction: np.ndarray, increasing: np.ndarray, decreasing: np.ndarray) -> np.ndarray:
     """Per point: the ends of an increasing image, of a decreasing one, or NaN where neither is known."""
+    if np.all(direction > 0):
+        return increasing
     nan = np.full_like(increasing, np.nan)
     return np.where(direction > 0, increasing, np.where(direction < 0, decreasing, nan))
 
@@ -178,19 +180,18 @@ class Bounds:
         return self.ends[0], self.ends[3]
 
     def max_abs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds on max |T| over the interval: at least the larger lower bound of |L| and |H|, at most the
-        larger of |a| and |d|."""
+        """Bounds on max |T| over the interval: at least the larger lower bound of |L| and |H| (|L| >= a where
+        a > 0, >= -b where b < 0, else >= 0), at most the larger of |a| and |d|."""
         a, b, c, d = self.ends
-        low_l = np.where((a <= 0) & (b >= 0), 0, np.minimum(np.abs(a), np.abs(b)))
-        low_h = np.where((c <= 0) & (d >= 0), 0, np.minimum(np.abs(c), np.abs(d)))
-        return np.maximum(low_l, low_h), np.maximum(np.abs(a), np.abs(d))
+        low = np.maximum(np.maximum(a, -b), np.maximum(c, -d))
+        return np.maximum(low, 0, out=low), np.maximum(np.abs(a), np.abs(d))
 
     def excludes_zero(self) -> np.ndarray:
         a, _, _, d = self.ends
         return (a > 0) | (d < 0)
 
     def invalidate(self, where: np.ndarray) -> Bounds:
-        return Bounds(np.where(where, np.nan, self.ends))
+        return Bounds(np.where(where, np.nan, self.ends)) if where.any() else self
 
     # ------------------------------------------------------------------ arithmetic
     def __neg__(self) -> Bounds:
@@ -336,6 +337,16 @@ class Bounds:
 
     def asinh(self) -> Bounds:
         return self._increasing(np.arcsinh, slope=_at_most_one)
+
+    def tan(self) -> Bounds:
+        """Increasing on each branch: where cos keeps one sign over the hull (|cos| > 1e-9 at both ends of a hull
+        narrower than 1); tan' = 1 + tan² there."""
+        a, _, _, d = self.ends
+        with np.errstate(all="ignore"):
+            at_a, at_d = np.cos(a.astype(np.float64)), np.cos(d.astype(np.float64))
+        sure = (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
+        return self._monotone(np.tan, np.where(sure, 1, 0),
+                              slope=lambda low, high, a, d: 1 + np.maximum(low * low, high * high).max(0))
 
     def cosh(self) -> Bounds:
         # |cosh'| = |sinh| <= cosh

@@ -17,7 +17,7 @@ from oracles.numerics.exact import post_order
 BoundsEvaluator = Callable[[tuple[Bounds, ...]], Bounds]
 
 _FUNCTIONS: dict[type, str] = {
-    sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tanh: "tanh",
+    sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.tanh: "tanh",
     sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.atan: "atan", sympy.asinh: "asinh", sympy.erf: "erf",
     sympy.erfc: "erfc", sympy.Abs: "__abs__",
 }

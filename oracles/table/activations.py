@@ -67,7 +67,8 @@ add_op("silu", [nn_spelling("silu")], lambda a: a / (1 + sympy.exp(-a)),
     _silu_forward, _silu_grads, (R,), ulps=KERNEL_ULPS,
     opinfo=("nn.functional.silu",), conventions=pins.SILU, findings=("silu-mish-double-backward-saturation",),
     references=(ref((0.75,), lambda a: (1 / (1 + mp.exp(-a)) * (1 + a * (1 - 1 / (1 + mp.exp(-a)))),)),
-                ref((-2.5,), lambda a: ((1 + mp.exp(-a) + a * mp.exp(-a)) / (1 + mp.exp(-a)) ** 2,))))
+                ref((-2.5,), lambda a: ((1 + mp.exp(-a) + a * mp.exp(-a)) / (1 + mp.exp(-a)) ** 2,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- mish: x * tanh(log1p(exp(x)))
@@ -94,7 +95,8 @@ add_op("mish", [nn_spelling("mish")], lambda a: a * sympy.tanh(sympy.log(1 + sym
     opinfo=("nn.functional.mish",), conventions=pins.MISH, findings=("silu-mish-double-backward-saturation",),
     # d/dx x tanh(sp(x)) = tanh(sp(x)) + x sech(sp(x))^2 sigmoid(x), sp(x) = log(1 + e^x)
     references=(ref((0.75,), lambda a: (mp.tanh(mp.log(1 + mp.exp(a)))
-                                        + a / mp.cosh(mp.log(1 + mp.exp(a))) ** 2 / (1 + mp.exp(-a)),)),))
+                                        + a / mp.cosh(mp.log(1 + mp.exp(a))) ** 2 / (1 + mp.exp(-a)),)),),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- logsigmoid: min(x, 0) - log1p(exp(-|x|))

@@ -54,9 +54,11 @@ _PI_180 = lambda: arb.pi() / 180  # noqa: E731
 _180_PI = lambda: 180 / arb.pi()  # noqa: E731
 # deg2rad_backward / rad2deg_backward scale `grad` by the constant: nothing saved
 add_op("deg2rad", unary_spellings("deg2rad"), lambda a: a * sympy.pi / 180, *_scale(_PI_180), (R,),
-    saves_tensors=False, references=(ref((45.0,), lambda a: (mp.pi / 180,)),))
+    saves_tensors=False, references=(ref((45.0,), lambda a: (mp.pi / 180,)),),
+    interval_formulas=True)
 add_op("rad2deg", unary_spellings("rad2deg"), lambda a: a * 180 / sympy.pi, *_scale(_180_PI), (R,),
-    saves_tensors=False, references=(ref((0.75,), lambda a: (180 / mp.pi,)),))
+    saves_tensors=False, references=(ref((0.75,), lambda a: (180 / mp.pi,)),),
+    interval_formulas=True)
 
 # ---------------------------------------------------------------- error function family
 # erfc: -2.0 / sqrt(M_PI) * exp(-(self.pow(2))) * grad. Forward: libm erfc (float64, float32), float32

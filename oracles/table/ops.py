@@ -441,7 +441,8 @@ add_unary("cos", sympy.cos, arb.cos, lambda F, args, y: (-unary_kernel(F, args[0
     interval_formulas=True)
 add_unary("tan", sympy.tan, arb.tan, lambda F, args, y: (F.add(ONE, F.mul(y, y)),), U,
        specials=(Special(Kind.POLE, "x = π/2 + kπ, which no float is", pinned=False),),
-       references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),))
+       references=(ref((0.5,), lambda a: (1 / mp.cos(a) ** 2,)),),
+    interval_formulas=True)
 # tanh_backward: grad * (1 - y * y), in float for bfloat16 and float16 (BinaryOpsKernel.cpp), rounded once
 add_unary("tanh", sympy.tanh, arb.tanh, lambda F, args, y: (F.opmath.sub(ONE, F.opmath.mul(y, y)),),
        specials=(saturates("large |x|: the result rounds to ±1 and 1 - y² to 0"),), conventions=pins.TANH,
@@ -904,7 +905,8 @@ def _gelu_grads(F, args, y):
 add_op("gelu", [nn_spelling("gelu")], lambda a: a * (1 + sympy.erf(a / sympy.sqrt(2))) / 2,
     lambda F, a: F.mul(a, _gelu_cdf(F, a)), _gelu_grads, (R,), ulps=GELU_ULPS, opinfo=("nn.functional.gelu",),
     conventions=pins.GELU, findings=("gelu-cdf-cancellation", "bfloat16-subnormal-flush"),
-    references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),))
+    references=(ref((0.75,), lambda a: (mp.ncdf(a) + a * mp.npdf(a),)),),
+    interval_formulas=True)
 
 # ---------------------------------------------------------------- base-2 and base-10 exponentials and logarithms
 # torch's constants M_LN2 and M_LN10 as the kernels multiplying by them see them: rounded to opmath (the
@@ -922,12 +924,14 @@ add_unary("exp2", lambda a: 2**a, lambda a: arb(2) ** a, lambda F, args, y: (F.m
 add_unary("log2", lambda a: sympy.log(a) / sympy.log(2), lambda a: a.log() / arb(2).log(),
        lambda F, args, y: (F.div(ONE, F.mul(args[0], ln_rounded(F, 2))),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG2,
-       references=(ref((1.25,), lambda a: (1 / (a * mp.log(2)),)),))
+       references=(ref((1.25,), lambda a: (1 / (a * mp.log(2)),)),),
+    interval_formulas=True)
 add_unary("log10", lambda a: sympy.log(a) / sympy.log(10), lambda a: a.log() / arb(10).log(),
        lambda F, args, y: (F.div(ONE, F.mul(args[0], ln_rounded(F, 10))),), P,
        intervals=(POSITIVE_REALS,), specials=(pole("x = 0", 0.0),), conventions=pins.LOG10,
        findings=("log10-bfloat16-subnormal-reciprocal-overflow",),
-       references=(ref((1.25,), lambda a: (1 / (a * mp.log(10)),)),))
+       references=(ref((1.25,), lambda a: (1 / (a * mp.log(10)),)),),
+    interval_formulas=True)
 
 
 def op_named(name: str) -> OpSpec:
