@@ -109,17 +109,23 @@ def _tensor_node(draw, op_name: str, args: tuple[Node, ...], arg_shapes, label: 
     return Tensor(op_name, args, params, spelling)
 
 
+@functools.cache
+def _every_dtype_ops() -> tuple[str, ...]:
+    """The tensor ops a program may draw by default (listed once: it was listed anew on every draw)."""
+    return tuple(
+        name for name, op in TENSOR_OPS.items()  # avg_pool3d has no bfloat16 kernel; a known-wrong backward
+        if op.cpu_dtypes is None and not op.wrong_backward  # would fail every program it is in; a seeded op's
+        and not op.seeded  # noise is reproduced on the CPU, eagerly, only; jacrev runs the programs, and
+        and op.torch_func)  # torch.func refuses an op without torch_func
+
+
 @st.composite
 def tensor_programs(draw, root: str | None = None, ops: Sequence[str] = SMOOTH_OPS, stages: int = 2,
                     tensor_ops: Sequence[str] | None = None, direct: bool = False):
     """(program, input shapes). `root`: the first stage's tensor op (else drawn from `tensor_ops`, default every op
     that runs in every dtype); `stages` = 2 allows an elementwise map and a second tensor op after it; `direct`:
     the first stage's arguments are inputs themselves (no elementwise composition before it)."""
-    names = tuple(tensor_ops) if tensor_ops is not None else tuple(
-        name for name, op in TENSOR_OPS.items()  # avg_pool3d has no bfloat16 kernel; a known-wrong backward
-        if op.cpu_dtypes is None and not op.wrong_backward  # would fail every program it is in; a seeded op's
-        and not op.seeded  # noise is reproduced on the CPU, eagerly, only; jacrev runs the programs, and
-        and op.torch_func)  # torch.func refuses an op without torch_func
+    names = tuple(tensor_ops) if tensor_ops is not None else _every_dtype_ops()
     op_name = root or draw(choice(names), label="tensor op")
     arg_shapes = draw(shapes_for(op_name), label="argument shapes")
     args, shapes = [], []
