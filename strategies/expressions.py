@@ -155,6 +155,11 @@ def _expr(draw, depth: int, n_vars: int, ops: Sequence[str], root: str | None = 
                                        len(args) > 1 and isinstance(args[1], Const)))
 
 
+@cache  # listed once, at the first draw (the table is complete by then): it was listed anew on every draw
+def _every_dtype_ops() -> tuple[str, ...]:
+    return ops_where(every_dtype=True)
+
+
 def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str] | None = None,
                  root: str | None = None) -> st.SearchStrategy[Expr]:
     """Trees over inputs x0..x{n_vars-1} with an op at the root; `root` fixes which (to focus a test
@@ -163,7 +168,7 @@ def compositions(n_vars: int, max_depth: int = DEFAULT_DEPTH, ops: Sequence[str]
         raise ValueError(f"n_vars must be at least 1, got {n_vars!r}")
     if max_depth < 0:
         raise ValueError(f"max_depth must be at least 0, got {max_depth!r}")
-    ops = tuple(ops) if ops is not None else ops_where(every_dtype=True)
+    ops = tuple(ops) if ops is not None else _every_dtype_ops()
     for name in ops + ((root,) if root else ()):
         if name not in OPS:
             raise ValueError(f"unknown op {name!r}; the op table has {', '.join(OPS)}")

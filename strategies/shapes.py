@@ -36,6 +36,11 @@ def broadcast_sources(base: tuple[int, ...]) -> list[tuple[int, ...]]:
                                                             for side in base[len(base) - rank:]]))
 
 
+@cache  # `choice` keys its options afresh on every call: a tenth of test_op_gradient's draws went to it
+def _sources_strategy(base: tuple[int, ...]) -> st.SearchStrategy[tuple[int, ...]]:
+    return choice(broadcast_sources(base))
+
+
 @cache  # one strategy object per count: see strategies/cached.py
 def input_shapes(n_inputs: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     if n_inputs < 1:
@@ -44,7 +49,7 @@ def input_shapes(n_inputs: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]
     @st.composite
     def shapes(draw):
         base = draw(choice(BASE_SHAPES), label="broadcast shape")
-        sources = choice(broadcast_sources(base))
+        sources = _sources_strategy(base)
         return tuple(draw(sources, label=f"x{i} shape") for i in range(n_inputs))
 
     return shapes()
