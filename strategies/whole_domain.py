@@ -262,7 +262,7 @@ def off_the_plan(op: OpSpec, fmt: FloatFormat, point: tuple) -> str | None:
     another argument where the plan says so). The whole-domain property asserts it on every draw."""
     parameters = tuple(point[1:]) if op.operands is Operands.PARAMETERS else ()
     for arg in (a for a in range(op.arity) if a not in op.constant_args):
-        plan = argument_plan(op, arg, fmt, parameters=parameters)
+        plan = _plan(op, arg, fmt, None, parameters, None)
         for value in point[arg]:
             if not math.isfinite(value) or fmt.round(value) != value:
                 return f"x{arg} = {value!r}, not a finite {fmt.name}"
@@ -311,7 +311,7 @@ def whole_domain_cases(draw, name: str, dtype: str, max_points: int = 4) -> Whol
             continue
         args.append(Var(len(values)))
         values.append(value)
-        avoided.append(argument_plan(op, arg, fmt, parameters=parameters).avoid)
+        avoided.append(_plan(op, arg, fmt, None, parameters, None).avoid)
     spelling = draw(choice(_spellings_for(op)), label="spelling")
     case = GradCase(Apply(name, tuple(args), spelling), ((size,),) * len(values), tuple(values), dtype)
     return WholeDomainCase(case, tuple(avoided), point)
