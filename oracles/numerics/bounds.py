@@ -122,6 +122,15 @@ def _where_direction(direction: np.ndarray, increasing: np.ndarray, decreasing: 
     return np.where(direction > 0, increasing, np.where(direction < 0, decreasing, nan))
 
 
+def _sure_sign(at_a: np.ndarray, at_d: np.ndarray, a: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Whether a slope (cos or -sin, 1-Lipschitz) evaluated in doubles at the hull's ends keeps one sign over a hull
+    narrower than 1: the same sign at both ends leaves an even number of zeros between, and two lie pi apart. Up to
+    2^20 the ends' rounding to doubles moves the slope by less than 2^-33, well under the 1e-9 required; beyond,
+    nothing is sure."""
+    small = (np.abs(a) < 2.0**20) & (np.abs(d) < 2.0**20)
+    return small & (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
+
+
 def _at_most_one(low, high, a, d):
     return 1
 
@@ -241,20 +250,23 @@ class Bounds:
     def __pow__(self, exponent) -> Bounds:
         if isinstance(exponent, int) or (isinstance(exponent, arb) and exponent.is_exact() and exponent.is_integer()):
             n = int(exponent) if isinstance(exponent, int) else int(exponent.unique_fmpz())
-            if n == 2:
-                return self.square()
-            result: Bounds | None = None
-            base = self if n > 0 else self.reciprocal()
-            for _ in range(abs(n)):
-                result = base if result is None else result * base
-            return result if result is not None else self._like(1)
+            if n == 0:
+                return self._like(1)
+            power = self._integer_power(abs(n))
+            return power if n > 0 else power.reciprocal()
         return (self._like(exponent) * self.log()).exp()
+
+    def _integer_power(self, n: int) -> Bounds:
+        """x^n for n >= 1: the exact image (increasing for odd n; for even n, by the sign of the hull), not the
+        product of n independent intervals, which is wider than the image an enclosure of x^n must contain."""
+        a, _, _, d = self.ends
+        direction = np.ones(a.shape) if n % 2 else np.where(a >= 0, 1, np.where(d <= 0, -1, 0))
+        image = self._monotone(lambda x: functools.reduce(np.multiply, [x] * n), direction, rounded=True)
+        return Bounds(outward(image.ends, (n - 1) * self.precision.arithmetic)) if n > 2 else image
 
     def square(self) -> Bounds:
         """x², which unlike x·x knows that the image of an interval around 0 starts at 0."""
-        a, b, c, d = self.ends
-        direction = np.where(a >= 0, 1, np.where(d <= 0, -1, 0))
-        return self._monotone(lambda x: x * x, direction, rounded=True)
+        return self._integer_power(2)
 
     def __abs__(self) -> Bounds:
         a, _, _, d = self.ends
@@ -297,7 +309,8 @@ class Bounds:
                 magnitude = np.abs(at_ends) * pad + precision.tiny
                 low, high = at_ends - magnitude, at_ends + magnitude
                 bound = slope(low, high, a, d)
-                near_a, near_d = (b - a) * bound, (d - c) * bound
+                # moved up past their own rounding: where f(a) + near_a cancels, a pad relative to the sum is not
+                near_a, near_d = (_up((b - a) * bound), _up((d - c) * bound))
                 increasing = np.stack([low[0], high[0] + near_a, low[1] - near_d, high[1]])
                 decreasing = np.stack([low[1], high[1] + near_d, low[0] - near_a, high[0]])
                 ends = outward(_where_direction(direction, increasing, decreasing))
@@ -339,12 +352,11 @@ class Bounds:
         return self._increasing(np.arcsinh, slope=_at_most_one)
 
     def tan(self) -> Bounds:
-        """Increasing on each branch: where cos keeps one sign over the hull (|cos| > 1e-9 at both ends of a hull
-        narrower than 1); tan' = 1 + tan² there."""
+        """Increasing on each branch: where cos keeps one sign over the hull (`_sure_sign`); tan' = 1 + tan² there."""
         a, _, _, d = self.ends
         with np.errstate(all="ignore"):
             at_a, at_d = np.cos(a.astype(np.float64)), np.cos(d.astype(np.float64))
-        sure = (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
+        sure = _sure_sign(at_a, at_d, a, d)
         return self._monotone(np.tan, np.where(sure, 1, 0),
                               slope=lambda low, high, a, d: 1 + np.maximum(low * low, high * high).max(0))
 
@@ -355,12 +367,11 @@ class Bounds:
                               slope=lambda low, high, a, d: high.max(0))
 
     def _periodic(self, function, slope) -> Bounds:
-        """sin or cos: monotone over a hull narrower than 1 whose ends have the slope's sign (a sign change
-        inside needs two zeros of the slope, which lie pi apart); |sin'|, |cos'| <= 1."""
+        """sin or cos: monotone where the slope keeps its sign over the hull (`_sure_sign`); |sin'|, |cos'| <= 1."""
         a, _, _, d = self.ends
         with np.errstate(all="ignore"):
             at_a, at_d = slope(a.astype(np.float64)), slope(d.astype(np.float64))
-        sure = (np.abs(at_a) > 1e-9) & (np.abs(at_d) > 1e-9) & (np.sign(at_a) == np.sign(at_d)) & (d - a < 1)
+        sure = _sure_sign(at_a, at_d, a, d)
         return self._monotone(function, np.where(sure, np.sign(at_a), 0), slope=_at_most_one)
 
     def sin(self) -> Bounds:
