@@ -14,10 +14,10 @@ stay valid bounds whether or not b <= c, so a point value (a = b = c = d up to r
 Rounding (`Precision`: x87 long doubles for float64 cases, doubles for the narrower dtypes): +, -, *, / are
 correctly rounded; every result end is moved outward (a, c down; b, d up) by twice the unit roundoff of its
 size. Functions come from the C library's long double functions (glibc's x87 `sinl`, `expl`, ...: documented
-errors of a few ulps) or numpy's double ones and, where numpy has none (erf),
-from Python's double `math.erf` at directed-rounded arguments; their ends move by the margins of
-`Precision` and `MATH_MODULE_PAD`, hundreds of times the documented errors. That margin is the one assumption
-beyond IEEE arithmetic; meta_tests/test_fast_pass.py checks the intervals against arb.
+errors of a few ulps) or numpy's double ones; numpy has no erf: in long doubles oracles.numerics.long_double_erf
+encloses it rigorously, in doubles Python's `math.erf` at directed-rounded arguments serves. Their ends move by
+the margins of `Precision` and `MATH_MODULE_PAD`, hundreds of times the documented errors. That margin is the
+one assumption beyond IEEE arithmetic; meta_tests/test_fast_pass.py checks the intervals against arb.
 
 Where a point leaves what this pass can follow (outside a function's domain, a non-monotone stretch, an
 overflow), its ends become NaN and the exact path decides it. A decision the pass cannot make for all points
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from flint import arb
+
+from oracles.numerics.long_double_erf import erf_enclosure
 
 LD = np.longdouble
 
@@ -381,7 +383,16 @@ class Bounds:
         return self._periodic(np.cos, lambda x: -np.sin(x))
 
     def erf(self) -> Bounds:
-        return self._double_monotone(_math_erf, 1)
+        if self.precision is DOUBLE:
+            return self._double_monotone(_math_erf, 1)
+        # long doubles: math.erf's doubles are too coarse for float64's model; erf' <= 2/sqrt(pi) < 1.1284
+        a, b, c, d = self.ends
+        low, high = erf_enclosure(np.concatenate([a, d]))
+        n = a.shape[0]
+        slope = LD(1.1284)
+        with np.errstate(all="ignore"):
+            ends = np.stack([low[:n], high[:n] + _up((b - a) * slope), low[n:] - _up((d - c) * slope), high[n:]])
+        return Bounds(outward(ends))
 
     def erfc(self) -> Bounds:
         return self._double_monotone(_math_erfc, -1)
