@@ -28,6 +28,7 @@ from flint import arb
 from oracles.core.case import GradCase, all_indices, numel
 from oracles.core.chain_rule import op_constants, op_forms
 from oracles.core.expr import Apply, Const, Expr, Var, walk
+from oracles.core.gradient_oracle import model_forward
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
 from oracles.numerics.bounds import (
     DOUBLE,
@@ -122,29 +123,8 @@ class BoundsModel:
 
 
 # ------------------------------------------------------------------ the model: torch's reverse mode
-@dataclass
-class _Node:
-    expr: Expr
-    value: Bounds
-    children: list[_Node]
-    local_grads: tuple = ()
-
-
-def _forward(expr: Expr, point: tuple[Bounds, ...], model: BoundsModel,
-             scalar_model: BoundsModel | None = None) -> _Node:
-    if isinstance(expr, Var):
-        return _Node(expr, point[expr.index], [])
-    if isinstance(expr, Const):
-        return _Node(expr, (scalar_model or model).const(expr.value), [])
-    op = OPS[expr.op]
-    children = [_forward(arg, point, model, model.opmath if i in op.opmath_scalars else None)
-                for i, arg in enumerate(expr.args)]
-    values = [child.value for child in children]
-    result = model.in_range(op.forward(model, *values))
-    return _Node(expr, result, children, tuple(op.local_grads(model, values, result)))
-
-
-def _backward(node: _Node, adjoint, model: BoundsModel, into: dict[int, list[Bounds]]) -> None:
+def _backward(node, adjoint, model: BoundsModel, into: dict[int, list[Bounds]]) -> None:
+    """oracles.core.gradient_oracle's reverse mode over intervals, from `model_forward`'s nodes."""
     if isinstance(node.expr, Var):
         into.setdefault(node.expr.index, []).append(as_bounds(adjoint, model.dtype))
         return
@@ -276,7 +256,7 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
     try:
         with np.errstate(all="ignore"):
             into: dict[int, list[Bounds]] = {}
-            _backward(_forward(case.expr, point, model), weight, model, into)
+            _backward(model_forward(case.expr, point, model), weight, model, into)
             exact = _exact_gradient(case.expr, point, weight)
         if any(leaf not in exact for leaf in case.used):
             return {}

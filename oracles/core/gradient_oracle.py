@@ -48,16 +48,17 @@ class _Evaluated:
     local_grads: tuple[arb, ...] = ()
 
 
-def _forward(expr: Expr, point: tuple[arb, ...], model: RoundingModel,
-             scalar_model: RoundingModel | None = None) -> _Evaluated:
+def model_forward(expr: Expr, point: tuple, model: RoundingModel,
+                  scalar_model: RoundingModel | None = None) -> _Evaluated:
     """`expr` evaluated as torch's forward; a Python scalar is taken as `scalar_model` holds it (the model of
-    the kernel's opmath where the parent op takes it so, `OpSpec.opmath_scalars`), else as the dtype does."""
+    the kernel's opmath where the parent op takes it so, `OpSpec.opmath_scalars`), else as the dtype does. Any
+    model with RoundingModel's methods serves: the fast pass runs it over intervals (oracles.core.fast_pass)."""
     if isinstance(expr, Var):
         return _Evaluated(expr, point[expr.index], [])
     if isinstance(expr, Const):
         return _Evaluated(expr, (scalar_model or model).const(expr.value), [])
     op = OPS[expr.op]
-    children = [_forward(arg, point, model, model.opmath if i in op.opmath_scalars else None)
+    children = [model_forward(arg, point, model, model.opmath if i in op.opmath_scalars else None)
                 for i, arg in enumerate(expr.args)]
     values = [child.value for child in children]
     result = model.in_range(op.forward(model, *values))
@@ -82,7 +83,7 @@ def model_vjp_at_point(expr: Expr, point: tuple[arb, ...], adjoint: arb | None,
                        model: RoundingModel) -> tuple[arb, dict[int, list[arb]]]:
     """torch's value of `expr` at `point` (balls) and, unless `adjoint` is None, what backpropagating
     `adjoint` contributes to each input: one ball per occurrence, before torch sums them."""
-    evaluated = _forward(expr, point, model)
+    evaluated = model_forward(expr, point, model)
     contributions: dict[int, list[arb]] = {}
     if adjoint is not None:
         _backward(evaluated, adjoint, model, contributions)
@@ -122,7 +123,7 @@ class Contributions:
 def _model_backward(expr: Expr, point: tuple[arb, ...], weight: arb, model: RoundingModel) -> dict[int, list[arb]]:
     """Per input, the rounded contributions of torch's reverse mode at one point (the model pass)."""
     into: dict[int, list[arb]] = {}
-    _backward(_forward(expr, point, model), weight, model, into)
+    _backward(model_forward(expr, point, model), weight, model, into)
     return into
 
 
