@@ -11,8 +11,8 @@ op table's SymPy partials chained over the tree. An element is *verified* here o
   wider than these intervals: it would not call the bound wider than the value).
 Everything else, and every case whose formulas branch on a sign or use a function the intervals do not
 follow, goes to the exact path, which decides it as before. So the fast pass never calls an element wrong
-and never verifies one the exact path would find wrong; measured on the suite it decides what the exact path
-decides.
+and never verifies one the exact path would find wrong (meta_tests/test_fast_pass.py checks it against the exact
+path). check_case uses it from FAST_PASS_MIN_POINTS points on (oracles.core.check).
 """
 
 from __future__ import annotations
