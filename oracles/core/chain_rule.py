@@ -56,41 +56,42 @@ def _program(expr: Apply) -> OpProgram:
     return op_program(expr.op, op_constants(expr))
 
 
-def _value(expr: Expr, point: tuple[arb, ...], values: dict[int, arb]) -> arb:
-    """Exact value of every node, memoised by node identity (structurally equal subtrees may repeat)."""
+def _value(expr: Expr, point: tuple, values: dict[int, object], programs: Callable[[Apply], OpProgram]):
+    """Exact value of every node, memoised by node identity (structurally equal subtrees may repeat). A constant
+    argument is baked into its op's program, which gets None in its place."""
     if isinstance(expr, Var):
         return point[expr.index]
     if isinstance(expr, Const):
         return arb(expr.value)
-    args = tuple(arb(0) if isinstance(a, Const) else _value(a, point, values) for a in expr.args)
-    value = _program(expr).value(args)
+    args = tuple(None if isinstance(a, Const) else _value(a, point, values, programs) for a in expr.args)
+    value = programs(expr).value(args)
     values[id(expr)] = value
     return value
 
 
 def exact_value(expr: Expr, point: tuple[arb, ...]) -> arb:
     """The exact value of `expr` at `point` (a ball of radius ~2^-190 for exact inputs)."""
-    return _value(expr, point, {})
+    return _value(expr, point, {}, _program)
 
 
-def exact_gradient(expr: Expr, point: tuple[arb, ...], seed: arb) -> dict[int, arb]:
+def exact_gradient(expr: Expr, point: tuple, seed, programs: Callable[[Apply], OpProgram] = _program) -> dict:
     """seed · ∂expr/∂x_i at `point` for every input i in the expression, exactly (radius ~2^-190).
-    Raises `Singular` at kinks, ties and branch points of any op on the way."""
-    values: dict[int, arb] = {}
-    _value(expr, point, values)
-    gradient: dict[int, arb] = {}
-    stack: list[tuple[Expr, arb]] = [(expr, seed)]
+    Raises `Singular` at kinks, ties and branch points of any op on the way. `programs` gives each op's compiled
+    value and partials: arb's by default, the fast pass's intervals over many points (oracles.core.fast_pass)."""
+    values: dict[int, object] = {}
+    _value(expr, point, values, programs)
+    gradient: dict = {}
+    stack: list = [(expr, seed)]
     while stack:
         node, adjoint = stack.pop()
         if isinstance(node, Var):
-            gradient[node.index] = gradient.get(node.index, arb(0)) + adjoint
+            gradient[node.index] = gradient[node.index] + adjoint if node.index in gradient else adjoint
             continue
         if isinstance(node, Const):
             continue
-        program = _program(node)
-        args = tuple(arb(0) if isinstance(a, Const) else (point[a.index] if isinstance(a, Var) else values[id(a)])
+        args = tuple(None if isinstance(a, Const) else (point[a.index] if isinstance(a, Var) else values[id(a)])
                      for a in node.args)
-        for arg, partial in zip(node.args, program.partials):
+        for arg, partial in zip(node.args, programs(node).partials):
             if partial is not None:
                 stack.append((arg, adjoint * partial(args)))
     return gradient

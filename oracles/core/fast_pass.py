@@ -26,7 +26,7 @@ import torch
 from flint import arb
 
 from oracles.core.case import GradCase, all_indices, numel
-from oracles.core.chain_rule import op_constants, op_forms
+from oracles.core.chain_rule import exact_gradient, op_constants, op_forms
 from oracles.core.expr import Apply, Const, Expr, Var, walk
 from oracles.core.gradient_oracle import model_forward
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
@@ -153,42 +153,12 @@ def _op_program(name: str, constants: tuple) -> _BoundsProgram | None:
     return _BoundsProgram(value, compiled)
 
 
-def _program(expr) -> _BoundsProgram:
+def _program(expr: Apply) -> _BoundsProgram:
+    """The op's value and partials over intervals, for oracles.core.chain_rule.exact_gradient."""
     program = _op_program(expr.op, op_constants(expr))
     if program is None:
         raise NotVectorizable(f"{expr.op} has a part the intervals do not follow")
     return program
-
-
-def _exact_gradient(expr: Expr, point: tuple[Bounds, ...], seed: Bounds) -> dict[int, Bounds]:
-    """seed · ∂expr/∂x_i at every point: oracles.core.chain_rule.exact_gradient over `Bounds`."""
-    values: dict[int, Bounds] = {}
-
-    def value(node: Expr):
-        if isinstance(node, Var):
-            return point[node.index]
-        if isinstance(node, Const):
-            return None
-        result = _program(node).value(tuple(value(a) for a in node.args))
-        values[id(node)] = result
-        return result
-
-    value(expr)
-    gradient: dict[int, Bounds] = {}
-    stack = [(expr, seed)]
-    while stack:
-        node, adjoint = stack.pop()
-        if isinstance(node, Var):
-            gradient[node.index] = gradient[node.index] + adjoint if node.index in gradient else adjoint
-            continue
-        if isinstance(node, Const):
-            continue
-        args = tuple(None if isinstance(a, Const) else (point[a.index] if isinstance(a, Var) else values[id(a)])
-                     for a in node.args)
-        for arg, partial in zip(node.args, _program(node).partials):
-            if partial is not None:
-                stack.append((arg, adjoint * partial(args)))
-    return gradient
 
 
 # ------------------------------------------------------------------ per element, and the decision
@@ -257,7 +227,7 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
         with np.errstate(all="ignore"):
             into: dict[int, list[Bounds]] = {}
             _backward(model_forward(case.expr, point, model), weight, model, into)
-            exact = _exact_gradient(case.expr, point, weight)
+            exact = exact_gradient(case.expr, point, weight, _program)
         if any(leaf not in exact for leaf in case.used):
             return {}
     except (NotVectorizable, Singular, Overflow, TypeError, ArithmeticError):

@@ -29,67 +29,27 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from flint import arb
 
+from oracles.numerics.directed import (
+    DOUBLE,
+    LD,
+    LONG_DOUBLE,
+    MATH_MODULE_PAD,
+    MATH_MODULE_TINY,
+    PRECISIONS,
+    Precision,
+    down,
+    outward,
+    up,
+)
 from oracles.numerics.long_double_erf import erf_enclosure
-
-LD = np.longdouble
-
-
-@dataclass(frozen=True)
-class Precision:
-    """The floats the ends are held in, and how far each kind of result is moved outward (relative, absolute)."""
-
-    dtype: np.dtype
-    arithmetic: np.floating  # +, -, *, /, sqrt: correctly rounded, so twice the unit roundoff is ample
-    library: np.floating  # the C library's (or numpy's) functions of this type
-    tiny: np.floating  # absolute slack for results in the subnormal range
-
-    def outward_pads(self, relative, absolute) -> tuple[np.ndarray, np.ndarray]:
-        return _pads(self.dtype, relative, absolute)
-
-
-# float64 cases: ends in x87 long doubles (64-bit significands), functions from glibc's long double library
-# (sinl, expl, ...: documented errors of a few ulps; 256 allowed)
-LONG_DOUBLE = Precision(np.dtype(LD), LD(2.0**-63), LD(2.0**-56), np.ldexp(LD(1), -16000))
-# float32, bfloat16 and float16 cases, whose model allows 2^-24 or more per operation: ends in doubles, with
-# numpy's vectorized functions (documented within 4 ulps; 1024 allowed), several times faster
-DOUBLE = Precision(np.dtype(np.float64), np.float64(2.0**-52), np.float64(2.0**-42), np.float64(2.0**-1060))
-MATH_MODULE_PAD = 2.0**-48  # 32 ulps of a double, for math.erf / math.erfc (glibc: at most 2)
-MATH_MODULE_TINY = 2.0**-1060
-PRECISIONS = {p.dtype: p for p in (LONG_DOUBLE, DOUBLE)}
 
 
 class NotVectorizable(Exception):
     """The formula needs a decision (a branch on a sign, a comparison) that is not the same for every point."""
-
-
-@functools.cache
-def _pads(dtype: np.dtype, relative, absolute) -> tuple[np.ndarray, np.ndarray]:
-    outward_signs = np.array([-1, 1, -1, 1], dtype=dtype).reshape(4, 1)  # a, c move down; b, d up
-    return outward_signs * dtype.type(relative), outward_signs * dtype.type(absolute)
-
-
-def outward(ends: np.ndarray, relative=None, absolute=None) -> np.ndarray:
-    """Each end moved outward by `relative` of its size and by `absolute` (a number, or one per end and point;
-    default: the rounding of arithmetic in the ends' precision): a and c down, b and d up."""
-    precision = PRECISIONS[ends.dtype]
-    relative = precision.arithmetic if relative is None else relative
-    absolute = precision.tiny if absolute is None else absolute
-    moved = np.abs(ends)
-    if np.ndim(absolute) == 0:
-        relative_pad, absolute_pad = precision.outward_pads(relative, absolute)
-        moved *= relative_pad
-        moved += absolute_pad
-    else:
-        moved *= relative
-        moved += absolute
-        moved *= _pads(ends.dtype, 1, 0)[0]
-    moved += ends
-    return moved
 
 
 def _constant_ends(value: arb, dtype: np.dtype) -> np.ndarray:
@@ -135,17 +95,6 @@ def _sure_sign(at_a: np.ndarray, at_d: np.ndarray, a: np.ndarray, d: np.ndarray)
 
 def _at_most_one(low, high, a, d):
     return 1
-
-
-def _up(x: np.ndarray) -> np.ndarray:
-    """x, a computed result, moved up past its rounding."""
-    precision = PRECISIONS[x.dtype]
-    return x + np.abs(x) * precision.arithmetic + precision.tiny
-
-
-def _down(x: np.ndarray) -> np.ndarray:
-    precision = PRECISIONS[x.dtype]
-    return x - np.abs(x) * precision.arithmetic - precision.tiny
 
 
 def _double_down(x: np.ndarray) -> np.ndarray:
@@ -312,7 +261,7 @@ class Bounds:
                 low, high = at_ends - magnitude, at_ends + magnitude
                 bound = slope(low, high, a, d)
                 # moved up past their own rounding: where f(a) + near_a cancels, a pad relative to the sum is not
-                near_a, near_d = (_up((b - a) * bound), _up((d - c) * bound))
+                near_a, near_d = (up((b - a) * bound), up((d - c) * bound))
                 increasing = np.stack([low[0], high[0] + near_a, low[1] - near_d, high[1]])
                 decreasing = np.stack([low[1], high[1] + near_d, low[0] - near_a, high[0]])
                 ends = outward(_where_direction(direction, increasing, decreasing))
@@ -329,10 +278,10 @@ class Bounds:
         return self._increasing(np.expm1, slope=lambda low, high, a, d: high[1] + 1)
 
     def log(self) -> Bounds:
-        return self._increasing(np.log, self.ends[0] > 0, slope=lambda low, high, a, d: _up(1 / a))
+        return self._increasing(np.log, self.ends[0] > 0, slope=lambda low, high, a, d: up(1 / a))
 
     def log1p(self) -> Bounds:
-        return self._increasing(np.log1p, self.ends[0] > -1, slope=lambda low, high, a, d: _up(1 / _down(1 + a)))
+        return self._increasing(np.log1p, self.ends[0] > -1, slope=lambda low, high, a, d: up(1 / down(1 + a)))
 
     def sqrt(self) -> Bounds:
         return self._increasing(np.sqrt, self.ends[0] >= 0, rounded=True)
@@ -391,7 +340,7 @@ class Bounds:
         n = a.shape[0]
         slope = LD(1.1284)
         with np.errstate(all="ignore"):
-            ends = np.stack([low[:n], high[:n] + _up((b - a) * slope), low[n:] - _up((d - c) * slope), high[n:]])
+            ends = np.stack([low[:n], high[:n] + up((b - a) * slope), low[n:] - up((d - c) * slope), high[n:]])
         return Bounds(outward(ends))
 
     def erfc(self) -> Bounds:

@@ -6,21 +6,30 @@ evaluates it."""
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 
 import sympy
 from flint import arb, fmpq
 
 from oracles.numerics.bounds import Bounds, NotVectorizable
-from oracles.numerics.exact import post_order
+from oracles.numerics.exact import UNARY_RULES, post_order
 
 BoundsEvaluator = Callable[[tuple[Bounds, ...]], Bounds]
 
-_FUNCTIONS: dict[type, str] = {
-    sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.tanh: "tanh",
-    sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.atan: "atan", sympy.asinh: "asinh", sympy.erf: "erf",
-    sympy.erfc: "erfc", sympy.Abs: "__abs__",
-}
+def _interval_rule(arb_function: Callable) -> Callable | None:
+    """The exact evaluator's rule for a function (oracles.numerics.exact.UNARY_RULES), as a call that works on an
+    interval and on an arb constant alike: arb's own method where `Bounds` has one of that name, builtin abs."""
+    if arb_function is abs:
+        return abs
+    name = getattr(arb_function, "__name__", "")
+    if getattr(arb, name, None) is arb_function and name in vars(Bounds):
+        return operator.methodcaller(name)
+    return None
+
+
+# the functions the intervals follow, derived from the exact evaluator's table
+_FUNCTIONS = {fn: rule for fn, arb_function in UNARY_RULES.items() if (rule := _interval_rule(arb_function))}
 
 
 def _constant(value: arb) -> Callable:
@@ -51,12 +60,12 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Callable:
             return lambda vals, env: vals[kids[0]].rsqrt()
         base, exponent = kids
         return lambda vals, env: vals[base] ** vals[exponent]
-    name = next((name for fn, name in _FUNCTIONS.items() if isinstance(expr, fn)), None)
-    if name is None:
+    rule = next((rule for fn, rule in _FUNCTIONS.items() if isinstance(expr, fn)), None)
+    if rule is None:
         raise NotVectorizable(f"no interval rule for {type(expr).__name__}")
     inner = kids[0]
-    # a method of the value: an interval's, or arb's for a function of constants only (sqrt(pi))
-    return lambda vals, env: getattr(vals[inner], name)()
+    # on an interval, or on an arb constant for a function of constants only (sqrt(pi))
+    return lambda vals, env: rule(vals[inner])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -158,7 +158,7 @@ def _ndtr(v: arb) -> arb:
     return arb_erfcx(t) * (-(t * t)).exp() / 2 if v < 0 else t.erfc() / 2
 
 
-_UNARY: dict[type, Callable[[arb], arb]] = {
+UNARY_RULES: dict[type, Callable[[arb], arb]] = {
     sympy.exp: arb.exp,
     sympy.log: arb.log,
     sympy.sin: arb.sin,
@@ -264,7 +264,7 @@ def _step(expr: sympy.Basic, kids: list[int]) -> Step:
             return result
 
         return extremum
-    for fn_type, arb_fn in _UNARY.items():
+    for fn_type, arb_fn in UNARY_RULES.items():
         if isinstance(expr, fn_type):
             inner = kids[0]
             return lambda vals, env: arb_fn(vals[inner])

@@ -17,20 +17,12 @@ import functools
 import numpy as np
 from flint import acb, arb, arb_series, ctx, fmpq
 
-LD = np.longdouble
+from oracles.numerics.directed import LD, LONG_DOUBLE, down, up
+
 SPACING = 8  # anchors at k / 8
 LAST_ANCHOR = 48  # |x| < 6 = 48 / 8
 DEGREE = 17
 N_ODD = 6
-STEP = np.ldexp(LD(1), -63)  # twice a long double operation's error
-
-
-def _up(x: np.ndarray) -> np.ndarray:
-    return x + np.abs(x) * STEP + np.ldexp(LD(1), -16000)
-
-
-def _down(x: np.ndarray) -> np.ndarray:
-    return x - np.abs(x) * STEP - np.ldexp(LD(1), -16000)
 
 
 def _ld(value: arb) -> tuple[np.longdouble, np.longdouble]:
@@ -44,8 +36,8 @@ def _ld(value: arb) -> tuple[np.longdouble, np.longdouble]:
     low, high = np.ldexp(low, int(exp) + shift), np.ldexp(high, int(exp) + shift)
     if sign < 0:
         low, high = -high, -low
-    radius = LD(float(value.rad()) * (1 + 2.0**-50)) + np.ldexp(LD(1), -16000)
-    return _down(low - radius), _up(high + radius)
+    radius = LD(float(value.rad()) * (1 + 2.0**-50)) + LONG_DOUBLE.tiny
+    return down(low - radius), up(high + radius)
 
 
 @functools.cache
@@ -84,15 +76,15 @@ def _build_tables():
 
 def _mul(a_low, a_high, b_low, b_high):
     products = np.stack([a_low * b_low, a_low * b_high, a_high * b_low, a_high * b_high])
-    return _down(products.min(axis=0)), _up(products.max(axis=0))
+    return down(products.min(axis=0)), up(products.max(axis=0))
 
 
 def _odd_series(x: np.ndarray, odd_low: np.ndarray, odd_high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t_low, t_high = _down(x * x), _up(x * x)
+    t_low, t_high = down(x * x), up(x * x)
     low, high = np.full_like(x, odd_low[N_ODD]), np.full_like(x, odd_high[N_ODD])
     for n in range(N_ODD - 1, -1, -1):
         low, high = _mul(low, high, t_low, t_high)
-        low, high = _down(low + odd_low[n]), _up(high + odd_high[n])
+        low, high = down(low + odd_low[n]), up(high + odd_high[n])
     # the first term left out, (2/sqrt(pi)) t^(N+1) / ((N+1)! (2N+3)), bounds the rest: within 2^-70 of Q ~ 1.13
     low, high = low - LD(2.0**-70), high + LD(2.0**-70)
     return _mul(low, high, x, x)
@@ -105,13 +97,13 @@ def erf_enclosure(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = np.clip(np.rint(x * SPACING), -LAST_ANCHOR, LAST_ANCHOR)
         k = np.where(np.isfinite(k), k, 0).astype(int)
         h = x - LD(1) * k / SPACING  # k / 8 is exact
-        h_low, h_high = _down(h), _up(h)
+        h_low, h_high = down(h), up(h)
         row = k + LAST_ANCHOR
         low, high = low_table[row, DEGREE], high_table[row, DEGREE]
         for n in range(DEGREE - 1, -1, -1):
             low, high = _mul(low, high, h_low, h_high)
-            low, high = _down(low + low_table[row, n]), _up(high + high_table[row, n])
-        low, high = _down(low - rest[row]), _up(high + rest[row])
+            low, high = down(low + low_table[row, n]), up(high + high_table[row, n])
+        low, high = down(low - rest[row]), up(high + rest[row])
         small_low, small_high = _odd_series(x, odd_low, odd_high)
         near_zero = k == 0
         low, high = np.where(near_zero, small_low, low), np.where(near_zero, small_high, high)
