@@ -2,19 +2,20 @@
 
     python -m gradoracle explore --ops all --dtypes float64,float32 --minutes 20 --out reports/explore
 
-Each op x dtype x mode gets an equal slice of the time. "domain" draws the op's arguments anywhere in
-its domain over the dtype's whole range; "near" starts from the op's pinned convention points
-(kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. The tensor ops (sum,
-softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random programs rooted
-at the op, zeros and ties among the simple values drawn first (gradoracle.explore_tensor). "second" (not in
-the default modes) draws as "domain" and judges torch's double backward instead (gradoracle.explore_higher),
-for the ops whose second derivative the oracle models; "second-near" judges it at the points "near" draws.
-Within a slice
-Hypothesis generates, then hill-climbs (`hypothesis.target`) on the error in ulps and on the error
-relative to the rounding model's bound. Every sample is classified (gradoracle.explore_eval): wrong,
-inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of a pinned point), ok, or an
-oracle problem. A progress line per slice; at the end `report.md` (tables, reproducers) and
-`report.json` in --out.
+Each op x dtype x mode gets an equal slice of the time. `--examples N` also ends each slice after N examples:
+one Hypothesis run of N examples from the slice's seed, so a run that finishes within its time is the same run
+again on any machine (a slice that runs out of time first is cut short, as without it).
+"domain" draws the op's arguments anywhere in its domain over the dtype's whole range; "near" starts from the
+op's pinned convention points (kinks, poles, saturation) and moves 1 to 2^62 ulps off them, log-uniformly. The
+tensor ops (sum, softmax, matmul, ...: the tensor-op table) are explored in "domain" mode only, as random
+programs rooted at the op, zeros and ties among the simple values drawn first (gradoracle.explore_tensor).
+"second" (not in the default modes) draws as "domain" and judges torch's double backward instead
+(gradoracle.explore_higher), for the ops whose second derivative the oracle models; "second-near" judges it at
+the points "near" draws. Within a slice Hypothesis generates, then hill-climbs (`hypothesis.target`) on the
+error in ulps and on the error relative to the rounding model's bound. Every sample is classified
+(gradoracle.explore_eval): wrong, inaccurate (beyond BAND_ULPS), convention (within CONVENTION_RADIUS ulps of
+a pinned point), ok, or an oracle problem. A progress line per slice; at the end `report.md` (tables,
+reproducers) and `report.json` in --out.
 """
 
 from __future__ import annotations
@@ -168,12 +169,17 @@ def _search(op: str, dtype: str, mode: str, result: SliceResult, max_examples: i
 
 
 def explore_slice(op: str, dtype: str, mode: str, seconds: float, random_seed: int,
-                  progress: SliceProgress | None = None) -> SliceResult:
+                  progress: SliceProgress | None = None, examples: int | None = None) -> SliceResult:
     """Search one op x dtype x mode for `seconds`: a short calibration run sets how many examples fit,
-    so Hypothesis's targeting phase (after half the examples of a run) gets its share of the time."""
+    so Hypothesis's targeting phase (after half the examples of a run) gets its share of the time.
+    `examples`: instead one run of that many examples (its targeting phase the second half), within `seconds`."""
     result = SliceResult(op, dtype, mode)
     start = time.monotonic()
     deadline = start + seconds
+    if examples is not None:
+        _search(op, dtype, mode, result, examples, deadline, random_seed * MAX_ROUNDS, progress)
+        result.seconds = time.monotonic() - start
+        return result
     examples = CALIBRATION_EXAMPLES
     for round_ in range(MAX_ROUNDS):
         before, round_start = result.examples, time.monotonic()
@@ -261,6 +267,16 @@ def _positive_minutes(text: str) -> float:
     return value
 
 
+def _positive_examples(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of examples, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"examples must be at least 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradoracle explore", description=__doc__.splitlines()[0])
     parser.add_argument("--ops", default="all", help="comma-separated op names of the op table or the tensor-op "
@@ -270,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="domain, near, second (double backward), second-near (double backward near the "
                              "convention points), comma-separated (default domain,near)")
     parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
+    parser.add_argument("--examples", type=_positive_examples, default=None,
+                        help="also end each slice after this many examples (default: its time alone)")
     parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
@@ -293,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out: {exc}")
     try:
         return _run(slices, out, {"ops": ops, "dtypes": dtypes, "modes": modes, "minutes": args.minutes,
-                                  "seed": args.seed}, args)
+                                  "examples_per_slice": args.examples, "seed": args.seed}, args)
     finally:
         lock.unlink(missing_ok=True)
 
@@ -302,7 +320,8 @@ def _run(slices, out: Path, settings_used: dict, args) -> int:
     """Explore every slice, rewriting both reports (atomically) after each one, marked partial until the
     last: an interrupted or killed run keeps every slice it finished."""
     per_slice = args.minutes * 60 / len(slices)
-    print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each, "
+    cap = f" (or {args.examples} examples)" if args.examples else ""
+    print(f"exploring {len(slices)} op x dtype x mode slices, {per_slice:.1f} s each{cap}, "
           f"{args.minutes:g} min in all; reports in {out}/", flush=True)
     started = time.time()
     done: list[dict] = []  # the finished slices' JSON, as the reports hold them
@@ -317,7 +336,7 @@ def _run(slices, out: Path, settings_used: dict, args) -> int:
         for i, (op, dtype, mode) in enumerate(slices, 1):
             bar = SliceProgress(f"[{i}/{len(slices)}] {op} {dtype} {mode}", per_slice)
             try:
-                result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i, bar)
+                result = explore_slice(op, dtype, mode, per_slice, args.seed * 1000 + i, bar, args.examples)
             finally:
                 bar.close()
             done.append(result.to_json())

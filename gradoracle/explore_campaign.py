@@ -38,6 +38,8 @@ def pytest_addoption(parser):
     group.addoption("--explore-modes", default="domain,near",
                     help="domain, near, second, second-near, comma-separated")
     group.addoption("--explore-seconds", default="10", help="seconds per slice (default 10)")
+    group.addoption("--explore-examples", default=None,
+                    help="also end each slice after this many examples (default: its seconds alone)")
     group.addoption("--explore-seed", default="0", help="random seed (default 0)")
     group.addoption("--explore-out", default="reports/explore", help="directory for the merged reports")
 
@@ -74,13 +76,16 @@ def pytest_configure(config):
     modes = _names(config, "--explore-modes", list(explore.MODES))
     seconds = _number(config, "--explore-seconds", float, 0.1)
     seed = int(_number(config, "--explore-seed", int, 0))
+    examples = None if config.getoption("explore_examples") is None else int(_number(config, "--explore-examples",
+                                                                                    int, 1))
     out = config.getoption("explore_out")
     problem = directory_problem(out)
     if problem:
         raise pytest.UsageError(f"--explore-out: {out!r} {problem}")
     slices, skipped = explore.plan(ops, dtypes, modes)
-    config.gradoracle_campaign = {"ops": ops, "dtypes": dtypes, "modes": modes, "seconds": seconds, "seed": seed,
-                                  "out": Path(out), "slices": slices, "skipped": skipped, "started": time.time()}
+    config.gradoracle_campaign = {"ops": ops, "dtypes": dtypes, "modes": modes, "seconds": seconds,
+                                  "examples": examples, "seed": seed, "out": Path(out), "slices": slices,
+                                  "skipped": skipped, "started": time.time()}
     _DONE.clear()
 
 
@@ -114,6 +119,7 @@ def pytest_sessionfinish(session):
     out.mkdir(parents=True, exist_ok=True)
     settings_used = {"ops": campaign["ops"], "dtypes": campaign["dtypes"], "modes": campaign["modes"],
                      "minutes": campaign["seconds"] * len(campaign["slices"]) / 60, "seed": campaign["seed"],
+                     "examples_per_slice": campaign["examples"],
                      "seconds_per_slice": campaign["seconds"], "slices_planned": len(campaign["slices"]),
                      "wall_seconds": round(time.time() - campaign["started"], 1),
                      "complete": len(done) == len(campaign["slices"]),
@@ -132,4 +138,5 @@ def _command(campaign: dict) -> str:
     return ("python -m pytest -p gradoracle.explore_campaign --pyargs gradoracle.explore_campaign_items "
             f"--explore-ops {','.join(campaign['ops'])} --explore-dtypes {','.join(campaign['dtypes'])} "
             f"--explore-modes {','.join(campaign['modes'])} --explore-seconds {campaign['seconds']:g} "
-            f"--explore-seed {campaign['seed']}")
+            + (f"--explore-examples {campaign['examples']} " if campaign["examples"] else "")
+            + f"--explore-seed {campaign['seed']}")

@@ -9,9 +9,10 @@ FAILING = ("wrong", "oracle")
 
 
 def test_slice(explore_slice, request):
-    """One slice of the campaign, searched for its seconds; its JSON goes to the merged report."""
+    """One slice of the campaign, searched for its seconds (or examples); its JSON goes to the merged report."""
     campaign = request.config.gradoracle_campaign
     i, (op, dtype, mode) = explore_slice
-    result = explore.explore_slice(op, dtype, mode, campaign["seconds"], campaign["seed"] * 1000 + i)
+    result = explore.explore_slice(op, dtype, mode, campaign["seconds"], campaign["seed"] * 1000 + i,
+                                   examples=campaign["examples"])
     request.node.user_properties.append((SLICE_PROPERTY, {"plan_index": i, **result.to_json()}))
     assert result.classification not in FAILING, explore.progress_line(i, len(campaign["slices"]), result)

@@ -62,7 +62,8 @@ def markdown(results, settings_used: dict, meta: dict) -> str:
     command = settings_used.get("command") or (
         f"python -m gradoracle explore --ops {ops} --dtypes {','.join(settings_used['dtypes'])} "
         f"--modes {','.join(settings_used['modes'])} --minutes {settings_used['minutes']:g} "
-        f"--seed {settings_used['seed']}")
+        + (f"--examples {settings_used['examples_per_slice']} " if settings_used.get("examples_per_slice") else "")
+        + f"--seed {settings_used['seed']}")
     command = (f"Command: `{command}` ({len(results)} slices of "
                f"{settings_used['seconds_per_slice']:.1f} s, {settings_used['wall_seconds'] / 60:.1f} min wall, "
                f"{sum(r.examples for r in results)} examples).")

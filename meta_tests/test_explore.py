@@ -30,6 +30,9 @@ from strategies.points import domain_points, near_conventions, near_points
     (["--minutes", "-1"], "minutes must be positive"),
     (["--minutes", "soon"], "expected a number of minutes, got 'soon'"),
     (["--minutes", "nan"], "minutes must be positive"),
+    (["--examples", "0"], "examples must be at least 1, got '0'"),
+    (["--examples", "many"], "expected a whole number of examples, got 'many'"),
+    (["--examples", "2.5"], "expected a whole number of examples, got '2.5'"),
     (["--ops", "all,sin"], "--ops: 'all' stands alone"),
 ])
 def test_bad_arguments_are_reported_by_name(argv, message, capsys):
@@ -77,7 +80,7 @@ def test_classification(op, case_dtype, point, convention, moved, expected):
 
 
 def test_a_short_run_writes_both_reports(tmp_path, capsys):
-    assert explore.main(["--ops", "abs,atan2", "--dtypes", "float64", "--minutes", "0.05",
+    assert explore.main(["--ops", "abs,atan2", "--dtypes", "float64", "--minutes", "5", "--examples", "40",
                          "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "[1/4] abs" in out and "wrote" in out
@@ -100,6 +103,21 @@ def test_a_short_run_writes_both_reports(tmp_path, capsys):
     assert any(row[4] == "atan2-denominator-range" for row in atan2)
 
 
+def test_an_examples_cap_makes_a_run_reproducible(tmp_path, capsys, monkeypatch):
+    """--examples N: each slice is one search of N examples from its seed, so the same command gives the same
+    samples, classes and worst cases again; the command in report.md says so."""
+    monkeypatch.setattr(explore_plots, "Figure", None)  # the plots are drawn from the samples compared here
+    reports = []
+    for run in ("first", "second"):
+        assert explore.main(["--ops", "atan2,softmax", "--dtypes", "float64", "--minutes", "5", "--examples", "15",
+                             "--seed", "3", "--out", str(tmp_path / run)]) == 0
+        reports.append(json.loads((tmp_path / run / "report.json").read_text()))
+    first, second = ([{k: v for k, v in s.items() if k != "seconds"} for s in r["slices"]] for r in reports)
+    assert first == second and [s["examples"] for s in first] == [15, 15, 15]
+    assert reports[0]["settings"]["examples_per_slice"] == 15
+    assert "--minutes 5 --examples 15 --seed 3`" in (tmp_path / "first" / "report.md").read_text()
+
+
 def test_a_slice_keeps_a_bounded_uniform_sample(monkeypatch):
     monkeypatch.setattr(explore, "MAX_SAMPLES", 5)
     result = explore.SliceResult("abs", "float64", "domain")
@@ -113,16 +131,16 @@ def test_a_slice_keeps_a_bounded_uniform_sample(monkeypatch):
 def test_progress_inside_a_slice(tmp_path, capsys, monkeypatch):
     """A slice reports its examples, their rate, the worst error so far and the time left while it runs."""
     monkeypatch.setattr(explore_progress, "LOG_INTERVAL", 0.0)
-    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.02",
-                         "--out", str(tmp_path)]) == 0
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "5",
+                         "--examples", "5", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "[1/1] abs float64 domain" in err and "examples (" in err and "/s), worst so far" in err
     assert " s, " in err and "left;" in err
 
 
 def test_markdown_re_renders_from_json(tmp_path, capsys):
-    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.02",
-                         "--out", str(tmp_path)]) == 0
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "5",
+                         "--examples", "5", "--out", str(tmp_path)]) == 0
     first = (tmp_path / "report.md").read_text()
     (tmp_path / "report.md").unlink()
     assert explore_report.main([str(tmp_path / "report.json")]) == 0
@@ -139,14 +157,12 @@ def test_markdown_re_renders_from_json(tmp_path, capsys):
 def test_tensor_ops_and_second_derivatives_are_explored(tmp_path, capsys):
     """Tensor ops take the domain mode only (random programs rooted at the op); the second mode judges
     torch's double backward, for ops with a modelled second derivative."""
-    # 3 s a slice: under a loaded full run (two workers on two cores) 0.75 s a slice measured too short for
-    # a first example of some slice
     assert explore.main(["--ops", "softmax,tanh", "--dtypes", "float64", "--modes", "domain,near,second",
-                         "--minutes", "0.2", "--out", str(tmp_path)]) == 0
+                         "--minutes", "10", "--examples", "10", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     slices = {(s["op"], s["mode"]): s for s in report["slices"]}
     assert set(slices) == {("softmax", "domain"), ("tanh", "domain"), ("tanh", "near"), ("tanh", "second")}
-    assert all(s["examples"] > 0 and not s["errors"] for s in slices.values())
+    assert all(s["examples"] == 10 and not s["errors"] for s in slices.values())
     assert slices["softmax", "domain"]["classification"] != "oracle", slices["softmax", "domain"]
 
 
@@ -188,8 +204,8 @@ def test_an_interrupted_run_keeps_the_slices_it_finished(tmp_path, capsys, monke
     # not necessarily Python's default: another test in this process may have left a library's handler
     # (measured under pytest-xdist: SIG_IGN)
     before = signal.getsignal(signal.SIGINT)
-    status = explore.main(["--ops", "abs,sin,cos", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.05",
-                           "--out", str(tmp_path)])
+    status = explore.main(["--ops", "abs,sin,cos", "--dtypes", "float64", "--modes", "domain", "--minutes", "5",
+                           "--examples", "5", "--out", str(tmp_path)])
     assert status == 130 and "interrupted: 2 of 3 slices kept" in capsys.readouterr().out
     report = json.loads((tmp_path / "report.json").read_text())
     assert [s["op"] for s in report["slices"]] == ["abs", "sin"]
@@ -210,8 +226,8 @@ def test_one_explorer_per_output_directory(tmp_path, capsys):
 
 def test_without_matplotlib_the_report_says_why_there_are_no_plots(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(explore_plots, "Figure", None)
-    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "0.01",
-                         "--out", str(tmp_path)]) == 0
+    assert explore.main(["--ops", "abs", "--dtypes", "float64", "--modes", "domain", "--minutes", "5",
+                         "--examples", "3", "--out", str(tmp_path)]) == 0
     assert "Not drawn: matplotlib is not installed" in (tmp_path / "report.md").read_text()
     assert not (tmp_path / "plots").exists()
 
@@ -233,8 +249,8 @@ def test_the_second_near_mode_judges_the_double_backward_near_the_convention_poi
     assert slices == [("tanh", "float64", "second-near")]
     assert any(line.startswith("floor float64 second-near: no double backward") for line in skipped)
     assert any(line.startswith("softmax float64 second-near: tensor ops") for line in skipped)
-    assert explore.main(["--ops", "tanh", "--dtypes", "float64", "--modes", "second-near", "--minutes", "0.03",
-                         "--out", str(tmp_path)]) == 0
+    assert explore.main(["--ops", "tanh", "--dtypes", "float64", "--modes", "second-near", "--minutes", "5",
+                         "--examples", "5", "--out", str(tmp_path)]) == 0
     [tanh] = json.loads((tmp_path / "report.json").read_text())["slices"]
     assert tanh["mode"] == "second-near" and tanh["examples"] > 0
 

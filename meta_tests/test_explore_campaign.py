@@ -27,13 +27,15 @@ def _campaign(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
 def test_slices_run_on_xdist_workers_and_merge_into_one_report(tmp_path):
     out = tmp_path / "campaign"
     run = _campaign(tmp_path, "-n", "2", "--explore-ops", "abs,softmax", "--explore-dtypes", "float64",
-                    "--explore-modes", "domain", "--explore-seconds", "1", "--explore-out", str(out))
+                    "--explore-modes", "domain", "--explore-seconds", "60", "--explore-examples", "10",
+                    "--explore-out", str(out))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout and "2 of 2 slices in" in run.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "gradoracle-explore-report/1" and report["settings"]["complete"]
     assert [(s["op"], s["mode"]) for s in report["slices"]] == [("abs", "domain"), ("softmax", "domain")]
-    assert all(s["examples"] > 0 and s["samples"]["rows"] for s in report["slices"])
+    assert all(s["examples"] == 10 and s["samples"]["rows"] for s in report["slices"])
+    assert "--explore-seconds 60 --explore-examples 10 --explore-seed 0`" in (out / "report.md").read_text()
     assert "| abs | float64 | domain |" in (out / "report.md").read_text()
     assert (out / "plots" / "softmax-float64.png").is_file()
 
@@ -44,6 +46,8 @@ def test_bad_campaign_options_are_usage_errors_naming_the_value(tmp_path):
     for option, value, message in [("--explore-dtypes", "float8", "'float8'"),
                                    ("--explore-seconds", "soon", "expected a number, got 'soon'"),
                                    ("--explore-seconds", "nan", "must be at least 0.1 and finite"),
+                                   ("--explore-examples", "0", "must be at least 1 and finite, got '0'"),
+                                   ("--explore-examples", "ten", "expected a number, got 'ten'"),
                                    ("--explore-out", "/proc/campaign", "'/proc/campaign' cannot write")]:
         config = _Config({**DEFAULTS, option: value})
         with pytest.raises(pytest.UsageError, match=re.escape(message)):
@@ -51,7 +55,8 @@ def test_bad_campaign_options_are_usage_errors_naming_the_value(tmp_path):
 
 
 DEFAULTS = {"--explore-ops": "abs", "--explore-dtypes": "float64", "--explore-modes": "domain",
-            "--explore-seconds": "1", "--explore-seed": "0", "--explore-out": "reports/explore"}
+            "--explore-seconds": "1", "--explore-examples": None, "--explore-seed": "0",
+            "--explore-out": "reports/explore"}
 
 
 class _Config:
