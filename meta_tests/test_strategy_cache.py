@@ -41,3 +41,10 @@ def test_ints_and_equal_floats_get_their_own_strategies():
 
 def test_equal_options_share_one_strategy():
     assert choice([0.5, "a", (1, 2)]) is choice((0.5, "a", (1, 2)))
+
+
+def test_bools_and_equal_ints_get_their_own_strategies():
+    """True == 1: the names-and-ints shortcut takes ints only, so a bool option never draws an int."""
+    choice((1, 0))
+    assert all(type(v) is bool for v in _draws(choice((True, False))))
+    assert choice(["sin", 2]) is choice(("sin", 2))

@@ -29,9 +29,18 @@ def _identity(option) -> tuple:
     return (type(option), option)
 
 
+@cache
+def _sampled_names(options: tuple) -> st.SearchStrategy:
+    return st.sampled_from(options)
+
+
 def choice(options: Iterable) -> st.SearchStrategy:
     """`st.sampled_from(options)`, one shared strategy per distinct tuple of (hashable) options."""
     options = tuple(options)
+    # Strings and ints (bool is not int here) are equal only when they draw the same: the options are their
+    # own key, with no `_identity` to build per option (the op names, every draw of every expression node).
+    if all(type(option) is str or type(option) is int for option in options):
+        return _sampled_names(options)
     try:
         return _sampled(tuple((_identity(option), option) for option in options))
     except TypeError:  # an unhashable option: a strategy of its own, as sampled_from would give
