@@ -5,6 +5,8 @@ values of every function they follow."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -14,16 +16,23 @@ from hypothesis import strategies as st
 
 from benchmarks.expressions import chain_expression, grid
 from oracles.core.case import GradCase
+from oracles.core.chain_rule import op_forms
 from oracles.core.check import torch_gradients
+from oracles.core.expr import Apply, Const, Var
 from oracles.core.fast_pass import fast_verdicts, follows
 from oracles.core.gradient_oracle import expected_gradients
 from oracles.core.verdict import Verdict, judge
 from oracles.numerics.bounds import DOUBLE, LONG_DOUBLE, Bounds
+from oracles.numerics.bounds_exact import compile_bounds
+from oracles.numerics.exact import compile_sympy
 from oracles.numerics.long_double_erf import erf_enclosure
+from oracles.numerics.rounding import Singular
 from oracles.table.ops import OPS
 from strategies import compositions, grad_cases
 
 FOLLOWED = tuple(name for name, op in OPS.items() if op.interval_formulas)
+KINKED = tuple(name for name in FOLLOWED if any(s.kind.name in ("KINK", "JUMP", "TIE") for s in OPS[name].specials))
+SMOOTH = tuple(name for name in FOLLOWED if name not in KINKED)
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
@@ -53,6 +62,34 @@ def test_fast_pass_verifies_only_what_the_exact_path_verifies(dtype, data):
         assert exact[key].verdict is Verdict.VERIFIED, (case.source, key, verdict, exact[key])
 
 
+@st.composite
+def _across_a_kink(draw, n_inputs: int):
+    """A kinked op (relu, clamp, maximum, ...) of smooth compositions, which take both signs at the drawn values
+    (the op table's strategies keep a kink's argument on one side), maybe under one more smooth op."""
+    op = OPS[draw(st.sampled_from(KINKED), label="kinked op")]
+    parameters = draw(st.sampled_from(op.parameters), label="parameters") if op.parameters else ()
+    inner = tuple(draw(compositions(n_inputs, max_depth=2, ops=SMOOTH), label=f"argument {k}")
+                  for k in range(op.arity - len(parameters)))
+    expr = Apply(op.name, inner + tuple(Const(p) for p in parameters), 0)
+    if draw(st.booleans(), label="under a smooth op"):
+        expr = Apply(draw(st.sampled_from([n for n in SMOOTH if OPS[n].arity == 1]), label="outer op"), (expr,), 0)
+    return expr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_across_kinks_the_fast_pass_verifies_only_what_the_exact_path_verifies(dtype, data):
+    """As above, where the points fall on both sides of a kink: the pass splits them at every decision."""
+    case = data.draw(grad_cases(dtype, _across_a_kink), label="case")
+    grads = torch_gradients(case)
+    moved = data.draw(st.sampled_from([1.0, 1 + 2.0**-6, -1.0]), label="factor applied to torch's .grad")
+    grads = [None if g is None else g * moved for g in grads]
+    exact = _exact_path_verdicts(case, grads)
+    for key, verdict in fast_verdicts(case, grads).items():
+        assert exact[key].verdict is Verdict.VERIFIED, (case.source, key, verdict, exact[key])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fast_pass_decides_nearly_all_of_a_smooth_chain(dtype):
     case = GradCase(chain_expression(20), ((200,),), (grid(200),), dtype)
@@ -60,6 +97,54 @@ def test_fast_pass_decides_nearly_all_of_a_smooth_chain(dtype):
     decided = fast_verdicts(case, torch_gradients(case))
     # measured: all 200 in every dtype (1,000 points: 996, those at 0, whose exact value is 0, go to the exact path)
     assert len(decided) >= 190, len(decided)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op", ["relu", "maximum", "clamp"])
+def test_a_kink_splits_the_points_and_each_side_is_decided(op, dtype):
+    """A decision that differs between the points (relu's sign, maximum's comparison, clamp's bounds) runs the pass
+    again on each side: every element whose exact gradient is not 0 is decided, and soundly."""
+    sin, cos = Apply("sin", (Var(0),), 0), Apply("cos", (Var(0),), 0)
+    args = {"relu": (sin,), "maximum": (sin, cos), "clamp": (sin, Const(-0.5), Const(0.5))}[op]
+    case = GradCase(Apply(op, args, 0), ((200,),), (grid(200),), dtype)
+    grads = torch_gradients(case)
+    decided = fast_verdicts(case, grads)
+    exact = _exact_path_verdicts(case, grads)
+    nonzero = [key for key, v in exact.items() if v.verdict is Verdict.VERIFIED and v.exact != 0]
+    assert len(decided) >= 0.95 * len(nonzero), (len(decided), len(nonzero))
+    assert all(exact[key].verdict is Verdict.VERIFIED for key in decided)
+
+
+@pytest.mark.parametrize("name", KINKED)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_intervals_of_kinked_forms_bound_arbs_values(name, data):
+    """The op's SymPy value and partials (steps, extrema, Piecewise) over intervals, at a point: NaN, or the point
+    arb's exact evaluator gives; NaN wherever arb cannot decide (on a kink, a tie, a branch boundary)."""
+    op = OPS[name]
+    constants = data.draw(st.sampled_from(op.parameters), label="parameters") if op.parameters else ()
+    constants = (None,) * (op.arity - len(constants)) + tuple(Fraction(c) for c in constants)
+    function, partials = op_forms(name, constants)
+    kinks = [v for s in op.specials for v in s.at] + [0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 0.5, -0.5]
+    point = tuple(data.draw(st.sampled_from(kinks) | st.floats(-8, 8), label=f"x{i}") if c is None else 0.0
+                  for i, c in enumerate(constants))
+    for form in (function, *(p for p in partials if p is not None)):
+        evaluate = compile_bounds(form)
+        assert evaluate is not None, form
+        result = evaluate(tuple(Bounds.points([x], LONG_DOUBLE) for x in point))
+        if not isinstance(result, Bounds):  # a constant form: arb's own ball
+            assert result.overlaps(compile_sympy(form)(tuple(arb(x) for x in point))), form
+            continue
+        ends = result.ends
+        try:
+            value = compile_sympy(form)(tuple(arb(x) for x in point))
+        except Singular:
+            assert np.isnan(ends).all(), (form, point, ends)
+            continue
+        if np.isnan(ends).any():
+            continue
+        a, b, c, d = (_exact(end) for end in ends[:, 0])
+        assert a <= value and value <= b and c <= value and value <= d, (form, point, ends, value)
 
 
 FUNCTIONS = ("exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "tan", "tanh", "sinh", "cosh", "atan", "asinh", "sin",

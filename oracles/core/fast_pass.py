@@ -9,8 +9,10 @@ op table's SymPy partials chained over the tree. An element is *verified* here o
 - torch's value lies inside the model's inner part, which the exact path's enclosure contains, and
 - the model's outer distance from the exact value is below half of it (the exact path's balls may be a little
   wider than these intervals: it would not call the bound wider than the value).
-Everything else, and every case whose formulas branch on a sign or use a function the intervals do not
-follow, goes to the exact path, which decides it as before. So the fast pass never calls an element wrong
+A formula that branches on a sign or a comparison (relu, clamp, maximum) splits the points: the pass runs again
+on the points on each side of the decision (`Split`, up to MAX_SPLITS deep), and the points that straddle it go
+to the exact path. Everything else, and every case using a function the intervals do not follow, goes to the
+exact path, which decides it as before. So the fast pass never calls an element wrong
 and never verifies one the exact path would find wrong (meta_tests/test_fast_pass.py checks it against the exact
 path). check_case uses it from FAST_PASS_MIN_POINTS points on (oracles.core.check).
 """
@@ -37,6 +39,7 @@ from oracles.numerics.bounds import (
     Bounds,
     NotVectorizable,
     Precision,
+    Split,
     as_bounds,
     outward,
 )
@@ -54,6 +57,9 @@ ONE = arb(1)
 # arb's enclosures contain the intervals followed here, and may be a little wider: near the top of the range
 # the exact path could see an overflow this pass does not, so it stops short of it
 RANGE_MARGIN = 1 - 2.0**-20
+# nested splits of the points at decisions that differ between them (each level at most doubles the runs); the
+# points of a deeper split go to the exact path
+MAX_SPLITS = 4
 
 
 class BoundsModel:
@@ -116,10 +122,33 @@ class BoundsModel:
             return as_bounds(arb(value), self.dtype)
         return self.round(arb(value))
 
-    def _undecidable(self, *args, **kwargs):
-        raise NotVectorizable("a decision on the sign or exactness of a value")
+    def sign(self, value) -> int:
+        """The sign every point's interval has, as `RoundingModel.sign`; `Split` where the points differ (those
+        whose interval may touch 0 in neither group: a kink, for the exact path)."""
+        a, _, _, d = as_bounds(value, self.dtype).ends
+        return _decided((a > 0, d < 0), (1, -1))
 
-    sign = greater = holds = correctly_rounded = sum = _undecidable
+    def greater(self, x, y) -> bool:
+        """x > y at every point, as `RoundingModel.greater`; `Split` where the points differ (a possible tie in
+        neither group)."""
+        x, y = as_bounds(x, self.dtype).ends, as_bounds(y, self.dtype).ends
+        return _decided((x[0] > y[3], x[3] <= y[0]), (True, False))
+
+    def _undecidable(self, *args, **kwargs):
+        raise NotVectorizable("a decision on the exactness of a value, or a sum of a varying number of terms")
+
+    holds = correctly_rounded = sum = _undecidable
+
+
+def _decided(groups: tuple[np.ndarray, np.ndarray], outcomes: tuple):
+    """The outcome every point shares, or `Split` into the points of each outcome. A decision no point can make
+    (all straddle: a constant at the kink) is `Singular`, as in `RoundingModel`."""
+    for group, outcome in zip(groups, outcomes):
+        if group.all():
+            return outcome
+    if not any(group.any() for group in groups):
+        raise Singular("the decision may tie at every point")
+    raise Split(groups)
 
 
 # ------------------------------------------------------------------ the model: torch's reverse mode
@@ -131,9 +160,23 @@ def _backward(node, adjoint, model: BoundsModel, into: dict[int, list[Bounds]]) 
     for local, child in zip(node.local_grads, node.children):
         if isinstance(child.expr, Const):
             continue
-        passes_through = isinstance(local, arb) and local.is_exact() and abs(local) == 1
-        grad = model.in_range(as_bounds(adjoint, model.dtype) * local) if passes_through else model.mul(adjoint, local)
-        _backward(child, grad, model, into)
+        _backward(child, _times_local(adjoint, local, model), model, into)
+
+
+def _times_local(adjoint, local, model: BoundsModel) -> Bounds:
+    """adjoint · local as torch's backward computes it: exact at the points where the local derivative is exactly
+    ±1 (add, sub, neg; mul by an operand that is ±1 there), as gradient_oracle's reverse mode takes it, rounded
+    elsewhere. Never wider than the exact path's model: a wider enclosure could take a torch value it rejects."""
+    adjoint, local = as_bounds(adjoint, model.dtype), as_bounds(local, model.dtype)
+    a, _, _, d = local.ends
+    unit = (a == d) & (np.abs(a) == 1)
+    if not unit.any():
+        return model.mul(adjoint, local)
+    exact = model.in_range(adjoint * local)
+    if unit.all():
+        return exact
+    rounded = model.mul(adjoint, local)
+    return Bounds(np.where(unit, exact.ends, rounded.ends))
 
 
 # ------------------------------------------------------------------ the exact derivative
@@ -225,15 +268,12 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
     weight = as_bounds(ONE, model.dtype) if upstream is None else Bounds.points(upstream, precision)
     try:
         with np.errstate(all="ignore"):
-            into: dict[int, list[Bounds]] = {}
-            _backward(model_forward(case.expr, point, model), weight, model, into)
-            exact = exact_gradient(case.expr, point, weight, _program)
-        if any(leaf not in exact for leaf in case.used):
-            return {}
-    except (NotVectorizable, Singular, Overflow, TypeError, ArithmeticError):
-        # TypeError: an arb function of the table called on an interval (e.g. `arb.atan2`); the exact path
-        # follows every formula
+            found = _both_sides(case, point, weight, model, np.arange(points), 0)
+    except _NOT_FOLLOWED:
         return {}
+    if found is None:
+        return {}
+    into, exact = found
     decided: dict[tuple[int, int], ElementVerdict] = {}
     for leaf in case.used:
         source, count = _sources(case, leaf), numel(case.shapes[leaf])
@@ -260,6 +300,92 @@ def fast_verdicts(case: GradCase, grads: Sequence[torch.Tensor | None],
                 decided[(leaf, flat)] = ElementVerdict(leaf, index, Verdict.VERIFIED, float(torch_values[flat]),
                                                        exact_f, float(bound[flat]), ulp=ulp_of(exact_f, case.format))
     return decided
+
+
+Sides = tuple[dict[int, list[Bounds]], dict[int, Bounds]]  # per input: the model's terms, the exact gradient
+# where the pass stops and the exact path, which follows every formula, decides; TypeError: an arb function of the
+# table called on an interval (e.g. `arb.atan2`)
+_NOT_FOLLOWED = (NotVectorizable, Singular, Overflow, TypeError, ArithmeticError)
+
+
+def _both_sides(case: GradCase, point: tuple, weight: Bounds, model: BoundsModel, at: np.ndarray,
+                depth: int) -> Sides | None:
+    """The model's terms and the exact gradient at the points `at` (positions in the case's points; `point` and
+    `weight` hold those points only), each as long as all the case's points, NaN where not followed. Where a
+    formula's decision differs between the points, each group of points that decides it alike runs again."""
+    try:
+        into: dict[int, list[Bounds]] = {}
+        forward = model_forward(case.expr, point, model)
+        _backward(forward, weight, model, into)
+        exact = exact_gradient(case.expr, point, weight, _program)
+        if any(leaf not in exact for leaf in case.used):
+            return None
+        # the exact path judges a point whole: a value outside an op's domain or an overflow anywhere in the forward
+        # or in any input's gradient is a failure for every input there, whatever the other formulas give
+        failed = _undefined(forward)
+        for value in [*exact.values(), *(term for terms in into.values() for term in terms)]:
+            failed = failed | np.isnan(value.ends).any(axis=0)
+        exact = {leaf: value.invalidate(failed) for leaf, value in exact.items()}
+        return _placed(into, exact, at, case)
+    except Split as split:
+        if depth == MAX_SPLITS:
+            return None
+        parts = []
+        for group in split.groups:
+            chosen = np.flatnonzero(np.broadcast_to(group, at.shape))
+            if chosen.size:
+                sub = tuple(None if p is None else p.take(chosen) for p in point)
+                try:
+                    found = _both_sides(case, sub, weight.take(chosen), model, at[chosen], depth + 1)
+                except _NOT_FOLLOWED:  # on this side only (elu's exp branch): the other groups still count
+                    found = None
+                if found is not None:
+                    parts.append(found)
+        return _merged(parts, case)
+
+
+def _undefined(node) -> np.ndarray:
+    """Per point, whether any value of the forward pass is NaN (not followed, or outside the model)."""
+    undefined = np.zeros(1, dtype=bool)
+    for child in node.children:
+        undefined = undefined | _undefined(child)
+    if isinstance(node.value, Bounds):
+        undefined = undefined | np.isnan(node.value.ends).any(axis=0)
+    return undefined
+
+
+def _placed(into: dict[int, list[Bounds]], exact: dict[int, Bounds], at: np.ndarray, case: GradCase) -> Sides:
+    """Terms and exact gradients at the points `at`, spread over all the case's points (NaN elsewhere)."""
+    points = numel(case.output_shape)
+    if at.size == points:
+        return into, exact
+
+    def spread(value: Bounds) -> Bounds:
+        ends = np.full((4, points), np.nan, dtype=value.ends.dtype)
+        ends[:, at] = np.broadcast_to(value.ends, (4, at.size))
+        return Bounds(ends)
+
+    return ({leaf: [spread(t) for t in terms] for leaf, terms in into.items()},
+            {leaf: spread(value) for leaf, value in exact.items()})
+
+
+def _merged(parts: list[Sides], case: GradCase) -> Sides | None:
+    """The groups' results, each NaN outside its own points, as one. The groups run the same tree, so each input
+    has as many terms in each (a term per path from the output to it); otherwise the exact path decides."""
+    if not parts:
+        return None
+    into, exact = parts[0]
+    for other_into, other_exact in parts[1:]:
+        if other_into.keys() != into.keys() or any(len(other_into[k]) != len(into[k]) for k in into):
+            return None
+        into = {leaf: [_either(t, u) for t, u in zip(terms, other_into[leaf])] for leaf, terms in into.items()}
+        exact = {leaf: _either(value, other_exact[leaf]) for leaf, value in exact.items()}
+    return into, exact
+
+
+def _either(x: Bounds, y: Bounds) -> Bounds:
+    """Where x is NaN (not its points), y."""
+    return Bounds(np.where(np.isnan(x.ends), y.ends, x.ends))
 
 
 def points_reading(case: GradCase, undecided: dict[int, set[int]]) -> list[int]:

@@ -20,8 +20,9 @@ the margins of `Precision` and `MATH_MODULE_PAD`, hundreds of times the document
 one assumption beyond IEEE arithmetic; meta_tests/test_fast_pass.py checks the intervals against arb.
 
 Where a point leaves what this pass can follow (outside a function's domain, a non-monotone stretch, an
-overflow), its ends become NaN and the exact path decides it. A decision the pass cannot make for all points
-at once (a branch on a sign) raises `NotVectorizable`.
+overflow), its ends become NaN and the exact path decides it; so do steps and extrema (`heaviside`, `sign`,
+`extremum`) where a point's interval touches the kink. A branch of Python code on an interval raises
+`NotVectorizable`; the fast pass's model raises `Split` where a sign or comparison differs between the points.
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ from oracles.numerics.long_double_erf import erf_enclosure
 
 class NotVectorizable(Exception):
     """The formula needs a decision (a branch on a sign, a comparison) that is not the same for every point."""
+
+
+class Split(NotVectorizable):
+    """A decision (a sign, a comparison) that differs between points. `groups`: boolean masks over the points, each
+    the points that decide it one way; a point in no group may decide it either way (its interval straddles the
+    kink), and is left to the exact path. The pass runs again on each group (oracles.core.fast_pass)."""
+
+    def __init__(self, groups: tuple[np.ndarray, ...]):
+        super().__init__("a decision that differs between points")
+        self.groups = groups
 
 
 def _constant_ends(value: arb, dtype: np.dtype) -> np.ndarray:
@@ -152,6 +163,29 @@ class Bounds:
 
     def invalidate(self, where: np.ndarray) -> Bounds:
         return Bounds(np.where(where, np.nan, self.ends)) if where.any() else self
+
+    def take(self, points: np.ndarray) -> Bounds:
+        """The intervals at those points (positions); a constant stays itself."""
+        return self if self.ends.shape[1] == 1 else Bounds(self.ends[:, points])
+
+    # ------------------------------------------------------------------ steps and extrema, point by point
+    def _step(self, above: float, below: float) -> Bounds:
+        """`above` where the whole interval is above 0, `below` where it is below, NaN where it may touch 0 (the
+        exact path decides there: a tie, or the value at 0)."""
+        a, _, _, d = self.ends
+        value = np.where(a > 0, above, np.where(d < 0, below, np.nan)).astype(self.ends.dtype)
+        return Bounds(np.broadcast_to(value, self.ends.shape).copy())
+
+    def heaviside(self) -> Bounds:
+        return self._step(1, 0)
+
+    def sign(self) -> Bounds:
+        return self._step(1, -1)
+
+    def extremum(self, other, largest: bool) -> Bounds:
+        """max(x, y) (or min) is non-decreasing in both: each end of the result is the max of the ends, exactly."""
+        other = self._like(other)
+        return Bounds((np.maximum if largest else np.minimum)(self.ends, other.ends))
 
     # ------------------------------------------------------------------ arithmetic
     def __neg__(self) -> Bounds:

@@ -181,7 +181,8 @@ add_op("celu", [Spelling("torch.nn.functional.celu({0}, {1})", torch_nn_function
     lambda a, alpha: sympy.Piecewise((a, a > 0), (alpha * (sympy.exp(a / alpha) - 1), True)),
     _celu_forward, _celu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)),
     ulps=KERNEL_ULPS, opinfo=("nn.functional.celu",), conventions=pins.CELU,
-    references=(ref((-0.5, 2.0), lambda a, alpha: (mp.exp(a / alpha),)), ref((0.75, 0.5), lambda a, alpha: (1,))))
+    references=(ref((-0.5, 2.0), lambda a, alpha: (mp.exp(a / alpha),)), ref((0.75, 0.5), lambda a, alpha: (1,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- selu: elu(x, SELU_ALPHA, SELU_SCALE)
@@ -217,7 +218,8 @@ add_op("selu", [nn_spelling("selu"), Spelling("torch.selu({0})", torch.selu)],
     specials=(kink("x = 0: slope scale * alpha = 1.758 below, scale = 1.051 above (concave)", 0.0),),
     conventions=pins.SELU, findings=("concave-kink-left-slope",),
     references=(ref((-0.5,), lambda a: (mp.mpf(SELU_SCALE) * mp.mpf(SELU_ALPHA) * mp.exp(a),)),
-                ref((0.75,), lambda a: (mp.mpf(SELU_SCALE),))))
+                ref((0.75,), lambda a: (mp.mpf(SELU_SCALE),))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- kinks at fixed points
@@ -236,7 +238,8 @@ def _relu6_forward(F, a):
 add_op("relu6", [nn_spelling("relu6")], lambda a: sympy.Min(sympy.Max(a, 0), 6), _relu6_forward,
        lambda F, args, y: (ONE if _between(F, args[0], 0.0, 6.0) else arb(0),), (OFF_SPECIALS,),
        opinfo=("nn.functional.relu6",), specials=(kink("x = 0 and x = 6", 0.0, 6.0),), conventions=pins.RELU6,
-       references=(ref((2.0,), lambda a: (1,)), ref((7.0,), lambda a: (0,)), ref((-1.0,), lambda a: (0,))))
+       references=(ref((2.0,), lambda a: (1,)), ref((7.0,), lambda a: (0,)), ref((-1.0,), lambda a: (0,))),
+    interval_formulas=True)
 
 
 def _hardsigmoid_forward(F, a):
@@ -259,7 +262,8 @@ add_op("hardsigmoid", [nn_spelling("hardsigmoid")], lambda a: sympy.Min(sympy.Ma
        conventions=pins.HARDSIGMOID, findings=("hardsigmoid-float64-float-sixth",),
        higher_order_gap="torch implements no derivative of hardsigmoid_backward (double backward raises)",
        references=(ref((1.0,), lambda a: (mp.mpf(1) / 6,)), ref((4.0,), lambda a: (0,)),
-                   ref((-4.0,), lambda a: (0,))))
+                   ref((-4.0,), lambda a: (0,))),
+    interval_formulas=True)
 
 
 def _hardswish_forward(F, a):
@@ -290,7 +294,8 @@ add_op("hardswish", [nn_spelling("hardswish")],
        _hardswish_forward, _hardswish_grads, (OFF_SPECIALS,), opinfo=("nn.functional.hardswish",),
        specials=(kink("x = -3 and x = 3", -3.0, 3.0),), conventions=pins.HARDSWISH,
        references=(ref((1.0,), lambda a: (mpmath.mpf(5) / 6,)), ref((-4.0,), lambda a: (0,)),
-                   ref((4.0,), lambda a: (1,))))
+                   ref((4.0,), lambda a: (1,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- shrinkage: kinks or jumps at ±lambd
@@ -323,7 +328,8 @@ add_op("softshrink", [Spelling("torch.nn.functional.softshrink({0}, {1})", torch
        opinfo=("nn.functional.softshrink",), specials=(kink("x0 = ±lambd (the constant argument)"),),
        conventions=pins.SOFTSHRINK,
        references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,)),
-                   ref((-1.5, 1.0), lambda a, lambd: (1,))))
+                   ref((-1.5, 1.0), lambda a, lambd: (1,))),
+    interval_formulas=True)
 add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch_nn_functional.hardshrink)],
        lambda a, lambd: sympy.Piecewise((a, a > lambd), (a, a < -lambd), (0, True)),
        lambda F, a, lambd: a if _outside(F, a, lambd) else arb(0),
@@ -331,7 +337,8 @@ add_op("hardshrink", [Spelling("torch.nn.functional.hardshrink({0}, {1})", torch
        (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=SHRINK_LAMBDAS, parameter_points=_plus_minus,
        opinfo=("nn.functional.hardshrink",),
        specials=(Special(Kind.JUMP, "x0 = ±lambd (the constant argument)", 0),), conventions=pins.HARDSHRINK,
-       references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))))
+       references=(ref((0.75, 0.5), lambda a, lambd: (1,)), ref((0.25, 0.5), lambda a, lambd: (0,))),
+    interval_formulas=True)
 
 
 # threshold(x, threshold, value): x > threshold ? x : value; threshold_backward: x > threshold ? grad : 0
@@ -350,7 +357,8 @@ add_op("threshold", [Spelling("torch.nn.functional.threshold({0}, {1}, {2})", to
        parameter_points=lambda parameters: (parameters[0],), opinfo=("nn.functional.threshold",),
        specials=(Special(Kind.JUMP, "x0 = threshold (the constant argument)", 0),), conventions=pins.THRESHOLD,
        references=(ref((0.75, 0.5, -1.0), lambda a, threshold, value: (1,)),
-                   ref((0.25, 0.5, -1.0), lambda a, threshold, value: (0,))))
+                   ref((0.25, 0.5, -1.0), lambda a, threshold, value: (0,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- softsign: input / (input.abs() + 1), a composite
@@ -374,7 +382,8 @@ def _softsign_grads(F, args, y):
 add_op("softsign", [nn_spelling("softsign")], lambda a: a / (1 + sympy.Abs(a)),
     lambda F, a: F.div(a, F.add(_magnitude(F, a), ONE)), _softsign_grads, (NZ,), opinfo=("nn.functional.softsign",),
     conventions=pins.SOFTSIGN, findings=("softsign-gradient-cancellation",),
-    references=(ref((0.75,), lambda a: (1 / (1 + abs(a)) ** 2,)), ref((-2.0,), lambda a: (1 / (1 + abs(a)) ** 2,))))
+    references=(ref((0.75,), lambda a: (1 / (1 + abs(a)) ** 2,)), ref((-2.0,), lambda a: (1 / (1 + abs(a)) ** 2,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- rrelu (eval): a leaky relu

@@ -140,9 +140,10 @@ class OpSpec:
     # why the jet model cannot judge this op's higher derivatives yet (empty: it can); such an op is
     # checked at first order only, and the reason is on the record
     higher_order_gap: str = ""
-    # its `forward` and `local_grads` use only arithmetic, the model's methods and methods of their arguments,
-    # so they also run on the fast pass's intervals (oracles.core.fast_pass); a formula that calls an arb
-    # function on its argument (`arb.atan2(a, b)`) would crash on an interval, so the flag is set by reading them
+    # its `forward` and `local_grads` use only arithmetic, the model's methods (a `sign` or `greater` that differs
+    # between the points splits them) and methods of their arguments, so they also run on the fast pass's intervals
+    # (oracles.core.fast_pass); a formula that calls an arb function on its argument (`arb.atan2(a, b)`) would
+    # crash on an interval, so the flag is set by reading them
     interval_formulas: bool = False
     references: tuple[Reference, ...] = ()
 
@@ -557,7 +558,8 @@ def _abs_grads(F, args, y):
 add_op("abs", [Spelling("abs({0})", abs), *unary_spellings("abs")[0:2]], sympy.Abs,
     lambda F, a: abs(a), _abs_grads, (NZ,), specials=(kink("x = 0", 0.0),), conventions=pins.ABS,
     findings=("abs-double-backward-zerotensor",),
-    references=(ref((-1.5,), lambda a: (-1,)), ref((1.5,), lambda a: (1,))))
+    references=(ref((-1.5,), lambda a: (-1,)), ref((1.5,), lambda a: (1,))),
+    interval_formulas=True)
 
 
 # ---------------------------------------------------------------- binary, non-arithmetic
@@ -651,13 +653,15 @@ add_op("maximum", binary_spellings("maximum", const_second=False)
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("maximum", "max[binary]"),
     specials=(_TIE,), conventions=pins.MAXIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
     findings=("maximum-jvp-cancels",),
-    references=(ref((0.75, -1.25), lambda a, b: (1, 0)), ref((-1.25, 0.75), lambda a, b: (0, 1))))
+    references=(ref((0.75, -1.25), lambda a, b: (1, 0)), ref((-1.25, 0.75), lambda a, b: (0, 1))),
+    interval_formulas=True)
 add_op("minimum", binary_spellings("minimum", const_second=False)
     + [Spelling("torch.min({0}, {1})", torch.min, const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
     _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED, opinfo=("minimum", "min[binary]"),
     specials=(_TIE,), conventions=pins.MINIMUM, forward_tangent=_select_tangent(lambda F, a, b: F.greater(b, a)),
-    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
+    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),),
+    interval_formulas=True)
 # fmax/fmin: maximum/minimum that ignore NaN; their backward sends a tie's gradient to `self` only.
 add_op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False),
              Spelling("{0}.fmax({1})", lambda a, b: a.fmax(b), const_second=False)],
@@ -665,14 +669,16 @@ add_op("fmax", [Spelling("torch.fmax({0}, {1})", torch.fmax, const_second=False)
     _select_grads(lambda F, a, b: F.greater(a, b)), (R, R), operands=ORDERED,
     specials=(_TIE,), conventions=pins.FMAX, forward_tangent=_select_tangent(lambda F, a, b: F.greater(a, b)),
     findings=("fmax-fmin-tie",),
-    references=(ref((0.75, -1.25), lambda a, b: (1, 0)),))
+    references=(ref((0.75, -1.25), lambda a, b: (1, 0)),),
+    interval_formulas=True)
 add_op("fmin", [Spelling("torch.fmin({0}, {1})", torch.fmin, const_second=False),
              Spelling("{0}.fmin({1})", lambda a, b: a.fmin(b), const_second=False)],
     sympy.Min, lambda F, a, b: b if F.greater(a, b) else a,
     _select_grads(lambda F, a, b: not F.greater(a, b)), (R, R), operands=ORDERED,
     specials=(_TIE,), conventions=pins.FMIN, forward_tangent=_select_tangent(lambda F, a, b: not F.greater(a, b)),
     findings=("fmax-fmin-tie",),
-    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),))
+    references=(ref((0.75, -1.25), lambda a, b: (0, 1)),),
+    interval_formulas=True)
 
 # ---------------------------------------------------------------- kinks, bounds and steps
 # Every kink is decided by `F.sign`/`F.greater`, which raise `Singular` when the argument's ball may
@@ -691,7 +697,8 @@ add_op("relu", unary_spellings("relu") + [nn_spelling("relu")], lambda a: sympy.
     lambda F, a: a if F.sign(a) > 0 else ZERO,
     lambda F, args, y: (ONE if F.sign(args[0]) > 0 else ZERO,), (NZ,), opinfo=("nn.functional.relu",),
     specials=(kink("x = 0", 0.0),), conventions=pins.RELU,
-    references=(ref((0.5,), lambda a: (1,)), ref((-0.5,), lambda a: (0,))))
+    references=(ref((0.5,), lambda a: (1,)), ref((-0.5,), lambda a: (0,))),
+    interval_formulas=True)
 # sign, floor, ceil, trunc, round: zeros_like(grad)
 add_op("sign", unary_spellings("sign"), sympy.sign,
     lambda F, a: arb(F.sign(a)), lambda F, args, y: (ZERO,), (NZ,),
@@ -762,7 +769,8 @@ add_op("clamp", [Spelling("torch.clamp({0}, {1}, {2})", torch.clamp),
     (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=CLAMP_BOUNDS,
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP,
     findings=("clamp-bound-subgradient",),
-    references=(ref((0.25, 0.0, 1.0), lambda a, lo, hi: (1,)), ref((1.5, 0.0, 1.0), lambda a, lo, hi: (0,))))
+    references=(ref((0.25, 0.0, 1.0), lambda a, lo, hi: (1,)), ref((1.5, 0.0, 1.0), lambda a, lo, hi: (0,))),
+    interval_formulas=True)
 add_op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
                   Spelling("{0}.clamp_min({1})", lambda a, lo: a.clamp_min(lo)),
                   Spelling("torch.clamp({0}, {1})", torch.clamp)],
@@ -770,7 +778,8 @@ add_op("clamp_min", [Spelling("torch.clamp_min({0}, {1})", torch.clamp_min),
     (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (-1.0,), (0.5,)),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MIN,
     findings=("clamp-bound-subgradient",),
-    references=(ref((-0.5, 0.0), lambda a, lo: (0,)), ref((0.75, -1.0), lambda a, lo: (1,))))
+    references=(ref((-0.5, 0.0), lambda a, lo: (0,)), ref((0.75, -1.0), lambda a, lo: (1,))),
+    interval_formulas=True)
 add_op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
                   Spelling("{0}.clamp_max({1})", lambda a, hi: a.clamp_max(hi)),
                   Spelling("torch.clamp({0}, max={1})", lambda a, hi: torch.clamp(a, max=hi))],
@@ -778,12 +787,14 @@ add_op("clamp_max", [Spelling("torch.clamp_max({0}, {1})", torch.clamp_max),
     (OFF_PARAMETERS, R), operands=PARAMETERS, parameters=((0.0,), (1.0,), (-0.5,)),
     specials=(_AT_THE_BOUNDS,), conventions=pins.CLAMP_MAX,
     findings=("clamp-bound-subgradient",),
-    references=(ref((0.25, 0.0), lambda a, hi: (0,)), ref((-0.75, -0.5), lambda a, hi: (1,))))
+    references=(ref((0.25, 0.0), lambda a, hi: (0,)), ref((-0.75, -0.5), lambda a, hi: (1,))),
+    interval_formulas=True)
 add_op("hardtanh", [Spelling("torch.nn.functional.hardtanh({0}, {1}, {2})", torch_nn_functional.hardtanh)],
     lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi), _clamp_forward(1, 2), _clamp_grads(1, 2),
     (OFF_PARAMETERS, R, R), operands=PARAMETERS, parameters=((-1.0, 1.0), (0.0, 6.0), (-2.0, 0.5)),
     opinfo=("nn.functional.hardtanh",), specials=(_AT_THE_BOUNDS,), conventions=pins.HARDTANH,
-    references=(ref((0.5, -1.0, 1.0), lambda a, lo, hi: (1,)), ref((7.0, 0.0, 6.0), lambda a, lo, hi: (0,))))
+    references=(ref((0.5, -1.0, 1.0), lambda a, lo, hi: (1,)), ref((7.0, 0.0, 6.0), lambda a, lo, hi: (0,))),
+    interval_formulas=True)
 
 
 # leaky_relu: self > 0 ? grad : grad * negative_slope
@@ -794,7 +805,8 @@ add_op("leaky_relu", [Spelling("torch.nn.functional.leaky_relu({0}, {1})", torch
     (NZ, R), operands=PARAMETERS, parameters=((0.01,), (0.25,), (0.5,)), opinfo=("nn.functional.leaky_relu",),
     specials=(kink("x0 = 0", 0.0),), conventions=pins.LEAKY_RELU,
     findings=("concave-kink-left-slope",),
-    references=(ref((-0.5, 0.25), lambda a, slope: (slope,)), ref((0.5, 0.01), lambda a, slope: (1,))))
+    references=(ref((-0.5, 0.25), lambda a, slope: (slope,)), ref((0.5, 0.01), lambda a, slope: (1,))),
+    interval_formulas=True)
 ELU_ULPS = 1
 
 
@@ -826,7 +838,8 @@ add_op("elu", [Spelling("torch.nn.functional.elu({0}, {1})", torch_nn_functional
     _elu_forward, _elu_grads, (NZ, R), operands=PARAMETERS, parameters=((1.0,), (0.5,), (2.0,)), ulps=ELU_ULPS,
     opinfo=("nn.functional.elu",), specials=(kink("x0 = 0 (unless alpha = 1)", 0.0),), conventions=pins.ELU,
     findings=("concave-kink-left-slope",),
-    references=(ref((-0.5, 2.0), lambda a, alpha: (alpha * mp.exp(a),)), ref((0.75, 1.0), lambda a, alpha: (1,))))
+    references=(ref((-0.5, 2.0), lambda a, alpha: (alpha * mp.exp(a),)), ref((0.75, 1.0), lambda a, alpha: (1,))),
+    interval_formulas=True)
 
 
 def pi_rounded(F) -> arb:
