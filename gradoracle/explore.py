@@ -32,6 +32,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
 from hypothesis import strategies as st
 
+from gradoracle.arguments import positive_int
 from gradoracle.explore_eval import SEVERITY, Sample, evaluate, plot_point
 from gradoracle.explore_higher import evaluate_second
 from gradoracle.explore_plots import draw as draw_plots
@@ -267,16 +268,6 @@ def _positive_minutes(text: str) -> float:
     return value
 
 
-def _positive_examples(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of examples, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"examples must be at least 1, got {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradoracle explore", description=__doc__.splitlines()[0])
     parser.add_argument("--ops", default="all", help="comma-separated op names of the op table or the tensor-op "
@@ -286,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="domain, near, second (double backward), second-near (double backward near the "
                              "convention points), comma-separated (default domain,near)")
     parser.add_argument("--minutes", type=_positive_minutes, default=20.0, help="total time budget (default 20)")
-    parser.add_argument("--examples", type=_positive_examples, default=None,
+    parser.add_argument("--examples", type=positive_int, default=None,
                         help="also end each slice after this many examples (default: its time alone)")
     parser.add_argument("--out", default="reports/explore", help="directory for report.md and report.json")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

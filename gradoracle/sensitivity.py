@@ -23,6 +23,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from tqdm import tqdm
 
+from gradoracle.arguments import positive_int
 from oracles.core.case import GradCase
 from oracles.core.check import torch_gradients
 from oracles.core.expected import ExpectedGrad
@@ -160,16 +161,6 @@ def _dtype(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _ops(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
@@ -185,7 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m gradoracle sensitivity", description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", type=_dtype, default="float64",
                         help=f"dtype under test (default float64; one of {', '.join(FORMATS)})")
-    parser.add_argument("--examples", type=_positive_int, default=DEFAULT_EXAMPLES,
+    parser.add_argument("--examples", type=positive_int, default=DEFAULT_EXAMPLES,
                         help=f"generated examples per op (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--ops", type=_ops, default=list(OPS),
                         help="comma-separated ops to measure (default: the whole op table)")

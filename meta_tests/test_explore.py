@@ -30,9 +30,9 @@ from strategies.points import domain_points, near_conventions, near_points
     (["--minutes", "-1"], "minutes must be positive"),
     (["--minutes", "soon"], "expected a number of minutes, got 'soon'"),
     (["--minutes", "nan"], "minutes must be positive"),
-    (["--examples", "0"], "examples must be at least 1, got '0'"),
-    (["--examples", "many"], "expected a whole number of examples, got 'many'"),
-    (["--examples", "2.5"], "expected a whole number of examples, got '2.5'"),
+    (["--examples", "0"], "--examples: expected a positive integer, got '0'"),
+    (["--examples", "many"], "--examples: expected a positive integer, got 'many'"),
+    (["--examples", "2.5"], "--examples: expected a positive integer, got '2.5'"),
     (["--ops", "all,sin"], "--ops: 'all' stands alone"),
 ])
 def test_bad_arguments_are_reported_by_name(argv, message, capsys):
