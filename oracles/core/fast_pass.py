@@ -29,8 +29,8 @@ from flint import arb
 
 from oracles.core.case import GradCase, all_indices, numel
 from oracles.core.chain_rule import exact_gradient, op_constants, op_forms
-from oracles.core.expr import Apply, Const, Expr, Var, walk
-from oracles.core.gradient_oracle import model_forward
+from oracles.core.expr import Apply, Expr, walk
+from oracles.core.gradient_oracle import model_forward, reverse_mode
 from oracles.core.verdict import ElementVerdict, Verdict, float64_values
 from oracles.numerics.bounds import (
     DOUBLE,
@@ -134,6 +134,20 @@ class BoundsModel:
         x, y = as_bounds(x, self.dtype).ends, as_bounds(y, self.dtype).ends
         return _decided((x[0] > y[3], x[3] <= y[0]), (True, False))
 
+    def times_local(self, adjoint, local) -> Bounds:
+        """As `RoundingModel.times_local`, point by point: exact where the local derivative is exactly ±1 there,
+        rounded elsewhere. Never wider than the exact path's model: a wider enclosure could take a torch value it
+        rejects."""
+        adjoint, local = as_bounds(adjoint, self.dtype), as_bounds(local, self.dtype)
+        a, _, _, d = local.ends
+        unit = (a == d) & (np.abs(a) == 1)
+        if not unit.any():
+            return self.mul(adjoint, local)
+        exact = self.in_range(adjoint * local)
+        if unit.all():
+            return exact
+        return Bounds(np.where(unit, exact.ends, self.mul(adjoint, local).ends))
+
     def _undecidable(self, *args, **kwargs):
         raise NotVectorizable("a decision on the exactness of a value, or a sum of a varying number of terms")
 
@@ -149,34 +163,6 @@ def _decided(groups: tuple[np.ndarray, np.ndarray], outcomes: tuple):
     if not any(group.any() for group in groups):
         raise Singular("the decision may tie at every point")
     raise Split(groups)
-
-
-# ------------------------------------------------------------------ the model: torch's reverse mode
-def _backward(node, adjoint, model: BoundsModel, into: dict[int, list[Bounds]]) -> None:
-    """oracles.core.gradient_oracle's reverse mode over intervals, from `model_forward`'s nodes."""
-    if isinstance(node.expr, Var):
-        into.setdefault(node.expr.index, []).append(as_bounds(adjoint, model.dtype))
-        return
-    for local, child in zip(node.local_grads, node.children):
-        if isinstance(child.expr, Const):
-            continue
-        _backward(child, _times_local(adjoint, local, model), model, into)
-
-
-def _times_local(adjoint, local, model: BoundsModel) -> Bounds:
-    """adjoint · local as torch's backward computes it: exact at the points where the local derivative is exactly
-    ±1 (add, sub, neg; mul by an operand that is ±1 there), as gradient_oracle's reverse mode takes it, rounded
-    elsewhere. Never wider than the exact path's model: a wider enclosure could take a torch value it rejects."""
-    adjoint, local = as_bounds(adjoint, model.dtype), as_bounds(local, model.dtype)
-    a, _, _, d = local.ends
-    unit = (a == d) & (np.abs(a) == 1)
-    if not unit.any():
-        return model.mul(adjoint, local)
-    exact = model.in_range(adjoint * local)
-    if unit.all():
-        return exact
-    rounded = model.mul(adjoint, local)
-    return Bounds(np.where(unit, exact.ends, rounded.ends))
 
 
 # ------------------------------------------------------------------ the exact derivative
@@ -316,7 +302,7 @@ def _both_sides(case: GradCase, point: tuple, weight: Bounds, model: BoundsModel
     try:
         into: dict[int, list[Bounds]] = {}
         forward = model_forward(case.expr, point, model)
-        _backward(forward, weight, model, into)
+        reverse_mode(forward, weight, model, into)
         exact = exact_gradient(case.expr, point, weight, _program)
         if any(leaf not in exact for leaf in case.used):
             return None

@@ -65,18 +65,17 @@ def model_forward(expr: Expr, point: tuple, model: RoundingModel,
     return _Evaluated(expr, result, children, tuple(op.local_grads(model, values, result)))
 
 
-def _backward(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[int, list[arb]]) -> None:
-    """Reverse mode as torch runs it: each child's grad is the parent's times the local derivative,
-    range-checked, so an overflow inside torch's backward formulas is seen too."""
+def reverse_mode(node: _Evaluated, adjoint: arb, model: RoundingModel, into: dict[int, list[arb]]) -> None:
+    """Reverse mode as torch runs it: each child's grad is the parent's times the local derivative
+    (`times_local`), range-checked, so an overflow inside torch's backward formulas is seen too. Any model with
+    RoundingModel's methods serves, as for `model_forward`."""
     if isinstance(node.expr, Var):
         into.setdefault(node.expr.index, []).append(adjoint)
         return
     for local, child in zip(node.local_grads, node.children):
         if isinstance(child.expr, Const):
             continue  # torch computes no gradient for a Python scalar
-        passes_through = local.is_exact() and abs(local) == 1  # add/sub/neg: exact
-        grad = model.in_range(adjoint * local) if passes_through else model.mul(adjoint, local)
-        _backward(child, grad, model, into)
+        reverse_mode(child, model.times_local(adjoint, local), model, into)
 
 
 def model_vjp_at_point(expr: Expr, point: tuple[arb, ...], adjoint: arb | None,
@@ -86,7 +85,7 @@ def model_vjp_at_point(expr: Expr, point: tuple[arb, ...], adjoint: arb | None,
     evaluated = model_forward(expr, point, model)
     contributions: dict[int, list[arb]] = {}
     if adjoint is not None:
-        _backward(evaluated, adjoint, model, contributions)
+        reverse_mode(evaluated, adjoint, model, contributions)
     return evaluated.value, contributions
 
 
@@ -123,7 +122,7 @@ class Contributions:
 def _model_backward(expr: Expr, point: tuple[arb, ...], weight: arb, model: RoundingModel) -> dict[int, list[arb]]:
     """Per input, the rounded contributions of torch's reverse mode at one point (the model pass)."""
     into: dict[int, list[arb]] = {}
-    _backward(model_forward(expr, point, model), weight, model, into)
+    reverse_mode(model_forward(expr, point, model), weight, model, into)
     return into
 
 

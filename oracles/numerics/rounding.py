@@ -135,6 +135,13 @@ class RoundingModel:
     def div(self, a: arb, b: arb) -> arb:
         return self.round(a / b)
 
+    def times_local(self, adjoint: arb, local: arb) -> arb:
+        """A backward step's adjoint · local derivative: exact where the local derivative is exactly ±1 (add, sub,
+        neg; mul by an operand equal to ±1), else one rounded multiplication."""
+        if local.is_exact() and abs(local) == 1:
+            return self.in_range(adjoint * local)
+        return self.mul(adjoint, local)
+
     def const(self, value: float) -> arb:
         """A Python scalar as torch uses it: exact where the format holds it, else possibly rounded."""
         if self.format.round(value) == value:
